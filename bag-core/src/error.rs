@@ -1,0 +1,108 @@
+//! The one error type of bag-core. Every variant names the file, line, value or RID at fault.
+
+use std::path::PathBuf;
+
+/// Errors from opening, validating and querying a bag.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O failure on a named file.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The directory or archive is not a bag (e.g. no `bagit.txt`).
+    #[error("{path}: not a bag: {detail}")]
+    NotABag { path: PathBuf, detail: String },
+
+    /// A BagIt tag file (bagit.txt, bag-info.txt, manifest, tag manifest, fetch.txt) is malformed.
+    #[error("{path} line {line}: {detail}")]
+    TagFile {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
+
+    /// A path in a manifest, fetch.txt, archive entry or `Filename` escapes the bag.
+    #[error("{source_file}: path {path:?} escapes the bag")]
+    UnsafePath { source_file: PathBuf, path: String },
+
+    /// A CSV file is malformed (truncated row, unterminated quote, wrong field count…).
+    #[error("{path} line {line}: {detail}")]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        detail: String,
+    },
+
+    /// A CSV header names a column that `schema.json` does not define for the table.
+    #[error(
+        "{path} line 1: column {column:?} is not a column of table {table} in data/schema.json"
+    )]
+    UnknownColumn {
+        path: PathBuf,
+        table: String,
+        column: String,
+    },
+
+    /// A CSV cell does not parse as its column's type.
+    #[error("{path} line {line}, column {column:?}: {detail}")]
+    BadValue {
+        path: PathBuf,
+        line: u64,
+        column: String,
+        detail: String,
+    },
+
+    /// `data/schema.json` is malformed.
+    #[error("{path}: {source}")]
+    Model {
+        path: PathBuf,
+        #[source]
+        source: deriva_bag_features::Error,
+    },
+
+    /// A model-level error (unknown table, feature, dataset…).
+    #[error(transparent)]
+    Features(#[from] deriva_bag_features::Error),
+
+    /// The SQLite index failed.
+    #[error("index {path}: {source}")]
+    Index {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A write was attempted on a read-only bag.
+    #[error(
+        "{operation} is not possible on a downloaded bag: bags are read-only snapshots; \
+             create an Execution on the live catalog (deriva-catalog-client) and use it instead"
+    )]
+    ReadOnly { operation: &'static str },
+}
+
+/// Result alias for bag-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<Error> for deriva_bag_features::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Features(inner) => inner,
+            other => deriva_bag_features::Error::Backend(Box::new(other)),
+        }
+    }
+}

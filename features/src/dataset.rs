@@ -1,0 +1,100 @@
+//! The [`DatasetLike`] trait: what restructure and the adapters need from a dataset,
+//! implemented by a downloaded bag (`deriva-bag-core`) and a live catalog dataset
+//! (`deriva-catalog-client`).
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::{CatalogModel, Error, Feature, FeatureRecord, Rid, Row, Selector, TableName};
+
+/// Identity and description of one dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatasetInfo {
+    /// The dataset's RID.
+    pub rid: Rid,
+    /// The highest `Dataset_Version.Version` for it (PEP 440 text), if any.
+    pub version: Option<String>,
+    /// `Dataset_Type` term names, e.g. `["Training"]`.
+    pub types: Vec<String>,
+    /// `Dataset.Description`.
+    pub description: Option<String>,
+}
+
+/// Members of a dataset grouped by element table. Every element type is a key, even when
+/// it has no members (as the reference does).
+pub type Members = IndexMap<TableName, Vec<Row>>;
+
+/// The chapter's DatasetLike protocol: read access to one dataset, its nested datasets,
+/// its tables and its features. Generic consumers (restructure, adapters) use only this.
+pub trait DatasetLike {
+    /// RID, version, types and description of this dataset.
+    fn info(&self) -> &DatasetInfo;
+
+    /// The catalog model the dataset's rows follow.
+    fn model(&self) -> &CatalogModel;
+
+    /// The dataset's RID.
+    fn rid(&self) -> &Rid {
+        &self.info().rid
+    }
+
+    /// The dataset's version.
+    fn version(&self) -> Option<&str> {
+        self.info().version.as_deref()
+    }
+
+    /// The dataset's types.
+    fn dataset_types(&self) -> &[String] {
+        &self.info().types
+    }
+
+    /// The dataset's description.
+    fn description(&self) -> Option<&str> {
+        self.info().description.as_deref()
+    }
+
+    /// Members by element table; `recurse` adds nested datasets' members (parent rows first),
+    /// `limit` caps rows per table per dataset level.
+    fn list_dataset_members(&self, recurse: bool, limit: Option<usize>) -> Result<Members, Error>;
+
+    /// Nested datasets (direct children first, then each child's descendants when `recurse`).
+    fn list_dataset_children(&self, recurse: bool) -> Result<Vec<DatasetInfo>, Error>;
+
+    /// Datasets that nest this one (direct parents first, then their ancestors when `recurse`).
+    fn list_dataset_parents(&self, recurse: bool) -> Result<Vec<DatasetInfo>, Error>;
+
+    /// Another dataset of the same bag or catalog, e.g. a nested one.
+    fn dataset(&self, rid: &Rid) -> Result<Self, Error>
+    where
+        Self: Sized;
+
+    /// Features whose target is `table` (bare or qualified name), or every feature.
+    fn find_features(&self, table: Option<&str>) -> Result<Vec<Feature>, Error>;
+
+    /// The feature `name` on `table`.
+    fn lookup_feature(&self, table: &str, name: &str) -> Result<Feature, Error>;
+
+    /// Values of a feature for targets reachable from this dataset, ordered by
+    /// (target RID, RCT, row RID); with a selector, one record per (target, qualifiers).
+    fn feature_values(
+        &self,
+        table: &str,
+        feature: &str,
+        selector: Option<&Selector>,
+    ) -> Result<Vec<FeatureRecord>, Error>;
+
+    /// Execution RIDs of a workflow given by Workflow RID or Workflow_Type name.
+    fn list_workflow_executions(&self, workflow: &str) -> Result<Vec<Rid>, Error>;
+
+    /// Rows of `table` reachable from this dataset and its nested datasets: members, and rows
+    /// reached from them by foreign keys (e.g. Images of member Subjects). Sorted by RID, unique.
+    fn reachable_rows(&self, table: &TableName) -> Result<Vec<Row>, Error>;
+
+    /// All rows of `table` in the bag or catalog snapshot (not only this dataset's).
+    fn table_rows(&self, table: &TableName) -> Result<Vec<Row>, Error>;
+
+    /// The local file of an asset row, when it is present on disk.
+    fn asset_path(&self, table: &TableName, row: &Row) -> Option<PathBuf>;
+}

@@ -1,0 +1,38 @@
+//! The DerivaML model that every deriva-bag layer speaks.
+//!
+//! This crate holds the catalog model parsed from `data/schema.json` ([`CatalogModel`]),
+//! typed values ([`Value`], [`Row`]), identifiers ([`Rid`], [`TableName`]), features and
+//! their records ([`Feature`], [`FeatureRecord`]), selectors ([`Selector`]) and the
+//! [`DatasetLike`] trait that a downloaded bag and a live catalog dataset both implement.
+//!
+//! It is not for reading files or talking to a catalog: it does no file or network I/O,
+//! so `restructure` and the framework adapters can be generic over any [`DatasetLike`].
+//!
+//! ```
+//! use deriva_bag_features::{ColumnType, Value, TableName};
+//! let t = TableName::new("demo", "Image");
+//! assert_eq!(t.to_string(), "demo:Image");
+//! let len = Value::parse("1024", &ColumnType::simple("int8")).unwrap();
+//! assert_eq!(len.as_i64(), Some(1024));
+//! ```
+#![warn(missing_docs)]
+
+mod dataset;
+mod error;
+mod feature;
+pub mod model;
+mod names;
+mod record;
+mod row;
+mod selectors;
+mod value;
+
+pub use dataset::{DatasetInfo, DatasetLike, Members};
+pub use error::Error;
+pub use feature::{ColumnRole, Feature, FeatureColumn, FeatureId};
+pub use model::{CatalogModel, Column, ColumnType, ForeignKey, Key, Table, ValueKind};
+pub use names::{Rid, TableName};
+pub use record::{FeatureRecord, FieldValue};
+pub use row::Row;
+pub use selectors::{Selector, SelectorFn};
+pub use value::{Value, ValueError};
