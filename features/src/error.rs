@@ -3,6 +3,10 @@
 use crate::{Rid, ValueError};
 
 /// Errors of the model layer. Every variant names the value, table, feature or field at fault.
+///
+/// Variant fields are not documented one by one: their names (`feature`, `field`, `value`,
+/// `known`, …) say what they hold, and each variant's message shows them.
+#[allow(missing_docs)]
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -43,6 +47,176 @@ pub enum Error {
         column: String,
         #[source]
         source: ValueError,
+    },
+
+    /// A feature record names a field its feature does not have.
+    #[error("feature {feature:?} has no field {field:?}; its fields are: {}", known.join(", "))]
+    UnknownField {
+        feature: String,
+        field: String,
+        known: Vec<String>,
+    },
+
+    /// A feature record field holds a value of the wrong type.
+    #[error("feature {feature:?}, field {field:?}: expected {expected}, got {value}")]
+    WrongType {
+        feature: String,
+        field: String,
+        expected: String,
+        value: String,
+    },
+
+    /// A required feature record field (the target) is missing.
+    #[error("feature {feature:?}: the required field {field:?} is missing")]
+    MissingField { feature: String, field: String },
+
+    /// A term column holds a value that is neither a Name nor a Synonym of its vocabulary.
+    #[error(
+        "feature {feature:?}, column {column:?}: {value:?} is not a term of vocabulary {vocabulary}; allowed terms: {}",
+        allowed.join(", ")
+    )]
+    UnknownTerm {
+        feature: String,
+        column: String,
+        vocabulary: String,
+        value: String,
+        allowed: Vec<String>,
+    },
+
+    /// Records of several features were given where one feature was expected.
+    #[error("records belong to {} different features ({}); pass the records of one feature per call", features.len(), features.join(", "))]
+    MixedFeatures { features: Vec<String> },
+
+    /// `select_majority_vote(None)` on a feature with several term columns.
+    #[error("select_majority_vote needs a column name for feature {feature:?}, which has several term columns: {}", columns.join(", "))]
+    AmbiguousMajorityColumn {
+        feature: String,
+        columns: Vec<String>,
+    },
+
+    /// `select_majority_vote(None)` on a feature without term columns.
+    #[error("select_majority_vote could not auto-detect a column: feature {feature:?} has no term column; name one of: {}", columns.join(", "))]
+    NoMajorityColumn {
+        feature: String,
+        columns: Vec<String>,
+    },
+
+    /// A workflow given by RID or Workflow_Type name resolves to nothing.
+    #[error("no workflow resolved for {workflow:?}: tried as a Workflow RID and as a Workflow_Type name{detail}")]
+    WorkflowNotFound { workflow: String, detail: String },
+
+    /// A target name is neither a column of the element table, nor a feature on it, nor a
+    /// feature on a table it references (SPEC §5.1).
+    #[error(
+        "target {name:?} is not a column of {table}, nor a feature on it or on a table it references{}; columns: [{}]; features: [{}]",
+        if name.contains('.') {
+            // The Python reference once accepted "Feature.column"; say what replaces it.
+            " (the dotted \"Feature.column\" form is not supported: name the feature and pick the column with a target_transform)"
+        } else {
+            ""
+        },
+        columns.join(", "),
+        features.join(", ")
+    )]
+    UnknownTarget {
+        /// The requested target name.
+        name: String,
+        /// The element table, `schema:table`.
+        table: String,
+        /// Columns of the element table.
+        columns: Vec<String>,
+        /// Features on the element table and (as `Name (via Column)`) on referenced tables.
+        features: Vec<String>,
+    },
+
+    /// Several differing values for one target of one element, with `enforce_vocabulary` on
+    /// (SPEC §5.3). `conflicts` lists element RID → conflicting feature-record RIDs.
+    #[error(
+        "target {target:?} has several differing values for {} element(s) of {table} and \
+         enforce_vocabulary is on: {}{}; pass a selector for the target (newest, first, majority), \
+         or turn enforce_vocabulary off to take the first value by RCT",
+        conflicts.len() + more,
+        conflicts.iter().map(|(e, r)| format!("{e}: [{}]", r.iter().map(Rid::as_str).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join("; "),
+        if *more > 0 { format!(" (and {more} more)") } else { String::new() }
+    )]
+    ConflictingTargetValues {
+        /// The target name.
+        target: String,
+        /// The labelled table, `schema:table`.
+        table: String,
+        /// Up to 20 elements (target RIDs) with their conflicting record RIDs, sorted.
+        conflicts: Vec<(String, Vec<Rid>)>,
+        /// How many more elements conflict.
+        more: usize,
+    },
+
+    /// `missing = Error` and some elements have no value (SPEC §5.4).
+    #[error(
+        "{count} element(s) of {table} have no value for one or more targets in [{}]. Unlabeled RIDs: [{}]{}. \
+         Use missing=skip to drop unlabeled elements, or missing=unknown to keep them",
+        targets.join(", "),
+        listed.iter().map(Rid::as_str).collect::<Vec<_>>().join(", "),
+        if *more > 0 { format!(" (and {more} more)") } else { String::new() }
+    )]
+    UnlabeledElements {
+        /// How many elements lack a value.
+        count: usize,
+        /// The element table, `schema:table`.
+        table: String,
+        /// The requested target names.
+        targets: Vec<String>,
+        /// The first 20 unlabeled RIDs, sorted.
+        listed: Vec<Rid>,
+        /// How many more (`count - listed.len()`).
+        more: usize,
+    },
+
+    /// An adapter was asked for an asset table's elements without a sample loader
+    /// (SPEC §5.9). `example` is a working loader for the adapter at hand.
+    #[error(
+        "element table {table} is an asset table and requires a sample_loader, which turns each \
+         file into a sample. For example:\n    {example}\nor `|path, _row| std::fs::read(path)` \
+         for the raw bytes"
+    )]
+    SampleLoaderRequired {
+        /// The element table.
+        table: String,
+        /// A working `sample_loader` call for the adapter at hand.
+        example: String,
+    },
+
+    /// Asset files of kept elements are not on disk (a bag that is not materialized).
+    #[error(
+        "{count} file(s) of asset table {table} are not on disk (materialize the bag first): [{}]{}",
+        listed.iter().map(|(rid, file)| format!("{rid} {file:?}")).collect::<Vec<_>>().join(", "),
+        if *more > 0 { format!(" and {more} more") } else { String::new() }
+    )]
+    MissingAssetFiles {
+        /// The asset table.
+        table: String,
+        /// How many kept elements have no file.
+        count: usize,
+        /// Up to 20 `(RID, Filename)` pairs.
+        listed: Vec<(Rid, String)>,
+        /// How many more are not listed.
+        more: usize,
+    },
+
+    /// A sample loader, transform or target transform failed for one element.
+    #[error("{stage} failed for {table} element {rid}{}: {source}",
+        path.as_ref().map(|p| format!(" (file {})", p.display())).unwrap_or_default())]
+    SampleLoad {
+        /// The element table.
+        table: String,
+        /// The element.
+        rid: Rid,
+        /// Its asset file, if any.
+        path: Option<std::path::PathBuf>,
+        /// `sample_loader`, `row_loader`, `transform` or `target_transform`.
+        stage: &'static str,
+        /// The closure's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// Any other failure with a message that names what went wrong.

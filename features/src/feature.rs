@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::ColumnType;
-use crate::TableName;
+use crate::record::RecordBuilder;
+use crate::{FeatureRecord, Row, TableName, Value};
 
 /// Identity of a feature: its table and name. Records carry this, never an object pointer,
 /// so records from two `lookup_feature` calls belong to the same feature.
@@ -99,5 +100,61 @@ impl Feature {
     /// The column called `name`.
     pub fn column(&self, name: &str) -> Option<&FeatureColumn> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Record field names in field order: `Execution`, `Feature_Name`, `RCT`, the feature
+    /// columns in table order, then the target column (the reference's `model_dump` order).
+    pub fn field_names(&self) -> Vec<String> {
+        let mut names = vec![
+            "Execution".to_string(),
+            "Feature_Name".to_string(),
+            "RCT".to_string(),
+        ];
+        names.extend(self.columns.iter().map(|c| c.name.clone()));
+        names.push(self.target_column.clone());
+        names
+    }
+
+    /// Starts an offline record of this feature (the chapter's `feature_record_class()(...)`).
+    ///
+    /// ```
+    /// use std::collections::{BTreeMap, BTreeSet};
+    /// use deriva_bag_features::{lookup_feature, CatalogModel, TableName};
+    /// let model = deriva_bag_features::testing::demo_model().unwrap();
+    /// let feature = lookup_feature(&model, "demo:Image", "Glaucoma").unwrap();
+    /// let vocab = BTreeMap::from([(
+    ///     TableName::new("demo", "Glaucoma"),
+    ///     BTreeSet::from(["Normal".to_string(), "Severe".to_string()]),
+    /// )]);
+    /// let record = feature
+    ///     .record_builder()
+    ///     .set("Image", "1-I001")
+    ///     .set("Glaucoma", "Normal")
+    ///     .build(&vocab)
+    ///     .unwrap();
+    /// assert_eq!(record.target(), Some("1-I001"));
+    /// assert_eq!(record.text("Feature_Name"), Some("Glaucoma"));
+    /// assert_eq!(record.execution(), None);
+    /// let err = feature.record_builder().set("Image", "1-I001").set("Glaucoma", "Glaucous").build(&vocab);
+    /// assert!(err.unwrap_err().to_string().contains("Normal, Severe"));
+    /// ```
+    pub fn record_builder(&self) -> RecordBuilder<'_> {
+        RecordBuilder::new(self)
+    }
+
+    /// Alias of [`Feature::record_builder`], after the chapter's wording.
+    pub fn new_record(&self) -> RecordBuilder<'_> {
+        self.record_builder()
+    }
+
+    /// Maps one row of the feature table (as a backend reads it) to a record: fields in
+    /// [`Feature::field_names`] order, absent columns as `null`, `RCT` as the stored text, and
+    /// the row's own RID kept on the record for tie-breaking.
+    pub fn record_from_row(&self, row: &Row) -> FeatureRecord {
+        let values = self.field_names().into_iter().map(|name| {
+            let value = row.get(&name).cloned().unwrap_or(Value::Null);
+            (name, value)
+        });
+        FeatureRecord::from_values(self.id(), self.target_column.clone(), row.rid(), values)
     }
 }

@@ -17,22 +17,34 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod codegen;
 mod dataset;
+mod discovery;
 mod error;
 mod feature;
+pub mod loader;
 pub mod model;
 mod names;
 mod record;
 mod row;
 mod selectors;
+mod targets;
 mod value;
 
 pub use dataset::{DatasetInfo, DatasetLike, Members};
+pub use discovery::{find_features, lookup_feature, testing};
 pub use error::Error;
 pub use feature::{ColumnRole, Feature, FeatureColumn, FeatureId};
 pub use model::{CatalogModel, Column, ColumnType, ForeignKey, Key, Table, ValueKind};
 pub use names::{Rid, TableName};
-pub use record::{FeatureRecord, FieldValue};
+pub use record::{
+    records_share_feature, FeatureRecord, FieldValue, RecordBuilder, TermCache, TermLookup,
+    Vocabulary,
+};
 pub use row::Row;
-pub use selectors::{Selector, SelectorFn};
-pub use value::{Value, ValueError};
+pub use selectors::{apply_selector, sort_and_select, sort_records, Selector, SelectorFn};
+pub use targets::{
+    classify_targets, resolve_targets, Missing, Resolution, ResolvedElement, ResolvedTarget,
+    ResolvedTargets, TargetKind, TargetValue, Targets, MAX_LISTED_RIDS,
+};
+pub use value::{parse_timestamptz, Value, ValueError};

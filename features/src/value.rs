@@ -27,9 +27,19 @@ pub enum Value {
     /// date.
     Date(NaiveDate),
     /// timestamp without time zone: the original text and its parsed value.
-    Timestamp { raw: String, value: NaiveDateTime },
+    Timestamp {
+        /// The text as stored.
+        raw: String,
+        /// The parsed timestamp.
+        value: NaiveDateTime,
+    },
     /// timestamptz / ermrest_rct / ermrest_rmt: the original text and the UTC instant.
-    TimestampTz { raw: String, utc: DateTime<Utc> },
+    TimestampTz {
+        /// The text as stored, e.g. `2026-05-28 10:00:00-07`.
+        raw: String,
+        /// The same instant in UTC.
+        utc: DateTime<Utc>,
+    },
     /// json/jsonb.
     Json(Json),
     /// An array column (`{a,b}` literal or JSON array); elements may be `Null`.
@@ -281,15 +291,56 @@ fn parse_bool(text: &str) -> Option<bool> {
 }
 
 fn parse_naive_timestamp(text: &str) -> Option<NaiveDateTime> {
+    if let Some(v) = parse_naive_timestamp_fast(text.trim()) {
+        return Some(v);
+    }
     let t = text.trim().replacen('T', " ", 1);
     NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(&t, "%Y-%m-%d %H:%M"))
         .ok()
 }
 
+/// `YYYY-MM-DD HH:MM:SS[.f{1,9}]` (space or `T`) parsed by hand: chrono's format-string
+/// parser dominated bag index builds (two timestamps per row). Anything else, including leap
+/// seconds, returns `None` and goes to the general parser, so results never differ.
+fn parse_naive_timestamp_fast(t: &str) -> Option<NaiveDateTime> {
+    let b = t.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let digits = &b[r];
+        digits.iter().all(u8::is_ascii_digit).then(|| {
+            digits
+                .iter()
+                .fold(0u32, |a, &d| a * 10 + u32::from(d - b'0'))
+        })
+    };
+    let mut nanos = 0u32;
+    if b.len() > 19 {
+        let frac = &b[20..];
+        if b[19] != b'.' || frac.is_empty() || frac.len() > 9 {
+            return None;
+        }
+        nanos = num(20..b.len())? * 10u32.pow(9 - frac.len() as u32);
+    }
+    NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?.and_hms_nano_opt(
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+        nanos,
+    )
+}
+
 /// PostgreSQL output (`2026-05-28 16:54:02.232194-07`, `…+05:30`, `…+00:00:00`) and ISO-8601
 /// (`2026-05-28T16:54:02Z`). The fractional part may have any number of digits.
-pub(crate) fn parse_timestamptz(text: &str) -> Option<DateTime<Utc>> {
+pub fn parse_timestamptz(text: &str) -> Option<DateTime<Utc>> {
     let t = text.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.with_timezone(&Utc));
@@ -439,6 +490,24 @@ mod tests {
             a.to_json(),
             Json::String("2026-05-28 16:54:02.232194-07".into())
         );
+    }
+
+    #[test]
+    fn fast_timestamp_path_agrees_with_the_general_parser() {
+        for t in [
+            "2026-05-28 16:54:02",
+            "2026-05-28T16:54:02.2",
+            "2026-05-28 16:54:02.232194",
+            "2026-05-28 16:54:02.123456789",
+            "2026-02-29 00:00:00",
+            "2026-13-01 00:00:00",
+            "2026-05-28 16:54:60",
+        ] {
+            let general =
+                NaiveDateTime::parse_from_str(&t.replacen('T', " ", 1), "%Y-%m-%d %H:%M:%S%.f")
+                    .ok();
+            assert_eq!(parse_naive_timestamp(t), general, "{t}");
+        }
     }
 
     #[test]

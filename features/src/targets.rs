@@ -1,0 +1,720 @@
+//! Target resolution: the one implementation of `targets` / `missing` shared by
+//! `restructure_assets` and the framework adapters (SPEC §5).
+//!
+//! A target name is resolved, in this order (SPEC §5.1, a deliberate departure from the
+//! Python reference, which probes features first and never follows a foreign key):
+//!
+//! 1. a **column** of the element table (e.g. `Subject` on `Image`);
+//! 2. a **feature** on the element table (e.g. `Glaucoma` on `Image`);
+//! 3. a **feature on a table the element references by a foreign key** (e.g. a `Subject`
+//!    feature for an `Image`, read through `Image.Subject`).
+//!
+//! A name that matches none of these is an error when the targets are resolved, naming the
+//! name, the table and what exists — never a silent `unknown/` directory.
+//!
+//! ```
+//! use deriva_bag_features::{Missing, Selector, Targets};
+//! let targets = Targets::new().with("Glaucoma", Selector::Newest).with_name("Subject");
+//! assert_eq!(targets.len(), 2);
+//! assert_eq!(targets.iter().map(|(n, _)| n).collect::<Vec<_>>(), ["Glaucoma", "Subject"]);
+//! assert_eq!("skip".parse::<Missing>().unwrap(), Missing::Skip);
+//! assert_eq!(Targets::names(["Glaucoma"]).iter().next().unwrap().0, "Glaucoma");
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+
+use crate::value::parse_timestamptz;
+use crate::{DatasetLike, Error, Feature, FeatureRecord, Rid, Row, Selector, TableName, Value};
+
+/// How many unlabeled or conflicting RIDs an error message lists before "and K more".
+pub const MAX_LISTED_RIDS: usize = 20;
+
+/// What to do with an element that has no value for one or more targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Missing {
+    /// Keep the element with a missing value (`None`); restructure files it under `unknown/`.
+    Unknown,
+    /// Drop the element.
+    Skip,
+    /// Fail before anything is written or yielded, listing the unlabeled RIDs.
+    Error,
+}
+
+impl FromStr for Missing {
+    type Err = Error;
+
+    /// Parses `unknown`, `skip` or `error` (the CLI's and the chapter's spelling).
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "unknown" => Ok(Missing::Unknown),
+            "skip" => Ok(Missing::Skip),
+            "error" => Ok(Missing::Error),
+            other => Err(Error::Invalid(format!(
+                "missing policy {other:?} is not one of unknown, skip, error"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Missing::Unknown => "unknown",
+            Missing::Skip => "skip",
+            Missing::Error => "error",
+        })
+    }
+}
+
+/// The requested targets: names in order, each with an optional selector (the chapter's
+/// list form `["Glaucoma"]` and dict form `{"Glaucoma": select_newest}` in one type).
+///
+/// Adding a name twice replaces its selector and keeps its first position.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    entries: Vec<(String, Option<Selector>)>,
+}
+
+impl Targets {
+    /// No targets (no grouping levels; adapters yield no target).
+    pub fn new() -> Self {
+        Targets::default()
+    }
+
+    /// Targets given by name, without selectors (the list form).
+    pub fn names<I, S>(names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        names
+            .into_iter()
+            .fold(Targets::new(), |t, name| t.with_name(name))
+    }
+
+    /// Adds `name` with a selector that reduces several values to one.
+    pub fn with(self, name: impl Into<String>, selector: Selector) -> Self {
+        self.insert(name.into(), Some(selector))
+    }
+
+    /// Adds `name` without a selector.
+    pub fn with_name(self, name: impl Into<String>) -> Self {
+        self.insert(name.into(), None)
+    }
+
+    fn insert(mut self, name: String, selector: Option<Selector>) -> Self {
+        match self.entries.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = selector,
+            None => self.entries.push((name, selector)),
+        }
+        self
+    }
+
+    /// Whether no target was requested.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of targets.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// `(name, selector)` pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&Selector>)> {
+        self.entries.iter().map(|(n, s)| (n.as_str(), s.as_ref()))
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for Targets {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        Targets::names(iter)
+    }
+}
+
+/// What a target name resolved to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetKind {
+    /// A column of the element row.
+    Column(String),
+    /// A feature whose target is the element table.
+    Feature(Feature),
+    /// A feature on the table that the element's `fk_column` references.
+    FeatureViaFk {
+        /// The element-table column holding the foreign key (e.g. `Subject`).
+        fk_column: String,
+        /// The feature on the referenced table.
+        feature: Feature,
+    },
+}
+
+/// One resolved target: its name, what it is, and its selector.
+#[derive(Debug, Clone)]
+pub struct ResolvedTarget {
+    /// The name as requested.
+    pub name: String,
+    /// Column, feature or feature through a foreign key.
+    pub kind: TargetKind,
+    /// The selector given with the name, if any.
+    pub selector: Option<Selector>,
+}
+
+impl ResolvedTarget {
+    /// The feature behind this target, if it is one.
+    pub fn feature(&self) -> Option<&Feature> {
+        match &self.kind {
+            TargetKind::Column(_) => None,
+            TargetKind::Feature(f) | TargetKind::FeatureViaFk { feature: f, .. } => Some(f),
+        }
+    }
+
+    /// The default text of a value of this target (a directory name in restructure):
+    /// a column's value as text; for a feature, its first non-NULL term column, else its first
+    /// non-NULL value or asset column (in feature-table order). `None` when there is nothing
+    /// to show.
+    pub fn default_label(&self, value: &TargetValue) -> Option<String> {
+        match (value, self.feature()) {
+            (TargetValue::Feature(record), Some(feature)) => {
+                let term = feature.term_columns();
+                let others = feature
+                    .columns
+                    .iter()
+                    .filter(|c| !term.contains(&c.name))
+                    .map(|c| c.name.clone());
+                term.iter()
+                    .cloned()
+                    .chain(others)
+                    .find_map(|c| record.get(&c).and_then(scalar_text))
+            }
+            _ => value.label(),
+        }
+    }
+}
+
+/// The value of one target for one element.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetValue {
+    /// A column target: the element row's (non-NULL) value.
+    Column {
+        /// The column name.
+        name: String,
+        /// Its value.
+        value: Value,
+    },
+    /// A feature target: the selected record (for a feature through a foreign key, the record
+    /// about the referenced row, e.g. the Subject).
+    Feature(FeatureRecord),
+}
+
+impl TargetValue {
+    /// The value's default text: a column value as text; for a record, its first non-NULL
+    /// scalar field other than the provenance fields and the target column (for a one-term
+    /// feature, the term name).
+    pub fn label(&self) -> Option<String> {
+        match self {
+            TargetValue::Column { value, .. } => Some(value.to_string()),
+            TargetValue::Feature(record) => record
+                .fields
+                .iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "RID" | "RCT" | "RMT" | "RCB" | "RMB" | "Execution" | "Feature_Name"
+                    ) && **k != record.target_column
+                })
+                .find_map(|(_, v)| scalar_text(v)),
+        }
+    }
+
+    /// The record, for a feature target.
+    pub fn record(&self) -> Option<&FeatureRecord> {
+        match self {
+            TargetValue::Feature(r) => Some(r),
+            TargetValue::Column { .. } => None,
+        }
+    }
+
+    /// The value, for a column target.
+    pub fn value(&self) -> Option<&Value> {
+        match self {
+            TargetValue::Column { value, .. } => Some(value),
+            TargetValue::Feature(_) => None,
+        }
+    }
+}
+
+fn scalar_text(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// One kept element with the values of every target, in target order (`None` = missing,
+/// only under [`Missing::Unknown`]).
+#[derive(Debug, Clone)]
+pub struct ResolvedElement {
+    /// The element's RID.
+    pub rid: Rid,
+    /// The element row.
+    pub row: Row,
+    /// One entry per target.
+    pub values: Vec<Option<TargetValue>>,
+}
+
+impl ResolvedElement {
+    /// Whether some target has no value.
+    pub fn has_missing(&self) -> bool {
+        self.values.iter().any(Option::is_none)
+    }
+}
+
+/// The result of [`resolve_targets`]: the resolved targets and the kept elements, in the
+/// order they were given, each with its target values.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The targets in request order.
+    pub targets: Vec<ResolvedTarget>,
+    /// Kept elements in input order (minus skipped ones under [`Missing::Skip`]).
+    pub elements: Vec<ResolvedElement>,
+}
+
+/// The brief's name for a [`Resolution`]: per element RID, the values of every target.
+pub type ResolvedTargets = Resolution;
+
+impl Resolution {
+    /// The values of the element `rid`, if it was kept.
+    pub fn values_for(&self, rid: &Rid) -> Option<&[Option<TargetValue>]> {
+        self.elements
+            .iter()
+            .find(|e| &e.rid == rid)
+            .map(|e| e.values.as_slice())
+    }
+}
+
+/// Resolves each target name against `element_table` (column, then feature on the table,
+/// then feature through a foreign key; see the module docs). Touches only the model and the
+/// feature list, so it is cheap and fails early.
+///
+/// With `enforce_vocabulary`, a feature target must have at least one vocabulary term column
+/// (only vocabulary features make class folders), as the chapter says.
+pub fn classify_targets<D: DatasetLike>(
+    dataset: &D,
+    element_table: &TableName,
+    targets: &Targets,
+    enforce_vocabulary: bool,
+) -> Result<Vec<ResolvedTarget>, Error> {
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let model = dataset.model();
+    let table = model
+        .table(element_table)
+        .ok_or_else(|| Error::TableNotFound {
+            name: element_table.to_string(),
+            known: model.tables().map(|t| t.name.to_string()).collect(),
+        })?;
+    let all_features = dataset.find_features(None)?;
+    let mut out = Vec::with_capacity(targets.len());
+    for (name, selector) in targets.iter() {
+        let kind = if table.column(name).is_some() {
+            TargetKind::Column(name.to_string())
+        } else if let Some(f) = all_features
+            .iter()
+            .find(|f| &f.target_table == element_table && f.name == name)
+        {
+            TargetKind::Feature(f.clone())
+        } else {
+            // Features on tables the element references by a single-column FK.
+            let via: Vec<(String, &Feature)> = table
+                .foreign_keys
+                .iter()
+                .filter(|fk| fk.columns.len() == 1)
+                .flat_map(|fk| {
+                    all_features
+                        .iter()
+                        .filter(move |f| f.target_table == fk.referenced_table && f.name == name)
+                        .map(move |f| (fk.columns[0].clone(), f))
+                })
+                .collect();
+            match via.as_slice() {
+                [(fk_column, feature)] => TargetKind::FeatureViaFk {
+                    fk_column: fk_column.clone(),
+                    feature: (*feature).clone(),
+                },
+                [] => {
+                    return Err(unknown_target(name, table, &all_features, element_table));
+                }
+                several => {
+                    return Err(Error::Invalid(format!(
+                        "target {name:?} on table {element_table} is ambiguous: it is a feature \
+                         on several referenced tables via columns {}",
+                        several
+                            .iter()
+                            .map(|(c, f)| format!("{c} -> {}", f.target_table))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+            }
+        };
+        if enforce_vocabulary {
+            if let TargetKind::Feature(f) | TargetKind::FeatureViaFk { feature: f, .. } = &kind {
+                if f.term_columns().is_empty() {
+                    return Err(Error::Invalid(format!(
+                        "feature {:?} on table {} has no controlled vocabulary term columns; \
+                         only vocabulary-based features can be used as targets when \
+                         enforce_vocabulary is on (turn it off, and use a target_transform to \
+                         name the value)",
+                        f.name, f.target_table
+                    )));
+                }
+            }
+        }
+        out.push(ResolvedTarget {
+            name: name.to_string(),
+            kind,
+            selector: selector.cloned(),
+        });
+    }
+    Ok(out)
+}
+
+fn unknown_target(
+    name: &str,
+    table: &crate::Table,
+    all_features: &[Feature],
+    element_table: &TableName,
+) -> Error {
+    let columns: Vec<String> = table.non_system_columns().map(|c| c.name.clone()).collect();
+    let mut features: Vec<String> = all_features
+        .iter()
+        .filter(|f| &f.target_table == element_table)
+        .map(|f| f.name.clone())
+        .collect();
+    for fk in table.foreign_keys.iter().filter(|fk| fk.columns.len() == 1) {
+        features.extend(
+            all_features
+                .iter()
+                .filter(|f| f.target_table == fk.referenced_table)
+                .map(|f| format!("{} (via {})", f.name, fk.columns[0])),
+        );
+    }
+    Error::UnknownTarget {
+        name: name.to_string(),
+        table: element_table.to_string(),
+        columns,
+        features,
+    }
+}
+
+/// Resolves `targets` for `elements` (rows of `element_table`, in the order they will be
+/// emitted) and applies the `missing` policy.
+///
+/// * Feature values come from `dataset.feature_values(table, name, selector)`.
+/// * Several differing values for one element (no selector, or a selector that keeps one
+///   record per qualifier): with `enforce_vocabulary` an error listing the conflicting record
+///   RIDs; without it the first by RCT (instant; ties → smaller row RID). Identical values
+///   from several records are not a conflict.
+/// * [`Missing::Error`] fails listing up to [`MAX_LISTED_RIDS`] sorted unlabeled RIDs of
+///   exactly `elements`; [`Missing::Skip`] drops them; [`Missing::Unknown`] keeps them with
+///   `None` for the missing targets.
+///
+/// The result keeps the input order. Elements without a `RID` are an error.
+pub fn resolve_targets<D: DatasetLike>(
+    dataset: &D,
+    element_table: &TableName,
+    elements: &[Row],
+    targets: &Targets,
+    missing: Missing,
+    enforce_vocabulary: bool,
+) -> Result<Resolution, Error> {
+    let resolved = classify_targets(dataset, element_table, targets, enforce_vocabulary)?;
+    let element_table_text = element_table.to_string();
+    let rids: Vec<Rid> = elements
+        .iter()
+        .map(|row| {
+            row.rid().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "a row of {element_table_text} has no RID: {}",
+                    row.to_json()
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+
+    // Per target, the value of every element (index-aligned with `elements`).
+    let mut columns: Vec<Vec<Option<TargetValue>>> = Vec::with_capacity(resolved.len());
+    for target in &resolved {
+        columns.push(values_of_target(
+            dataset,
+            element_table,
+            target,
+            elements,
+            &rids,
+            enforce_vocabulary,
+        )?);
+    }
+
+    let missing_flags: Vec<bool> = (0..elements.len())
+        .map(|i| columns.iter().any(|c| c[i].is_none()))
+        .collect();
+    let is_missing = |i: usize| missing_flags[i];
+    if missing == Missing::Error {
+        let mut unlabeled: Vec<&Rid> = (0..elements.len())
+            .filter(|&i| is_missing(i))
+            .map(|i| &rids[i])
+            .collect();
+        if !unlabeled.is_empty() {
+            unlabeled.sort();
+            unlabeled.dedup();
+            let count = unlabeled.len();
+            return Err(Error::UnlabeledElements {
+                count,
+                table: element_table_text,
+                targets: resolved.iter().map(|t| t.name.clone()).collect(),
+                listed: unlabeled
+                    .iter()
+                    .take(MAX_LISTED_RIDS)
+                    .map(|r| (*r).clone())
+                    .collect(),
+                more: count.saturating_sub(MAX_LISTED_RIDS),
+            });
+        }
+    }
+
+    let mut kept = Vec::with_capacity(elements.len());
+    for (i, row) in elements.iter().enumerate() {
+        if missing == Missing::Skip && is_missing(i) {
+            continue;
+        }
+        kept.push(ResolvedElement {
+            rid: rids[i].clone(),
+            row: row.clone(),
+            values: columns.iter_mut().map(|c| c[i].take()).collect(),
+        });
+    }
+    Ok(Resolution {
+        targets: resolved,
+        elements: kept,
+    })
+}
+
+/// The value of one target for every element.
+fn values_of_target<D: DatasetLike>(
+    dataset: &D,
+    element_table: &TableName,
+    target: &ResolvedTarget,
+    elements: &[Row],
+    rids: &[Rid],
+    enforce_vocabulary: bool,
+) -> Result<Vec<Option<TargetValue>>, Error> {
+    let (feature, keys): (&Feature, Vec<Option<String>>) = match &target.kind {
+        TargetKind::Column(column) => {
+            return Ok(elements
+                .iter()
+                .map(|row| match row.get(column) {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(TargetValue::Column {
+                        name: column.clone(),
+                        value: v.clone(),
+                    }),
+                })
+                .collect());
+        }
+        TargetKind::Feature(f) => (f, rids.iter().map(|r| Some(r.to_string())).collect()),
+        TargetKind::FeatureViaFk { fk_column, feature } => (
+            feature,
+            fk_target_rids(dataset, element_table, target, fk_column, elements)?,
+        ),
+    };
+
+    let records = dataset.feature_values(
+        &feature.target_table.to_string(),
+        &feature.name,
+        target.selector.as_ref(),
+    )?;
+    let mut by_target: HashMap<&str, Vec<&FeatureRecord>> = HashMap::new();
+    for r in &records {
+        if let Some(t) = r.target() {
+            by_target.entry(t).or_default().push(r);
+        }
+    }
+
+    let mut conflicts: BTreeMap<String, Vec<Rid>> = BTreeMap::new();
+    let mut chosen: HashMap<&str, &FeatureRecord> = HashMap::new();
+    for key in keys.iter().flatten() {
+        let Some(group) = by_target.get(key.as_str()) else {
+            continue;
+        };
+        if chosen.contains_key(key.as_str()) || conflicts.contains_key(key) {
+            continue;
+        }
+        let mut group: Vec<&FeatureRecord> = group.clone();
+        group.sort_by_cached_key(|r| rct_order_key(r));
+        let differ = group.iter().any(|r| !same_value(feature, r, group[0]));
+        if differ && enforce_vocabulary {
+            conflicts.insert(
+                key.clone(),
+                group.iter().filter_map(|r| r.rid.clone()).collect(),
+            );
+            continue;
+        }
+        if let Some((k, _)) = by_target.get_key_value(key.as_str()) {
+            chosen.insert(k, group[0]);
+        }
+    }
+    if !conflicts.is_empty() {
+        let total = conflicts.len();
+        return Err(Error::ConflictingTargetValues {
+            target: target.name.clone(),
+            table: feature.target_table.to_string(),
+            conflicts: conflicts.into_iter().take(MAX_LISTED_RIDS).collect(),
+            more: total.saturating_sub(MAX_LISTED_RIDS),
+        });
+    }
+    Ok(keys
+        .iter()
+        .map(|k| {
+            k.as_deref()
+                .and_then(|k| chosen.get(k))
+                .map(|r| TargetValue::Feature((*r).clone()))
+        })
+        .collect())
+}
+
+/// For a feature through `fk_column`, the RID of the referenced row of every element.
+fn fk_target_rids<D: DatasetLike>(
+    dataset: &D,
+    element_table: &TableName,
+    target: &ResolvedTarget,
+    fk_column: &str,
+    elements: &[Row],
+) -> Result<Vec<Option<String>>, Error> {
+    let feature = target
+        .feature()
+        .ok_or_else(|| Error::Invalid(format!("target {:?} is not a feature", target.name)))?;
+    let referenced_columns = dataset
+        .model()
+        .table(element_table)
+        .and_then(|t| {
+            t.foreign_keys.iter().find(|fk| {
+                fk.columns.len() == 1
+                    && fk.columns[0] == fk_column
+                    && fk.referenced_table == feature.target_table
+            })
+        })
+        .map(|fk| fk.referenced_columns.clone())
+        .unwrap_or_else(|| vec!["RID".to_string()]);
+    let key_column = referenced_columns
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "RID".to_string());
+    let fk_text = |row: &Row| {
+        row.get(fk_column)
+            .filter(|v| !v.is_null())
+            .map(|v| v.to_string())
+    };
+    if key_column == "RID" {
+        return Ok(elements.iter().map(fk_text).collect());
+    }
+    // The FK points at another key (e.g. a Name): map key value → RID once.
+    let referenced = dataset.table_rows(&feature.target_table)?;
+    let by_key: HashMap<String, String> = referenced
+        .iter()
+        .filter_map(|r| {
+            let k = r.get(&key_column).filter(|v| !v.is_null())?.to_string();
+            Some((k, r.rid()?.to_string()))
+        })
+        .collect();
+    Ok(elements
+        .iter()
+        .map(|row| fk_text(row).and_then(|k| by_key.get(&k).cloned()))
+        .collect())
+}
+
+/// Orders records by RCT instant (unparseable last), then by row RID.
+fn rct_order_key(r: &FeatureRecord) -> (bool, Option<DateTime<Utc>>, Option<Rid>) {
+    let instant = r.rct().and_then(parse_timestamptz);
+    (instant.is_none(), instant, r.rid.clone())
+}
+
+/// Whether two records carry the same value in every feature column.
+fn same_value(feature: &Feature, a: &FeatureRecord, b: &FeatureRecord) -> bool {
+    feature
+        .columns
+        .iter()
+        .all(|c| a.get(&c.name) == b.get(&c.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FeatureId;
+    use indexmap::IndexMap;
+
+    fn record(rid: &str, rct: &str, term: &str) -> FeatureRecord {
+        let mut fields = IndexMap::new();
+        fields.insert("Execution".to_string(), serde_json::json!("1-E001"));
+        fields.insert("Feature_Name".to_string(), serde_json::json!("Glaucoma"));
+        fields.insert("RCT".to_string(), serde_json::json!(rct));
+        fields.insert("Glaucoma".to_string(), serde_json::json!(term));
+        fields.insert("Image".to_string(), serde_json::json!("1-I001"));
+        FeatureRecord {
+            feature: FeatureId {
+                schema: "demo".into(),
+                table: "Execution_Image_Glaucoma".into(),
+                name: "Glaucoma".into(),
+            },
+            target_column: "Image".into(),
+            rid: Some(Rid::new(rid)),
+            fields,
+        }
+    }
+
+    #[test]
+    fn targets_keep_order_and_replace_a_repeated_selector() {
+        let t = Targets::names(["Glaucoma", "Subject"]).with("Glaucoma", Selector::Newest);
+        let got: Vec<(&str, bool)> = t.iter().map(|(n, s)| (n, s.is_some())).collect();
+        assert_eq!(got, [("Glaucoma", true), ("Subject", false)]);
+        let collected: Targets = ["A", "B"].into_iter().collect();
+        assert_eq!(collected.len(), 2);
+        assert!(Targets::new().is_empty());
+    }
+
+    #[test]
+    fn missing_policy_parses_the_chapter_spelling_and_rejects_typos() {
+        for m in [Missing::Unknown, Missing::Skip, Missing::Error] {
+            assert_eq!(m.to_string().parse::<Missing>().unwrap(), m);
+        }
+        let err = "Unknown".parse::<Missing>().unwrap_err().to_string();
+        assert!(err.contains("\"Unknown\""), "{err}");
+    }
+
+    #[test]
+    fn record_label_is_the_term_not_the_provenance_or_target() {
+        let v = TargetValue::Feature(record("1-A001", "2026-05-28 16:54:02+00", "Normal"));
+        assert_eq!(v.label().as_deref(), Some("Normal"));
+        let c = TargetValue::Column {
+            name: "Subject".into(),
+            value: Value::Text("1-S001".into()),
+        };
+        assert_eq!(c.label().as_deref(), Some("1-S001"));
+    }
+
+    #[test]
+    fn rct_order_compares_instants_not_strings() {
+        // 10:00-07 is 17:00 UTC: later as an instant although it sorts first as a string.
+        let a = record("1-A002", "2026-05-28 10:00:00-07", "Severe");
+        let b = record("1-A001", "2026-05-28 16:54:02.232194+00", "Normal");
+        assert!(rct_order_key(&b) < rct_order_key(&a));
+        let c = record("1-A000", "not a time", "Mild");
+        assert!(rct_order_key(&a) < rct_order_key(&c));
+    }
+}
