@@ -3,6 +3,10 @@
 use std::path::PathBuf;
 
 /// Errors from opening, validating and querying a bag.
+///
+/// Variant fields are not documented one by one: their names (`path`, `line`, `column`,
+/// `detail`, …) say what they hold, and each variant's message shows them.
+#[allow(missing_docs)]
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -75,6 +79,16 @@ pub enum Error {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
+    },
+
+    /// Writing a bag, archive or fixture failed for a reason other than I/O (a remote file's
+    /// on-disk copy disagrees with its fetch entry, an image cannot be encoded, …).
+    #[error("{path}: cannot write: {detail}")]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
     },
 
     /// A write was attempted on a read-only bag.

@@ -2,13 +2,71 @@
 //!
 //! A bag is a BagIt directory (or `.zip` / `.tar.gz` archive) holding one dataset's rows as
 //! CSV, the catalog model as `data/schema.json`, asset files and checksums. This crate opens
-//! it, validates it, builds a SQLite index in a cache directory outside the bag, and serves
-//! the chapter's `DatasetBag` API. It never writes inside a bag.
+//! it, validates it, builds a SQLite index in a cache directory outside the bag
+//! (`$DERIVA_BAG_CACHE`, else the platform cache dir), and serves the chapter's `DatasetBag`
+//! API: tables, members, nested datasets, features and their values with selectors, and
+//! asset files. Opening, querying and validating never write inside the bag; the bag and
+//! archive *writers* ([`bagit::write`], [`archive_write`]) are for producing new bags.
+//!
+//! It is not for talking to a catalog (that is `deriva-catalog-client`) and it does not
+//! train models: the framework adapters come in through cargo features.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use deriva_bag_core::{fixtures, DatasetBag};
+//! use deriva_bag_core::features::Selector;
+//!
+//! let tmp = tempfile::tempdir()?;
+//! let generated = fixtures::small_bag(tmp.path())?; // a seeded demo bag
+//! let bag = DatasetBag::open(&generated.path)?;
+//! assert_eq!(bag.rid().as_str(), "1-D000");
+//! let training = bag.dataset(&"1-D001".into())?;
+//! let members = training.list_dataset_members(false, None)?;
+//! let images = members.iter().find(|(t, _)| t.table == "Image").map(|(_, rows)| rows.len());
+//! assert_eq!(images, Some(3));
+//! let labels = bag.feature_values("Image", "Glaucoma", Some(&Selector::newest()))?;
+//! assert_eq!(labels.len(), 5); // one per labelled image; I004 has no label
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Cargo features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | *(default)* | `DatasetBag`, validation, features, selectors, offline records. No libtorch, TensorFlow, reqwest or tokio. |
+//! | `restructure` | `DatasetBag::restructure_assets` and the [`restructure`] crate re-export. |
+//! | `torch` | `DatasetBag::as_torch_dataset` and the `torch` re-export (needs libtorch; see README). |
+//! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export (needs the TensorFlow C library). |
+//! | `cli` | the `deriva-bag` binary (implies `restructure`). |
+//! | `fixtures` | [`fixtures`]: deterministic demo and test bags with real PNG/JPEG assets. |
 #![warn(missing_docs)]
 
+pub mod archive;
+pub mod archive_write;
+mod bag;
 pub mod bagit;
 pub mod cache;
+#[cfg(any(feature = "restructure", feature = "torch", feature = "tf"))]
+mod convenience;
+pub mod csv;
 mod error;
+#[cfg(feature = "fixtures")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fixtures")))]
+pub mod fixtures;
+mod index;
+pub mod version;
 
+pub use bag::{BuildProgress, DatasetBag, MissingAsset, OpenOptions, ProgressFn};
 pub use deriva_bag_features as features;
+#[cfg(feature = "restructure")]
+#[cfg_attr(docsrs, doc(cfg(feature = "restructure")))]
+pub use deriva_bag_restructure as restructure;
+#[cfg(feature = "tf")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tf")))]
+pub use deriva_bag_tf as tf;
+#[cfg(feature = "torch")]
+#[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
+pub use deriva_bag_torch as torch;
 pub use error::{Error, Result};
+pub use index::TableRows;

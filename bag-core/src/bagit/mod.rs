@@ -1,7 +1,21 @@
 //! BagIt: the tag files of a bag (`bagit.txt`, `bag-info.txt`, payload and tag manifests,
 //! `fetch.txt`) and the four validation modes.
 
+pub mod write;
+
 use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+pub mod fetch;
+pub mod manifest;
+pub mod paths;
+pub mod tagfile;
+mod validate;
+
+pub use validate::{Progress, ValidationIssue, ValidationMode, ValidationReport};
 
 /// BagIt version declared in `bagit.txt`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,4 +80,238 @@ pub struct BagItFiles {
     pub tag_manifests: Vec<Manifest>,
     /// `fetch.txt` entries (empty when there is no fetch.txt).
     pub fetch: Vec<FetchEntry>,
+    /// sha256 hex over the manifests, tag manifests and fetch.txt (see [`BagItFiles::cache_key`]).
+    cache_key: String,
+}
+
+impl BagItFiles {
+    /// Reads and parses every tag file of the bag at `root`.
+    ///
+    /// Requires `bagit.txt` (BagIt 0.97 or 1.0, UTF-8) and a `data/` directory, else
+    /// [`Error::NotABag`]. Reads `bag-info.txt` if present, every `manifest-<alg>.txt` and
+    /// `tagmanifest-<alg>.txt` for md5 and sha256 (other algorithms are skipped with a
+    /// warning) and `fetch.txt` if present. At least one md5 or sha256 payload manifest is
+    /// required. Malformed lines are [`Error::TagFile`] and escaping paths
+    /// [`Error::UnsafePath`], naming the file and line. Payload files are not read.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::bagit::{BagItFiles, BagItVersion, ValidationMode};
+    /// let dir = tempfile::tempdir()?;
+    /// let bag = dir.path();
+    /// std::fs::create_dir(bag.join("data"))?;
+    /// std::fs::write(bag.join("data/a.txt"), "")?;
+    /// std::fs::write(bag.join("bagit.txt"), "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")?;
+    /// std::fs::write(bag.join("bag-info.txt"), "Payload-Oxum: 0.1\n")?;
+    /// std::fs::write(bag.join("manifest-md5.txt"), "d41d8cd98f00b204e9800998ecf8427e  data/a.txt\n")?;
+    /// let files = BagItFiles::read(bag)?;
+    /// assert_eq!(files.version, BagItVersion::V1_0);
+    /// assert_eq!(files.payload_oxum(), Some((0, 1)));
+    /// assert!(files.validate(ValidationMode::Full, None)?.valid);
+    /// # Ok(()) }
+    /// ```
+    pub fn read(root: &Path) -> Result<BagItFiles> {
+        let not_a_bag = |detail: String| Error::NotABag {
+            path: root.to_path_buf(),
+            detail,
+        };
+        if !root.is_dir() {
+            return Err(not_a_bag("not a directory".into()));
+        }
+        let bagit_path = root.join("bagit.txt");
+        let bagit_bytes = match std::fs::read(&bagit_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(not_a_bag("no bagit.txt".into()))
+            }
+            Err(e) => return Err(Error::io(&bagit_path, e)),
+        };
+        let version = tagfile::parse_bagit_txt(&bagit_bytes, &bagit_path)?;
+        if !root.join("data").is_dir() {
+            return Err(not_a_bag("no data/ directory".into()));
+        }
+
+        let info_path = root.join("bag-info.txt");
+        let info = match read_optional(&info_path)? {
+            Some(bytes) => tagfile::parse_bag_info(&bytes, &info_path)?,
+            // Optional in BagIt 1.0 and in practice in 0.97 too (bagit-python does not
+            // require it); only fast validation needs its Payload-Oxum.
+            None => Vec::new(),
+        };
+
+        let names = tag_file_names(root)?;
+
+        let mut key = Sha256::new();
+        let mut manifests = Vec::new();
+        let mut tag_manifests = Vec::new();
+        let mut fetch = Vec::new();
+        for name in &names {
+            let path = root.join(name);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            hash_tag_file(&mut key, name, &bytes);
+            if name == "fetch.txt" {
+                fetch = fetch::parse_fetch(&bytes, &path)?;
+                continue;
+            }
+            let Some((is_tag, alg_name)) = manifest::manifest_file_kind(name) else {
+                continue;
+            };
+            let Some(algorithm) = Algorithm::from_name(alg_name) else {
+                tracing::warn!(file = %path.display(), "skipping manifest of unsupported algorithm {alg_name:?}");
+                continue;
+            };
+            let parsed = Manifest {
+                algorithm,
+                entries: manifest::parse_manifest(&bytes, algorithm, &path)?,
+            };
+            if is_tag {
+                tag_manifests.push(parsed);
+            } else {
+                manifests.push(parsed);
+            }
+        }
+        if manifests.is_empty() {
+            return Err(not_a_bag(
+                "no manifest-md5.txt or manifest-sha256.txt".into(),
+            ));
+        }
+        Ok(BagItFiles {
+            root: root.to_path_buf(),
+            version,
+            info,
+            manifests,
+            tag_manifests,
+            fetch,
+            cache_key: hex::encode(key.finalize()),
+        })
+    }
+
+    /// The [`cache_key`](Self::cache_key) of the bag at `root`, computed from the raw bytes of
+    /// its manifests and `fetch.txt` without parsing them, after the same "is this a bag"
+    /// checks as [`read`](Self::read) ([`Error::NotABag`]: no directory, no or bad
+    /// `bagit.txt`, no `data/`, no md5 or sha256 payload manifest). Malformed manifest or
+    /// fetch lines are not detected here; [`read`](Self::read) reports them. Opening a bag
+    /// whose index is cached needs only this, which is what keeps a warm open in
+    /// milliseconds on a bag with tens of thousands of manifest lines.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::bagit::BagItFiles;
+    /// let dir = tempfile::tempdir()?;
+    /// let bag = dir.path();
+    /// std::fs::create_dir(bag.join("data"))?;
+    /// std::fs::write(bag.join("bagit.txt"), "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n")?;
+    /// std::fs::write(bag.join("manifest-md5.txt"), "d41d8cd98f00b204e9800998ecf8427e  data/a.txt\n")?;
+    /// assert_eq!(BagItFiles::cache_key_of(bag)?, BagItFiles::read(bag)?.cache_key());
+    /// # Ok(()) }
+    /// ```
+    pub fn cache_key_of(root: &Path) -> Result<String> {
+        let not_a_bag = |detail: String| Error::NotABag {
+            path: root.to_path_buf(),
+            detail,
+        };
+        if !root.is_dir() {
+            return Err(not_a_bag("not a directory".into()));
+        }
+        let bagit_path = root.join("bagit.txt");
+        let bagit_bytes = match std::fs::read(&bagit_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(not_a_bag("no bagit.txt".into()))
+            }
+            Err(e) => return Err(Error::io(&bagit_path, e)),
+        };
+        tagfile::parse_bagit_txt(&bagit_bytes, &bagit_path)?;
+        if !root.join("data").is_dir() {
+            return Err(not_a_bag("no data/ directory".into()));
+        }
+        let names = tag_file_names(root)?;
+        let has_payload_manifest = names.iter().any(|name| {
+            manifest::manifest_file_kind(name)
+                .is_some_and(|(is_tag, alg)| !is_tag && Algorithm::from_name(alg).is_some())
+        });
+        if !has_payload_manifest {
+            return Err(not_a_bag(
+                "no manifest-md5.txt or manifest-sha256.txt".into(),
+            ));
+        }
+        let mut key = Sha256::new();
+        for name in &names {
+            let path = root.join(name);
+            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            hash_tag_file(&mut key, name, &bytes);
+        }
+        Ok(hex::encode(key.finalize()))
+    }
+
+    /// A sha256 hex digest over every `manifest-*.txt`, `tagmanifest-*.txt` and `fetch.txt`
+    /// in sorted file-name order (each file's name and length, then its bytes). It changes
+    /// whenever the bag's declared content changes and costs no payload reads, so it keys
+    /// the SQLite index in the cache.
+    pub fn cache_key(&self) -> String {
+        self.cache_key.clone()
+    }
+
+    /// The first `bag-info.txt` value for `key` (case-insensitive).
+    pub fn info_value(&self, key: &str) -> Option<&str> {
+        self.info
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `Payload-Oxum` as `(bytes, files)`, if present and well-formed.
+    pub fn payload_oxum(&self) -> Option<(u64, u64)> {
+        self.info_value("Payload-Oxum")
+            .and_then(tagfile::parse_oxum)
+    }
+
+    /// The payload manifest for `algorithm`, if the bag has one.
+    pub fn manifest(&self, algorithm: Algorithm) -> Option<&Manifest> {
+        self.manifests.iter().find(|m| m.algorithm == algorithm)
+    }
+
+    /// The absolute path of a bag-relative path from a manifest or fetch.txt (already
+    /// checked by [`paths::normalize`] when parsed).
+    pub fn path_of(&self, relative: &str) -> PathBuf {
+        let mut out = self.root.clone();
+        out.extend(relative.split('/'));
+        out
+    }
+}
+
+/// The manifest, tag manifest and `fetch.txt` file names at `root`, sorted: the files the
+/// cache key covers.
+fn tag_file_names(root: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    let entries = std::fs::read_dir(root).map_err(|e| Error::io(root, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(root, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            if manifest::manifest_file_kind(name).is_some() || name == "fetch.txt" {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Adds one tag file to the cache key.
+fn hash_tag_file(key: &mut Sha256, name: &str, bytes: &[u8]) {
+    // Name and length go in before the bytes so that content cannot shift from one file to
+    // the next without changing the key.
+    key.update(name.as_bytes());
+    key.update([0]);
+    key.update((bytes.len() as u64).to_le_bytes());
+    key.update(bytes);
+}
+
+/// Reads a file that may be absent.
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
 }

@@ -1,0 +1,77 @@
+//! `DatasetLike` for `DatasetBag`: the generic consumers' (restructure, adapters) view.
+
+use std::path::PathBuf;
+
+use deriva_bag_features::{
+    CatalogModel, DatasetInfo, DatasetLike, Error, Feature, FeatureRecord, Members, Rid, Row,
+    Selector, TableName,
+};
+
+use super::assets::Located;
+use super::DatasetBag;
+
+impl DatasetLike for DatasetBag {
+    fn info(&self) -> &DatasetInfo {
+        &self.info
+    }
+
+    fn model(&self) -> &CatalogModel {
+        &self.shared.model
+    }
+
+    fn list_dataset_members(&self, recurse: bool, limit: Option<usize>) -> Result<Members, Error> {
+        Ok(DatasetBag::list_dataset_members(self, recurse, limit)?)
+    }
+
+    fn list_dataset_children(&self, recurse: bool) -> Result<Vec<DatasetInfo>, Error> {
+        Ok(DatasetBag::list_dataset_children(self, recurse)?)
+    }
+
+    fn list_dataset_parents(&self, recurse: bool) -> Result<Vec<DatasetInfo>, Error> {
+        Ok(DatasetBag::list_dataset_parents(self, recurse)?)
+    }
+
+    fn dataset(&self, rid: &Rid) -> Result<Self, Error> {
+        Ok(DatasetBag::dataset(self, rid)?)
+    }
+
+    fn find_features(&self, table: Option<&str>) -> Result<Vec<Feature>, Error> {
+        Ok(DatasetBag::find_features(self, table)?)
+    }
+
+    fn lookup_feature(&self, table: &str, name: &str) -> Result<Feature, Error> {
+        Ok(DatasetBag::lookup_feature(self, table, name)?)
+    }
+
+    fn feature_values(
+        &self,
+        table: &str,
+        feature: &str,
+        selector: Option<&Selector>,
+    ) -> Result<Vec<FeatureRecord>, Error> {
+        Ok(DatasetBag::feature_values(self, table, feature, selector)?)
+    }
+
+    fn list_workflow_executions(&self, workflow: &str) -> Result<Vec<Rid>, Error> {
+        Ok(DatasetBag::list_workflow_executions(self, workflow)?)
+    }
+
+    fn reachable_rows(&self, table: &TableName) -> Result<Vec<Row>, Error> {
+        Ok(DatasetBag::reachable_rows(self, table)?)
+    }
+
+    fn table_rows(&self, table: &TableName) -> Result<Vec<Row>, Error> {
+        Ok(self.table_rows_of(table)?)
+    }
+
+    fn asset_path(&self, table: &TableName, row: &Row) -> Option<PathBuf> {
+        match self.locate_asset(table, row) {
+            Ok(Located::Present(p)) => Some(p),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(table = %table, error = %e, "asset path rejected");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Dataset members, reachable rows, and the internal query API other modules (features) use.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use deriva_bag_features::{Members, Rid, Row, TableName};
+use rusqlite::Params;
+
+use super::{DatasetBag, ElementType, ReachableRids};
+use crate::index::reachable::reachable_rids_sql;
+use crate::index::schema::{quote_ident, sql_table_name};
+use crate::Result;
+
+impl DatasetBag {
+    /// Members of this dataset by element table (every element type is a key, even when
+    /// empty; keys sorted by table name, rows by RID).
+    ///
+    /// `limit` caps rows per table per dataset level. With `recurse`, each nested dataset's
+    /// members (children in RID order, depth first) are appended after this level's rows, as in
+    /// the reference (no de-duplication across levels); a visited set guards against cycles.
+    pub fn list_dataset_members(&self, recurse: bool, limit: Option<usize>) -> Result<Members> {
+        let mut members: Members = self
+            .shared
+            .element_types
+            .iter()
+            .map(|e| (e.table.clone(), Vec::new()))
+            .collect();
+        let mut visited = HashSet::new();
+        self.collect_members(&self.info.rid, recurse, limit, &mut visited, &mut members)?;
+        Ok(members)
+    }
+
+    fn collect_members(
+        &self,
+        rid: &Rid,
+        recurse: bool,
+        limit: Option<usize>,
+        visited: &mut HashSet<Rid>,
+        out: &mut Members,
+    ) -> Result<()> {
+        if !visited.insert(rid.clone()) {
+            return Ok(());
+        }
+        for element in &self.shared.element_types {
+            let rows = self.member_rows(element, rid, limit)?;
+            if let Some(list) = out.get_mut(&element.table) {
+                list.extend(rows);
+            }
+        }
+        if recurse {
+            for child in super::dataset::nested_rids(&self.shared, rid)? {
+                self.collect_members(&child, recurse, limit, visited, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn member_rows(
+        &self,
+        element: &ElementType,
+        rid: &Rid,
+        limit: Option<usize>,
+    ) -> Result<Vec<Row>> {
+        if limit == Some(0) || element.links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let subqueries: Vec<String> = element
+            .links
+            .iter()
+            .map(|l| {
+                format!(
+                    "SELECT {m} FROM {a} WHERE {d} = ?1",
+                    m = quote_ident(&l.member_column),
+                    a = sql_table_name(&l.association),
+                    d = quote_ident(&l.dataset_column)
+                )
+            })
+            .collect();
+        let limit_sql = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+        self.index().select_rows(
+            &element.table,
+            &format!(
+                "WHERE \"RID\" IN ({}) ORDER BY \"RID\"{limit_sql}",
+                subqueries.join(" UNION ")
+            ),
+            [rid.as_str()],
+        )
+    }
+
+    /// Element types of this bag: tables whose rows can be dataset members (sorted).
+    pub fn list_dataset_element_types(&self) -> Vec<TableName> {
+        self.shared
+            .element_types
+            .iter()
+            .map(|e| e.table.clone())
+            .collect()
+    }
+
+    /// Rows of `table` reachable from this dataset and all its descendants through member
+    /// rows and FK paths in either direction (`reference/api-semantics.md` §7.1), unique and
+    /// sorted by RID. E.g. the Images of member Subjects.
+    pub fn reachable_rows(&self, table: &TableName) -> Result<Vec<Row>> {
+        let fragment = self.reachable_rids_sql(table)?;
+        self.index().select_rows(
+            table,
+            &format!("WHERE \"RID\" IN ({fragment}) ORDER BY \"RID\""),
+            [],
+        )
+    }
+
+    /// A self-contained SQL query (`SELECT "RID" …`, no parameters) for the RIDs of `table`
+    /// reachable from this dataset and its descendants; embed it as `… IN (<fragment>)`.
+    pub(crate) fn reachable_rids_sql(&self, table: &TableName) -> Result<String> {
+        // Fails with TableNotFound for a table the model lacks.
+        self.index().layout(table)?;
+        let rids = self.dataset_and_descendants()?;
+        Ok(reachable_rids_sql(&self.shared.model, table, &rids))
+    }
+
+    /// The RIDs of `table` reachable from this dataset and its descendants (the set
+    /// [`reachable_rids_sql`](Self::reachable_rids_sql) selects), queried once per dataset and
+    /// table and then kept for the life of the opened bag.
+    pub(crate) fn reachable_rid_set(&self, table: &TableName) -> Result<ReachableRids> {
+        let key = (self.info.rid.clone(), table.clone());
+        let cached = self
+            .shared
+            .reachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(set) = cached {
+            return Ok(set);
+        }
+        // Not holding the lock while querying: two threads may both compute the same set,
+        // which is harmless (equal results), and neither waits on the other's query.
+        let sql = self.reachable_rids_sql(table)?;
+        let set: ReachableRids = Arc::new(self.query_strings(&sql, [])?.into_iter().collect());
+        self.shared
+            .reachable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, Arc::clone(&set));
+        Ok(set)
+    }
+
+    /// The quoted SQLite name of a model table.
+    pub(crate) fn sql_table(&self, table: &TableName) -> String {
+        sql_table_name(table)
+    }
+
+    /// First column of each result row as text (NULLs skipped).
+    pub(crate) fn query_strings<P: Params>(&self, sql: &str, params: P) -> Result<Vec<String>> {
+        self.index().query_strings(sql, params)
+    }
+}

@@ -1,0 +1,264 @@
+//! Opening a bag: tag files, model, index (build or reuse), root dataset, element types.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use deriva_bag_features::model::{is_system_schema, ML_SCHEMA};
+use deriva_bag_features::{CatalogModel, Rid};
+
+use super::{BagShared, DatasetBag, ElementType, MemberLink, OpenOptions};
+use crate::bagit::BagItFiles;
+use crate::index::build::{ensure_index, BuildRequest};
+use crate::index::query::Index;
+use crate::index::reachable::{dataset_table, pure_binary_association};
+use crate::index::schema::{quote_ident, sql_table_name};
+use crate::{archive, cache, Error, Result};
+
+impl DatasetBag {
+    /// Opens a bag directory or archive (`.zip`, `.tar.gz`, `.tgz`) with default options and
+    /// returns its root dataset.
+    pub fn open(path: impl AsRef<Path>) -> Result<DatasetBag> {
+        DatasetBag::open_with(path, &OpenOptions::default())
+    }
+
+    /// Opens a bag with explicit options.
+    ///
+    /// Errors: [`Error::NotABag`] (no `bagit.txt`, `data/` or `data/schema.json`),
+    /// [`Error::Model`] (malformed `schema.json`), [`Error::Csv`] / [`Error::UnknownColumn`] /
+    /// [`Error::BadValue`] (bad CSV, on the first open only), [`Error::Index`], [`Error::Io`].
+    /// Nothing is ever written inside the bag.
+    pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<DatasetBag> {
+        let started = std::time::Instant::now();
+        let path = path.as_ref();
+        let cache_root = options.cache_dir.clone().unwrap_or_else(cache::cache_root);
+        let dir = if path.is_file() && archive::is_archive(path) {
+            archive::extract(path, &cache_root)?
+        } else {
+            path.to_path_buf()
+        };
+        // Only the cache key now: the manifests and fetch.txt are parsed on first use.
+        let cache_key = BagItFiles::cache_key_of(&dir)?;
+        let schema_path = dir.join("data").join("schema.json");
+        let schema_bytes = match std::fs::read(&schema_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotABag {
+                    path: dir,
+                    detail: "no data/schema.json".into(),
+                })
+            }
+            Err(e) => return Err(Error::io(&schema_path, e)),
+        };
+        let model = CatalogModel::from_json(&schema_bytes).map_err(|source| Error::Model {
+            path: schema_path.clone(),
+            source,
+        })?;
+
+        let index_path = cache_root.join("index").join(format!("{cache_key}.sqlite"));
+        let built = ensure_index(
+            &index_path,
+            &BuildRequest {
+                bag_root: &dir,
+                model: &model,
+                cache_key: &cache_key,
+                progress: options.progress.as_ref(),
+            },
+        )?;
+        let index = Arc::new(Index::open(&index_path, &model)?);
+        let element_types = element_types(&model);
+        let root_rid = find_root(&index, &dir)?;
+        let shared = Arc::new(BagShared {
+            path: dir,
+            bagit: OnceLock::new(),
+            model,
+            index,
+            index_built: built,
+            root_rid: root_rid.clone(),
+            element_types,
+            fetch_map: OnceLock::new(),
+            reachable: Mutex::new(HashMap::new()),
+        });
+        let bag = DatasetBag::for_rid(&shared, &root_rid)?;
+        tracing::debug!(
+            bag = %bag.path().display(),
+            rid = %root_rid,
+            index_built = built,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "opened bag"
+        );
+        Ok(bag)
+    }
+}
+
+/// Element types: tables T (in a domain schema, or `Dataset` itself) joined to
+/// `deriva-ml:Dataset` by a pure binary association whose FKs reference `RID`
+/// (`reference/bag-format.md` §7.4). Sorted by table name; associations per type sorted.
+pub(crate) fn element_types(model: &CatalogModel) -> Vec<ElementType> {
+    let ds = dataset_table();
+    let mut found: std::collections::BTreeMap<_, Vec<MemberLink>> = Default::default();
+    for table in model.tables() {
+        if is_system_schema(&table.name.schema) {
+            continue;
+        }
+        let Some((a, b)) = pure_binary_association(table) else {
+            continue;
+        };
+        let single_rid = |fk: &deriva_bag_features::ForeignKey| {
+            fk.columns.len() == 1 && fk.referenced_columns == ["RID"]
+        };
+        if !single_rid(a) || !single_rid(b) {
+            continue;
+        }
+        let (parent, member) = if a.referenced_table == ds && b.referenced_table == ds {
+            // Dataset_Dataset: the column named `Dataset` is the parent, the other the child.
+            if a.columns[0] == "Dataset" {
+                (a, b)
+            } else if b.columns[0] == "Dataset" {
+                (b, a)
+            } else {
+                continue;
+            }
+        } else if a.referenced_table == ds {
+            (a, b)
+        } else if b.referenced_table == ds {
+            (b, a)
+        } else {
+            continue;
+        };
+        let target = &member.referenced_table;
+        let domain = target.schema != ML_SCHEMA && !is_system_schema(&target.schema);
+        if !(domain || *target == ds) {
+            continue;
+        }
+        found.entry(target.clone()).or_default().push(MemberLink {
+            association: table.name.clone(),
+            dataset_column: parent.columns[0].clone(),
+            member_column: member.columns[0].clone(),
+        });
+    }
+    found
+        .into_iter()
+        .map(|(table, mut links)| {
+            links.sort_by(|x, y| x.association.cmp(&y.association));
+            ElementType { table, links }
+        })
+        .collect()
+}
+
+/// The root dataset: the one no other dataset in the bag nests, cross-checked with the
+/// `Dataset_<RID>` directory name. When they disagree the directory wins if that RID has a
+/// `Dataset_Version` row (a bag for a child can carry its parents' rows, `reference/bag-format.md`
+/// §7.4), with a warning.
+fn find_root(index: &Index, dir: &Path) -> Result<Rid> {
+    let ds = dataset_table();
+    let version_table = deriva_bag_features::TableName::new(ML_SCHEMA, "Dataset_Version");
+    let nesting = deriva_bag_features::TableName::new(ML_SCHEMA, "Dataset_Dataset");
+    let mut all: BTreeSet<String> = BTreeSet::new();
+    if index.has_column(&ds, "RID") {
+        all.extend(
+            index.query_strings(&format!("SELECT \"RID\" FROM {}", sql_table_name(&ds)), [])?,
+        );
+    }
+    let mut versioned: BTreeSet<String> = BTreeSet::new();
+    if index.has_column(&version_table, "Dataset") {
+        versioned.extend(index.query_strings(
+            &format!(
+                "SELECT DISTINCT {} FROM {}",
+                quote_ident("Dataset"),
+                sql_table_name(&version_table)
+            ),
+            [],
+        )?);
+    }
+    all.extend(versioned.iter().cloned());
+    let mut nested: BTreeSet<String> = BTreeSet::new();
+    if index.has_column(&nesting, "Nested_Dataset") {
+        nested.extend(index.query_strings(
+            &format!(
+                "SELECT {} FROM {}",
+                quote_ident("Nested_Dataset"),
+                sql_table_name(&nesting)
+            ),
+            [],
+        )?);
+    }
+    let unnested: Vec<&String> = all.iter().filter(|r| !nested.contains(*r)).collect();
+    let dir_rid = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix("Dataset_"))
+        .map(str::to_string);
+
+    if let Some(d) = &dir_rid {
+        if versioned.contains(d) {
+            if unnested.len() != 1 || unnested[0] != d {
+                tracing::warn!(
+                    directory_rid = %d,
+                    unnested = ?unnested,
+                    "the bag directory name and the dataset nesting disagree on the root dataset; using the directory's"
+                );
+            }
+            return Ok(Rid::new(d.as_str()));
+        }
+    }
+    let candidates: Vec<&String> = unnested
+        .iter()
+        .copied()
+        .filter(|r| versioned.contains(*r))
+        .collect();
+    match candidates.as_slice() {
+        [one] => Ok(Rid::new(one.as_str())),
+        [first, ..] => {
+            tracing::warn!(candidates = ?candidates, "several datasets are not nested by any other; taking the smallest RID as the root");
+            Ok(Rid::new(first.as_str()))
+        }
+        [] => Err(Error::NotABag {
+            path: dir.to_path_buf(),
+            detail: "cannot tell the root dataset: no Dataset with a Dataset_Version row that no other dataset nests".into(),
+        }),
+    }
+}
+
+#[cfg(all(test, feature = "fixtures"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn element_types_are_domain_tables_and_dataset_with_pure_associations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bag = crate::fixtures::small_bag(tmp.path()).unwrap();
+        let bytes = std::fs::read(bag.path.join("data/schema.json")).unwrap();
+        let model = CatalogModel::from_json(&bytes).unwrap();
+        let types = element_types(&model);
+        let found: Vec<(String, String, String, String)> = types
+            .iter()
+            .flat_map(|e| {
+                e.links.iter().map(move |l| {
+                    (
+                        e.table.to_string(),
+                        l.association.to_string(),
+                        l.dataset_column.clone(),
+                        l.member_column.clone(),
+                    )
+                })
+            })
+            .collect();
+        let expect = |a: &str, b: &str, c: &str, d: &str| {
+            (a.to_string(), b.to_string(), c.to_string(), d.to_string())
+        };
+        assert_eq!(
+            found,
+            [
+                expect("demo:Image", "demo:Dataset_Image", "Dataset", "Image"),
+                expect("demo:Subject", "demo:Dataset_Subject", "Dataset", "Subject"),
+                expect(
+                    "deriva-ml:Dataset",
+                    "deriva-ml:Dataset_Dataset",
+                    "Dataset",
+                    "Nested_Dataset"
+                ),
+            ]
+        );
+    }
+}

@@ -1,0 +1,43 @@
+//! `deriva-bag members BAG [--dataset RID] [--recurse]`: a dataset's members by element table.
+
+use std::io::Write;
+
+use clap::Args;
+
+use super::{Context, Run};
+use crate::args::{BagArg, DatasetArg};
+use crate::exit::{CliError, Outcome};
+use crate::output::{members_json, members_text, write_json};
+
+/// Arguments of `members`.
+#[derive(Debug, Clone, Args)]
+pub struct MembersArgs {
+    #[command(flatten)]
+    bag: BagArg,
+    #[command(flatten)]
+    dataset: DatasetArg,
+    /// Include the members of nested datasets (parent rows first).
+    #[arg(long)]
+    recurse: bool,
+    /// Also show the system columns RCT, RMT, RCB and RMB in human text (`--json` always
+    /// has every column).
+    #[arg(long)]
+    all_columns: bool,
+}
+
+impl Run for MembersArgs {
+    fn run(&self, ctx: &Context, out: &mut dyn Write) -> Result<Outcome, CliError> {
+        let bag = ctx.open(&self.bag.bag)?;
+        let dataset = match &self.dataset.dataset {
+            Some(rid) => bag.dataset(rid)?,
+            None => bag,
+        };
+        let members = dataset.list_dataset_members(self.recurse, None)?;
+        if ctx.json {
+            write_json(out, &members_json(&members))?;
+        } else {
+            out.write_all(members_text(&members, self.all_columns).as_bytes())?;
+        }
+        Ok(Outcome::Success)
+    }
+}

@@ -1,0 +1,195 @@
+//! Exit statuses and the one error type of the CLI.
+//!
+//! SPEC §7: 0 success, 1 validation failure (`validate` found problems), 2 bad input.
+//! Every library error reaching `main` is bad input from the user's point of view: the bag
+//! cannot be opened, a name or RID does not exist, a file is malformed — and its message
+//! names the file, line or value at fault.
+
+use std::error::Error as StdError;
+use std::io;
+use std::process::ExitCode;
+
+use crate::output::StreamError;
+
+/// How a command that ran to completion ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was printed.
+    Success,
+    /// `validate` found problems (they were printed).
+    ValidationFailed,
+}
+
+/// Why a command could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The library refused: unopenable bag, unknown table/feature/RID, malformed file…
+    /// (boxed: the library error is large and every command returns this type).
+    #[error(transparent)]
+    Bag(Box<deriva_bag_core::Error>),
+    /// restructure refused (unknown target, unlabeled assets, unsafe label, occupied path…).
+    #[error(transparent)]
+    Restructure(Box<deriva_bag_core::restructure::Error>),
+    /// Writing the output failed.
+    #[error("writing to stdout: {0}")]
+    Output(#[source] io::Error),
+}
+
+impl From<deriva_bag_core::Error> for CliError {
+    fn from(e: deriva_bag_core::Error) -> Self {
+        CliError::Bag(Box::new(e))
+    }
+}
+
+impl From<deriva_bag_core::restructure::Error> for CliError {
+    fn from(e: deriva_bag_core::restructure::Error) -> Self {
+        CliError::Restructure(Box::new(e))
+    }
+}
+
+impl From<deriva_bag_core::features::Error> for CliError {
+    fn from(e: deriva_bag_core::features::Error) -> Self {
+        CliError::from(deriva_bag_core::Error::Features(e))
+    }
+}
+
+impl From<io::Error> for CliError {
+    fn from(e: io::Error) -> Self {
+        CliError::Output(e)
+    }
+}
+
+impl<E: Into<CliError>> From<StreamError<E>> for CliError {
+    fn from(e: StreamError<E>) -> Self {
+        match e {
+            StreamError::Item(e) => e.into(),
+            StreamError::Output(e) => CliError::Output(e),
+        }
+    }
+}
+
+/// Exit status 0.
+pub const SUCCESS: u8 = 0;
+/// Exit status 1: validation found problems.
+pub const VALIDATION_FAILED: u8 = 1;
+/// Exit status 2: bad input (also clap's status for usage errors).
+pub const BAD_INPUT: u8 = 2;
+
+/// The exit status of a finished run, and the message to print on stderr (if any).
+pub fn finish(result: Result<Outcome, CliError>) -> (u8, Option<String>) {
+    match result {
+        Ok(Outcome::Success) => (SUCCESS, None),
+        Ok(Outcome::ValidationFailed) => (VALIDATION_FAILED, None),
+        // A closed pipe (`deriva-bag table … | head`) is the reader's choice, not a failure.
+        Err(CliError::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => (SUCCESS, None),
+        Err(e) => (BAD_INPUT, Some(format!("error: {}", error_chain(&e)))),
+    }
+}
+
+/// Converts a status from [`finish`] into the process exit code.
+pub fn exit_code(status: u8) -> ExitCode {
+    ExitCode::from(status)
+}
+
+/// The error's message followed by each cause that adds something: many of our messages
+/// already embed their source (`{path}: {source}`), so a cause already contained in the
+/// text so far is not repeated.
+pub fn error_chain(err: &dyn StdError) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    use deriva_bag_core::features::Error as ModelError;
+    use deriva_bag_core::Error;
+
+    #[test]
+    fn success_and_validation_failure_map_to_0_and_1() {
+        assert_eq!(finish(Ok(Outcome::Success)), (0, None));
+        assert_eq!(finish(Ok(Outcome::ValidationFailed)), (1, None));
+    }
+
+    #[test]
+    fn unknown_table_exits_2_naming_the_table() {
+        let err = CliError::from(ModelError::TableNotFound {
+            name: "Imagez".into(),
+            known: vec!["demo:Image".into(), "demo:Subject".into()],
+        });
+        let (status, message) = finish(Err(err));
+        assert_eq!(status, 2);
+        assert_eq!(
+            message.as_deref(),
+            Some(
+                "error: table \"Imagez\" does not exist in the bag's model; \
+                 known tables: demo:Image, demo:Subject"
+            )
+        );
+    }
+
+    #[test]
+    fn missing_bag_exits_2_naming_the_path_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let err = CliError::from(Error::io(PathBuf::from("/no/such/bag"), io));
+        let (status, message) = finish(Err(err));
+        assert_eq!(status, 2);
+        // The Io variant's text already embeds its source: it is not printed twice.
+        assert_eq!(
+            message.as_deref(),
+            Some("error: /no/such/bag: No such file or directory")
+        );
+    }
+
+    #[test]
+    fn backend_errors_show_the_storage_cause() {
+        let inner = Error::Csv {
+            path: PathBuf::from("data/demo/Image.csv"),
+            line: 4,
+            detail: "unterminated quoted field".into(),
+        };
+        let err = CliError::from(ModelError::Backend(Box::new(inner)));
+        let (status, message) = finish(Err(err));
+        assert_eq!(status, 2);
+        assert_eq!(
+            message.as_deref(),
+            Some("error: data/demo/Image.csv line 4: unterminated quoted field")
+        );
+    }
+
+    #[test]
+    fn a_closed_stdout_pipe_is_not_an_error() {
+        let err = CliError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert_eq!(finish(Err(err)), (0, None));
+        let full = CliError::from(std::io::Error::other("disk full"));
+        assert_eq!(
+            finish(Err(full)),
+            (2, Some("error: writing to stdout: disk full".into()))
+        );
+    }
+
+    #[test]
+    fn error_chain_appends_causes_that_add_information() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("opening bag.zip")]
+        struct Outer(#[source] std::io::Error);
+        let err = Outer(std::io::Error::other(
+            "invalid Zip archive: bad central directory",
+        ));
+        assert_eq!(
+            error_chain(&err),
+            "opening bag.zip: invalid Zip archive: bad central directory"
+        );
+    }
+}

@@ -1,0 +1,9 @@
+//! The SQLite index of a bag: built once from the CSVs into the cache directory (outside the
+//! bag), reused by every later open. See [`schema`] for the storage mapping.
+
+pub(crate) mod build;
+pub(crate) mod query;
+pub(crate) mod reachable;
+pub(crate) mod schema;
+
+pub use query::TableRows;

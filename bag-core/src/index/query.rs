@@ -1,0 +1,245 @@
+//! Reading the index: one read-only connection per opened bag, typed rows, streaming pages.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use deriva_bag_features::{CatalogModel, Row, TableName};
+use rusqlite::{Connection, OpenFlags, Params};
+
+use super::schema::{quote_ident, TableLayout};
+use crate::{Error, Result};
+
+/// An opened index: a read-only SQLite connection plus the layout of every model table.
+pub(crate) struct Index {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    layouts: HashMap<TableName, Arc<TableLayout>>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.path).finish()
+    }
+}
+
+impl Index {
+    /// Opens a built index read-only.
+    pub(crate) fn open(path: &Path, model: &CatalogModel) -> Result<Index> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| Error::Index {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let layouts = model
+            .tables()
+            .map(|t| (t.name.clone(), Arc::new(TableLayout::new(model, t))))
+            .collect();
+        Ok(Index {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            layouts,
+        })
+    }
+
+    /// The index file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Wraps a SQLite error with the index path.
+    pub(crate) fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Index {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The layout of a model table.
+    pub(crate) fn layout(&self, table: &TableName) -> Result<&Arc<TableLayout>> {
+        self.layouts.get(table).ok_or_else(|| {
+            let mut known: Vec<String> = self.layouts.keys().map(|t| t.to_string()).collect();
+            known.sort();
+            Error::Features(deriva_bag_features::Error::TableNotFound {
+                name: table.to_string(),
+                known,
+            })
+        })
+    }
+
+    /// Runs `f` with the connection (serialized: SQLite connections are not `Sync`).
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(|e| self.err(e))
+    }
+
+    /// Rows of `table` from a full `sql` query whose first result columns are the table's
+    /// read columns in order (as [`TableLayout::select_list`] lists them).
+    pub(crate) fn query_rows<P: Params>(
+        &self,
+        table: &TableName,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<Row>> {
+        let layout = self.layout(table)?.clone();
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params, |r| layout.row_from_sql(r))?;
+            rows.collect()
+        })
+    }
+
+    /// `SELECT <visible columns> FROM <table> <tail>`, e.g. tail `WHERE "RID" = ?1`.
+    pub(crate) fn select_rows<P: Params>(
+        &self,
+        table: &TableName,
+        tail: &str,
+        params: P,
+    ) -> Result<Vec<Row>> {
+        let layout = self.layout(table)?;
+        let sql = format!(
+            "SELECT {} FROM {} {tail}",
+            layout.select_list, layout.sql_name
+        );
+        self.query_rows(table, &sql, params)
+    }
+
+    /// First column of every result row as text (NULLs skipped).
+    pub(crate) fn query_strings<P: Params>(&self, sql: &str, params: P) -> Result<Vec<String>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let rows = stmt.query_map(params, |r| r.get::<_, Option<String>>(0))?;
+            let mut out = Vec::new();
+            for r in rows {
+                if let Some(s) = r? {
+                    out.push(s);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Number of rows of a table.
+    pub(crate) fn row_count(&self, table: &TableName) -> Result<u64> {
+        let layout = self.layout(table)?;
+        let sql = format!("SELECT count(*) FROM {}", layout.sql_name);
+        self.with_conn(|conn| conn.query_row(&sql, [], |r| r.get::<_, i64>(0)))
+            .map(|n| n.max(0) as u64)
+    }
+
+    /// True when the model table has a column with this name.
+    pub(crate) fn has_column(&self, table: &TableName, column: &str) -> bool {
+        self.layouts
+            .get(table)
+            .is_some_and(|l| l.column_index(column).is_some())
+    }
+}
+
+/// Rows of one table, read page by page in RID order so memory stays flat.
+///
+/// Returned by [`DatasetBag::table_iter`](crate::DatasetBag::table_iter).
+pub struct TableRows {
+    index: Arc<Index>,
+    layout: Arc<TableLayout>,
+    /// First page.
+    first_sql: String,
+    /// Later pages: `WHERE key > ?1` (separate so SQLite can seek on the key).
+    next_sql: String,
+    last: Option<rusqlite::types::Value>,
+    buffer: VecDeque<Row>,
+    done: bool,
+}
+
+impl std::fmt::Debug for TableRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableRows")
+            .field("table", &self.layout.name)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+const PAGE: usize = 512;
+
+impl TableRows {
+    pub(crate) fn new(index: Arc<Index>, table: &TableName) -> Result<TableRows> {
+        let layout = index.layout(table)?.clone();
+        // Keyset pagination on RID (the primary key), or on rowid for a table without RID.
+        let key = if layout.has_rid {
+            quote_ident("RID")
+        } else {
+            "rowid".to_string()
+        };
+        let select = format!(
+            "SELECT {}, {key} FROM {}",
+            if layout.select_list.is_empty() {
+                "NULL".to_string()
+            } else {
+                layout.select_list.clone()
+            },
+            layout.sql_name
+        );
+        let first_sql = format!("{select} ORDER BY {key} LIMIT {PAGE}");
+        let next_sql = format!("{select} WHERE {key} > ?1 ORDER BY {key} LIMIT {PAGE}");
+        Ok(TableRows {
+            index,
+            layout,
+            first_sql,
+            next_sql,
+            last: None,
+            buffer: VecDeque::new(),
+            done: false,
+        })
+    }
+
+    fn fill(&mut self) -> Result<()> {
+        let layout = self.layout.clone();
+        let n = layout.read_width().max(1);
+        let last = self.last.clone();
+        let page: Vec<(Row, rusqlite::types::Value)> = self.index.with_conn(|conn| {
+            let read = |r: &rusqlite::Row<'_>| {
+                let row = layout.row_from_sql(r)?;
+                let key: rusqlite::types::Value = r.get(n)?;
+                Ok((row, key))
+            };
+            match last {
+                None => conn
+                    .prepare_cached(&self.first_sql)?
+                    .query_map([], read)?
+                    .collect(),
+                Some(key) => conn
+                    .prepare_cached(&self.next_sql)?
+                    .query_map([key], read)?
+                    .collect(),
+            }
+        })?;
+        if page.len() < PAGE {
+            self.done = true;
+        }
+        for (row, key) in page {
+            self.last = Some(key);
+            self.buffer.push_back(row);
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for TableRows {
+    type Item = Result<Row>;
+
+    fn next(&mut self) -> Option<Result<Row>> {
+        if self.buffer.is_empty() && !self.done {
+            if let Err(e) = self.fill() {
+                self.done = true;
+                return Some(Err(e));
+            }
+        }
+        self.buffer.pop_front().map(Ok)
+    }
+}

@@ -1,0 +1,127 @@
+//! `deriva-bag restructure` against the small fixture bag: the `--json` manifest, the layout
+//! on disk, and exit status 2 with a message naming the fault.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use deriva_bag_core::fixtures;
+use serde_json::Value;
+
+fn run(cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deriva-bag"))
+        .args(args)
+        .env("DERIVA_BAG_CACHE", cache)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+#[test]
+fn restructure_json_lists_one_src_dst_pair_per_placement() {
+    let dir = tempfile::tempdir().unwrap();
+    let bag = fixtures::small_bag(&dir.path().join("bags")).unwrap();
+    let out = dir.path().join("ml_data");
+    let args = [
+        "restructure",
+        bag.path.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--targets",
+        "Glaucoma",
+        "--selector",
+        "newest",
+        "--copy",
+        "--type-map",
+        "Training=train,Testing=test",
+        "--json",
+    ];
+    let o = run(&dir.path().join("cache"), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stderr), "");
+    let json: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut pairs: Vec<(String, String)> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let src = e["src"].as_str().unwrap();
+            let dst = Path::new(e["dst"].as_str().unwrap());
+            let rel = dst
+                .strip_prefix(&out)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            let rid = src
+                .split("/data/asset/")
+                .nth(1)
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap();
+            (rid.to_string(), rel)
+        })
+        .collect();
+    pairs.sort();
+    let expected = [
+        ("1-I001", "train/Severe/retina_001.jpg"),
+        ("1-I002", "train/Mild/retina 002.jpg"),
+        ("1-I003", "test/Moderate/rétine_003.png"),
+        ("1-I004", "test/unknown/retina_004.png"),
+        ("1-I005", "test/Severe/retina%005.jpg"),
+        ("1-I005", "train/Severe/retina%005.jpg"),
+        ("1-I006", "test/Normal/retina_006.jpg"),
+    ]
+    .map(|(a, b)| (a.to_string(), b.to_string()));
+    assert_eq!(pairs, expected);
+    let copied = out.join("train/Severe/retina_001.jpg");
+    assert!(!std::fs::symlink_metadata(&copied)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
+#[test]
+fn restructure_missing_error_exits_2_naming_the_unlabeled_rid_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bag = fixtures::small_bag(&dir.path().join("bags")).unwrap();
+    let out = dir.path().join("ml_data");
+    let o = run(
+        &dir.path().join("cache"),
+        &[
+            "restructure",
+            bag.path.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--targets",
+            "Glaucoma",
+            "--selector",
+            "newest",
+            "--missing",
+            "error",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("Unlabeled RIDs: [1-I004]"), "{err}");
+    assert!(!out.exists());
+
+    let o = run(
+        &dir.path().join("cache"),
+        &[
+            "restructure",
+            bag.path.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--targets",
+            "Nope",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("target \"Nope\" is not a column of demo:Image"),
+        "{}",
+        text(&o.stderr)
+    );
+}
