@@ -1,0 +1,104 @@
+//! Lay out a dataset's assets as class folders (`training/Severe/retina_001.jpg`), the tree
+//! that torchvision's `ImageFolder`, Keras' `image_dataset_from_directory` and similar tools
+//! walk. Generic over [`DatasetLike`], so it works on a downloaded bag and a live dataset.
+//!
+//! The layout (SPEC §5):
+//!
+//! * **Type levels.** Each dataset contributes the directory its type maps to
+//!   (`Training→training`, `Testing→testing`, `Validation→validation` by default); a type not
+//!   in the map adds no level (e.g. a `Complete` or `Split` parent is transparent); an untyped
+//!   dataset is treated as Testing. Nested datasets nest their levels.
+//! * **Which dataset an asset belongs to.** A dataset *contains* every asset reachable from
+//!   it — members, and assets reached by foreign keys from members (the Images of a member
+//!   Subject) — including its nested datasets'. An asset is placed under each *deepest*
+//!   dataset containing it, i.e. each containing dataset none of whose children contains it.
+//!   Siblings that both contain an asset (Training and Testing) both get it, so the overlap is
+//!   visible; two placements of one asset at the same path are one placement.
+//! * **Target levels.** One level per target, in order, named by the `target_transform` or
+//!   the value's default text (a column value; a feature's term), made safe by
+//!   [`sanitize_label`]. A missing value is `unknown` (under [`Missing::Unknown`]); unlike the
+//!   Python reference, the other levels keep their values. `target_transform` is called once
+//!   per level with that level's [`TargetValue`], never for a missing value.
+//! * **Files.** Absolute symlinks (default), copies, or a `file_transformer`'s output, placed
+//!   in parallel. Two assets on one path: the smaller RID keeps the name, the other becomes
+//!   `<stem>_<RID><ext>`. Nothing is overwritten that an earlier run did not place, nothing is
+//!   written outside `output_dir`, and re-runs are idempotent (see [`LEDGER_NAME`]).
+//! * **Missing files** (a bag that is not materialized): one warning per file, and the rest is
+//!   placed; [`Manifest::missing_files`] lists them.
+//! * [`Missing::Error`] is checked on exactly the assets that would be placed, before anything
+//!   is written (the output directory is not even created).
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use deriva_bag_core::{fixtures, DatasetBag};
+//! use deriva_bag_features::{Selector, Targets};
+//! use deriva_bag_restructure::{restructure_assets, RestructureOptions};
+//!
+//! let tmp = tempfile::tempdir()?;
+//! let generated = fixtures::small_bag(&tmp.path().join("bags"))?;
+//! let bag = DatasetBag::open(&generated.path)?;
+//! let out = tmp.path().join("ml_data");
+//! let options =
+//!     RestructureOptions::new().targets(Targets::new().with("Glaucoma", Selector::Newest));
+//! let manifest = restructure_assets(&bag, &out, &options)?;
+//! assert!(out.join("training/Severe/retina_001.jpg").exists());
+//! assert!(out.join("testing/unknown/retina_004.png").exists());
+//! for (src, dst) in manifest.iter() {
+//!     assert!(dst.starts_with(std::path::absolute(&out)?), "{} -> {}", src.display(), dst.display());
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod manifest;
+mod options;
+mod place;
+mod plan;
+mod sanitize;
+
+use std::path::Path;
+
+pub use deriva_bag_features::{DatasetLike, Missing, Selector, TargetValue, Targets};
+pub use error::{BoxError, Error, Result};
+pub use manifest::{Manifest, MissingFile, Placement};
+pub use options::{
+    default_type_map, FileTransformer, ProgressFn, RestructureOptions, TargetTransform,
+    TypeSelector,
+};
+pub use place::LEDGER_NAME;
+pub use sanitize::sanitize_label;
+
+/// Builds the class-folder tree of `dataset`'s assets under `output_dir` and returns the
+/// manifest of every placement (see the crate docs for the layout rules).
+///
+/// Everything that can fail on the data (unknown target, conflicting values, unlabeled assets
+/// under [`Missing::Error`], unsafe labels, an ambiguous asset table) fails before the output
+/// directory is touched.
+pub fn restructure_assets<D: DatasetLike>(
+    dataset: &D,
+    output_dir: &Path,
+    options: &RestructureOptions,
+) -> Result<Manifest> {
+    let started = std::time::Instant::now();
+    let table = plan::asset_table(dataset, options)?;
+    let plan = plan::plan(dataset, &table, options)?;
+    let planned = plan.placements.len();
+    let plan_ms = started.elapsed().as_millis() as u64;
+    let placements = place::write(output_dir, plan.placements, options)?;
+    tracing::info!(
+        table = %table,
+        planned,
+        placed = placements.len(),
+        missing_files = plan.missing.len(),
+        plan_ms,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        output_dir = %output_dir.display(),
+        "restructured assets"
+    );
+    Ok(Manifest {
+        placements,
+        missing: plan.missing,
+    })
+}

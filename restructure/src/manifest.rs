@@ -1,0 +1,107 @@
+//! [`Manifest`]: every placement a restructure made.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use deriva_bag_features::Rid;
+use serde::Serialize;
+
+/// One placed file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Placement {
+    /// The source file in the bag.
+    pub src: PathBuf,
+    /// The path written (a symlink, a copy, or what the file transformer returned).
+    pub dst: PathBuf,
+    /// The asset's RID.
+    #[serde(skip)]
+    pub rid: Rid,
+}
+
+/// An asset whose file is not on disk (a bag that is not materialized).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingFile {
+    /// The asset's RID.
+    pub rid: Rid,
+    /// Its `Filename` column, if set.
+    pub filename: Option<String>,
+}
+
+/// The result of a restructure: source path → every path written for it (an asset in two
+/// sibling datasets has two), plus the assets skipped for lack of a file.
+#[derive(Debug, Clone, Default)]
+pub struct Manifest {
+    pub(crate) placements: Vec<Placement>,
+    pub(crate) missing: Vec<MissingFile>,
+}
+
+impl Manifest {
+    /// Source → destinations, sorted.
+    pub fn by_source(&self) -> BTreeMap<PathBuf, Vec<PathBuf>> {
+        let mut map: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
+        for p in &self.placements {
+            map.entry(p.src.clone()).or_default().push(p.dst.clone());
+        }
+        map
+    }
+
+    /// Every placement, sorted by (source, destination).
+    pub fn placements(&self) -> &[Placement] {
+        &self.placements
+    }
+
+    /// `(source, destination)` pairs, one per placement.
+    pub fn iter(&self) -> impl Iterator<Item = (&Path, &Path)> {
+        self.placements
+            .iter()
+            .map(|p| (p.src.as_path(), p.dst.as_path()))
+    }
+
+    /// Number of placements (files written or kept).
+    pub fn len(&self) -> usize {
+        self.placements.len()
+    }
+
+    /// Whether nothing was placed.
+    pub fn is_empty(&self) -> bool {
+        self.placements.is_empty()
+    }
+
+    /// The destinations of `src`.
+    pub fn destinations(&self, src: &Path) -> Vec<&Path> {
+        self.placements
+            .iter()
+            .filter(|p| p.src == src)
+            .map(|p| p.dst.as_path())
+            .collect()
+    }
+
+    /// Assets skipped because their file is not on disk, sorted by RID.
+    pub fn missing_files(&self) -> &[MissingFile] {
+        &self.missing
+    }
+
+    /// The CLI's JSON shape: `[{"src","dst"}, ...]`, one entry per placement.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Array(
+            self.placements
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "src": p.src.to_string_lossy(),
+                        "dst": p.dst.to_string_lossy(),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+impl<'a> IntoIterator for &'a Manifest {
+    type Item = &'a Placement;
+    type IntoIter = std::slice::Iter<'a, Placement>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.placements.iter()
+    }
+}

@@ -1,0 +1,387 @@
+//! Planning: which asset goes where. Pure computation over the dataset; writes nothing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+use deriva_bag_features::{
+    resolve_targets, DatasetInfo, DatasetLike, Members, Rid, Row, TableName,
+};
+
+use crate::error::{Error, Result};
+use crate::manifest::MissingFile;
+use crate::options::RestructureOptions;
+use crate::sanitize::{sanitize, LabelKind};
+
+/// One file to place: the asset, its source file, and its path relative to the output dir.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Planned {
+    pub rel: PathBuf,
+    pub rid: Rid,
+    pub src: PathBuf,
+}
+
+/// The whole plan: placements (collisions already renamed) and assets without a file.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub placements: Vec<Planned>,
+    pub missing: Vec<MissingFile>,
+}
+
+/// The asset table: the option, or the one asset table with members (SPEC §5.7).
+pub(crate) fn asset_table<D: DatasetLike>(
+    dataset: &D,
+    options: &RestructureOptions,
+) -> Result<TableName> {
+    let model = dataset.model();
+    if let Some(name) = &options.asset_table {
+        let table = model.resolve_table(name)?;
+        if !table.is_asset() {
+            return Err(Error::NotAnAssetTable {
+                table: table.name.to_string(),
+            });
+        }
+        return Ok(table.name.clone());
+    }
+    let members: Members = dataset.list_dataset_members(true, None)?;
+    let is_asset = |t: &TableName| model.table(t).is_some_and(|t| t.is_asset());
+    let with_members: Vec<&TableName> = members
+        .iter()
+        .filter(|(t, rows)| is_asset(t) && !rows.is_empty())
+        .map(|(t, _)| t)
+        .collect();
+    let chosen = match with_members.as_slice() {
+        [one] => (*one).clone(),
+        [] => {
+            // No direct asset members (e.g. a dataset of Subjects): fall back to asset tables
+            // whose rows are reachable through foreign keys.
+            let mut reachable = Vec::new();
+            for t in members.keys().filter(|t| is_asset(t)) {
+                if !dataset.reachable_rows(t)?.is_empty() {
+                    reachable.push(t.clone());
+                }
+            }
+            match reachable.len() {
+                1 => reachable.remove(0),
+                0 => {
+                    return Err(Error::NoAssetTable {
+                        detail: format!(
+                            "no asset table has members or reachable rows in dataset {}",
+                            dataset.rid()
+                        ),
+                    })
+                }
+                _ => {
+                    return Err(Error::AmbiguousAssetTable {
+                        tables: reachable.iter().map(ToString::to_string).collect(),
+                    })
+                }
+            }
+        }
+        several => {
+            return Err(Error::AmbiguousAssetTable {
+                tables: several.iter().map(ToString::to_string).collect(),
+            })
+        }
+    };
+    tracing::info!(table = %chosen, "auto-detected asset table");
+    Ok(chosen)
+}
+
+/// The directory level a dataset contributes: `None` for a type not in the map.
+pub(crate) fn type_level(
+    info: &DatasetInfo,
+    options: &RestructureOptions,
+) -> Result<Option<String>> {
+    let dir = if info.types.is_empty() {
+        // The chapter: "Datasets with no type defined are treated as Testing."
+        Some(options.type_dir("Testing").unwrap_or("testing").to_string())
+    } else {
+        let chosen = match &options.type_selector {
+            Some(select) => select(&info.types),
+            None => info.types[0].clone(),
+        };
+        options.type_dir(&chosen).map(str::to_string)
+    };
+    dir.map(|d| sanitize(&d, &info.rid, LabelKind::TypeDir))
+        .transpose()
+}
+
+/// The dataset tree walk: type paths and which datasets own each asset.
+struct Walk<'a> {
+    table: &'a TableName,
+    options: &'a RestructureOptions,
+    /// Type path of each visited dataset, in depth-first order.
+    type_paths: Vec<Vec<String>>,
+    /// Reachable asset RIDs of each visited dataset's subtree.
+    reach: HashMap<Rid, HashSet<Rid>>,
+    visiting: HashSet<Rid>,
+    /// Asset RID → indexes into `type_paths` of the deepest datasets containing it.
+    owners: BTreeMap<Rid, Vec<usize>>,
+}
+
+impl Walk<'_> {
+    /// Visits `ds` (reached under `parent_path`) and returns its subtree's reachable RIDs.
+    fn visit<D: DatasetLike>(
+        &mut self,
+        ds: &D,
+        parent_path: &[String],
+        rows_out: Option<&mut Vec<Row>>,
+    ) -> Result<HashSet<Rid>> {
+        let rid = ds.rid().clone();
+        if let Some(done) = self.reach.get(&rid) {
+            // A dataset nested under two parents: its first path wins, as in the reference.
+            return Ok(done.clone());
+        }
+        if !self.visiting.insert(rid.clone()) {
+            tracing::warn!(dataset = %rid, "dataset nesting cycle; not descending again");
+            return Ok(HashSet::new());
+        }
+        let mut path = parent_path.to_vec();
+        if let Some(level) = type_level(ds.info(), self.options)? {
+            path.push(level);
+        }
+        let index = self.type_paths.len();
+        self.type_paths.push(path.clone());
+
+        let rows = ds.reachable_rows(self.table)?;
+        let reach: HashSet<Rid> = rows.iter().filter_map(Row::rid).collect();
+        let mut in_children: HashSet<Rid> = HashSet::new();
+        for child in ds.list_dataset_children(false)? {
+            let handle = ds.dataset(&child.rid)?;
+            in_children.extend(self.visit(&handle, &path, None)?);
+        }
+        for asset in reach.difference(&in_children) {
+            self.owners.entry(asset.clone()).or_default().push(index);
+        }
+        self.visiting.remove(&rid);
+        self.reach.insert(rid, reach.clone());
+        if let Some(out) = rows_out {
+            *out = rows;
+        }
+        Ok(reach)
+    }
+}
+
+/// Builds the full plan (SPEC §5.2–§5.6). Fails before anything is written.
+pub(crate) fn plan<D: DatasetLike>(
+    dataset: &D,
+    table: &TableName,
+    options: &RestructureOptions,
+) -> Result<Plan> {
+    let mut walk = Walk {
+        table,
+        options,
+        type_paths: Vec::new(),
+        reach: HashMap::new(),
+        visiting: HashSet::new(),
+        owners: BTreeMap::new(),
+    };
+    let mut rows = Vec::new();
+    walk.visit(dataset, &[], Some(&mut rows))?;
+
+    // Assets whose file is not on disk are skipped with one warning each (SPEC §5.8); the
+    // remaining ones are exactly the set that will be emitted, so `Missing::Error` is checked
+    // against them.
+    let mut present = Vec::with_capacity(rows.len());
+    let mut sources: HashMap<Rid, PathBuf> = HashMap::with_capacity(rows.len());
+    let mut missing = Vec::new();
+    for row in rows {
+        let Some(rid) = row.rid() else { continue };
+        match dataset.asset_path(table, &row) {
+            Some(path) => {
+                let path = std::path::absolute(&path).map_err(crate::error::io(&path))?;
+                sources.insert(rid, path);
+                present.push(row);
+            }
+            None => {
+                let filename = row.text("Filename").map(str::to_string);
+                tracing::warn!(rid = %rid, filename = filename.as_deref().unwrap_or(""), table = %table, "asset file not found; not placed");
+                missing.push(MissingFile { rid, filename });
+            }
+        }
+    }
+    if !missing.is_empty() {
+        tracing::warn!(
+            missing = missing.len(),
+            present = present.len(),
+            table = %table,
+            "some asset files are not on disk (bag not materialized?); placed only the files present"
+        );
+    }
+
+    let resolution = resolve_targets(
+        dataset,
+        table,
+        &present,
+        &options.targets,
+        options.missing,
+        options.enforce_vocabulary,
+    )?;
+
+    let mut planned: BTreeSet<Planned> = BTreeSet::new();
+    for element in &resolution.elements {
+        let mut labels = Vec::with_capacity(element.values.len());
+        for (target, value) in resolution.targets.iter().zip(&element.values) {
+            let label = match value {
+                None => "unknown".to_string(),
+                Some(v) => {
+                    let text = match &options.target_transform {
+                        Some(f) => f(v).map_err(|source| Error::TargetTransform {
+                            target: target.name.clone(),
+                            rid: element.rid.clone(),
+                            source,
+                        })?,
+                        None => target.default_label(v).ok_or_else(|| Error::NoLabel {
+                            target: target.name.clone(),
+                            rid: element.rid.clone(),
+                        })?,
+                    };
+                    sanitize(&text, &element.rid, LabelKind::Label)?
+                }
+            };
+            labels.push(label);
+        }
+        let Some(src) = sources.get(&element.rid) else {
+            continue;
+        };
+        let Some(file_name) = src.file_name() else {
+            return Err(Error::Io {
+                path: src.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "asset path has no file name",
+                ),
+            });
+        };
+        for &owner in walk.owners.get(&element.rid).into_iter().flatten() {
+            let mut rel: PathBuf = walk.type_paths[owner].iter().collect();
+            rel.extend(&labels);
+            rel.push(file_name);
+            planned.insert(Planned {
+                rel,
+                rid: element.rid.clone(),
+                src: src.clone(),
+            });
+        }
+    }
+    let placements = resolve_collisions(planned.into_iter().collect());
+    debug_assert!(placements.iter().all(|p| is_confined(&p.rel)));
+    missing.sort_by(|a, b| a.rid.cmp(&b.rid));
+    Ok(Plan {
+        placements,
+        missing,
+    })
+}
+
+/// Two different assets on one path: the smallest RID keeps the name, the others get
+/// `<stem>_<RID><ext>` (then `_2`, `_3`… if even that is taken). Input sorted by (rel, rid).
+pub(crate) fn resolve_collisions(sorted: Vec<Planned>) -> Vec<Planned> {
+    let mut taken: HashSet<PathBuf> = sorted.iter().map(|p| p.rel.clone()).collect();
+    let mut out = Vec::with_capacity(sorted.len());
+    let mut previous: Option<PathBuf> = None;
+    for mut p in sorted {
+        if previous.as_ref() == Some(&p.rel) {
+            let original = p.rel.clone();
+            let mut n = 1;
+            let renamed = loop {
+                let candidate = with_rid_suffix(&original, &p.rid, n);
+                if !taken.contains(&candidate) {
+                    break candidate;
+                }
+                n += 1;
+            };
+            tracing::info!(rid = %p.rid, from = %original.display(), to = %renamed.display(), "file name collision; renamed");
+            taken.insert(renamed.clone());
+            p.rel = renamed;
+        } else {
+            previous = Some(p.rel.clone());
+        }
+        out.push(p);
+    }
+    out.sort();
+    out
+}
+
+/// `dir/<stem>_<RID><ext>`; `n > 1` adds `_<n>` after the RID.
+fn with_rid_suffix(rel: &Path, rid: &Rid, n: usize) -> PathBuf {
+    let stem = rel.file_stem().map(OsString::from).unwrap_or_default();
+    let mut name = stem;
+    name.push("_");
+    name.push(rid.as_str());
+    if n > 1 {
+        name.push(format!("_{n}"));
+    }
+    if let Some(ext) = rel.extension() {
+        name.push(".");
+        name.push(ext);
+    }
+    rel.with_file_name(name)
+}
+
+/// Whether a relative path stays inside its base (only normal components).
+pub(crate) fn is_confined(rel: &Path) -> bool {
+    rel.components().all(|c| matches!(c, Component::Normal(_))) && rel.components().next().is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(rel: &str, rid: &str) -> Planned {
+        Planned {
+            rel: PathBuf::from(rel),
+            rid: Rid::new(rid),
+            src: PathBuf::from(format!("/bag/{rid}")),
+        }
+    }
+
+    #[test]
+    fn collision_keeps_the_smallest_rid_and_renames_the_rest_with_their_rid() {
+        let got = resolve_collisions(vec![
+            p("training/Severe/a.jpg", "1-I001"),
+            p("training/Severe/a.jpg", "1-I007"),
+            p("training/Severe/a.jpg", "1-I009"),
+            p("training/Severe/b", "1-I002"),
+            p("training/Severe/b", "1-I003"),
+        ]);
+        let rels: Vec<(String, String)> = got
+            .iter()
+            .map(|p| (p.rel.display().to_string(), p.rid.to_string()))
+            .collect();
+        assert_eq!(
+            rels,
+            [
+                ("training/Severe/a.jpg", "1-I001"),
+                ("training/Severe/a_1-I007.jpg", "1-I007"),
+                ("training/Severe/a_1-I009.jpg", "1-I009"),
+                ("training/Severe/b", "1-I002"),
+                ("training/Severe/b_1-I003", "1-I003"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+    }
+
+    #[test]
+    fn a_renamed_file_never_takes_another_assets_plain_name() {
+        // I001's plain name is literally what I002 would be renamed to.
+        let mut input = vec![
+            p("x/a_1-I002.jpg", "1-I001"),
+            p("x/a.jpg", "1-I000"),
+            p("x/a.jpg", "1-I002"),
+        ];
+        input.sort();
+        let got = resolve_collisions(input);
+        let rels: Vec<String> = got.iter().map(|p| p.rel.display().to_string()).collect();
+        assert_eq!(rels, ["x/a.jpg", "x/a_1-I002.jpg", "x/a_1-I002_2.jpg"]);
+        assert_eq!(got[2].rid.as_str(), "1-I002");
+    }
+
+    #[test]
+    fn confinement_rejects_parent_and_absolute_components() {
+        assert!(is_confined(Path::new("training/Severe/a.jpg")));
+        assert!(!is_confined(Path::new("../a.jpg")));
+        assert!(!is_confined(Path::new("/etc/passwd")));
+        assert!(!is_confined(Path::new("")));
+    }
+}
