@@ -1,0 +1,167 @@
+//! Softmax regression on a generated fixture bag's Glaucoma grades with the TensorFlow C API:
+//! a graph with placeholders, one dense layer, softmax cross-entropy and gradient descent,
+//! fed batches from `as_tf_dataset` through a `Session`. Prints the loss per epoch.
+//!
+//! ```sh
+//! . .ci/ml-libs.sh
+//! cargo run -p deriva-bag-tf --example train
+//! ```
+
+use std::error::Error;
+use std::path::Path;
+
+use deriva_bag_core::fixtures::{generate, FixtureSpec};
+use deriva_bag_core::{DatasetBag, OpenOptions};
+use deriva_bag_features::{Missing, Selector, Targets};
+use deriva_bag_tf::{as_tf_dataset, Label, LoaderOptions, Target, TfOptions, TfSample};
+use tensorflow::train::{GradientDescentOptimizer, MinimizeOptions, Optimizer};
+use tensorflow::{ops, DataType, Scope, Session, SessionOptions, SessionRunArgs, Tensor, Variable};
+
+const GRADES: [&str; 4] = ["Normal", "Mild", "Moderate", "Severe"];
+const SIDE: u32 = 16;
+const FEATURES: u64 = (SIDE * SIDE * 3) as u64;
+
+/// Decodes an image, resizes it to `SIDE × SIDE` and returns centered `HWC` floats in
+/// `[-0.5, 0.5]` (centering keeps plain gradient descent stable at a useful step size).
+fn load_image(path: &Path) -> Result<TfSample, Box<dyn Error + Send + Sync>> {
+    let img = image::open(path)?.to_rgb8();
+    let small = image::imageops::resize(&img, SIDE, SIDE, image::imageops::FilterType::Nearest);
+    let data = small
+        .as_raw()
+        .iter()
+        .map(|&p| f32::from(p) / 255.0)
+        .collect();
+    Ok(TfSample::float(
+        [u64::from(SIDE), u64::from(SIDE), 3],
+        data,
+    )?)
+}
+
+/// Trains for `epochs` epochs; returns the loss over the whole dataset before training and
+/// after each epoch (`epochs + 1` values; the first is ln 4 from the zero weights).
+pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f32>, Box<dyn Error>> {
+    let options = TfOptions::default()
+        .sample_loader(|path, _row| load_image(path))
+        .targets(Targets::new().with("Glaucoma", Selector::Newest))
+        // One-hot labels: softmax_cross_entropy_with_logits takes dense label rows.
+        .target_transform(|t: Option<&Target>| {
+            let term = t.and_then(Target::label).ok_or("unlabeled image")?;
+            let idx = GRADES
+                .iter()
+                .position(|g| *g == term)
+                .ok_or("unknown grade")?;
+            let mut one_hot = vec![0.0f32; GRADES.len()];
+            one_hot[idx] = 1.0;
+            Ok::<_, &str>(Label::Vector(one_hot))
+        })
+        .missing(Missing::Skip);
+    let dataset = as_tf_dataset(bag, "Image", options, None)?;
+    println!(
+        "{} labeled images, signature {:?}",
+        dataset.len(),
+        dataset.signature()
+    );
+    let batches = dataset.batches(
+        LoaderOptions::default()
+            .batch_size(8)
+            .shuffle(0)
+            .num_workers(2),
+    )?;
+
+    let mut scope = Scope::new_root_scope();
+    let scope = &mut scope;
+    let x = ops::Placeholder::new()
+        .dtype(DataType::Float)
+        .shape([-1i64, i64::from(SIDE), i64::from(SIDE), 3])
+        .build(&mut scope.with_op_name("x"))?;
+    let y = ops::Placeholder::new()
+        .dtype(DataType::Float)
+        .shape([-1i64, GRADES.len() as i64])
+        .build(&mut scope.with_op_name("y"))?;
+    let flat = ops::reshape(
+        x.clone(),
+        ops::constant(&[-1i64, FEATURES as i64][..], scope)?,
+        scope,
+    )?;
+    // Zero initial weights: softmax regression is convex, so this is deterministic and fine.
+    let w = Variable::builder()
+        .const_initial_value(Tensor::<f32>::new(&[FEATURES, GRADES.len() as u64]))
+        .build(&mut scope.with_op_name("w"))?;
+    let b = Variable::builder()
+        .const_initial_value(Tensor::<f32>::new(&[GRADES.len() as u64]))
+        .build(&mut scope.with_op_name("b"))?;
+    let logits = ops::add(
+        ops::mat_mul(flat, w.output().clone(), scope)?,
+        b.output().clone(),
+        scope,
+    )?;
+    let xent = ops::softmax_cross_entropy_with_logits(logits, y.clone(), scope)?;
+    let loss = ops::mean(
+        xent,
+        ops::constant(&[0i32][..], scope)?,
+        &mut scope.with_op_name("loss"),
+    )?;
+    let optimizer = GradientDescentOptimizer::new(ops::constant(0.05f32, scope)?);
+    let variables = vec![w.clone(), b.clone()];
+    let (_, minimize) = optimizer.minimize(
+        scope,
+        loss.clone().into(),
+        MinimizeOptions::default().with_variables(&variables),
+    )?;
+
+    let session = Session::new(&SessionOptions::new(), &scope.graph())?;
+    let mut init = SessionRunArgs::new();
+    for v in &variables {
+        init.add_target(v.initializer());
+    }
+    session.run(&mut init)?;
+
+    // One pass over the batches; trains when `train` is set, and returns the mean loss
+    // weighted by batch size.
+    let run_epoch = |train: bool| -> Result<f32, Box<dyn Error>> {
+        let (mut sum, mut count) = (0.0f32, 0usize);
+        for batch in &batches {
+            let batch = batch?;
+            let labels = batch.targets.tensor().ok_or("labels did not stack")?;
+            let mut args = SessionRunArgs::new();
+            batch.samples.add_feed(&mut args, &x, 0);
+            labels.add_feed(&mut args, &y, 0);
+            if train {
+                args.add_target(&minimize);
+            }
+            let fetch = args.request_fetch(&loss, 0);
+            session.run(&mut args)?;
+            sum += args.fetch::<f32>(fetch)?[0] * batch.rids.len() as f32;
+            count += batch.rids.len();
+        }
+        Ok(sum / count.max(1) as f32)
+    };
+    let mut losses = vec![run_epoch(false)?];
+    println!("before training: loss {:.4}", losses[0]);
+    for epoch in 0..epochs {
+        run_epoch(true)?;
+        let loss = run_epoch(false)?;
+        println!("after epoch {epoch}: loss {loss:.4}");
+        losses.push(loss);
+    }
+    Ok(losses)
+}
+
+/// Generates the 40-image fixture bag under `dir` and opens it.
+pub fn fixture_bag(dir: &Path) -> Result<DatasetBag, Box<dyn Error>> {
+    let generated = generate(&FixtureSpec::with_images(40), &dir.join("bags"))?;
+    let options = OpenOptions {
+        cache_dir: Some(dir.join("cache")),
+        ..OpenOptions::default()
+    };
+    Ok(DatasetBag::open_with(&generated.path, &options)?)
+}
+
+#[cfg_attr(test, allow(dead_code))]
+fn main() -> Result<(), Box<dyn Error>> {
+    let dir = tempfile::tempdir()?;
+    let bag = fixture_bag(dir.path())?;
+    let losses = train(&bag, 10)?;
+    println!("loss {:.4} -> {:.4}", losses[0], losses[losses.len() - 1]);
+    Ok(())
+}

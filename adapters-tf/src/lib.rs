@@ -1,0 +1,42 @@
+//! TensorFlow (C API) adapter for DerivaML datasets: the chapter's `bag.as_tf_dataset(...)`.
+//!
+//! [`as_tf_dataset`] turns one element table of any
+//! [`DatasetLike`](deriva_bag_features::DatasetLike) into a re-iterable dataset of
+//! `(sample, target, rid)` elements with an output [`Signature`] — inferred from the first
+//! element (which is not skipped) or given explicitly with `-1` for variable dimensions.
+//! [`TfDataset::batches`] batches, shuffles, shards and prefetches with the same
+//! framework-neutral loader core as the PyTorch adapter, producing `tensorflow::Tensor`
+//! batches ready to feed a `Session` (there is no `tf.data` in the C API).
+//!
+//! It is not a model library: build your graph with `tensorflow::ops`.
+//!
+//! Build and run with the TF 2.13.0 C library (`. .ci/ml-libs.sh` provisions it and sets
+//! `PKG_CONFIG_PATH`/`LD_LIBRARY_PATH`).
+//!
+//! ```no_run
+//! # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), deriva_bag_tf::Error> {
+//! use deriva_bag_tf::{as_tf_dataset, LoaderOptions, TfOptions};
+//! let options = TfOptions::default().sample_loader(|path, _row| deriva_bag_tf::read_bytes(path));
+//! let ds = as_tf_dataset(bag, "Image", options, None)?;
+//! println!("{:?}", ds.signature());
+//! let batches = ds.batches(LoaderOptions::default().batch_size(1).shuffle(7))?;
+//! for batch in &batches {
+//!     let batch = batch?;
+//!     println!("{:?} {:?}", batch.rids, batch.samples.dims());
+//! }
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod dataset;
+mod error;
+mod spec;
+
+pub use dataset::{
+    as_tf_dataset, collate, read_bytes, BatchTargets, BatchTensor, TfBatch, TfDataset, TfItem,
+    TfLoader, TfOptions, SAMPLE_LOADER_EXAMPLE,
+};
+pub use deriva_bag_features::loader::elements::{Label, Sample, Target};
+pub use deriva_bag_features::loader::{Batches, LoaderOptions};
+pub use error::Error;
+pub use spec::{DType, Signature, TargetSpec, TensorSpec, TfSample};

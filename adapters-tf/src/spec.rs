@@ -1,0 +1,324 @@
+//! Samples, dtypes and the output signature (`tf.TensorSpec`, with `-1` for a variable
+//! dimension, as `None` in Python).
+
+use std::fmt;
+
+use deriva_bag_features::loader::elements::{Element, Label, Sample};
+use deriva_bag_features::Rid;
+use indexmap::IndexMap;
+
+use crate::Error;
+
+/// Element dtypes the adapter feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// `tf.float32`.
+    Float,
+    /// `tf.int64`.
+    Int64,
+    /// `tf.uint8`.
+    UInt8,
+}
+
+impl DType {
+    /// The TensorFlow data type.
+    pub fn data_type(self) -> tensorflow::DataType {
+        match self {
+            DType::Float => tensorflow::DataType::Float,
+            DType::Int64 => tensorflow::DataType::Int64,
+            DType::UInt8 => tensorflow::DataType::UInt8,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DType::Float => "float32",
+            DType::Int64 => "int64",
+            DType::UInt8 => "uint8",
+        })
+    }
+}
+
+/// A dense sample: values in row-major order and their shape (e.g. `HWC` pixels).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TfSample {
+    /// `float32` values.
+    Float {
+        /// Dimensions.
+        shape: Vec<u64>,
+        /// `product(shape)` values.
+        data: Vec<f32>,
+    },
+    /// `int64` values.
+    Int64 {
+        /// Dimensions.
+        shape: Vec<u64>,
+        /// `product(shape)` values.
+        data: Vec<i64>,
+    },
+    /// `uint8` values (raw pixels).
+    UInt8 {
+        /// Dimensions.
+        shape: Vec<u64>,
+        /// `product(shape)` values.
+        data: Vec<u8>,
+    },
+}
+
+fn checked(shape: &[u64], found: usize) -> Result<(), Error> {
+    let expected = shape.iter().product::<u64>() as usize;
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::BadSample {
+            shape: shape.to_vec(),
+            expected,
+            found,
+        })
+    }
+}
+
+impl TfSample {
+    /// A `float32` sample; the value count must match the shape.
+    pub fn float(shape: impl Into<Vec<u64>>, data: Vec<f32>) -> Result<Self, Error> {
+        let shape = shape.into();
+        checked(&shape, data.len())?;
+        Ok(TfSample::Float { shape, data })
+    }
+
+    /// An `int64` sample.
+    pub fn int64(shape: impl Into<Vec<u64>>, data: Vec<i64>) -> Result<Self, Error> {
+        let shape = shape.into();
+        checked(&shape, data.len())?;
+        Ok(TfSample::Int64 { shape, data })
+    }
+
+    /// A `uint8` sample.
+    pub fn uint8(shape: impl Into<Vec<u64>>, data: Vec<u8>) -> Result<Self, Error> {
+        let shape = shape.into();
+        checked(&shape, data.len())?;
+        Ok(TfSample::UInt8 { shape, data })
+    }
+
+    /// The dtype.
+    pub fn dtype(&self) -> DType {
+        match self {
+            TfSample::Float { .. } => DType::Float,
+            TfSample::Int64 { .. } => DType::Int64,
+            TfSample::UInt8 { .. } => DType::UInt8,
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[u64] {
+        match self {
+            TfSample::Float { shape, .. }
+            | TfSample::Int64 { shape, .. }
+            | TfSample::UInt8 { shape, .. } => shape,
+        }
+    }
+}
+
+/// One tensor's spec: dtype and shape, `-1` for a dimension of any size.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TensorSpec {
+    /// Element type.
+    pub dtype: DType,
+    /// Dimensions; `-1` = variable.
+    pub shape: Vec<i64>,
+}
+
+impl TensorSpec {
+    /// A spec with this dtype and shape.
+    pub fn new(dtype: DType, shape: impl Into<Vec<i64>>) -> Self {
+        TensorSpec {
+            dtype,
+            shape: shape.into(),
+        }
+    }
+
+    /// The exact spec of a value of this dtype and shape.
+    pub fn of(dtype: DType, shape: &[u64]) -> Self {
+        TensorSpec::new(dtype, shape.iter().map(|&d| d as i64).collect::<Vec<_>>())
+    }
+
+    /// Whether a value of `dtype` and `shape` fits (same rank; `-1` matches any size).
+    pub fn accepts(&self, dtype: DType, shape: &[u64]) -> bool {
+        self.dtype == dtype
+            && self.shape.len() == shape.len()
+            && self
+                .shape
+                .iter()
+                .zip(shape)
+                .all(|(&s, &d)| s < 0 || s as u64 == d)
+    }
+}
+
+impl fmt::Display for TensorSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TensorSpec(shape={:?}, dtype={})",
+            self.shape, self.dtype
+        )
+    }
+}
+
+/// The spec of an element's target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetSpec {
+    /// No targets requested: elements are `(sample, rid)`.
+    None,
+    /// One tensor (a class index is `int64 []`, a float `float32 []`, a vector `float32 [n]`).
+    Tensor(TensorSpec),
+    /// A multi-target label: one spec per name.
+    Map(IndexMap<String, TensorSpec>),
+}
+
+/// The output signature: sample spec and target spec; the RID is always a scalar string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// The sample's spec.
+    pub sample: TensorSpec,
+    /// The target's spec.
+    pub target: TargetSpec,
+}
+
+impl Signature {
+    /// A signature from a sample spec and a target spec.
+    pub fn new(sample: TensorSpec, target: TargetSpec) -> Self {
+        Signature { sample, target }
+    }
+
+    /// The exact signature of one element (as `tf.type_spec_from_value`).
+    pub fn infer(element: &Element<TfSample>) -> Result<Signature, Error> {
+        let sample = match &element.sample {
+            Sample::Loaded(s) => TensorSpec::of(s.dtype(), s.shape()),
+            Sample::Row(_) => {
+                return Err(Error::NotATensor {
+                    rid: element.rid.clone(),
+                    detail: "the sample is a table row, which has no tensor form; pass a \
+                             row_loader that builds a TfSample from the row"
+                        .into(),
+                })
+            }
+        };
+        let target = match &element.target {
+            Label::None => TargetSpec::None,
+            Label::Map(m) => TargetSpec::Map(
+                m.iter()
+                    .map(|(k, l)| Ok((k.clone(), label_spec(l, &element.rid)?)))
+                    .collect::<Result<_, Error>>()?,
+            ),
+            other => TargetSpec::Tensor(label_spec(other, &element.rid)?),
+        };
+        Ok(Signature { sample, target })
+    }
+
+    /// Checks one element against the signature; the error names the RID and both shapes.
+    pub fn check(&self, element: &Element<TfSample>) -> Result<(), Error> {
+        let rid = &element.rid;
+        match &element.sample {
+            Sample::Loaded(s) => check_one(&self.sample, s.dtype(), s.shape(), rid, "sample")?,
+            Sample::Row(_) => {
+                return Err(Error::NotATensor {
+                    rid: rid.clone(),
+                    detail: "the sample is a table row; pass a row_loader".into(),
+                })
+            }
+        }
+        match (&self.target, &element.target) {
+            (TargetSpec::None, Label::None) => Ok(()),
+            (TargetSpec::Tensor(spec), label) => {
+                let (dtype, shape) = label_value_shape(label, rid)?;
+                check_one(spec, dtype, &shape, rid, "target")
+            }
+            (TargetSpec::Map(specs), Label::Map(labels)) => {
+                for (name, spec) in specs {
+                    let label = labels.get(name).ok_or_else(|| Error::NotATensor {
+                        rid: rid.clone(),
+                        detail: format!("the multi-target label has no {name:?} entry"),
+                    })?;
+                    let (dtype, shape) = label_value_shape(label, rid)?;
+                    check_one(spec, dtype, &shape, rid, &format!("target {name:?}"))?;
+                }
+                Ok(())
+            }
+            (spec, label) => Err(Error::NotATensor {
+                rid: rid.clone(),
+                detail: format!("target {label:?} does not match the signature's {spec:?}"),
+            }),
+        }
+    }
+}
+
+fn check_one(
+    spec: &TensorSpec,
+    dtype: DType,
+    shape: &[u64],
+    rid: &Rid,
+    part: &str,
+) -> Result<(), Error> {
+    if spec.accepts(dtype, shape) {
+        Ok(())
+    } else {
+        Err(Error::SignatureMismatch {
+            rid: rid.clone(),
+            part: part.to_string(),
+            expected: spec.clone(),
+            found_dtype: dtype.to_string(),
+            found: shape.to_vec(),
+        })
+    }
+}
+
+fn label_value_shape(label: &Label, rid: &Rid) -> Result<(DType, Vec<u64>), Error> {
+    match label {
+        Label::Class(_) => Ok((DType::Int64, vec![])),
+        Label::Float(_) => Ok((DType::Float, vec![])),
+        Label::Vector(v) => Ok((DType::Float, vec![v.len() as u64])),
+        Label::None => Err(Error::NotATensor {
+            rid: rid.clone(),
+            detail: "the target is missing (missing=Unknown) and has no tensor form; map it \
+                     to a value in target_transform"
+                .into(),
+        }),
+        Label::Raw(_) | Label::Map(_) => Err(Error::NotATensor {
+            rid: rid.clone(),
+            detail: "the target is a resolved record, which has no tensor form; pass a \
+                     target_transform that returns a Label (e.g. Label::Class)"
+                .into(),
+        }),
+    }
+}
+
+fn label_spec(label: &Label, rid: &Rid) -> Result<TensorSpec, Error> {
+    let (dtype, shape) = label_value_shape(label, rid)?;
+    Ok(TensorSpec::of(dtype, &shape))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minus_one_matches_any_size_but_not_another_rank() {
+        let spec = TensorSpec::new(DType::Float, [-1, -1, 3]);
+        assert!(spec.accepts(DType::Float, &[48, 64, 3]));
+        assert!(spec.accepts(DType::Float, &[10, 7, 3]));
+        assert!(!spec.accepts(DType::Float, &[10, 7, 1]));
+        assert!(!spec.accepts(DType::Float, &[10, 3]));
+        assert!(!spec.accepts(DType::Int64, &[10, 7, 3]));
+    }
+
+    #[test]
+    fn samples_check_their_value_count() {
+        assert!(TfSample::float([2u64, 2], vec![0.0; 4]).is_ok());
+        let err = TfSample::float([2u64, 3], vec![0.0; 4])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "sample of shape [2, 3] needs 6 values, got 4");
+    }
+}

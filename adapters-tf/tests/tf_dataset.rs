@@ -1,0 +1,313 @@
+//! `as_tf_dataset` on the fixture bag: signatures, passes, errors, batches through a Session.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use deriva_bag_core::fixtures::FixtureSpec;
+use deriva_bag_features::{Missing, Row, Selector, Targets};
+use deriva_bag_tf::{
+    as_tf_dataset, DType, Label, LoaderOptions, Signature, Target, TargetSpec, TensorSpec,
+    TfOptions, TfSample, SAMPLE_LOADER_EXAMPLE,
+};
+use tensorflow::{ops, DataType, Scope, Session, SessionOptions, SessionRunArgs};
+
+const GRADES: [&str; 4] = ["Normal", "Mild", "Moderate", "Severe"];
+
+/// HWC float pixels in [0, 1].
+fn hwc(path: &Path) -> Result<TfSample, Box<dyn std::error::Error + Send + Sync>> {
+    let img = image::open(path)?.to_rgb8();
+    let (w, h) = img.dimensions();
+    let data = img.as_raw().iter().map(|&p| f32::from(p) / 255.0).collect();
+    Ok(TfSample::float([u64::from(h), u64::from(w), 3], data)?)
+}
+
+/// Crops each image to a width that depends on the RID (1-I001 → 41 px, …): variable shapes.
+fn variable_width(
+    path: &Path,
+    row: &Row,
+) -> Result<TfSample, Box<dyn std::error::Error + Send + Sync>> {
+    let n: u32 = row.text("RID").unwrap()[4..].parse()?;
+    let img = image::open(path)?.to_rgb8();
+    let cropped = image::imageops::crop_imm(&img, 0, 0, 40 + n, 48).to_image();
+    let data = cropped.as_raw().iter().map(|&p| f32::from(p)).collect();
+    Ok(TfSample::float([48, u64::from(40 + n), 3], data)?)
+}
+
+fn graded() -> TfOptions {
+    TfOptions::default()
+        .sample_loader(|path, _row| hwc(path))
+        .targets(Targets::new().with("Glaucoma", Selector::Newest))
+        .target_transform(|t: Option<&Target>| {
+            let term = t.and_then(Target::label).ok_or("unlabeled")?;
+            let idx = GRADES
+                .iter()
+                .position(|g| *g == term)
+                .ok_or("unknown grade")?;
+            Ok::<_, &str>(Label::Class(idx as i64))
+        })
+        .missing(Missing::Skip)
+}
+
+fn pass(ds: &deriva_bag_tf::TfDataset) -> Vec<String> {
+    ds.iter().map(|e| e.unwrap().rid.to_string()).collect()
+}
+
+const LABELED: [&str; 5] = ["1-I001", "1-I002", "1-I003", "1-I005", "1-I006"];
+
+#[test]
+fn inferred_signature_comes_from_the_first_element_which_is_not_skipped() {
+    let f = common::small();
+    let ds = as_tf_dataset(&f.bag, "Image", graded(), None).unwrap();
+    assert_eq!(
+        *ds.signature(),
+        Signature::new(
+            TensorSpec::new(DType::Float, [48, 64, 3]),
+            TargetSpec::Tensor(TensorSpec::new(DType::Int64, []))
+        )
+    );
+    let first = ds.iter().next().unwrap().unwrap();
+    assert_eq!(first.rid.to_string(), "1-I001");
+    assert_eq!(first.target, Label::Class(3));
+    assert_eq!(pass(&ds), LABELED);
+}
+
+#[test]
+fn second_and_third_passes_yield_every_element() {
+    let f = common::small();
+    let ds = as_tf_dataset(&f.bag, "Image", graded(), None).unwrap();
+    for _ in 0..3 {
+        assert_eq!(pass(&ds), LABELED);
+    }
+    let batches = ds
+        .batches(LoaderOptions::default().batch_size(2).num_workers(2))
+        .unwrap();
+    for _ in 0..3 {
+        let rids: Vec<String> = batches
+            .iter()
+            .flat_map(|b| common::rids(&b.unwrap().rids))
+            .collect();
+        assert_eq!(rids, LABELED);
+    }
+}
+
+#[test]
+fn explicit_signature_reads_nothing_at_construction() {
+    let f = common::small();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&loads);
+    let options = TfOptions::default().sample_loader(move |path, _row| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        hwc(path)
+    });
+    let sig = Signature::new(TensorSpec::new(DType::Float, [48, 64, 3]), TargetSpec::None);
+    let ds = as_tf_dataset(&f.bag, "Image", options, Some(sig)).unwrap();
+    assert_eq!(loads.load(Ordering::Relaxed), 0);
+    assert_eq!(pass(&ds).len(), 6);
+    assert_eq!(loads.load(Ordering::Relaxed), 6);
+}
+
+#[test]
+fn variable_dimensions_use_minus_one() {
+    let f = common::small();
+    let options = TfOptions::default().sample_loader(variable_width);
+    let sig = Signature::new(TensorSpec::new(DType::Float, [48, -1, 3]), TargetSpec::None);
+    let ds = as_tf_dataset(&f.bag, "Image", options, Some(sig)).unwrap();
+    let widths: Vec<u64> = ds
+        .iter()
+        .map(|e| match e.unwrap().sample {
+            deriva_bag_tf::Sample::Loaded(s) => s.shape()[1],
+            _ => panic!(),
+        })
+        .collect();
+    assert_eq!(widths, [41, 42, 43, 44, 45, 46]);
+    // Variable shapes do not stack; batch size 1 works.
+    let batches = ds.batches(LoaderOptions::default().batch_size(1)).unwrap();
+    assert_eq!(batches.iter().filter(|b| b.is_ok()).count(), 6);
+    let err = ds
+        .batches(LoaderOptions::default().batch_size(2))
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "element 1-I002 is float32 [48, 42, 3] but element 1-I001 is float32 [48, 41, 3]"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn shape_mismatch_names_the_rid_and_both_shapes() {
+    let f = common::small();
+    // Inferred from 1-I001 (41 wide), so 1-I002 (42 wide) does not fit.
+    let ds = as_tf_dataset(
+        &f.bag,
+        "Image",
+        TfOptions::default().sample_loader(variable_width),
+        None,
+    )
+    .unwrap();
+    assert!(ds.get(0).is_ok());
+    let err = ds.get(1).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "element 1-I002: sample has dtype float32 and shape [48, 42, 3], but the output \
+         signature says TensorSpec(shape=[48, 41, 3], dtype=float32)"
+    );
+}
+
+#[test]
+fn untransformed_records_cannot_be_inferred() {
+    let f = common::small();
+    let options = TfOptions::default()
+        .sample_loader(|path, _row| hwc(path))
+        .targets(Targets::new().with("Glaucoma", Selector::Newest))
+        .missing(Missing::Skip);
+    let err = as_tf_dataset(&f.bag, "Image", options, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("element 1-I001: the target is a resolved record"),
+        "{err}"
+    );
+    assert!(err.contains("target_transform"), "{err}");
+}
+
+#[test]
+fn asset_table_without_sample_loader_is_an_error_showing_a_working_closure() {
+    let f = common::small();
+    let err = as_tf_dataset(&f.bag, "Image", TfOptions::default(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("requires a sample_loader"), "{err}");
+    assert!(err.contains(SAMPLE_LOADER_EXAMPLE), "{err}");
+}
+
+#[test]
+fn missing_error_names_the_unlabeled_image() {
+    let f = common::small();
+    let err = as_tf_dataset(&f.bag, "Image", graded().missing(Missing::Error), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1-I004"), "{err}");
+}
+
+#[test]
+fn non_materialized_bag_fails_at_construction_naming_missing_files() {
+    let f = common::open(&FixtureSpec {
+        materialized: false,
+        ..FixtureSpec::default()
+    });
+    let err = as_tf_dataset(&f.bag, "Image", graded(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not on disk"), "{err}");
+    assert!(err.contains("1-I003 \"rétine_003.png\""), "{err}");
+}
+
+#[test]
+fn shards_cover_every_element_exactly_once() {
+    let f = common::small();
+    let ds = as_tf_dataset(&f.bag, "Image", graded(), None).unwrap();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for rank in 0..2 {
+        let batches = ds
+            .batches(
+                LoaderOptions::default()
+                    .batch_size(2)
+                    .shuffle(4)
+                    .shard(rank, 2),
+            )
+            .unwrap();
+        for batch in &batches {
+            for rid in common::rids(&batch.unwrap().rids) {
+                *seen.entry(rid).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(seen.keys().collect::<Vec<_>>(), LABELED);
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+}
+
+#[test]
+fn batches_feed_a_session_run() {
+    let f = common::small();
+    let ds = as_tf_dataset(&f.bag, "Image", graded(), None).unwrap();
+    let mut scope = Scope::new_root_scope();
+    let x = ops::Placeholder::new()
+        .dtype(DataType::Float)
+        .shape([-1i64, 48, 64, 3])
+        .build(&mut scope.with_op_name("x"))
+        .unwrap();
+    let y = ops::Placeholder::new()
+        .dtype(DataType::Int64)
+        .shape([-1i64])
+        .build(&mut scope.with_op_name("y"))
+        .unwrap();
+    let axes = ops::constant(&[1i32, 2, 3][..], &mut scope).unwrap();
+    let pixel_sum = ops::sum(x.clone(), axes, &mut scope.with_op_name("pixel_sum")).unwrap();
+    let doubled = ops::add(y.clone(), y.clone(), &mut scope.with_op_name("doubled")).unwrap();
+    let session = Session::new(&SessionOptions::new(), &scope.graph()).unwrap();
+
+    let batches = ds
+        .batches(LoaderOptions::default().batch_size(2).num_workers(2))
+        .unwrap();
+    let mut fed = 0;
+    for batch in &batches {
+        let batch = batch.unwrap();
+        assert_eq!(batch.samples.dims()[1..], [48, 64, 3]);
+        let mut args = SessionRunArgs::new();
+        batch.samples.add_feed(&mut args, &x, 0);
+        batch.targets.tensor().unwrap().add_feed(&mut args, &y, 0);
+        let sums = args.request_fetch(&pixel_sum, 0);
+        let twice = args.request_fetch(&doubled, 0);
+        session.run(&mut args).unwrap();
+        let sums: tensorflow::Tensor<f32> = args.fetch(sums).unwrap();
+        let twice: tensorflow::Tensor<i64> = args.fetch(twice).unwrap();
+        assert_eq!(sums.dims(), [batch.rids.len() as u64]);
+        assert!(sums.iter().all(|&s| s > 0.0));
+        fed += twice.len();
+    }
+    assert_eq!(fed, 5);
+    let first = batches.epoch(0).next().unwrap().unwrap();
+    assert_eq!(first.rid_tensor().unwrap().to_vec(), ["1-I001", "1-I002"]);
+}
+
+#[test]
+fn empty_dataset_cannot_infer_a_signature() {
+    let f = common::small();
+    // 1-D003 has Subject members only: no Image is a member of it.
+    let d003 = f
+        .bag
+        .dataset(&deriva_bag_features::Rid::new("1-D003"))
+        .unwrap();
+    let err = as_tf_dataset(&d003, "Image", graded().reachable(false), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("cannot infer the output signature of an empty dataset (element table demo:Image, targets [Glaucoma])"),
+        "{err}"
+    );
+    // With an explicit signature an empty dataset is fine.
+    let sig = Signature::new(TensorSpec::new(DType::Float, [48, 64, 3]), TargetSpec::None);
+    let ds = as_tf_dataset(&d003, "Image", graded().reachable(false), Some(sig)).unwrap();
+    assert_eq!(ds.iter().count(), 0);
+}
+
+#[test]
+fn read_bytes_of_a_missing_file_names_it() {
+    let err = deriva_bag_tf::read_bytes(Path::new("/nonexistent/retina.jpg"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("cannot read /nonexistent/retina.jpg"),
+        "{err}"
+    );
+}

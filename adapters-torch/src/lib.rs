@@ -1,0 +1,43 @@
+//! PyTorch (tch/libtorch) adapter for DerivaML datasets: the chapter's
+//! `bag.as_torch_dataset(...)` and a `DataLoader` to batch it.
+//!
+//! [`as_torch_dataset`] turns one element table of any
+//! [`DatasetLike`](deriva_bag_features::DatasetLike) (a downloaded bag, a live dataset) into
+//! a lazy map-style dataset of `(sample, target, rid)` items in RID order. Samples come from
+//! a `sample_loader` (required for asset tables; [`image`] has PNG/JPEG loaders with
+//! torchvision-style resize, crop and normalize) or are the element rows; targets are
+//! resolved by the one shared resolver (`targets`, `target_transform`, `missing`).
+//! [`DataLoader`] batches it into stacked tensors with seeded shuffling, sharding by
+//! `(rank, world_size)`, `drop_last` and worker threads — all from the framework-neutral
+//! loader core in `deriva-bag-features`, which the TensorFlow adapter shares.
+//!
+//! It is not a model zoo or a training framework: bring your own `tch::nn` model.
+//!
+//! Build and run with libtorch 2.13.0 (`. .ci/ml-libs.sh` provisions it and sets
+//! `LIBTORCH`/`LD_LIBRARY_PATH`).
+//!
+//! ```no_run
+//! # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), deriva_bag_torch::Error> {
+//! use deriva_bag_torch::{as_torch_dataset, DataLoader, LoaderOptions, TorchOptions};
+//! let options = TorchOptions::default()
+//!     .sample_loader(|path, _row| deriva_bag_torch::image::load_rgb(path));
+//! let ds = as_torch_dataset(bag, "Image", options)?;
+//! let loader = DataLoader::new(&ds, LoaderOptions::default().batch_size(2).num_workers(2))?;
+//! for batch in &loader {
+//!     let batch = batch?;
+//!     println!("{:?} {:?}", batch.rids, batch.samples.tensor().map(|t| t.size()));
+//! }
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod dataloader;
+mod dataset;
+mod error;
+pub mod image;
+
+pub use dataloader::{collate, BatchSamples, BatchTargets, DataLoader, TorchBatch, CLASS_KIND};
+pub use dataset::{as_torch_dataset, TorchDataset, TorchItem, TorchOptions, SAMPLE_LOADER_EXAMPLE};
+pub use deriva_bag_features::loader::elements::{Label, Sample, Target};
+pub use deriva_bag_features::loader::{Batches, LoaderOptions};
+pub use error::Error;

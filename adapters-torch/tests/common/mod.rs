@@ -1,0 +1,31 @@
+//! Opens generated fixture bags for the adapter tests.
+
+use deriva_bag_core::fixtures::{generate, FixtureSpec};
+use deriva_bag_core::{DatasetBag, OpenOptions};
+use tempfile::TempDir;
+
+/// A generated bag, opened, with its temp dir kept alive.
+pub struct Fixture {
+    pub bag: DatasetBag,
+    _dir: TempDir,
+}
+
+pub fn open(spec: &FixtureSpec) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = generate(spec, &dir.path().join("bags")).unwrap();
+    let options = OpenOptions {
+        cache_dir: Some(dir.path().join("cache")),
+        ..OpenOptions::default()
+    };
+    let bag = DatasetBag::open_with(&generated.path, &options).unwrap();
+    Fixture { bag, _dir: dir }
+}
+
+pub fn small() -> Fixture {
+    open(&FixtureSpec::default())
+}
+
+/// RIDs as strings, for exact comparisons.
+pub fn rids<'a>(rids: impl IntoIterator<Item = &'a deriva_bag_features::Rid>) -> Vec<String> {
+    rids.into_iter().map(|r| r.to_string()).collect()
+}

@@ -1,0 +1,236 @@
+//! `DataLoader` over the fixture bag: stacking, dtypes, shuffle, shards, workers.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use deriva_bag_features::{Missing, Selector, Targets};
+use deriva_bag_torch::image::ImagePipeline;
+use deriva_bag_torch::{
+    as_torch_dataset, BatchSamples, BatchTargets, DataLoader, Label, LoaderOptions, Target,
+    TorchDataset, TorchOptions,
+};
+use tch::Kind;
+
+const GRADES: [&str; 4] = ["Normal", "Mild", "Moderate", "Severe"];
+
+fn labeled(bag: &deriva_bag_core::DatasetBag) -> TorchDataset {
+    let pipeline = ImagePipeline::new()
+        .resize(32)
+        .center_crop(32, 32)
+        .imagenet_normalize();
+    let options = TorchOptions::default()
+        .sample_loader(move |path, _row| pipeline.load(path))
+        .targets(Targets::new().with("Glaucoma", Selector::Newest))
+        .target_transform(|t: Option<&Target>| {
+            let term = t.and_then(Target::label).ok_or("unlabeled")?;
+            let idx = GRADES
+                .iter()
+                .position(|g| *g == term)
+                .ok_or("unknown grade")?;
+            Ok::<_, &str>(Label::Class(idx as i64))
+        })
+        .missing(Missing::Skip);
+    as_torch_dataset(bag, "Image", options).unwrap()
+}
+
+fn rid_batches(loader: &DataLoader, epoch: u64) -> Vec<Vec<String>> {
+    loader
+        .epoch(epoch)
+        .map(|b| common::rids(&b.unwrap().rids))
+        .collect()
+}
+
+#[test]
+fn batches_stack_images_and_class_indices() {
+    let f = common::small();
+    let ds = labeled(&f.bag);
+    let loader = DataLoader::new(&ds, LoaderOptions::default().batch_size(2)).unwrap();
+    assert_eq!(loader.len(), 3);
+    let batches: Vec<_> = loader.iter().map(Result::unwrap).collect();
+    let first = &batches[0];
+    let images = first.samples.tensor().unwrap();
+    assert_eq!(images.size(), [2, 3, 32, 32]);
+    assert_eq!(images.kind(), Kind::Float);
+    let labels = first.targets.tensor().unwrap();
+    assert_eq!(labels.kind(), Kind::Int64);
+    assert_eq!(Vec::<i64>::try_from(labels).unwrap(), vec![3, 1]); // I001 Severe, I002 Mild
+    assert_eq!(common::rids(&first.rids), ["1-I001", "1-I002"]);
+    let last = &batches[2];
+    assert_eq!(last.samples.tensor().unwrap().size(), [1, 3, 32, 32]);
+    assert_eq!(common::rids(&last.rids), ["1-I006"]);
+}
+
+#[test]
+fn drop_last_drops_the_short_batch() {
+    let f = common::small();
+    let ds = labeled(&f.bag);
+    let loader =
+        DataLoader::new(&ds, LoaderOptions::default().batch_size(2).drop_last(true)).unwrap();
+    assert_eq!(
+        rid_batches(&loader, 0),
+        [vec!["1-I001", "1-I002"], vec!["1-I003", "1-I005"]]
+    );
+}
+
+#[test]
+fn float_and_multi_target_labels_collate_per_name() {
+    let f = common::small();
+    let options = TorchOptions::default()
+        .sample_loader(|path, _row| deriva_bag_torch::image::load_rgb(path))
+        .targets(
+            Targets::new()
+                .with("Glaucoma", Selector::Newest)
+                .with_name("Subject"),
+        )
+        .target_transform(|t: Option<&Target>| {
+            let t = t.ok_or("unlabeled")?;
+            let term = t
+                .value("Glaucoma")
+                .and_then(|v| v.label())
+                .ok_or("no grade")?;
+            let subject = t
+                .value("Subject")
+                .and_then(|v| v.label())
+                .ok_or("no subject")?;
+            let grade = GRADES
+                .iter()
+                .position(|g| *g == term)
+                .ok_or("unknown grade")? as i64;
+            Ok::<_, &str>(Label::Map(
+                [
+                    ("grade".to_string(), Label::Class(grade)),
+                    (
+                        "subject".to_string(),
+                        Label::Float(subject[4..].parse::<f64>().unwrap()),
+                    ),
+                ]
+                .into_iter()
+                .collect(),
+            ))
+        })
+        .missing(Missing::Skip);
+    let ds = as_torch_dataset(&f.bag, "Image", options).unwrap();
+    let loader = DataLoader::new(&ds, LoaderOptions::default().batch_size(5)).unwrap();
+    let batch = loader.iter().next().unwrap().unwrap();
+    let BatchTargets::Map(map) = &batch.targets else {
+        panic!("expected a map")
+    };
+    let grade = map["grade"].tensor().unwrap();
+    let subject = map["subject"].tensor().unwrap();
+    assert_eq!(grade.kind(), Kind::Int64);
+    assert_eq!(subject.kind(), Kind::Float);
+    assert_eq!(Vec::<i64>::try_from(grade).unwrap(), vec![3, 1, 2, 3, 0]);
+    assert_eq!(
+        Vec::<f32>::try_from(subject).unwrap(),
+        vec![1.0, 1.0, 2.0, 3.0, 3.0]
+    );
+}
+
+#[test]
+fn row_samples_batch_as_rows() {
+    let f = common::small();
+    let ds = as_torch_dataset(&f.bag, "Subject", TorchOptions::default()).unwrap();
+    let loader = DataLoader::new(&ds, LoaderOptions::default().batch_size(3)).unwrap();
+    let batch = loader.iter().next().unwrap().unwrap();
+    let BatchSamples::Rows(rows) = &batch.samples else {
+        panic!("expected rows")
+    };
+    let names: Vec<_> = rows.iter().map(|r| r.text("Name").unwrap()).collect();
+    assert_eq!(names, ["Thing1", "Thing2", "Thing3"]);
+    assert!(matches!(batch.targets, BatchTargets::None));
+}
+
+#[test]
+fn shuffle_is_reproducible_with_a_seed() {
+    let f = common::small();
+    let ds = labeled(&f.bag);
+    let options = LoaderOptions::default().batch_size(2).shuffle(11);
+    let a = DataLoader::new(&ds, options.clone()).unwrap();
+    let b = DataLoader::new(&ds, options).unwrap();
+    assert_eq!(rid_batches(&a, 0), rid_batches(&b, 0));
+    assert_eq!(rid_batches(&a, 1), rid_batches(&b, 1));
+    let mut all: Vec<String> = rid_batches(&a, 0).concat();
+    all.sort();
+    assert_eq!(all, ["1-I001", "1-I002", "1-I003", "1-I005", "1-I006"]);
+}
+
+#[test]
+fn shards_cover_every_element_exactly_once() {
+    let f = common::small();
+    let ds = labeled(&f.bag);
+    for world in 1..=3 {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for rank in 0..world {
+            let options = LoaderOptions::default()
+                .batch_size(2)
+                .shuffle(3)
+                .shard(rank, world);
+            let loader = DataLoader::new(&ds, options).unwrap();
+            for rid in rid_batches(&loader, 0).concat() {
+                *seen.entry(rid).or_default() += 1;
+            }
+        }
+        assert_eq!(
+            seen.keys().collect::<Vec<_>>(),
+            ["1-I001", "1-I002", "1-I003", "1-I005", "1-I006"]
+        );
+        assert!(seen.values().all(|&n| n == 1), "world {world}: {seen:?}");
+    }
+}
+
+#[test]
+fn workers_yield_the_same_batches_as_one_thread() {
+    let f = common::small();
+    let ds = labeled(&f.bag);
+    let single = DataLoader::new(&ds, LoaderOptions::default().batch_size(2).shuffle(5)).unwrap();
+    let threaded = DataLoader::new(
+        &ds,
+        LoaderOptions::default()
+            .batch_size(2)
+            .shuffle(5)
+            .num_workers(3)
+            .prefetch(1),
+    )
+    .unwrap();
+    for epoch in 0..3 {
+        let a: Vec<_> = single.epoch(epoch).map(Result::unwrap).collect();
+        let b: Vec<_> = threaded.epoch(epoch).map(Result::unwrap).collect();
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.rids, y.rids);
+            assert!(x
+                .samples
+                .tensor()
+                .unwrap()
+                .equal(y.samples.tensor().unwrap()));
+            assert!(x
+                .targets
+                .tensor()
+                .unwrap()
+                .equal(y.targets.tensor().unwrap()));
+        }
+    }
+}
+
+#[test]
+fn every_epoch_yields_every_element() {
+    let f = common::small();
+    let ds = labeled(&f.bag);
+    let loader = DataLoader::new(
+        &ds,
+        LoaderOptions::default()
+            .batch_size(2)
+            .shuffle(1)
+            .num_workers(2),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        let mut all: Vec<String> = loader
+            .iter()
+            .flat_map(|b| common::rids(&b.unwrap().rids))
+            .collect();
+        all.sort();
+        assert_eq!(all, ["1-I001", "1-I002", "1-I003", "1-I005", "1-I006"]);
+    }
+}
