@@ -1,0 +1,204 @@
+//! `deriva-ml`: download and materialize dataset bags, commit offline-built feature records,
+//! resume interrupted commits, and show the local execution registry. Every command prints
+//! one JSON document on stdout; errors go to stderr with exit status 1.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use deriva_bag_features::{FeatureRecord, Rid};
+use deriva_catalog_client::{
+    ConnectOptions, DatasetSpec, DerivaML, ExecutionConfiguration, DEFAULT_PARALLELISM,
+};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "deriva-ml",
+    version,
+    about = "Online DerivaML: bags, executions, crash-safe commits"
+)]
+struct Cli {
+    /// Server URL, e.g. https://example.org (plain http only to loopback).
+    #[arg(long)]
+    host: String,
+    /// Catalog id.
+    #[arg(long, default_value = "1")]
+    catalog: String,
+    /// Working directory (registry and bag cache); default ~/.deriva-ml/<host>/<catalog>.
+    #[arg(long)]
+    working_dir: Option<PathBuf>,
+    /// Credential file; default DERIVA_CREDENTIAL_FILE or ~/.deriva/credential.json.
+    #[arg(long)]
+    credential_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Download a dataset version as a bag (materialized unless --no-materialize).
+    Download {
+        /// Dataset RID.
+        rid: String,
+        /// Version (default: the latest).
+        #[arg(long)]
+        version: Option<String>,
+        /// Only metadata; leave assets in fetch.txt.
+        #[arg(long)]
+        no_materialize: bool,
+    },
+    /// Fetch the missing fetch.txt files of a bag directory.
+    Materialize {
+        /// Bag directory.
+        bag: PathBuf,
+        /// Concurrent downloads.
+        #[arg(long, default_value_t = DEFAULT_PARALLELISM)]
+        parallelism: usize,
+    },
+    /// Row counts and byte totals of a dataset version's bag.
+    Estimate {
+        /// Dataset RID.
+        rid: String,
+        /// Version (default: the latest).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Create an execution, stage the records of a JSON file (an array of FeatureRecord built
+    /// offline) and commit them.
+    Commit {
+        /// JSON file with the records.
+        #[arg(long)]
+        records: PathBuf,
+        /// Execution description.
+        #[arg(long, default_value = "Offline results")]
+        description: String,
+        /// Workflow RID (default: the newest workflow).
+        #[arg(long)]
+        workflow: Option<String>,
+    },
+    /// Resume an interrupted execution and commit what is still pending.
+    Resume {
+        /// Execution RID.
+        rid: String,
+    },
+    /// Show the local execution registry (one execution or all).
+    Status {
+        /// Execution RID.
+        rid: Option<String>,
+    },
+}
+
+async fn run(cli: Cli) -> Result<serde_json::Value, deriva_catalog_client::Error> {
+    let ml = DerivaML::connect_with(
+        &cli.host,
+        &cli.catalog,
+        ConnectOptions {
+            working_dir: cli.working_dir,
+            credential_file: cli.credential_file,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let to_json = |v: &dyn erased::Ser| v.json();
+    Ok(match cli.command {
+        Command::Download {
+            rid,
+            version,
+            no_materialize,
+        } => {
+            let mut spec = DatasetSpec::new(rid, version.as_deref());
+            spec.materialize = !no_materialize;
+            to_json(&ml.download_dataset_bag(spec).await?)
+        }
+        Command::Materialize { bag, parallelism } => {
+            to_json(&ml.materialize(&bag, parallelism).await?)
+        }
+        Command::Estimate { rid, version } => to_json(
+            &ml.estimate_bag_size(&Rid::new(rid), version.as_deref())
+                .await?,
+        ),
+        Command::Commit {
+            records,
+            description,
+            workflow,
+        } => {
+            let text = std::fs::read_to_string(&records).map_err(|e| {
+                deriva_catalog_client::Error::Validation(format!("{}: {e}", records.display()))
+            })?;
+            let recs: Vec<FeatureRecord> = serde_json::from_str(&text).map_err(|e| {
+                deriva_catalog_client::Error::Validation(format!(
+                    "{} line {} column {}: not a JSON array of feature records: {e}",
+                    records.display(),
+                    e.line(),
+                    e.column()
+                ))
+            })?;
+            let workflows = ml.find_workflows().await?;
+            let workflow = match workflow {
+                Some(w) => workflows.into_iter().find(|x| x.rid.as_str() == w),
+                None => workflows.into_iter().next(),
+            }
+            .ok_or_else(|| deriva_catalog_client::Error::Validation("no such workflow".into()))?;
+            let exe = ml
+                .create_execution(ExecutionConfiguration {
+                    description,
+                    workflow,
+                })
+                .await?;
+            exe.start().await?;
+            let staged = exe.add_features(&recs)?;
+            exe.stop().await?;
+            let report = exe.upload_execution_outputs().await?;
+            json!({"execution": exe.rid(), "staged": staged, "report": report})
+        }
+        Command::Resume { rid } => {
+            let exe = ml.resume_execution(&Rid::new(rid)).await?;
+            let report = exe.upload_execution_outputs().await?;
+            json!({"execution": exe.rid(), "report": report})
+        }
+        Command::Status { rid } => {
+            let all = ml.local_executions()?;
+            match rid {
+                Some(r) => json!(all.into_iter().find(|e| e.rid == r)),
+                None => json!(all),
+            }
+        }
+    })
+}
+
+/// A tiny object-safe "serialize to JSON" so the match arms can share one helper.
+mod erased {
+    pub trait Ser {
+        fn json(&self) -> serde_json::Value;
+    }
+    impl<T: serde::Serialize> Ser for T {
+        fn json(&self) -> serde_json::Value {
+            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        }
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DERIVA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("deriva-ml: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default()),
+        Err(e) => {
+            eprintln!("deriva-ml: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,978 @@
+//! Downloading a dataset version as a Format-B bag, materializing its assets, and
+//! estimating its size (`reference/catalog-protocol.md` §1.4–§1.7).
+//!
+//! The bag is built client-side, as the reference's Tier 3 does: resolve the version's
+//! snapshot, read each table the dataset reaches (whole-table scans, joined in memory), write
+//! `data/schema.json` and `data/<schema>/<table>.csv`, and let bag-core's
+//! [`BagWriter`](deriva_bag_core::bagit::write::BagWriter) write md5+sha256 manifests and
+//! `fetch.txt`. The cache lives at `<working_dir>/cache/bags/<RID>_<version>_<snapshot>/` (not
+//! the chapter's `~/.deriva/bags/…`, which the reference does not use either).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
+use deriva_bag_core::bagit::{Algorithm, BagItFiles};
+use deriva_bag_features::{CatalogModel, Rid, Table, TableName};
+use futures_util::StreamExt;
+use md5::Digest;
+use serde_json::{Map, Value as Json};
+use tokio::io::AsyncWriteExt;
+
+use crate::client::{q, DerivaML};
+use crate::error::{Error, Result};
+
+/// Which dataset version to download (the chapter's `DatasetSpec`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatasetSpec {
+    /// Dataset RID.
+    pub rid: Rid,
+    /// Version (`None` = the highest PEP 440 version).
+    pub version: Option<String>,
+    /// Fetch every asset into `data/asset/` (default in the chapter: true).
+    pub materialize: bool,
+    /// Read timeout per asset request (the chapter's `timeout=(10, 1800)` read part).
+    pub timeout: Option<Duration>,
+}
+
+impl DatasetSpec {
+    /// A materialized download of `rid` at `version`.
+    pub fn new(rid: impl Into<String>, version: Option<&str>) -> DatasetSpec {
+        DatasetSpec {
+            rid: Rid::new(rid.into()),
+            version: version.map(str::to_string),
+            materialize: true,
+            timeout: None,
+        }
+    }
+}
+
+/// A downloaded bag.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DownloadedBag {
+    /// The bag directory `…/Dataset_<RID>`; open it with `deriva_bag_core::DatasetBag::open`.
+    pub path: PathBuf,
+    /// Dataset RID.
+    pub rid: String,
+    /// Resolved version.
+    pub version: String,
+    /// Catalog snapshot the rows were read from (`None`: the version row has no snapshot, the
+    /// live catalog was read).
+    pub snapshot: Option<String>,
+    /// Whether every fetch.txt file is on disk.
+    pub materialized: bool,
+    /// Whether the bag came from the cache without building.
+    pub from_cache: bool,
+}
+
+/// What [`DerivaML::materialize`] did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct MaterializeReport {
+    /// Files downloaded.
+    pub fetched: usize,
+    /// Files already present with the right md5.
+    pub already_present: usize,
+    /// Bytes downloaded.
+    pub bytes: u64,
+}
+
+/// Per-table part of a size estimate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TableEstimate {
+    /// Rows reached.
+    pub row_count: u64,
+    /// Whether it is an asset table.
+    pub is_asset: bool,
+    /// Sum of `Length` over reached rows.
+    pub asset_bytes: u64,
+    /// Size of the CSV the bag would hold.
+    pub csv_bytes: u64,
+}
+
+/// `estimate_bag_size` result (shape of §1.7).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BagSizeEstimate {
+    /// Per table, keyed `schema:table`.
+    pub tables: BTreeMap<String, TableEstimate>,
+    /// Sum of rows.
+    pub total_rows: u64,
+    /// Sum of asset bytes.
+    pub total_asset_bytes: u64,
+    /// Sum of CSV bytes.
+    pub total_csv_bytes: u64,
+    /// Asset plus CSV bytes.
+    pub total_estimated_bytes: u64,
+}
+
+/// Default number of concurrent asset downloads (`DatasetSpec.fetch_concurrency` in the reference).
+pub const DEFAULT_PARALLELISM: usize = 8;
+
+const PAGE: usize = 100_000;
+
+/// The rows a dataset version reaches, by table.
+struct Export {
+    model: CatalogModel,
+    schema_bytes: bytes::Bytes,
+    tables: BTreeMap<TableName, Vec<Map<String, Json>>>,
+}
+
+fn text(row: &Map<String, Json>, col: &str) -> Option<String> {
+    match row.get(col)? {
+        Json::Null => None,
+        Json::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn is_domain(t: &Table) -> bool {
+    !deriva_bag_features::model::is_system_schema(&t.name.schema) && t.name.schema != "deriva-ml"
+}
+
+/// One step of the element walk: records `rids` of `table`, then follows every FK between
+/// element tables (both directions) to a table not yet on `path`.
+fn walk_elements(
+    model: &CatalogModel,
+    rows: &HashMap<TableName, Arc<Vec<Map<String, Json>>>>,
+    table: &TableName,
+    rids: BTreeSet<String>,
+    path: &mut Vec<TableName>,
+    reached: &mut BTreeMap<TableName, BTreeSet<String>>,
+) {
+    reached
+        .entry(table.clone())
+        .or_default()
+        .extend(rids.iter().cloned());
+    let mut steps: Vec<(TableName, BTreeSet<String>)> = Vec::new();
+    for (name, table_rows) in rows {
+        let Some(t) = model.table(name) else { continue };
+        for fk in &t.foreign_keys {
+            if fk.referenced_columns != ["RID"] || fk.columns.len() != 1 {
+                continue;
+            }
+            let col = &fk.columns[0];
+            if name == table && rows.contains_key(&fk.referenced_table) {
+                // Outbound: the rows our rows point at.
+                let next: BTreeSet<String> = table_rows
+                    .iter()
+                    .filter(|r| text(r, "RID").is_some_and(|x| rids.contains(&x)))
+                    .filter_map(|r| text(r, col))
+                    .collect();
+                steps.push((fk.referenced_table.clone(), next));
+            }
+            if &fk.referenced_table == table {
+                // Inbound: the rows of `name` that point at our rows.
+                let next: BTreeSet<String> = table_rows
+                    .iter()
+                    .filter(|r| text(r, col).is_some_and(|v| rids.contains(&v)))
+                    .filter_map(|r| text(r, "RID"))
+                    .collect();
+                steps.push((name.clone(), next));
+            }
+        }
+    }
+    for (next_table, next_rids) in steps {
+        if next_rids.is_empty() || path.contains(&next_table) {
+            continue;
+        }
+        path.push(next_table.clone());
+        walk_elements(model, rows, &next_table, next_rids, path, reached);
+        path.pop();
+    }
+}
+
+/// One CSV field in PostgreSQL/ERMrest style: NULL is an empty field, the empty string `""`.
+fn csv_field(v: &Json) -> String {
+    fn quote(s: &str) -> String {
+        if s.is_empty() || s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    }
+    match v {
+        Json::Null => String::new(),
+        Json::String(s) => quote(s),
+        Json::Bool(b) => if *b { "t" } else { "f" }.to_string(),
+        Json::Array(items) => {
+            let inner: Vec<String> = items
+                .iter()
+                .map(|i| match i {
+                    Json::Null => "NULL".to_string(),
+                    Json::String(s)
+                        if s.is_empty() || s.contains([',', '"', ' ', '{', '}', '\\']) =>
+                    {
+                        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+                    }
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect();
+            quote(&format!("{{{}}}", inner.join(",")))
+        }
+        other => quote(&other.to_string()),
+    }
+}
+
+fn table_csv(table: &Table, rows: &[Map<String, Json>]) -> String {
+    let mut out = table
+        .columns
+        .iter()
+        .map(|c| csv_field(&Json::String(c.name.clone())))
+        .collect::<Vec<_>>()
+        .join(",");
+    out.push('\n');
+    for r in rows {
+        let line: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| csv_field(r.get(&c.name).unwrap_or(&Json::Null)))
+            .collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+impl DerivaML {
+    /// Reads a whole table at `snapshot`, paged by RID.
+    async fn fetch_table(
+        &self,
+        snapshot: Option<&str>,
+        t: &TableName,
+    ) -> Result<Vec<Map<String, Json>>> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let path = match &after {
+                None => format!(
+                    "/entity/{}:{}@sort(RID)?limit={PAGE}",
+                    q(&t.schema),
+                    q(&t.table)
+                ),
+                Some(a) => format!(
+                    "/entity/{}:{}@sort(RID)@after({})?limit={PAGE}",
+                    q(&t.schema),
+                    q(&t.table),
+                    q(a)
+                ),
+            };
+            let rows = self.get_rows(snapshot, &path).await?;
+            let n = rows.len();
+            for r in rows {
+                if let Json::Object(m) = r {
+                    out.push(m);
+                }
+            }
+            if n < PAGE {
+                return Ok(out);
+            }
+            after = out.last().and_then(|r| text(r, "RID"));
+        }
+    }
+
+    /// Resolves `(version, snapshot)` of a dataset (§1.4).
+    async fn resolve_version(&self, spec: &DatasetSpec) -> Result<(String, Option<String>)> {
+        let rid = spec.rid.as_str();
+        let path = format!("{}/entity_rid/{}", self.catalog_path(None), q(rid));
+        let found = match self.transport().get_json(&path).await {
+            Ok(j) => j,
+            Err(Error::NotFound { .. }) => {
+                return Err(Error::Validation(format!(
+                    "{rid} is not a RID of this catalog"
+                )))
+            }
+            Err(e) => return Err(e),
+        };
+        if found.get("table_name").and_then(Json::as_str) != Some("Dataset") {
+            return Err(Error::Validation(format!(
+                "{rid} is a row of {}:{}, not a Dataset",
+                found["schema_name"].as_str().unwrap_or("?"),
+                found["table_name"].as_str().unwrap_or("?")
+            )));
+        }
+        let versions = self
+            .get_rows(
+                None,
+                &format!(
+                    "/entity/Dataset_Version:=deriva-ml:Dataset_Version/Dataset={}",
+                    q(rid)
+                ),
+            )
+            .await?;
+        let texts: Vec<String> = versions
+            .iter()
+            .filter_map(|v| v["Version"].as_str().map(str::to_string))
+            .collect();
+        let wanted = match &spec.version {
+            Some(v) => v.clone(),
+            None => deriva_bag_core::version::max_version(texts.iter().map(String::as_str))
+                .map(str::to_string)
+                .ok_or_else(|| Error::Validation(format!("dataset {rid} has no versions")))?,
+        };
+        let row = versions
+            .iter()
+            .find(|v| v["Version"].as_str() == Some(wanted.as_str()))
+            .ok_or_else(|| {
+                Error::Validation(format!(
+                    "dataset {rid} has no version {wanted}; versions: {}",
+                    texts.join(", ")
+                ))
+            })?;
+        let snapshot = row["Snapshot"]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string);
+        Ok((wanted, snapshot))
+    }
+
+    /// Computes the rows a dataset reaches at `snapshot` (see the module docs).
+    async fn export(&self, rid: &str, snapshot: Option<&str>) -> Result<Export> {
+        let schema_path = format!("{}/schema", self.catalog_path(snapshot));
+        let schema_bytes = self
+            .transport()
+            .get_raw(&schema_path, Some("application/json"))
+            .await?
+            .body;
+        let model = CatalogModel::from_json(&schema_bytes)?;
+        let mut cache: HashMap<TableName, Arc<Vec<Map<String, Json>>>> = HashMap::new();
+        macro_rules! rows_of {
+            ($t:expr) => {{
+                let t: &TableName = $t;
+                if !cache.contains_key(t) {
+                    let rows = self.fetch_table(snapshot, t).await?;
+                    cache.insert(t.clone(), Arc::new(rows));
+                }
+                cache[t].clone()
+            }};
+        }
+        let dataset_t = TableName::new("deriva-ml", "Dataset");
+        let mut reached: BTreeMap<TableName, BTreeSet<String>> = BTreeMap::new();
+        // Nested datasets.
+        let mut datasets: BTreeSet<String> = [rid.to_string()].into();
+        let nesting = TableName::new("deriva-ml", "Dataset_Dataset");
+        if model.table(&nesting).is_some() {
+            let rows = rows_of!(&nesting);
+            loop {
+                let before = datasets.len();
+                for r in rows.iter() {
+                    if let (Some(p), Some(c)) = (text(r, "Dataset"), text(r, "Nested_Dataset")) {
+                        if datasets.contains(&p) {
+                            datasets.insert(c);
+                        }
+                    }
+                }
+                if datasets.len() == before {
+                    break;
+                }
+            }
+        }
+        reached.insert(dataset_t.clone(), datasets.clone());
+        let tables: Vec<Table> = model.tables().cloned().collect();
+        let fk_to = |t: &Table, col: &str, target: &TableName| {
+            t.foreign_keys.iter().any(|fk| {
+                fk.columns == [col]
+                    && &fk.referenced_table == target
+                    && fk.referenced_columns == ["RID"]
+            })
+        };
+        // Dataset-keyed tables: element associations, versions, nesting, types.
+        for t in &tables {
+            if t.is_vocabulary() || !fk_to(t, "Dataset", &dataset_t) {
+                continue;
+            }
+            let rows = rows_of!(&t.name);
+            let element_assoc = t.name.table.starts_with("Dataset_")
+                && !matches!(
+                    t.name.table.as_str(),
+                    "Dataset_Dataset"
+                        | "Dataset_Version"
+                        | "Dataset_Execution"
+                        | "Dataset_Dataset_Type"
+                );
+            if t.name.table == "Dataset_Execution" {
+                continue;
+            }
+            for r in rows
+                .iter()
+                .filter(|r| text(r, "Dataset").is_some_and(|d| datasets.contains(&d)))
+            {
+                if let Some(rr) = text(r, "RID") {
+                    reached.entry(t.name.clone()).or_default().insert(rr);
+                }
+                if element_assoc {
+                    for fk in &t.foreign_keys {
+                        let Some(target) = model.table(&fk.referenced_table) else {
+                            continue;
+                        };
+                        if target.is_vocabulary()
+                            || fk.referenced_table == dataset_t
+                            || fk.referenced_columns != ["RID"]
+                        {
+                            continue;
+                        }
+                        if let Some(v) = text(r, &fk.columns[0]) {
+                            reached
+                                .entry(fk.referenced_table.clone())
+                                .or_default()
+                                .insert(v);
+                        }
+                    }
+                }
+            }
+        }
+        // Element walk (deriva-ml's FK paths): from each member table, follow foreign keys
+        // between domain element tables, outbound or inbound, never re-entering a table already
+        // on the path. An Image reached through its Subject is included (Dataset_Subject →
+        // Subject ← Image), but Image → Subject → Image is not a path, so a Subject shared with
+        // a non-member Image does not drag that Image in.
+        let has = |t: &Table, c: &str| t.column(c).is_some();
+        let element_tables: Vec<&Table> = tables
+            .iter()
+            .filter(|t| {
+                is_domain(t) && !t.is_vocabulary() && !has(t, "Dataset") && !has(t, "Execution")
+            })
+            .collect();
+        let mut elem_rows: HashMap<TableName, Arc<Vec<Map<String, Json>>>> = HashMap::new();
+        for t in &element_tables {
+            elem_rows.insert(t.name.clone(), rows_of!(&t.name));
+        }
+        let starts: Vec<(TableName, BTreeSet<String>)> = reached
+            .iter()
+            .filter(|(t, _)| elem_rows.contains_key(*t))
+            .map(|(t, s)| (t.clone(), s.clone()))
+            .collect();
+        for (table, rids) in starts {
+            walk_elements(
+                &model,
+                &elem_rows,
+                &table,
+                rids,
+                &mut vec![table.clone()],
+                &mut reached,
+            );
+        }
+        // Provenance: feature tables and <Asset>_Execution rows about reached elements.
+        let execution_t = TableName::new("deriva-ml", "Execution");
+        let mut executions: BTreeSet<String> = BTreeSet::new();
+        for t in &tables {
+            if !is_domain(t) || !has(t, "Execution") || t.is_vocabulary() {
+                continue;
+            }
+            let targets: Vec<(String, TableName)> = t
+                .foreign_keys
+                .iter()
+                .filter(|fk| fk.referenced_columns == ["RID"] && fk.referenced_table != execution_t)
+                .filter(|fk| {
+                    model
+                        .table(&fk.referenced_table)
+                        .is_some_and(|x| is_domain(x) && !x.is_vocabulary())
+                })
+                .map(|fk| (fk.columns[0].clone(), fk.referenced_table.clone()))
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let rows = rows_of!(&t.name);
+            for r in rows.iter() {
+                let about = targets.iter().any(|(c, tt)| {
+                    text(r, c).is_some_and(|v| reached.get(tt).is_some_and(|s| s.contains(&v)))
+                });
+                if about {
+                    if let Some(rr) = text(r, "RID") {
+                        reached.entry(t.name.clone()).or_default().insert(rr);
+                    }
+                    if let Some(e) = text(r, "Execution") {
+                        executions.insert(e);
+                    }
+                }
+            }
+        }
+        let version_t = TableName::new("deriva-ml", "Dataset_Version");
+        if let Some(vs) = reached.get(&version_t).cloned() {
+            let rows = rows_of!(&version_t);
+            for r in rows
+                .iter()
+                .filter(|r| text(r, "RID").is_some_and(|x| vs.contains(&x)))
+            {
+                if let Some(e) = text(r, "Execution") {
+                    executions.insert(e);
+                }
+            }
+        }
+        if model.table(&execution_t).is_some() && !executions.is_empty() {
+            let rows = rows_of!(&execution_t);
+            let wf_t = TableName::new("deriva-ml", "Workflow");
+            for r in rows
+                .iter()
+                .filter(|r| text(r, "RID").is_some_and(|x| executions.contains(&x)))
+            {
+                if let Some(w) = text(r, "Workflow") {
+                    reached.entry(wf_t.clone()).or_default().insert(w);
+                }
+            }
+            reached.insert(execution_t.clone(), executions);
+        }
+        let mut out: BTreeMap<TableName, Vec<Map<String, Json>>> = BTreeMap::new();
+        for t in &tables {
+            if deriva_bag_features::model::is_system_schema(&t.name.schema) {
+                continue;
+            }
+            if t.is_vocabulary() {
+                let rows = rows_of!(&t.name);
+                if !rows.is_empty() {
+                    out.insert(t.name.clone(), rows.to_vec());
+                }
+                continue;
+            }
+            let Some(set) = reached.get(&t.name) else {
+                continue;
+            };
+            if set.is_empty() {
+                continue;
+            }
+            let rows = rows_of!(&t.name);
+            let picked: Vec<_> = rows
+                .iter()
+                .filter(|r| text(r, "RID").is_some_and(|x| set.contains(&x)))
+                .cloned()
+                .collect();
+            if !picked.is_empty() {
+                out.insert(t.name.clone(), picked);
+            }
+        }
+        Ok(Export {
+            model,
+            schema_bytes,
+            tables: out,
+        })
+    }
+
+    /// Remote files of the reached asset rows: `data/asset/<RID>/<Table>/<Filename>`.
+    fn remote_files(&self, export: &Export) -> Result<Vec<RemoteFile>> {
+        let mut files = Vec::new();
+        for (name, rows) in &export.tables {
+            let Some(t) = export.model.table(name) else {
+                continue;
+            };
+            if !t.is_asset() {
+                continue;
+            }
+            for r in rows {
+                let (Some(rid), Some(url), Some(md5)) =
+                    (text(r, "RID"), text(r, "URL"), text(r, "MD5"))
+                else {
+                    continue;
+                };
+                let filename = text(r, "Filename")
+                    .unwrap_or_else(|| url.rsplit('/').next().unwrap_or("asset").to_string());
+                let rel = format!("data/asset/{rid}/{}/{filename}", name.table);
+                // A Filename with `/` or `..` must not place a file outside its asset folder.
+                let normalized =
+                    deriva_bag_core::bagit::paths::normalize(&rel, Path::new("Filename column"))
+                        .map_err(|_| Error::UnsafePath {
+                            path: filename.clone(),
+                            source_file: PathBuf::from(format!("{name} row {rid} (Filename)")),
+                        })?;
+                if normalized != rel || filename.contains('/') || filename.contains('\\') {
+                    return Err(Error::UnsafePath {
+                        path: filename,
+                        source_file: PathBuf::from(format!("{name} row {rid} (Filename)")),
+                    });
+                }
+                let length = r.get("Length").and_then(Json::as_u64).unwrap_or(0);
+                files.push(RemoteFile {
+                    url: self.transport().url(&url),
+                    length,
+                    path: rel,
+                    md5,
+                    sha256: None,
+                });
+            }
+        }
+        Ok(files)
+    }
+
+    fn cache_dir(&self, rid: &str, version: &str, snapshot: Option<&str>) -> PathBuf {
+        let safe = |s: &str| {
+            s.replace(
+                |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'),
+                "_",
+            )
+        };
+        self.working_dir().join("cache").join("bags").join(format!(
+            "{}_{}_{}",
+            safe(rid),
+            safe(version),
+            safe(snapshot.unwrap_or("live"))
+        ))
+    }
+
+    /// Downloads (or reuses from the cache) the bag of a dataset version; with
+    /// `spec.materialize`, also fetches every asset. A cached, fully materialized bag with
+    /// an explicit version is returned without any network traffic.
+    pub async fn download_dataset_bag(&self, spec: DatasetSpec) -> Result<DownloadedBag> {
+        let rid = spec.rid.as_str().to_string();
+        let bag_name = format!("Dataset_{rid}");
+        // Tier 1 without network: an explicit version whose bag is complete in the cache.
+        if let Some(v) = &spec.version {
+            let root = self.working_dir().join("cache").join("bags");
+            if let Ok(entries) = std::fs::read_dir(&root) {
+                let prefix = format!("{}_{}_", rid, v);
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !name.starts_with(&prefix) || !e.path().join("complete.json").is_file() {
+                        continue;
+                    }
+                    let path = e.path().join(&bag_name);
+                    let materialized = fully_materialized(&path)?;
+                    if materialized || !spec.materialize {
+                        let snapshot = name[prefix.len()..].to_string();
+                        tracing::info!(path = %path.display(), "using cached bag");
+                        return Ok(DownloadedBag {
+                            path,
+                            rid,
+                            version: v.clone(),
+                            snapshot: (snapshot != "live").then_some(snapshot),
+                            materialized,
+                            from_cache: true,
+                        });
+                    }
+                }
+            }
+        }
+        let (version, snapshot) = self.resolve_version(&spec).await?;
+        let dir = self.cache_dir(&rid, &version, snapshot.as_deref());
+        let path = dir.join(&bag_name);
+        let mut from_cache = true;
+        if !dir.join("complete.json").is_file() {
+            from_cache = false;
+            self.build_bag(&rid, snapshot.as_deref(), &dir, &bag_name)
+                .await?;
+            let marker = serde_json::json!({"rid": rid, "version": version, "snapshot": snapshot});
+            std::fs::write(dir.join("complete.json"), marker.to_string())
+                .map_err(|e| Error::io(&dir, e))?;
+        }
+        if spec.materialize {
+            self.materialize_with(&path, DEFAULT_PARALLELISM, spec.timeout)
+                .await?;
+        }
+        let materialized = fully_materialized(&path)?;
+        Ok(DownloadedBag {
+            path,
+            rid,
+            version,
+            snapshot,
+            materialized,
+            from_cache,
+        })
+    }
+
+    async fn build_bag(
+        &self,
+        rid: &str,
+        snapshot: Option<&str>,
+        dir: &Path,
+        bag_name: &str,
+    ) -> Result<()> {
+        let export = self.export(rid, snapshot).await?;
+        let remote = self.remote_files(&export)?;
+        let tmp = dir.with_file_name(format!(
+            ".tmp-{}-{}",
+            dir.file_name().and_then(|f| f.to_str()).unwrap_or("bag"),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let bag = tmp.join(bag_name);
+        let data = bag.join("data");
+        std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
+        let write = |p: PathBuf, bytes: &[u8]| -> Result<()> {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))
+        };
+        write(data.join("schema.json"), &export.schema_bytes)?;
+        for (name, rows) in &export.tables {
+            let Some(t) = export.model.table(name) else {
+                continue;
+            };
+            write(
+                data.join(&name.schema).join(format!("{}.csv", name.table)),
+                table_csv(t, rows).as_bytes(),
+            )?;
+        }
+        BagWriter::new()
+            .algorithms(&[Algorithm::Md5, Algorithm::Sha256])
+            .remote_files(remote)
+            .write(&bag)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))?;
+        Ok(())
+    }
+
+    /// Row counts and byte totals of a dataset version's bag, without writing anything.
+    pub async fn estimate_bag_size(
+        &self,
+        rid: &Rid,
+        version: Option<&str>,
+    ) -> Result<BagSizeEstimate> {
+        let spec = DatasetSpec {
+            rid: rid.clone(),
+            version: version.map(str::to_string),
+            materialize: false,
+            timeout: None,
+        };
+        let (_, snapshot) = self.resolve_version(&spec).await?;
+        let export = self.export(rid.as_str(), snapshot.as_deref()).await?;
+        let mut tables = BTreeMap::new();
+        for (name, rows) in &export.tables {
+            let Some(t) = export.model.table(name) else {
+                continue;
+            };
+            let asset_bytes = if t.is_asset() {
+                rows.iter()
+                    .filter_map(|r| r.get("Length").and_then(Json::as_u64))
+                    .sum()
+            } else {
+                0
+            };
+            tables.insert(
+                name.to_string(),
+                TableEstimate {
+                    row_count: rows.len() as u64,
+                    is_asset: t.is_asset(),
+                    asset_bytes,
+                    csv_bytes: table_csv(t, rows).len() as u64,
+                },
+            );
+        }
+        let total_rows = tables.values().map(|t| t.row_count).sum();
+        let total_asset_bytes = tables.values().map(|t| t.asset_bytes).sum();
+        let total_csv_bytes = tables.values().map(|t| t.csv_bytes).sum();
+        Ok(BagSizeEstimate {
+            tables,
+            total_rows,
+            total_asset_bytes,
+            total_csv_bytes,
+            total_estimated_bytes: total_asset_bytes + total_csv_bytes,
+        })
+    }
+
+    /// Fetches every `fetch.txt` file of `bag_dir` that is missing or wrong, `parallelism` at
+    /// a time (see [`DerivaML::materialize_with`]).
+    pub async fn materialize(
+        &self,
+        bag_dir: &Path,
+        parallelism: usize,
+    ) -> Result<MaterializeReport> {
+        self.materialize_with(bag_dir, parallelism, None).await
+    }
+
+    /// Materializes `bag_dir`: each file is streamed to a temporary file next to its
+    /// destination, checked against `manifest-md5.txt` (or the fetch length), and renamed into
+    /// place, so an interrupted run leaves no partial file and a re-run fetches only what is
+    /// missing. 5xx and transport errors are retried with backoff; a checksum mismatch is an
+    /// error naming the URL and the file. The catalog credential is sent only to the catalog's
+    /// own origin.
+    pub async fn materialize_with(
+        &self,
+        bag_dir: &Path,
+        parallelism: usize,
+        timeout: Option<Duration>,
+    ) -> Result<MaterializeReport> {
+        let files = BagItFiles::read(bag_dir)?;
+        let md5s: HashMap<String, String> = files
+            .manifest(Algorithm::Md5)
+            .map(|m| {
+                m.entries
+                    .iter()
+                    .map(|e| (e.path.clone(), e.digest.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fetch_txt = bag_dir.join("fetch.txt");
+        let mut jobs = Vec::new();
+        for entry in &files.fetch {
+            let dest = deriva_bag_core::bagit::paths::safe_join(bag_dir, &entry.path, &fetch_txt)?;
+            let md5 = md5s.get(&entry.path).cloned();
+            jobs.push((
+                entry.url.clone(),
+                entry.path.clone(),
+                dest,
+                md5,
+                entry.length,
+            ));
+        }
+        let plain = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .map_err(|e| Error::Validation(format!("HTTP client: {e}")))?;
+        let results: Vec<Result<Option<u64>>> = futures_util::stream::iter(jobs)
+            .map(|(url, rel, dest, md5, length)| {
+                let plain = plain.clone();
+                async move {
+                    self.fetch_one(&plain, &url, &rel, &dest, md5.as_deref(), length, timeout)
+                        .await
+                }
+            })
+            .buffer_unordered(parallelism.max(1))
+            .collect()
+            .await;
+        let mut report = MaterializeReport::default();
+        for r in results {
+            match r? {
+                Some(bytes) => {
+                    report.fetched += 1;
+                    report.bytes += bytes;
+                }
+                None => report.already_present += 1,
+            }
+        }
+        tracing::info!(bag = %bag_dir.display(), ?report, "materialized");
+        Ok(report)
+    }
+
+    /// Fetches one file; `Ok(None)` when it was already present and correct.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_one(
+        &self,
+        plain: &reqwest::Client,
+        url: &str,
+        rel: &str,
+        dest: &Path,
+        md5: Option<&str>,
+        length: Option<u64>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<u64>> {
+        if dest.is_file() && file_matches(dest, md5, length)? {
+            return Ok(None);
+        }
+        let parent = dest.parent().unwrap_or(dest);
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| Error::io(parent, e))?;
+        let same_origin = url.starts_with(&format!("{}/", self.transport().origin()));
+        let client = if same_origin {
+            self.transport().client()
+        } else {
+            plain
+        };
+        let retry = self.transport().retry;
+        let mut attempt = 0;
+        loop {
+            match download_to(client, url, rel, dest, md5, timeout).await {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.is_retryable() && attempt + 1 < retry.attempts => {
+                    tracing::warn!(error = %e, url, attempt, "retrying asset download");
+                    tokio::time::sleep(retry.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+async fn download_to(
+    client: &reqwest::Client,
+    url: &str,
+    rel: &str,
+    dest: &Path,
+    md5: Option<&str>,
+    timeout: Option<Duration>,
+) -> Result<u64> {
+    let transport = |e: reqwest::Error| Error::Transport {
+        method: "GET".into(),
+        url: url.to_string(),
+        reason: e.without_url().to_string(),
+    };
+    let mut req = client.get(url);
+    if let Some(t) = timeout {
+        req = req.timeout(t);
+    }
+    let resp = req.send().await.map_err(transport)?;
+    let status = resp.status().as_u16();
+    if status >= 400 {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(Error::from_status("GET", url, status, &body));
+    }
+    let file_name = dest
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dest.with_file_name(format!(
+        ".{file_name}.part-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let result: Result<u64> = async {
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| Error::io(&tmp, e))?;
+        let mut hasher = md5::Md5::new();
+        let mut total = 0u64;
+        let mut stream = resp.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(transport)?;
+            hasher.update(&chunk);
+            total += chunk.len() as u64;
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| Error::io(&tmp, e))?;
+        }
+        file.sync_all().await.map_err(|e| Error::io(&tmp, e))?;
+        let actual = hex::encode(hasher.finalize());
+        if let Some(expected) = md5 {
+            if !expected.eq_ignore_ascii_case(&actual) {
+                return Err(Error::ChecksumMismatch {
+                    url: url.to_string(),
+                    path: rel.to_string(),
+                    expected: expected.to_string(),
+                    actual,
+                });
+            }
+        }
+        tokio::fs::rename(&tmp, dest)
+            .await
+            .map_err(|e| Error::io(dest, e))?;
+        Ok(total)
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+fn file_matches(path: &Path, md5: Option<&str>, length: Option<u64>) -> Result<bool> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if length.is_some_and(|l| l != meta.len()) {
+        return Ok(false);
+    }
+    match md5 {
+        Some(expected) => {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            Ok(hex::encode(md5::Md5::digest(&bytes)).eq_ignore_ascii_case(expected))
+        }
+        None => Ok(true),
+    }
+}
+
+/// Whether every `fetch.txt` file of the bag is on disk with its declared length.
+pub fn fully_materialized(bag_dir: &Path) -> Result<bool> {
+    if !bag_dir.is_dir() {
+        return Ok(false);
+    }
+    let files = BagItFiles::read(bag_dir)?;
+    let fetch_txt = bag_dir.join("fetch.txt");
+    for e in &files.fetch {
+        let p = deriva_bag_core::bagit::paths::safe_join(bag_dir, &e.path, &fetch_txt)?;
+        match std::fs::metadata(&p) {
+            Ok(m) if e.length.is_none_or(|l| l == m.len()) => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}

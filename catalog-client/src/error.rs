@@ -1,0 +1,299 @@
+//! The one error type of the catalog client.
+
+use std::path::PathBuf;
+
+/// Errors of the catalog client. HTTP errors name the method, URL and status; none of them
+/// ever carries a credential (URLs never hold one: tokens travel in headers).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A plain-http URL to a host other than loopback.
+    #[error("refusing plain http to {url}: https is required except to loopback (127.0.0.1, ::1, localhost)")]
+    InsecureUrl {
+        /// The URL as given.
+        url: String,
+    },
+
+    /// The host URL cannot be used.
+    #[error("invalid catalog URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The credential file cannot be read or parsed.
+    #[error("credential file {path}: {reason}")]
+    Credential {
+        /// The credential file.
+        path: PathBuf,
+        /// What is wrong (never the secret).
+        reason: String,
+    },
+
+    /// 401: no valid credential.
+    #[error("{method} {url}: 401 Unauthorized (check ~/.deriva/credential.json or DERIVA_CREDENTIAL_FILE): {message}")]
+    Unauthorized {
+        /// HTTP method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// Server message.
+        message: String,
+    },
+
+    /// 403: authenticated but not allowed.
+    #[error("{method} {url}: 403 Forbidden: {message}")]
+    Forbidden {
+        /// HTTP method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// Server message.
+        message: String,
+    },
+
+    /// 404: no such resource.
+    #[error("{method} {url}: 404 Not Found: {message}")]
+    NotFound {
+        /// HTTP method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// Server message.
+        message: String,
+    },
+
+    /// 409: the request conflicts with the catalog model or state.
+    #[error("{method} {url}: 409 Conflict: {message}")]
+    Conflict {
+        /// HTTP method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// Server message.
+        message: String,
+    },
+
+    /// 5xx: the server failed (retried where safe before this is returned).
+    #[error("{method} {url}: server error {status}: {message}")]
+    Server {
+        /// HTTP method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// Status code.
+        status: u16,
+        /// Server message.
+        message: String,
+    },
+
+    /// Any other non-success status.
+    #[error("{method} {url}: HTTP {status}: {message}")]
+    Http {
+        /// HTTP method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// Status code.
+        status: u16,
+        /// Server message.
+        message: String,
+    },
+
+    /// The request did not complete (connect error, dropped connection, timeout): its outcome
+    /// on the server is unknown.
+    #[error("{method} {url}: no response: {reason}")]
+    Transport {
+        /// HTTP method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// What happened.
+        reason: String,
+    },
+
+    /// The server answered something the client cannot use.
+    #[error("{url}: unexpected response: {reason}")]
+    Protocol {
+        /// Request URL.
+        url: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The local execution state database failed.
+    #[error("local state {path}: {source}")]
+    State {
+        /// The SQLite file.
+        path: PathBuf,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Input rejected before any network traffic (e.g. records of two features in one call).
+    #[error("{0}")]
+    Validation(String),
+
+    /// No execution with this RID in the local registry.
+    #[error("execution {rid} is not in the local execution registry {path}")]
+    ExecutionNotFound {
+        /// The execution RID.
+        rid: String,
+        /// The registry database.
+        path: PathBuf,
+    },
+
+    /// The local registry and the catalog disagree in a way the client cannot resolve.
+    #[error("execution {rid}: {reason}")]
+    StateInconsistency {
+        /// The execution RID.
+        rid: String,
+        /// What disagrees.
+        reason: String,
+    },
+
+    /// A downloaded file does not match its expected checksum.
+    #[error(
+        "checksum mismatch for {path} fetched from {url}: expected md5 {expected}, got {actual}"
+    )]
+    ChecksumMismatch {
+        /// Source URL.
+        url: String,
+        /// Bag-relative destination.
+        path: String,
+        /// Expected hex md5.
+        expected: String,
+        /// Actual hex md5.
+        actual: String,
+    },
+
+    /// A bag path (fetch.txt, manifest, Filename) that would escape the bag.
+    #[error("{source_file}: path {path:?} escapes the bag directory")]
+    UnsafePath {
+        /// The offending path.
+        path: String,
+        /// The file that named it.
+        source_file: PathBuf,
+    },
+
+    /// Reading or writing a bag failed (boxed: bag errors are large).
+    #[error(transparent)]
+    Bag(Box<deriva_bag_core::Error>),
+
+    /// The catalog model or a record is invalid (boxed: model errors are large).
+    #[error(transparent)]
+    Model(Box<deriva_bag_features::Error>),
+
+    /// A step of the end-to-end demo failed or found a result it did not expect.
+    #[cfg(feature = "demo")]
+    #[error("demo step {step:?}: {reason}")]
+    Demo {
+        /// The step (e.g. `restructure`, `verify`).
+        step: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+impl From<deriva_bag_core::Error> for Error {
+    fn from(e: deriva_bag_core::Error) -> Self {
+        Error::Bag(Box::new(e))
+    }
+}
+
+impl From<deriva_bag_features::Error> for Error {
+    fn from(e: deriva_bag_features::Error) -> Self {
+        Error::Model(Box::new(e))
+    }
+}
+
+impl Error {
+    /// True when a request may have been performed without the client seeing the answer
+    /// (transport failure or 5xx): only idempotent operations may be retried blindly.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Transport { .. } | Error::Server { .. })
+    }
+
+    /// The HTTP status, if the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Unauthorized { .. } => Some(401),
+            Error::Forbidden { .. } => Some(403),
+            Error::NotFound { .. } => Some(404),
+            Error::Conflict { .. } => Some(409),
+            Error::Server { status, .. } | Error::Http { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Maps a non-success status to the matching variant.
+    pub(crate) fn from_status(method: &str, url: &str, status: u16, body: &str) -> Error {
+        let method = method.to_string();
+        let url = url.to_string();
+        let message = body.trim().chars().take(500).collect::<String>();
+        match status {
+            401 => Error::Unauthorized {
+                method,
+                url,
+                message,
+            },
+            403 => Error::Forbidden {
+                method,
+                url,
+                message,
+            },
+            404 => Error::NotFound {
+                method,
+                url,
+                message,
+            },
+            409 => Error::Conflict {
+                method,
+                url,
+                message,
+            },
+            500..=599 => Error::Server {
+                method,
+                url,
+                status,
+                message,
+            },
+            _ => Error::Http {
+                method,
+                url,
+                status,
+                message,
+            },
+        }
+    }
+
+    pub(crate) fn state(path: &std::path::Path, source: rusqlite::Error) -> Error {
+        Error::State {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Result with the client's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

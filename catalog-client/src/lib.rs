@@ -1,0 +1,90 @@
+//! Online DerivaML: download dataset bags, create executions and commit offline-built
+//! feature records back to the catalog, crash-safely.
+//!
+//! This is the online half of the offline chapter: [`DerivaML::connect`] (credentials from
+//! `~/.deriva/credential.json` or `DERIVA_CREDENTIAL_FILE`; https required except to
+//! loopback), [`DerivaML::download_dataset_bag`] (a Format-B bag with md5+sha256 manifests and
+//! `fetch.txt`, cached, materialized in parallel with md5 checks),
+//! [`DerivaML::estimate_bag_size`], [`DerivaML::find_workflows`],
+//! [`DerivaML::create_execution`], [`Execution::add_features`] (staged in local SQLite, no
+//! HTTP), [`Execution::upload_execution_outputs`] (the commit) and
+//! [`DerivaML::resume_execution`].
+//!
+//! The commit survives a crash at any point without duplicating or losing a record
+//! (`reference/catalog-protocol.md` §2.4 cases C1–C6; the Python reference fails C2 and C3):
+//! the Execution RID is leased and recorded locally before the Execution row is created,
+//! feature rows are inserted with `onconflict=skip` on their `(Execution, target,
+//! Feature_Name)` key, asset bytes go to Hatrac through resumable chunked jobs before their
+//! rows, and status changes are written locally first and flushed to the catalog later if the
+//! catalog is unreachable.
+//!
+//! The `test-server` feature adds [`testing::TestCatalog`], a local ERMrest/Hatrac/webauthn
+//! subset seeded with the small demo dataset, used by the tests and this example:
+//!
+//! ```
+//! # #[cfg(feature = "test-server")]
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use deriva_catalog_client::testing::TestCatalog;
+//! use deriva_catalog_client::{
+//!     ConnectOptions, Credential, DatasetSpec, DerivaML, ExecutionConfiguration,
+//! };
+//! use deriva_bag_features::{FeatureId, FeatureRecord};
+//!
+//! let server = TestCatalog::start().await.unwrap();
+//! let work = tempfile::tempdir().unwrap();
+//! let ml = DerivaML::connect_with(&server.url(), "1", ConnectOptions {
+//!     credential: Some(Credential::BearerToken(server.token().into())),
+//!     working_dir: Some(work.path().into()),
+//!     ..Default::default()
+//! }).await.unwrap();
+//!
+//! // Download dataset 1-D001 (Training) and its three images.
+//! let bag = ml.download_dataset_bag(DatasetSpec::new("1-D001", Some("1.0.0"))).await.unwrap();
+//! assert!(bag.materialized);
+//! assert!(bag.path.join("data/asset/1-I001/Image/retina_001.jpg").is_file());
+//!
+//! // Offline: build a record. Online again: create an execution, stage, commit.
+//! let mut fields = indexmap::IndexMap::new();
+//! fields.insert("Image".to_string(), serde_json::json!("1-I001"));
+//! fields.insert("Glaucoma".to_string(), serde_json::json!("Severe"));
+//! let record = FeatureRecord {
+//!     feature: FeatureId { schema: "demo".into(), table: "Execution_Image_Glaucoma".into(),
+//!                          name: "Glaucoma".into() },
+//!     target_column: "Image".into(), rid: None, fields,
+//! };
+//! let workflow = ml.find_workflows().await.unwrap()[0].clone();
+//! let exe = ml.create_execution(ExecutionConfiguration {
+//!     description: "Offline inference results".into(), workflow,
+//! }).await.unwrap();
+//! assert_eq!(exe.add_features(&[record]).unwrap(), 1);
+//! let report = exe.upload_execution_outputs().await.unwrap();
+//! assert_eq!(report.features_inserted, 1);
+//! // Committing again is a no-op.
+//! assert_eq!(exe.upload_execution_outputs().await.unwrap().features_inserted, 0);
+//! # });
+//! ```
+#![warn(missing_docs)]
+
+mod client;
+mod credentials;
+mod download;
+mod error;
+mod execution;
+mod state;
+mod transport;
+
+#[cfg(feature = "demo")]
+pub mod demo;
+#[cfg(feature = "test-server")]
+pub mod testing;
+
+pub use client::{ConnectOptions, DerivaML, ExecutionConfiguration, Session, Workflow};
+pub use credentials::{default_credential_file, load_credential, Credential};
+pub use download::{
+    fully_materialized, BagSizeEstimate, DatasetSpec, DownloadedBag, MaterializeReport,
+    TableEstimate, DEFAULT_PARALLELISM,
+};
+pub use error::{Error, Result};
+pub use execution::{Execution, UploadReport, DEFAULT_CHUNK_BYTES, FEATURE_BATCH_ROWS};
+pub use state::{ExecutionRecord, ExecutionStatus};
+pub use transport::RetryPolicy;

@@ -1,0 +1,963 @@
+//! The test catalog's storage: ERMrest rows and Hatrac objects in one SQLite database.
+//!
+//! Rows are stored as JSON documents (column order = model order) with one `keyvals` entry per
+//! unique key, so unique-key conflicts and foreign keys are checked by SQLite indexes even for
+//! 100,000-row tables. Every mutating call runs in one SQLite transaction: a request is atomic,
+//! as in ERMrest.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::Utc;
+use deriva_bag_features::{CatalogModel, Table, TableName, Value};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{Map, Value as Json};
+
+use super::urlpath::{CmpOp, DataPath, Filter, Projection};
+
+/// An HTTP-level failure of a catalog operation: status code and plain-text message.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: u16, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::new(500, format!("test catalog storage error: {e}"))
+    }
+}
+
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
+
+/// Who sends a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    /// Client id written to RCB/RMB.
+    pub id: String,
+    /// Catalog owners may supply any RID; others only RIDs they leased.
+    pub owner: bool,
+}
+
+/// ERMrest's base-32 alphabet (`ermrest_schema.sql::urlb32_encode`).
+const B32: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Encodes `value` the way ERMrest writes RIDs and snaptimes: base 32, grouped in fours from
+/// the right with `-`.
+pub(crate) fn urlb32_encode(mut value: u64) -> String {
+    let mut digits = Vec::new();
+    loop {
+        digits.push(B32[(value % 32) as usize]);
+        value /= 32;
+        if value == 0 {
+            break;
+        }
+    }
+    let mut out = String::new();
+    for (i, d) in digits.iter().enumerate() {
+        if i > 0 && i % 4 == 0 {
+            out.push('-');
+        }
+        out.push(*d as char);
+    }
+    out.chars().rev().collect()
+}
+
+/// Insert options from the query string.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct InsertOptions {
+    pub defaults: HashSet<String>,
+    pub nondefaults: HashSet<String>,
+    pub skip_conflicts: bool,
+}
+
+/// A Hatrac object version.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectVersion {
+    pub name: String,
+    pub version: String,
+    pub bytes: Vec<u8>,
+    pub md5_hex: String,
+    pub sha256_hex: String,
+    pub content_type: Option<String>,
+    pub content_disposition: Option<String>,
+}
+
+/// A chunked upload job.
+#[derive(Debug, Clone)]
+pub(crate) struct UploadJob {
+    pub id: String,
+    pub name: String,
+    pub chunk_length: u64,
+    pub content_length: u64,
+    pub content_md5: Option<String>,
+    pub content_sha256: Option<String>,
+    pub content_type: Option<String>,
+    pub content_disposition: Option<String>,
+}
+
+/// The catalog's data.
+pub(crate) struct Store {
+    conn: Connection,
+    pub model: CatalogModel,
+    /// The `/schema` document as served.
+    pub schema_json: Json,
+    next_rid: u64,
+}
+
+const SYSTEM_COLUMNS: [&str; 5] = ["RID", "RCT", "RMT", "RCB", "RMB"];
+
+fn now_text() -> String {
+    Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+}
+
+fn key_name(table: &Table, index: usize) -> String {
+    table.keys[index]
+        .names
+        .first()
+        .map(|(_, n)| n.clone())
+        .unwrap_or_else(|| format!("{}_key{index}", table.name.table))
+}
+
+/// The text form of a JSON scalar used in key values and comparisons.
+fn scalar_text(v: &Json) -> Option<String> {
+    match v {
+        Json::Null => None,
+        Json::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn key_value(row: &Map<String, Json>, columns: &[String]) -> Option<String> {
+    let mut parts = Vec::with_capacity(columns.len());
+    for c in columns {
+        parts.push(Json::String(scalar_text(row.get(c)?)?));
+    }
+    Some(Json::Array(parts).to_string())
+}
+
+impl Store {
+    /// An empty store for `schema_json` (the `/schema` document).
+    pub(crate) fn new(schema_json: Json) -> ApiResult<Store> {
+        let bytes = serde_json::to_vec(&schema_json)
+            .map_err(|e| ApiError::new(500, format!("schema: {e}")))?;
+        let model = CatalogModel::from_json(&bytes)
+            .map_err(|e| ApiError::new(500, format!("test catalog schema: {e}")))?;
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=MEMORY;
+             CREATE TABLE rows (rid TEXT PRIMARY KEY, tname TEXT NOT NULL, doc TEXT NOT NULL);
+             CREATE INDEX rows_tname ON rows(tname, rid);
+             CREATE TABLE keyvals (tname TEXT NOT NULL, keyname TEXT NOT NULL, val TEXT NOT NULL,
+                                   rid TEXT NOT NULL, PRIMARY KEY (tname, keyname, val));
+             CREATE INDEX keyvals_rid ON keyvals(rid);
+             CREATE TABLE objects (seq INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL,
+                                   version TEXT NOT NULL, bytes BLOB NOT NULL, md5 TEXT NOT NULL,
+                                   sha256 TEXT NOT NULL, ctype TEXT, cdisp TEXT);
+             CREATE INDEX objects_name ON objects(name, version);
+             CREATE TABLE jobs (id TEXT PRIMARY KEY, name TEXT NOT NULL, chunk_length INTEGER NOT NULL,
+                                content_length INTEGER NOT NULL, md5 TEXT, sha256 TEXT, ctype TEXT,
+                                cdisp TEXT);
+             CREATE TABLE chunks (job TEXT NOT NULL, n INTEGER NOT NULL, bytes BLOB NOT NULL,
+                                  PRIMARY KEY (job, n));",
+        )?;
+        Ok(Store {
+            conn,
+            model,
+            schema_json,
+            // 32^5: "10-0000", above every hand-written fixture RID such as 1-D000.
+            next_rid: 32u64.pow(5),
+        })
+    }
+
+    fn allocate_rid(&mut self) -> String {
+        let rid = urlb32_encode(self.next_rid);
+        self.next_rid += 1;
+        rid
+    }
+
+    /// Resolves `schema:table` or an unambiguous bare table name.
+    pub(crate) fn table(&self, name: &str) -> ApiResult<Table> {
+        self.model
+            .resolve_table(name)
+            .cloned()
+            .map_err(|e| ApiError::new(404, e.to_string()))
+    }
+
+    fn load_rows(&self, table: &TableName) -> ApiResult<Vec<Map<String, Json>>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT doc FROM rows WHERE tname = ?1 ORDER BY rid")?;
+        let docs = stmt
+            .query_map(params![table.to_string()], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        docs.into_iter()
+            .map(|d| match serde_json::from_str::<Json>(&d) {
+                Ok(Json::Object(m)) => Ok(m),
+                _ => Err(ApiError::new(500, "corrupt row document")),
+            })
+            .collect()
+    }
+
+    /// Rows of the path's table that pass its filters, sorted and paged.
+    pub(crate) fn select(
+        &self,
+        path: &DataPath,
+        limit: Option<usize>,
+    ) -> ApiResult<(Table, Vec<Map<String, Json>>)> {
+        let table = self.table(&path.table)?;
+        for f in &path.filters {
+            check_filter_columns(&table, f)?;
+        }
+        let mut rows: Vec<_> = self
+            .load_rows(&table.name)?
+            .into_iter()
+            .filter(|r| path.filters.iter().all(|f| eval(f, r)))
+            .collect();
+        if !path.sort.is_empty() {
+            for (c, _) in &path.sort {
+                if table.column(c).is_none() {
+                    return Err(ApiError::new(409, format!("unknown sort column {c:?}")));
+                }
+            }
+            rows.sort_by(|a, b| {
+                for (c, desc) in &path.sort {
+                    let ord = cmp_nulls_last(a.get(c), b.get(c));
+                    let ord = if *desc { ord.reverse() } else { ord };
+                    if ord != std::cmp::Ordering::Equal {
+                        return ord;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+            if let Some(after) = &path.after {
+                rows.retain(|r| {
+                    for ((c, desc), lit) in path.sort.iter().zip(after) {
+                        let lit = lit.as_ref().map(|s| Json::String(s.clone()));
+                        let ord = cmp_nulls_last(r.get(c), lit.as_ref());
+                        let ord = if *desc { ord.reverse() } else { ord };
+                        match ord {
+                            std::cmp::Ordering::Greater => return true,
+                            std::cmp::Ordering::Less => return false,
+                            std::cmp::Ordering::Equal => continue,
+                        }
+                    }
+                    false
+                });
+            }
+        } else if path.after.is_some() {
+            return Err(ApiError::new(400, "@after requires @sort"));
+        }
+        if let Some(n) = limit {
+            rows.truncate(n);
+        }
+        Ok((table, rows))
+    }
+
+    /// `GET /attribute`, `/attributegroup` and `/aggregate` results.
+    pub(crate) fn project(
+        &self,
+        path: &DataPath,
+        limit: Option<usize>,
+        grouped: bool,
+    ) -> ApiResult<Vec<Map<String, Json>>> {
+        let (table, rows) = self.select(path, limit)?;
+        let (keys, rest) = path
+            .projection
+            .clone()
+            .ok_or_else(|| ApiError::new(400, "missing projection"))?;
+        let check = |p: &Projection| -> ApiResult<()> {
+            match p {
+                Projection::Column { column, .. }
+                | Projection::Count {
+                    column: Some(column),
+                    ..
+                } if table.column(column).is_none() => Err(ApiError::new(
+                    409,
+                    format!("column {column:?} does not exist in {}", table.name),
+                )),
+                _ => Ok(()),
+            }
+        };
+        for p in keys.iter().chain(rest.iter()) {
+            check(p)?;
+        }
+        let pick = |row: &Map<String, Json>, projs: &[Projection], out: &mut Map<String, Json>| {
+            for p in projs {
+                match p {
+                    Projection::All => {
+                        for (k, v) in row {
+                            out.insert(k.clone(), v.clone());
+                        }
+                    }
+                    Projection::Column { alias, column } => {
+                        out.insert(
+                            alias.clone(),
+                            row.get(column).cloned().unwrap_or(Json::Null),
+                        );
+                    }
+                    Projection::Count { .. } => {}
+                }
+            }
+        };
+        let counts = |group: &[&Map<String, Json>], out: &mut Map<String, Json>| {
+            for p in keys.iter().chain(rest.iter()) {
+                if let Projection::Count {
+                    alias,
+                    column,
+                    distinct,
+                } = p
+                {
+                    let n = match column {
+                        None => group.len(),
+                        Some(c) => {
+                            let vals = group.iter().filter_map(|r| r.get(c).and_then(scalar_text));
+                            if *distinct {
+                                vals.collect::<HashSet<_>>().len()
+                            } else {
+                                vals.count()
+                            }
+                        }
+                    };
+                    out.insert(alias.clone(), Json::from(n));
+                }
+            }
+        };
+        let has_count = keys
+            .iter()
+            .chain(rest.iter())
+            .any(|p| matches!(p, Projection::Count { .. }));
+        if !grouped && !has_count {
+            return Ok(rows
+                .iter()
+                .map(|r| {
+                    let mut out = Map::new();
+                    pick(r, &keys, &mut out);
+                    out
+                })
+                .collect());
+        }
+        if !grouped {
+            let refs: Vec<_> = rows.iter().collect();
+            let mut out = Map::new();
+            counts(&refs, &mut out);
+            return Ok(vec![out]);
+        }
+        let mut groups: BTreeMap<String, Vec<&Map<String, Json>>> = BTreeMap::new();
+        for r in &rows {
+            let mut k = Map::new();
+            pick(r, &keys, &mut k);
+            groups
+                .entry(Json::Object(k).to_string())
+                .or_default()
+                .push(r);
+        }
+        let mut out = Vec::new();
+        for group in groups.values() {
+            let mut o = Map::new();
+            pick(group[0], &keys, &mut o);
+            pick(group[0], &rest, &mut o);
+            counts(group, &mut o);
+            out.push(o);
+        }
+        Ok(out)
+    }
+
+    /// `POST /entity/S:T`: inserts `rows` atomically and returns the inserted rows.
+    pub(crate) fn insert(
+        &mut self,
+        table_name: &str,
+        rows: &[Json],
+        options: &InsertOptions,
+        who: &Identity,
+        trusted_seed: bool,
+    ) -> ApiResult<Vec<Map<String, Json>>> {
+        let table = self.table(table_name)?;
+        // Validate before touching storage so a bad request consumes no RIDs' state.
+        let mut prepared = Vec::with_capacity(rows.len());
+        for (i, input) in rows.iter().enumerate() {
+            let obj = input
+                .as_object()
+                .ok_or_else(|| ApiError::new(400, format!("row {i} is not a JSON object")))?;
+            for k in obj.keys() {
+                if table.column(k).is_none() {
+                    return Err(ApiError::new(
+                        409,
+                        format!(
+                            "Input data violates model. column {k:?} does not exist in {}",
+                            table.name
+                        ),
+                    ));
+                }
+            }
+            prepared.push(obj.clone());
+        }
+        let now = now_text();
+        let mut new_rids = Vec::new();
+        for obj in &prepared {
+            let given = obj.get("RID").and_then(Json::as_str).map(str::to_string);
+            let supplies_rid = trusted_seed || options.nondefaults.contains("RID");
+            new_rids.push(match (supplies_rid, given) {
+                (true, Some(rid)) => (rid, true),
+                _ => (self.allocate_rid(), false),
+            });
+        }
+        let model_fks = table.foreign_keys.clone();
+        let tx = self.conn.transaction()?;
+        let mut inserted = Vec::new();
+        let mut batch_keys: HashSet<(String, String)> = HashSet::new();
+        for (obj, (rid, supplied)) in prepared.iter().zip(new_rids) {
+            let mut row = Map::new();
+            for col in &table.columns {
+                let name = col.name.as_str();
+                let value = match name {
+                    "RID" => Json::String(rid.clone()),
+                    "RCT" | "RMT" => match obj.get(name) {
+                        Some(v) if trusted_seed || options.nondefaults.contains(name) => v.clone(),
+                        _ => Json::String(now.clone()),
+                    },
+                    "RCB" | "RMB" => match obj.get(name) {
+                        Some(v) if trusted_seed || options.nondefaults.contains(name) => v.clone(),
+                        _ => Json::String(who.id.clone()),
+                    },
+                    _ if options.defaults.contains(name) => match &col.default {
+                        Some(Json::String(t)) => Json::String(t.replace("{RID}", &rid)),
+                        Some(other) => other.clone(),
+                        None => Json::Null,
+                    },
+                    // ERMrest: a column missing from the object is NULL, not its default.
+                    _ => obj.get(name).cloned().unwrap_or(Json::Null),
+                };
+                if !value.is_null() && !SYSTEM_COLUMNS.contains(&name) {
+                    Value::from_json(&value, &col.ty).map_err(|e| {
+                        ApiError::new(400, format!("column {name:?} of {}: {e}", table.name))
+                    })?;
+                }
+                if value.is_null() && !col.nullok {
+                    return Err(ApiError::new(
+                        409,
+                        format!(
+                            "Input data violates model. null value in column {name:?} of {} violates not-null constraint",
+                            table.name
+                        ),
+                    ));
+                }
+                row.insert(col.name.clone(), value);
+            }
+            // Lease check before conflict skipping, as ERMrest does (§2.2).
+            if supplied && !trusted_seed {
+                let lease_rid: Option<String> = tx
+                    .query_row(
+                        "SELECT rid FROM rows WHERE tname = 'public:ERMrest_RID_Lease' AND rid = ?1
+                         AND json_extract(doc, '$.RCB') = ?2",
+                        params![rid, who.id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match lease_rid {
+                    Some(l) => {
+                        tx.execute("DELETE FROM rows WHERE rid = ?1", params![l])?;
+                        tx.execute("DELETE FROM keyvals WHERE rid = ?1", params![l])?;
+                    }
+                    None if who.owner => {}
+                    None => {
+                        return Err(ApiError::new(
+                            403,
+                            format!(
+                                "insert access on column \"RID\" with non-leased value {rid:?}"
+                            ),
+                        ))
+                    }
+                }
+            }
+            // Unique keys (RID is catalog-wide unique).
+            let mut conflict: Option<String> = None;
+            let rid_taken: bool = tx
+                .query_row(
+                    "SELECT 1 FROM rows WHERE rid = ?1",
+                    params![rid],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if rid_taken {
+                conflict = Some(format!("RID {rid}"));
+            }
+            let mut keyvals = Vec::new();
+            for (i, key) in table.keys.iter().enumerate() {
+                let Some(val) = key_value(&row, &key.unique_columns) else {
+                    continue;
+                };
+                let kname = key_name(&table, i);
+                let exists = tx
+                    .query_row(
+                        "SELECT 1 FROM keyvals WHERE tname = ?1 AND keyname = ?2 AND val = ?3",
+                        params![table.name.to_string(), kname, val],
+                        |_| Ok(()),
+                    )
+                    .optional()?
+                    .is_some()
+                    || batch_keys.contains(&(kname.clone(), val.clone()));
+                if exists && conflict.is_none() {
+                    conflict = Some(format!("key {kname} {val}"));
+                }
+                keyvals.push((kname, val));
+            }
+            if let Some(what) = conflict {
+                if options.skip_conflicts {
+                    continue;
+                }
+                return Err(ApiError::new(
+                    409,
+                    format!(
+                        "Input data violates model. duplicate key value violates unique constraint: {} {what}",
+                        table.name
+                    ),
+                ));
+            }
+            if !trusted_seed {
+                for fk in &model_fks {
+                    let vals: Option<Vec<_>> = fk
+                        .columns
+                        .iter()
+                        .map(|c| row.get(c).and_then(scalar_text))
+                        .collect();
+                    let Some(vals) = vals else { continue };
+                    let Some(target) = self.model.table(&fk.referenced_table) else {
+                        continue;
+                    };
+                    let Some(ki) = target.keys.iter().position(|k| {
+                        let mut a = k.unique_columns.clone();
+                        let mut b = fk.referenced_columns.clone();
+                        a.sort();
+                        b.sort();
+                        a == b
+                    }) else {
+                        continue;
+                    };
+                    // Key values are stored in key-column order.
+                    let ordered: Vec<Json> = target.keys[ki]
+                        .unique_columns
+                        .iter()
+                        .map(|kc| {
+                            let pos = fk
+                                .referenced_columns
+                                .iter()
+                                .position(|rc| rc == kc)
+                                .unwrap_or(0);
+                            Json::String(vals[pos].clone())
+                        })
+                        .collect();
+                    let val = Json::Array(ordered).to_string();
+                    let found = tx
+                        .query_row(
+                            "SELECT 1 FROM keyvals WHERE tname = ?1 AND keyname = ?2 AND val = ?3",
+                            params![target.name.to_string(), key_name(target, ki), val],
+                            |_| Ok(()),
+                        )
+                        .optional()?
+                        .is_some();
+                    if !found {
+                        return Err(ApiError::new(
+                            409,
+                            format!(
+                                "Input data violates model. {} ({}) = ({}) is not present in {}",
+                                table.name,
+                                fk.columns.join(", "),
+                                vals.join(", "),
+                                target.name
+                            ),
+                        ));
+                    }
+                }
+            }
+            tx.execute(
+                "INSERT INTO rows (rid, tname, doc) VALUES (?1, ?2, ?3)",
+                params![
+                    rid,
+                    table.name.to_string(),
+                    Json::Object(row.clone()).to_string()
+                ],
+            )?;
+            for (kname, val) in keyvals {
+                tx.execute(
+                    "INSERT INTO keyvals (tname, keyname, val, rid) VALUES (?1, ?2, ?3, ?4)",
+                    params![table.name.to_string(), kname, val, rid],
+                )?;
+                batch_keys.insert((kname, val));
+            }
+            inserted.push(row);
+        }
+        tx.commit()?;
+        Ok(inserted)
+    }
+
+    /// `PUT /attributegroup/S:T/corr;targets`.
+    pub(crate) fn update(
+        &mut self,
+        path: &DataPath,
+        rows: &[Json],
+        who: &Identity,
+    ) -> ApiResult<Vec<Map<String, Json>>> {
+        let table = self.table(&path.table)?;
+        let (corr, targets) = path
+            .projection
+            .clone()
+            .ok_or_else(|| ApiError::new(400, "attributegroup update needs corr;targets"))?;
+        let names = |ps: &[Projection]| -> ApiResult<Vec<(String, String)>> {
+            ps.iter()
+                .map(|p| match p {
+                    Projection::Column { alias, column } if table.column(column).is_some() => {
+                        Ok((alias.clone(), column.clone()))
+                    }
+                    other => Err(ApiError::new(409, format!("bad update column {other:?}"))),
+                })
+                .collect()
+        };
+        let corr = names(&corr)?;
+        let targets = names(&targets)?;
+        let now = now_text();
+        let existing = self.load_rows(&table.name)?;
+        let tx = self.conn.transaction()?;
+        let mut out = Vec::new();
+        for (i, input) in rows.iter().enumerate() {
+            let obj = input
+                .as_object()
+                .ok_or_else(|| ApiError::new(400, format!("row {i} is not a JSON object")))?;
+            let matches: Vec<&Map<String, Json>> = existing
+                .iter()
+                .filter(|r| {
+                    corr.iter().all(|(alias, col)| {
+                        scalar_text(r.get(col).unwrap_or(&Json::Null))
+                            == obj.get(alias).and_then(scalar_text)
+                    })
+                })
+                .collect();
+            if matches.is_empty() {
+                return Err(ApiError::new(
+                    409,
+                    format!("row {i} of the update matches no row of {}", table.name),
+                ));
+            }
+            for m in matches {
+                let mut row = m.clone();
+                for (alias, col) in &targets {
+                    let v = obj.get(alias).cloned().unwrap_or(Json::Null);
+                    let cdef = table
+                        .column(col)
+                        .ok_or_else(|| ApiError::new(409, "column"))?;
+                    if v.is_null() && !cdef.nullok {
+                        return Err(ApiError::new(
+                            409,
+                            format!("null value in column {col:?} violates not-null constraint"),
+                        ));
+                    }
+                    if !v.is_null() {
+                        Value::from_json(&v, &cdef.ty)
+                            .map_err(|e| ApiError::new(400, format!("column {col:?}: {e}")))?;
+                    }
+                    row.insert(col.clone(), v);
+                }
+                row.insert("RMT".into(), Json::String(now.clone()));
+                row.insert("RMB".into(), Json::String(who.id.clone()));
+                let rid = scalar_text(row.get("RID").unwrap_or(&Json::Null)).unwrap_or_default();
+                tx.execute(
+                    "UPDATE rows SET doc = ?1 WHERE rid = ?2",
+                    params![Json::Object(row.clone()).to_string(), rid],
+                )?;
+                tx.execute("DELETE FROM keyvals WHERE rid = ?1", params![rid])?;
+                for (ki, key) in table.keys.iter().enumerate() {
+                    if let Some(val) = key_value(&row, &key.unique_columns) {
+                        tx.execute(
+                            "INSERT INTO keyvals (tname, keyname, val, rid) VALUES (?1, ?2, ?3, ?4)",
+                            params![table.name.to_string(), key_name(&table, ki), val, rid],
+                        )
+                        .map_err(|_| ApiError::new(409, format!("Input data violates model. duplicate key {val}")))?;
+                    }
+                }
+                let mut o = Map::new();
+                for (alias, col) in corr.iter().chain(targets.iter()) {
+                    o.insert(alias.clone(), row.get(col).cloned().unwrap_or(Json::Null));
+                }
+                out.push(o);
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// `DELETE /entity/...`: returns how many rows went.
+    pub(crate) fn delete(&mut self, path: &DataPath) -> ApiResult<usize> {
+        let (_, rows) = self.select(path, None)?;
+        let tx = self.conn.transaction()?;
+        for r in &rows {
+            let rid = scalar_text(r.get("RID").unwrap_or(&Json::Null)).unwrap_or_default();
+            tx.execute("DELETE FROM rows WHERE rid = ?1", params![rid])?;
+            tx.execute("DELETE FROM keyvals WHERE rid = ?1", params![rid])?;
+        }
+        tx.commit()?;
+        Ok(rows.len())
+    }
+
+    /// `/entity_rid/<rid>`: the table holding `rid`.
+    pub(crate) fn resolve_rid(&self, rid: &str) -> ApiResult<Option<TableName>> {
+        let t: Option<String> = self
+            .conn
+            .query_row("SELECT tname FROM rows WHERE rid = ?1", params![rid], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(t.and_then(|t| TableName::parse_qualified(&t)))
+    }
+
+    /// Stores a new version of a Hatrac object and returns its version id.
+    pub(crate) fn put_object(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        content_type: Option<&str>,
+        content_disposition: Option<&str>,
+    ) -> ApiResult<String> {
+        let version = self.allocate_rid();
+        self.put_object_version(name, &version, bytes, content_type, content_disposition)?;
+        Ok(version)
+    }
+
+    /// Stores an object version with a given version id (seeding from a bag's URLs).
+    pub(crate) fn put_object_version(
+        &mut self,
+        name: &str,
+        version: &str,
+        bytes: &[u8],
+        content_type: Option<&str>,
+        content_disposition: Option<&str>,
+    ) -> ApiResult<String> {
+        use md5::Digest;
+        let md5_hex = hex::encode(md5::Md5::digest(bytes));
+        let sha_hex = hex::encode(sha2::Sha256::digest(bytes));
+        let version = version.to_string();
+        self.conn.execute(
+            "INSERT INTO objects (name, version, bytes, md5, sha256, ctype, cdisp) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+            params![name, version, bytes, md5_hex, sha_hex, content_type, content_disposition],
+        )?;
+        Ok(version)
+    }
+
+    /// The latest (or the named) version of a Hatrac object.
+    pub(crate) fn get_object(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> ApiResult<Option<ObjectVersion>> {
+        let map = |r: &rusqlite::Row<'_>| {
+            Ok(ObjectVersion {
+                name: r.get(0)?,
+                version: r.get(1)?,
+                bytes: r.get(2)?,
+                md5_hex: r.get(3)?,
+                sha256_hex: r.get(4)?,
+                content_type: r.get(5)?,
+                content_disposition: r.get(6)?,
+            })
+        };
+        let sql = "SELECT name, version, bytes, md5, sha256, ctype, cdisp FROM objects";
+        Ok(match version {
+            Some(v) => self
+                .conn
+                .query_row(
+                    &format!("{sql} WHERE name = ?1 AND version = ?2"),
+                    params![name, v],
+                    map,
+                )
+                .optional()?,
+            None => self
+                .conn
+                .query_row(
+                    &format!("{sql} WHERE name = ?1 ORDER BY seq DESC LIMIT 1"),
+                    params![name],
+                    map,
+                )
+                .optional()?,
+        })
+    }
+
+    /// Creates an upload job.
+    pub(crate) fn create_job(&mut self, job: &UploadJob) -> ApiResult<()> {
+        self.conn.execute(
+            "INSERT INTO jobs (id, name, chunk_length, content_length, md5, sha256, ctype, cdisp)
+             VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+            params![
+                job.id,
+                job.name,
+                job.chunk_length as i64,
+                job.content_length as i64,
+                job.content_md5,
+                job.content_sha256,
+                job.content_type,
+                job.content_disposition
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// An open upload job of object `name`.
+    pub(crate) fn job(&self, name: &str, id: &str) -> ApiResult<Option<UploadJob>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, name, chunk_length, content_length, md5, sha256, ctype, cdisp FROM jobs
+                 WHERE id = ?1 AND name = ?2",
+                params![id, name],
+                |r| {
+                    Ok(UploadJob {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        chunk_length: r.get::<_, i64>(2)? as u64,
+                        content_length: r.get::<_, i64>(3)? as u64,
+                        content_md5: r.get(4)?,
+                        content_sha256: r.get(5)?,
+                        content_type: r.get(6)?,
+                        content_disposition: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Stores chunk `n` of a job (idempotent per position).
+    pub(crate) fn put_chunk(&mut self, job: &str, n: u64, bytes: &[u8]) -> ApiResult<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO chunks (job, n, bytes) VALUES (?1, ?2, ?3)",
+            params![job, n as i64, bytes],
+        )?;
+        Ok(())
+    }
+
+    /// The job's chunks in order.
+    pub(crate) fn job_chunks(&self, job: &str) -> ApiResult<Vec<(u64, Vec<u8>)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT n, bytes FROM chunks WHERE job = ?1 ORDER BY n")?;
+        let rows = stmt
+            .query_map(params![job], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Removes a job and its chunks.
+    pub(crate) fn delete_job(&mut self, job: &str) -> ApiResult<()> {
+        self.conn
+            .execute("DELETE FROM chunks WHERE job = ?1", params![job])?;
+        self.conn
+            .execute("DELETE FROM jobs WHERE id = ?1", params![job])?;
+        Ok(())
+    }
+}
+
+fn check_filter_columns(table: &Table, f: &Filter) -> ApiResult<()> {
+    let col = match f {
+        Filter::Eq(c, _) | Filter::Null(c) | Filter::Cmp(c, _, _) => c,
+        Filter::Not(inner) => return check_filter_columns(table, inner),
+        Filter::And(fs) | Filter::Or(fs) => {
+            return fs.iter().try_for_each(|f| check_filter_columns(table, f))
+        }
+    };
+    if table.column(col).is_none() {
+        return Err(ApiError::new(
+            409,
+            format!("column {col:?} does not exist in table {}", table.name),
+        ));
+    }
+    Ok(())
+}
+
+/// Compares a stored JSON value with a URL literal (text, number or boolean semantics).
+fn cmp_json_literal(v: &Json, lit: &str) -> Option<std::cmp::Ordering> {
+    match v {
+        Json::Null => None,
+        Json::Bool(b) => {
+            let l = match lit.to_ascii_lowercase().as_str() {
+                "true" | "t" => true,
+                "false" | "f" => false,
+                _ => return None,
+            };
+            Some(b.cmp(&l))
+        }
+        Json::Number(n) => {
+            let a = n.as_f64()?;
+            let b: f64 = lit.parse().ok()?;
+            a.partial_cmp(&b)
+        }
+        other => Some(scalar_text(other)?.as_str().cmp(lit)),
+    }
+}
+
+fn cmp_nulls_last(a: Option<&Json>, b: Option<&Json>) -> std::cmp::Ordering {
+    use std::cmp::Ordering::*;
+    let a = a.filter(|v| !v.is_null());
+    let b = b.filter(|v| !v.is_null());
+    match (a, b) {
+        (None, None) => Equal,
+        (None, Some(_)) => Greater,
+        (Some(_), None) => Less,
+        (Some(x), Some(y)) => match (x, y) {
+            (Json::Number(p), Json::Number(q)) => {
+                p.as_f64().partial_cmp(&q.as_f64()).unwrap_or(Equal)
+            }
+            (Json::Number(p), Json::String(q)) => match q.parse::<f64>() {
+                Ok(q) => p.as_f64().partial_cmp(&Some(q)).unwrap_or(Equal),
+                Err(_) => Equal,
+            },
+            _ => scalar_text(x).cmp(&scalar_text(y)),
+        },
+    }
+}
+
+fn eval(f: &Filter, row: &Map<String, Json>) -> bool {
+    use std::cmp::Ordering::*;
+    match f {
+        Filter::Eq(c, values) => {
+            let v = row.get(c).unwrap_or(&Json::Null);
+            values
+                .iter()
+                .any(|lit| cmp_json_literal(v, lit) == Some(Equal))
+        }
+        Filter::Null(c) => row.get(c).is_none_or(Json::is_null),
+        Filter::Cmp(c, op, lit) => {
+            let ord = cmp_json_literal(row.get(c).unwrap_or(&Json::Null), lit);
+            matches!(
+                (op, ord),
+                (CmpOp::Lt, Some(Less))
+                    | (CmpOp::Leq, Some(Less | Equal))
+                    | (CmpOp::Gt, Some(Greater))
+                    | (CmpOp::Geq, Some(Greater | Equal))
+            )
+        }
+        Filter::Not(inner) => !eval(inner, row),
+        Filter::And(fs) => fs.iter().all(|f| eval(f, row)),
+        Filter::Or(fs) => fs.iter().any(|f| eval(f, row)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urlb32_encode_groups_digits_in_fours_from_the_right() {
+        assert_eq!(urlb32_encode(0), "0");
+        assert_eq!(urlb32_encode(32u64.pow(5)), "10-0000");
+        assert_eq!(urlb32_encode(31), "Z");
+        assert_eq!(urlb32_encode(32u64.pow(4) + 1), "1-0001");
+    }
+}

@@ -1,0 +1,101 @@
+//! Shared helpers for the catalog-client integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use deriva_bag_features::{FeatureId, FeatureRecord};
+use deriva_catalog_client::testing::TestCatalog;
+use deriva_catalog_client::{
+    ConnectOptions, Credential, DerivaML, ExecutionConfiguration, RetryPolicy,
+};
+use indexmap::IndexMap;
+use serde_json::json;
+
+/// Connects with the server's bearer token, fast retries, and `dir` as working directory.
+pub async fn connect(server: &TestCatalog, dir: &Path) -> DerivaML {
+    DerivaML::connect_with(
+        &server.url(),
+        "1",
+        ConnectOptions {
+            credential: Some(Credential::BearerToken(server.token().to_string())),
+            working_dir: Some(dir.to_path_buf()),
+            retry: Some(RetryPolicy {
+                attempts: 3,
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_millis(20),
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("connect to the test catalog")
+}
+
+/// A Glaucoma record built offline (no Execution, no RID).
+pub fn glaucoma(image: &str, grade: &str) -> FeatureRecord {
+    let mut fields = IndexMap::new();
+    fields.insert("Execution".to_string(), json!(null));
+    fields.insert("Feature_Name".to_string(), json!("Glaucoma"));
+    fields.insert("Image".to_string(), json!(image));
+    fields.insert("Glaucoma".to_string(), json!(grade));
+    FeatureRecord {
+        feature: FeatureId {
+            schema: "demo".into(),
+            table: "Execution_Image_Glaucoma".into(),
+            name: "Glaucoma".into(),
+        },
+        target_column: "Image".into(),
+        rid: None,
+        fields,
+    }
+}
+
+/// Records for the six seeded images.
+pub fn six_records() -> Vec<FeatureRecord> {
+    ["1-I001", "1-I002", "1-I003", "1-I004", "1-I005", "1-I006"]
+        .iter()
+        .zip(["Normal", "Mild", "Moderate", "Severe", "Normal", "Mild"])
+        .map(|(i, g)| glaucoma(i, g))
+        .collect()
+}
+
+/// The chapter's configuration with the seeded workflow.
+pub async fn config(ml: &DerivaML, description: &str) -> ExecutionConfiguration {
+    let workflow = ml.find_workflows().await.expect("find_workflows")[0].clone();
+    ExecutionConfiguration {
+        description: description.to_string(),
+        workflow,
+    }
+}
+
+/// Number of feature rows of an execution in the catalog.
+pub fn feature_rows(server: &TestCatalog, execution: &str) -> usize {
+    server
+        .rows(&format!(
+            "demo:Execution_Image_Glaucoma/Execution={execution}"
+        ))
+        .unwrap()
+        .len()
+}
+
+/// The catalog's status of an execution.
+pub fn catalog_status(server: &TestCatalog, execution: &str) -> String {
+    let rows = server
+        .rows(&format!("deriva-ml:Execution/RID={execution}"))
+        .unwrap();
+    rows[0]["Status"].as_str().unwrap_or_default().to_string()
+}
+
+/// Adds `n` images (`2-0001`, …) owned by the seed, for multi-batch tests.
+pub fn add_images(server: &TestCatalog, n: usize) -> Vec<String> {
+    let rows: Vec<_> = (0..n)
+        .map(|i| {
+            json!({"RID": format!("2-{i:04}"), "URL": format!("/hatrac/Image/bulk{i}.jpg"),
+                   "Filename": format!("bulk{i}.jpg"), "Length": 1, "MD5": "00", "Subject": "1-S001",
+                   "RCT": "2026-05-28T16:54:02+00:00", "RMT": "2026-05-28T16:54:02+00:00"})
+        })
+        .collect();
+    server.insert_rows("demo:Image", &rows).unwrap();
+    (0..n).map(|i| format!("2-{i:04}")).collect()
+}
