@@ -1,0 +1,265 @@
+//! `cargo xtask bench`: time `DatasetBag` on a generated bag.
+//!
+//! Measured (SPEC §8 targets in brackets): cold open, i.e. index build in a fresh cache
+//! [≥ 30× deriva-ml]; warm open [≤ 20 ms]; `list_dataset_members(recurse)`;
+//! `feature_values("Image", "Glaucoma")` unselected, newest and majority vote; full
+//! validation throughput; peak RSS. Medians of five runs except the cold open.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use deriva_bag_core::bagit::ValidationMode;
+use deriva_bag_core::features::Selector;
+use deriva_bag_core::fixtures::{self, FixtureSpec};
+use deriva_bag_core::{DatasetBag, OpenOptions};
+use serde_json::json;
+
+const RUNS: usize = 5;
+/// `cargo xtask bench`'s default bag size (the SPEC §8 20k-image bag).
+const DEFAULT_IMAGES: usize = 20_000;
+/// Bump when the generator's output changes, so stale bench bags are regenerated.
+const GENERATOR_REVISION: u32 = 1;
+
+/// Entry point: re-executes itself in release mode when built for debug.
+pub fn run(images: usize, json: bool) -> Result<(), String> {
+    if cfg!(debug_assertions) {
+        eprintln!("xtask bench: building and running the release build …");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["run", "--release", "--quiet", "-p", "xtask", "--", "bench"])
+            .args(["--images", &images.to_string()])
+            .current_dir(crate::workspace_root());
+        if json {
+            cmd.arg("--json");
+        }
+        let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+        return if status.success() {
+            Ok(())
+        } else {
+            Err(format!("release bench failed ({status})"))
+        };
+    }
+    let report = measure(images)?;
+    if json {
+        println!("{}", report.to_json());
+    } else {
+        report.print_table();
+    }
+    Ok(())
+}
+
+struct Report {
+    images: usize,
+    bag: PathBuf,
+    generated: Option<Duration>,
+    cold_open: Duration,
+    warm_open: Duration,
+    members: Duration,
+    member_rows: usize,
+    feature_values: Vec<(&'static str, Duration, usize)>,
+    validation_bytes: u64,
+    validation: Duration,
+    peak_rss_kib: Option<u64>,
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn time<T>(f: impl FnOnce() -> Result<T, String>) -> Result<(Duration, T), String> {
+    let start = Instant::now();
+    let value = f()?;
+    Ok((start.elapsed(), value))
+}
+
+/// Median of [`RUNS`] timed runs, and the value of the last one.
+fn time_median<T>(mut f: impl FnMut() -> Result<T, String>) -> Result<(Duration, T), String> {
+    let mut samples = Vec::with_capacity(RUNS);
+    let mut last = None;
+    for _ in 0..RUNS {
+        let (elapsed, value) = time(&mut f)?;
+        samples.push(elapsed);
+        last = Some(value);
+    }
+    let value = last.ok_or("no runs")?;
+    Ok((median(samples), value))
+}
+
+/// Generates the bench bag unless one with the same parameters is already there.
+fn bench_bag(images: usize) -> Result<(PathBuf, Option<Duration>), String> {
+    // The default size keeps `target/bench`; other sizes get their own directory so that a
+    // one-off large run does not replace the bag everyone else benchmarks.
+    let dir = match images {
+        DEFAULT_IMAGES => crate::workspace_root().join("target/bench"),
+        n => crate::workspace_root().join(format!("target/bench-{n}")),
+    };
+    let spec = FixtureSpec::with_images(images);
+    let params = format!(
+        "revision={GENERATOR_REVISION} images={} seed={} layout={:?} materialized={}\n",
+        spec.images, spec.seed, spec.layout, spec.materialized
+    );
+    let stamp = dir.join("params.txt");
+    let bag = dir.join(format!("Dataset_{}", fixtures::ROOT_RID));
+    if bag.join("bagit.txt").is_file()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&params)
+    {
+        return Ok((bag, None));
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&stamp);
+    // A stale bag (other parameters or an interrupted run) would make the generator fail
+    // with "Directory not empty".
+    if bag.exists() {
+        std::fs::remove_dir_all(&bag).map_err(|e| format!("{}: {e}", bag.display()))?;
+    }
+    let (elapsed, generated) = time(|| fixtures::generate(&spec, &dir).map_err(|e| e.to_string()))?;
+    std::fs::write(&stamp, params).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    Ok((generated.path, Some(elapsed)))
+}
+
+fn measure(images: usize) -> Result<Report, String> {
+    let (bag_path, generated) = bench_bag(images)?;
+    let cache = bag_path.parent().unwrap_or(Path::new(".")).join("cache");
+    if cache.exists() {
+        std::fs::remove_dir_all(&cache).map_err(|e| format!("{}: {e}", cache.display()))?;
+    }
+    let options = OpenOptions {
+        cache_dir: Some(cache),
+        ..OpenOptions::default()
+    };
+    let open = || DatasetBag::open_with(&bag_path, &options).map_err(|e| e.to_string());
+    let (cold_open, bag) = time(open)?;
+    let (warm_open, _) = time_median(open)?;
+    let (members, member_rows) = time_median(|| {
+        let members = bag
+            .list_dataset_members(true, None)
+            .map_err(|e| e.to_string())?;
+        Ok(members.values().map(Vec::len).sum::<usize>())
+    })?;
+    let selectors: [(&'static str, Option<Selector>); 3] = [
+        ("all", None),
+        ("newest", Some(Selector::Newest)),
+        ("majority", Some(Selector::MajorityVote(None))),
+    ];
+    let mut feature_values = Vec::new();
+    for (name, selector) in &selectors {
+        let (elapsed, n) = time_median(|| {
+            bag.feature_values("Image", "Glaucoma", selector.as_ref())
+                .map(|records| records.len())
+                .map_err(|e| e.to_string())
+        })?;
+        feature_values.push((*name, elapsed, n));
+    }
+    let validation_bytes = bag
+        .bagit()
+        .map_err(|e| e.to_string())?
+        .payload_oxum()
+        .map_or(0, |(bytes, _)| bytes);
+    let (validation, report) = time(|| {
+        bag.validate(ValidationMode::Full)
+            .map_err(|e| e.to_string())
+    })?;
+    if !report.valid {
+        return Err(format!("bench bag does not validate: {:?}", report.errors));
+    }
+    Ok(Report {
+        images,
+        bag: bag_path,
+        generated,
+        cold_open,
+        warm_open,
+        members,
+        member_rows,
+        feature_values,
+        validation_bytes,
+        validation,
+        peak_rss_kib: peak_rss_kib(),
+    })
+}
+
+/// `VmHWM` (peak resident set) from `/proc/self/status`, in KiB; Linux only.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Report {
+    fn validation_mb_s(&self) -> f64 {
+        self.validation_bytes as f64 / 1e6 / self.validation.as_secs_f64().max(1e-9)
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let features: serde_json::Map<String, serde_json::Value> = self
+            .feature_values
+            .iter()
+            .map(|(name, d, n)| (name.to_string(), json!({"ms": ms(*d), "records": n})))
+            .collect();
+        json!({
+            "images": self.images,
+            "bag": self.bag.display().to_string(),
+            "generate_ms": self.generated.map(ms),
+            "cold_open_ms": ms(self.cold_open),
+            "warm_open_ms": ms(self.warm_open),
+            "list_dataset_members_ms": ms(self.members),
+            "member_rows": self.member_rows,
+            "feature_values": features,
+            "validation_full_ms": ms(self.validation),
+            "validation_full_mb_s": self.validation_mb_s(),
+            "validation_bytes": self.validation_bytes,
+            "peak_rss_kib": self.peak_rss_kib,
+        })
+    }
+
+    fn print_table(&self) {
+        println!(
+            "deriva-bag bench: {} images, {}",
+            self.images,
+            self.bag.display()
+        );
+        match self.generated {
+            Some(d) => println!("  {:<44} {:>10.1} ms", "generate bag", ms(d)),
+            None => println!("  {:<44} {:>10}", "generate bag", "reused"),
+        }
+        println!(
+            "  {:<44} {:>10.1} ms",
+            "open, cold (index build)",
+            ms(self.cold_open)
+        );
+        println!(
+            "  {:<44} {:>10.2} ms",
+            "open, warm (median of 5)",
+            ms(self.warm_open)
+        );
+        println!(
+            "  {:<44} {:>10.2} ms  ({} rows)",
+            "list_dataset_members(recurse) (median of 5)",
+            ms(self.members),
+            self.member_rows
+        );
+        for (name, d, n) in &self.feature_values {
+            println!(
+                "  {:<44} {:>10.2} ms  ({n} records)",
+                format!("feature_values Image/Glaucoma, {name}"),
+                ms(*d)
+            );
+        }
+        println!(
+            "  {:<44} {:>10.1} ms  ({:.1} MB/s over {} bytes)",
+            "validate full",
+            ms(self.validation),
+            self.validation_mb_s(),
+            self.validation_bytes
+        );
+        match self.peak_rss_kib {
+            Some(kib) => println!("  {:<44} {:>10.1} MiB", "peak RSS", kib as f64 / 1024.0),
+            None => println!("  {:<44} {:>10}", "peak RSS", "n/a"),
+        }
+    }
+}
