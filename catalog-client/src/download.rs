@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
 use deriva_bag_core::bagit::{Algorithm, BagItFiles};
+use deriva_bag_core::csv;
 use deriva_bag_features::{CatalogModel, Rid, Table, TableName};
 use futures_util::StreamExt;
 use md5::Digest;
@@ -182,55 +183,19 @@ fn walk_elements(
     }
 }
 
-/// One CSV field in PostgreSQL/ERMrest style: NULL is an empty field, the empty string `""`.
-fn csv_field(v: &Json) -> String {
-    fn quote(s: &str) -> String {
-        if s.is_empty() || s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    }
-    match v {
-        Json::Null => String::new(),
-        Json::String(s) => quote(s),
-        Json::Bool(b) => if *b { "t" } else { "f" }.to_string(),
-        Json::Array(items) => {
-            let inner: Vec<String> = items
-                .iter()
-                .map(|i| match i {
-                    Json::Null => "NULL".to_string(),
-                    Json::String(s)
-                        if s.is_empty() || s.contains([',', '"', ' ', '{', '}', '\\']) =>
-                    {
-                        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-                    }
-                    Json::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
-            quote(&format!("{{{}}}", inner.join(",")))
-        }
-        other => quote(&other.to_string()),
-    }
-}
-
 fn table_csv(table: &Table, rows: &[Map<String, Json>]) -> String {
-    let mut out = table
-        .columns
-        .iter()
-        .map(|c| csv_field(&Json::String(c.name.clone())))
-        .collect::<Vec<_>>()
-        .join(",");
-    out.push('\n');
+    let mut out = String::new();
+    csv::push_line(
+        &mut out,
+        table.columns.iter().map(|c| Some(c.name.as_str())),
+    );
     for r in rows {
-        let line: Vec<String> = table
+        let cells: Vec<Option<String>> = table
             .columns
             .iter()
-            .map(|c| csv_field(r.get(&c.name).unwrap_or(&Json::Null)))
+            .map(|c| r.get(&c.name).and_then(csv::json_cell))
             .collect();
-        out.push_str(&line.join(","));
-        out.push('\n');
+        csv::push_line(&mut out, cells.iter().map(|c| c.as_deref()));
     }
     out
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
+use deriva_bag_core::csv;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
@@ -307,38 +308,6 @@ fn negotiate(full: &str, headers: &HeaderMap) -> Format {
     }
 }
 
-fn csv_field(v: &Json) -> String {
-    fn quote(s: &str) -> String {
-        if s.is_empty() || s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    }
-    match v {
-        Json::Null => String::new(),
-        Json::String(s) => quote(s),
-        Json::Bool(b) => if *b { "t" } else { "f" }.to_string(),
-        Json::Array(items) => {
-            let inner: Vec<String> = items
-                .iter()
-                .map(|i| match i {
-                    Json::Null => "NULL".to_string(),
-                    Json::String(s)
-                        if s.is_empty() || s.contains([',', '"', ' ', '{', '}', '\\']) =>
-                    {
-                        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-                    }
-                    Json::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
-            quote(&format!("{{{}}}", inner.join(",")))
-        }
-        other => quote(&other.to_string()),
-    }
-}
-
 fn rows_resp(rows: Vec<Map<String, Json>>, columns: Vec<String>, format: Format) -> Resp {
     let (body, ctype) = match format {
         Format::Json => (
@@ -352,19 +321,14 @@ fn rows_resp(rows: Vec<Map<String, Json>>, columns: Vec<String>, format: Format)
             "application/x-json-stream",
         ),
         Format::Csv => {
-            let mut out = columns
-                .iter()
-                .map(|c| csv_field(&Json::String(c.clone())))
-                .collect::<Vec<_>>()
-                .join(",");
-            out.push('\n');
+            let mut out = String::new();
+            csv::push_line(&mut out, columns.iter().map(|c| Some(c.as_str())));
             for r in rows {
-                let line: Vec<String> = columns
+                let cells: Vec<Option<String>> = columns
                     .iter()
-                    .map(|c| csv_field(r.get(c).unwrap_or(&Json::Null)))
+                    .map(|c| r.get(c).and_then(csv::json_cell))
                     .collect();
-                out.push_str(&line.join(","));
-                out.push('\n');
+                csv::push_line(&mut out, cells.iter().map(|c| c.as_deref()));
             }
             (out, "text/csv")
         }
