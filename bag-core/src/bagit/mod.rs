@@ -111,25 +111,7 @@ impl BagItFiles {
     /// # Ok(()) }
     /// ```
     pub fn read(root: &Path) -> Result<BagItFiles> {
-        let not_a_bag = |detail: String| Error::NotABag {
-            path: root.to_path_buf(),
-            detail,
-        };
-        if !root.is_dir() {
-            return Err(not_a_bag("not a directory".into()));
-        }
-        let bagit_path = root.join("bagit.txt");
-        let bagit_bytes = match std::fs::read(&bagit_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(not_a_bag("no bagit.txt".into()))
-            }
-            Err(e) => return Err(Error::io(&bagit_path, e)),
-        };
-        let version = tagfile::parse_bagit_txt(&bagit_bytes, &bagit_path)?;
-        if !root.join("data").is_dir() {
-            return Err(not_a_bag("no data/ directory".into()));
-        }
+        let version = read_bagit_txt(root)?;
 
         let info_path = root.join("bag-info.txt");
         let info = match read_optional(&info_path)? {
@@ -171,9 +153,10 @@ impl BagItFiles {
             }
         }
         if manifests.is_empty() {
-            return Err(not_a_bag(
-                "no manifest-md5.txt or manifest-sha256.txt".into(),
-            ));
+            return Err(Error::NotABag {
+                path: root.to_path_buf(),
+                detail: "no manifest-md5.txt or manifest-sha256.txt".into(),
+            });
         }
         Ok(BagItFiles {
             root: root.to_path_buf(),
@@ -206,25 +189,11 @@ impl BagItFiles {
     /// # Ok(()) }
     /// ```
     pub fn cache_key_of(root: &Path) -> Result<String> {
+        read_bagit_txt(root)?;
         let not_a_bag = |detail: String| Error::NotABag {
             path: root.to_path_buf(),
             detail,
         };
-        if !root.is_dir() {
-            return Err(not_a_bag("not a directory".into()));
-        }
-        let bagit_path = root.join("bagit.txt");
-        let bagit_bytes = match std::fs::read(&bagit_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(not_a_bag("no bagit.txt".into()))
-            }
-            Err(e) => return Err(Error::io(&bagit_path, e)),
-        };
-        tagfile::parse_bagit_txt(&bagit_bytes, &bagit_path)?;
-        if !root.join("data").is_dir() {
-            return Err(not_a_bag("no data/ directory".into()));
-        }
         let names = tag_file_names(root)?;
         let has_payload_manifest = names.iter().any(|name| {
             manifest::manifest_file_kind(name)
@@ -314,4 +283,29 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
     }
+}
+
+/// The checks every bag passes first: a directory with a valid `bagit.txt` and a `data/`
+/// directory. Returns the declared BagIt version.
+fn read_bagit_txt(root: &Path) -> Result<BagItVersion> {
+    let not_a_bag = |detail: &str| Error::NotABag {
+        path: root.to_path_buf(),
+        detail: detail.to_string(),
+    };
+    if !root.is_dir() {
+        return Err(not_a_bag("not a directory"));
+    }
+    let bagit_path = root.join("bagit.txt");
+    let bagit_bytes = match std::fs::read(&bagit_path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_a_bag("no bagit.txt"))
+        }
+        Err(e) => return Err(Error::io(&bagit_path, e)),
+    };
+    let version = tagfile::parse_bagit_txt(&bagit_bytes, &bagit_path)?;
+    if !root.join("data").is_dir() {
+        return Err(not_a_bag("no data/ directory"));
+    }
+    Ok(version)
 }
