@@ -196,13 +196,32 @@ pub(crate) fn write(
     let ledger = load_ledger(&ledger_path)?;
     let symlink = options.use_symlinks && options.file_transformer.is_none();
 
+    // A destination whose parent directory does not exist is absent too; on a first run that
+    // is every destination, so one `lstat` per directory replaces one per file. Only a clean
+    // `NotFound` on the directory counts: anything else (a file, a symlink, an error) falls
+    // back to the per-file check, which reports it exactly as before.
+    let parents: HashSet<&Path> = plan.iter().filter_map(|p| p.rel.parent()).collect();
+    let absent_dirs: HashSet<PathBuf> = parents
+        .into_iter()
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .filter(|rel| {
+            matches!(fs::symlink_metadata(root.join(rel)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+        })
+        .map(Path::to_path_buf)
+        .collect();
+
     // Classify every destination first, so a foreign file stops the run before any write.
     let classified: Vec<(Planned, PathBuf, State)> = plan
         .into_par_iter()
         .map(|p| {
             let dst = root.join(&p.rel);
-            let key = rel_key(&p.rel);
-            let st = state(&dst, &p.src, &key, symlink, &ledger)?;
+            let parent_absent = p.rel.parent().is_some_and(|d| absent_dirs.contains(d));
+            let st = if parent_absent {
+                State::Absent
+            } else {
+                state(&dst, &p.src, &rel_key(&p.rel), symlink, &ledger)?
+            };
             let st = if options.file_transformer.is_some() && st == State::Foreign {
                 // A transformer writes its own (possibly renamed) output; the suggested path
                 // is only a hint and is not ours to judge unless the ledger says so.

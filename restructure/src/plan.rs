@@ -1,6 +1,6 @@
 //! Planning: which asset goes where. Pure computation over the dataset; writes nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 
@@ -43,7 +43,9 @@ pub(crate) fn asset_table<D: DatasetLike>(
         }
         return Ok(table.name.clone());
     }
-    let members: Members = dataset.list_dataset_members(true, None)?;
+    // Only which tables have members matters here, and `limit` caps rows per table per
+    // dataset level, so one row per table per level answers that without loading every row.
+    let members: Members = dataset.list_dataset_members(true, Some(1))?;
     let is_asset = |t: &TableName| model.table(t).is_some_and(|t| t.is_asset());
     let with_members: Vec<&TableName> = members
         .iter()
@@ -219,7 +221,8 @@ pub(crate) fn plan<D: DatasetLike>(
         options.enforce_vocabulary,
     )?;
 
-    let mut planned: BTreeSet<Planned> = BTreeSet::new();
+    // Collected into a Vec and sorted once: cheaper than a BTreeSet of paths, same result.
+    let mut planned: Vec<Planned> = Vec::with_capacity(resolution.elements.len());
     for element in &resolution.elements {
         let mut labels = Vec::with_capacity(element.values.len());
         for (target, value) in resolution.targets.iter().zip(&element.values) {
@@ -258,14 +261,16 @@ pub(crate) fn plan<D: DatasetLike>(
             let mut rel: PathBuf = walk.type_paths[owner].iter().collect();
             rel.extend(&labels);
             rel.push(file_name);
-            planned.insert(Planned {
+            planned.push(Planned {
                 rel,
                 rid: element.rid.clone(),
                 src: src.clone(),
             });
         }
     }
-    let placements = resolve_collisions(planned.into_iter().collect());
+    planned.sort_unstable();
+    planned.dedup();
+    let placements = resolve_collisions(planned);
     debug_assert!(placements.iter().all(|p| is_confined(&p.rel)));
     missing.sort_by(|a, b| a.rid.cmp(&b.rid));
     Ok(Plan {
