@@ -32,6 +32,16 @@ const WRITE_BUFFER: usize = 1 << 20;
 /// Longest symlink target we accept from a zip entry body.
 const MAX_LINK_TARGET: u64 = 4096;
 
+/// The bag directory for a user-given path: an archive is extracted into `cache_root` (or
+/// reused from there), a directory is returned as is.
+pub fn bag_dir(path: &Path, cache_root: &Path) -> Result<PathBuf> {
+    if path.is_file() && is_archive(path) {
+        extract(path, cache_root)
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
 /// Whether `path` names an archive this module can open: a file (not a directory) whose
 /// name ends in `.zip`, `.tar.gz`, `.tgz` or `.tar` (case-insensitive).
 ///

@@ -25,9 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
 
-use crate::value::parse_timestamptz;
 use crate::{DatasetLike, Error, Feature, FeatureRecord, Rid, Row, Selector, TableName, Value};
 
 /// How many unlabeled or conflicting RIDs an error message lists before "and K more".
@@ -556,8 +554,8 @@ fn values_of_target<D: DatasetLike>(
         if chosen.contains_key(key.as_str()) || conflicts.contains_key(key) {
             continue;
         }
-        let mut group: Vec<&FeatureRecord> = group.clone();
-        group.sort_by_cached_key(|r| rct_order_key(r));
+        // `feature_values` returns records in the canonical order (target RID, RCT instant,
+        // row RID; `sort_records`), so `group[0]` is the first value by RCT.
         let differ = group.iter().any(|r| !same_value(feature, r, group[0]));
         if differ && enforce_vocabulary {
             conflicts.insert(
@@ -639,12 +637,6 @@ fn fk_target_rids<D: DatasetLike>(
         .collect())
 }
 
-/// Orders records by RCT instant (unparseable last), then by row RID.
-fn rct_order_key(r: &FeatureRecord) -> (bool, Option<DateTime<Utc>>, Option<Rid>) {
-    let instant = r.rct().and_then(parse_timestamptz);
-    (instant.is_none(), instant, r.rid.clone())
-}
-
 /// Whether two records carry the same value in every feature column.
 fn same_value(feature: &Feature, a: &FeatureRecord, b: &FeatureRecord) -> bool {
     feature
@@ -706,15 +698,5 @@ mod tests {
             value: Value::Text("1-S001".into()),
         };
         assert_eq!(c.label().as_deref(), Some("1-S001"));
-    }
-
-    #[test]
-    fn rct_order_compares_instants_not_strings() {
-        // 10:00-07 is 17:00 UTC: later as an instant although it sorts first as a string.
-        let a = record("1-A002", "2026-05-28 10:00:00-07", "Severe");
-        let b = record("1-A001", "2026-05-28 16:54:02.232194+00", "Normal");
-        assert!(rct_order_key(&b) < rct_order_key(&a));
-        let c = record("1-A000", "not a time", "Mild");
-        assert!(rct_order_key(&a) < rct_order_key(&c));
     }
 }

@@ -32,11 +32,7 @@ impl DatasetBag {
         let started = std::time::Instant::now();
         let path = path.as_ref();
         let cache_root = options.cache_dir.clone().unwrap_or_else(cache::cache_root);
-        let dir = if path.is_file() && archive::is_archive(path) {
-            archive::extract(path, &cache_root)?
-        } else {
-            path.to_path_buf()
-        };
+        let dir = archive::bag_dir(path, &cache_root)?;
         // Only the cache key now: the manifests and fetch.txt are parsed on first use.
         let cache_key = BagItFiles::cache_key_of(&dir)?;
         let schema_path = dir.join("data").join("schema.json");

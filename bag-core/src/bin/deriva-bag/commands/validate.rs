@@ -59,12 +59,8 @@ pub struct ValidateArgs {
 /// The bag directory for `path`: the path itself, or where its archive is extracted in the
 /// cache (the same place `DatasetBag::open` uses, so the extraction is shared).
 pub fn bag_directory(path: &Path, cache_dir: Option<&Path>) -> Result<PathBuf, CliError> {
-    if path.is_file() && archive::is_archive(path) {
-        let root = cache_dir.map_or_else(cache::cache_root, Path::to_path_buf);
-        Ok(archive::extract(path, &root)?)
-    } else {
-        Ok(path.to_path_buf())
-    }
+    let root = cache_dir.map_or_else(cache::cache_root, Path::to_path_buf);
+    Ok(archive::bag_dir(path, &root)?)
 }
 
 /// Whether every `fetch.txt` file is on disk (an escaping path counts as absent; validation
