@@ -25,7 +25,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
-
 use crate::{DatasetLike, Error, Feature, FeatureRecord, Rid, Row, Selector, TableName, Value};
 
 /// How many unlabeled or conflicting RIDs an error message lists before "and K more".
