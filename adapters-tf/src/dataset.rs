@@ -26,7 +26,7 @@ pub type TfItem = Element<TfSample>;
 
 /// The working loader the "sample_loader required" error shows.
 pub const SAMPLE_LOADER_EXAMPLE: &str =
-    "TfOptions::default().sample_loader(|path, _row| deriva_bag_tf::read_bytes(path))";
+    "TfOptions::default().sample_loader(|path, _row| deriva_bag_tf::image::load_rgb(path))";
 
 /// The raw bytes of a file as a `uint8 [n]` sample (`tf.io.read_file`); decode in a transform.
 pub fn read_bytes(path: &Path) -> Result<TfSample, Error> {

@@ -23,6 +23,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file is not a decodable PNG/JPEG image.
+    #[error("cannot decode image {}: {source}", path.display())]
+    Image {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: deriva_bag_features::loader::image::ImageError,
+    },
+
     /// Nothing to infer a signature from (as the reference's message says).
     #[error(
         "cannot infer the output signature of an empty dataset (element table {table}, targets \

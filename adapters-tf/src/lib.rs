@@ -8,21 +8,25 @@
 //! framework-neutral loader core as the PyTorch adapter, producing `tensorflow::Tensor`
 //! batches ready to feed a `Session` (there is no `tf.data` in the C API).
 //!
-//! It is not a model library: build your graph with `tensorflow::ops`.
+//! [`image`] decodes, resizes, crops and normalizes images into `float32 [H, W, 3]` samples
+//! with the same pipeline as the PyTorch adapter. It is not a model library: build your
+//! graph with `tensorflow::ops`.
 //!
 //! Build and run with the TF 2.13.0 C library (`. .ci/ml-libs.sh` provisions it and sets
 //! `PKG_CONFIG_PATH`/`LD_LIBRARY_PATH`).
 //!
 //! ```no_run
 //! # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), deriva_bag_tf::Error> {
+//! use deriva_bag_tf::image::{ImagePipeline, ToSample};
 //! use deriva_bag_tf::{as_tf_dataset, LoaderOptions, TfOptions};
-//! let options = TfOptions::default().sample_loader(|path, _row| deriva_bag_tf::read_bytes(path));
+//! let pipeline = ImagePipeline::new().resize(224).center_crop(224, 224).imagenet_normalize();
+//! let options = TfOptions::default().sample_loader(move |path, _row| pipeline.load(path));
 //! let ds = as_tf_dataset(bag, "Image", options, None)?;
-//! println!("{:?}", ds.signature());
-//! let batches = ds.batches(LoaderOptions::default().batch_size(1).shuffle(7))?;
+//! println!("{:?}", ds.signature()); // float32 [224, 224, 3]
+//! let batches = ds.batches(LoaderOptions::default().batch_size(32).shuffle(7).num_workers(2))?;
 //! for batch in &batches {
 //!     let batch = batch?;
-//!     println!("{:?} {:?}", batch.rids, batch.samples.dims());
+//!     println!("{:?}", batch.samples.dims()); // [32, 224, 224, 3]
 //! }
 //! # Ok(()) }
 //! ```
@@ -30,6 +34,7 @@
 
 mod dataset;
 mod error;
+pub mod image;
 mod spec;
 
 pub use dataset::{

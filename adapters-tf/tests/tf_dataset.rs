@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use deriva_bag_core::fixtures::FixtureSpec;
 use deriva_bag_features::{Missing, Row, Selector, Targets};
+use deriva_bag_tf::image::{center_crop, decode_rgb, load_rgb};
 use deriva_bag_tf::{
     as_tf_dataset, DType, Label, LoaderOptions, Signature, Target, TargetSpec, TensorSpec,
     TfOptions, TfSample, SAMPLE_LOADER_EXAMPLE,
@@ -18,11 +19,8 @@ use tensorflow::{ops, DataType, Scope, Session, SessionOptions, SessionRunArgs};
 const GRADES: [&str; 4] = ["Normal", "Mild", "Moderate", "Severe"];
 
 /// HWC float pixels in [0, 1].
-fn hwc(path: &Path) -> Result<TfSample, Box<dyn std::error::Error + Send + Sync>> {
-    let img = image::open(path)?.to_rgb8();
-    let (w, h) = img.dimensions();
-    let data = img.as_raw().iter().map(|&p| f32::from(p) / 255.0).collect();
-    Ok(TfSample::float([u64::from(h), u64::from(w), 3], data)?)
+fn hwc(path: &Path) -> Result<TfSample, deriva_bag_tf::Error> {
+    load_rgb(path)
 }
 
 /// Crops each image to a width that depends on the RID (1-I001 → 41 px, …): variable shapes.
@@ -31,8 +29,7 @@ fn variable_width(
     row: &Row,
 ) -> Result<TfSample, Box<dyn std::error::Error + Send + Sync>> {
     let n: u32 = row.text("RID").unwrap()[4..].parse()?;
-    let img = image::open(path)?.to_rgb8();
-    let cropped = image::imageops::crop_imm(&img, 0, 0, 40 + n, 48).to_image();
+    let cropped = center_crop(&decode_rgb(path)?, 40 + n, 48);
     let data = cropped.as_raw().iter().map(|&p| f32::from(p)).collect();
     Ok(TfSample::float([48, u64::from(40 + n), 3], data)?)
 }

@@ -13,7 +13,7 @@ use std::path::Path;
 use deriva_bag_core::fixtures::{generate, FixtureSpec};
 use deriva_bag_core::{DatasetBag, OpenOptions};
 use deriva_bag_features::{Missing, Selector, Targets};
-use deriva_bag_torch::image::ImagePipeline;
+use deriva_bag_torch::image::{ImagePipeline, ToTensor};
 use deriva_bag_torch::{as_torch_dataset, DataLoader, Label, LoaderOptions, Target, TorchOptions};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind};

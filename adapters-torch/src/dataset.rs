@@ -49,7 +49,8 @@ impl std::fmt::Debug for TorchDataset {
 /// ```no_run
 /// # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), deriva_bag_torch::Error> {
 /// use deriva_bag_features::{Missing, Selector, Targets};
-/// use deriva_bag_torch::{as_torch_dataset, image::ImagePipeline, Label, TorchOptions};
+/// use deriva_bag_torch::image::{ImagePipeline, ToTensor};
+/// use deriva_bag_torch::{as_torch_dataset, Label, TorchOptions};
 /// let pipeline = ImagePipeline::new().resize(224).center_crop(224, 224).imagenet_normalize();
 /// let classes = ["Normal", "Mild", "Moderate", "Severe"];
 /// let options = TorchOptions::default()

@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use deriva_bag_features::{Missing, Selector, Targets};
-use deriva_bag_torch::image::ImagePipeline;
+use deriva_bag_torch::image::{ImagePipeline, ToTensor};
 use deriva_bag_torch::{
     as_torch_dataset, BatchSamples, BatchTargets, DataLoader, Label, LoaderOptions, Target,
     TorchDataset, TorchOptions,

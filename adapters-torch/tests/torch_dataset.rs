@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use deriva_bag_core::fixtures::FixtureSpec;
 use deriva_bag_features::{Missing, Selector, Targets};
-use deriva_bag_torch::image::{load_rgb, ImagePipeline};
+use deriva_bag_torch::image::{load_rgb, ImagePipeline, ToTensor};
 use deriva_bag_torch::{
     as_torch_dataset, Label, Sample, Target, TorchOptions, SAMPLE_LOADER_EXAMPLE,
 };

@@ -73,9 +73,12 @@ impl DatasetBag {
     ///
     /// ```no_run
     /// # fn demo(bag: &deriva_bag_core::DatasetBag) -> Result<(), deriva_bag_core::tf::Error> {
-    /// use deriva_bag_core::tf::{read_bytes, TfOptions};
-    /// let ds = bag.as_tf_dataset("Image", TfOptions::default().sample_loader(|p, _row| read_bytes(p)), None)?;
-    /// println!("{:?}", ds.signature());
+    /// use deriva_bag_core::tf::image::{ImagePipeline, ToSample};
+    /// use deriva_bag_core::tf::TfOptions;
+    /// let pipeline = ImagePipeline::new().resize(224).center_crop(224, 224);
+    /// let options = TfOptions::default().sample_loader(move |p, _row| pipeline.load(p));
+    /// let ds = bag.as_tf_dataset("Image", options, None)?;
+    /// println!("{:?}", ds.signature()); // float32 [224, 224, 3]
     /// # Ok(()) }
     /// ```
     pub fn as_tf_dataset(

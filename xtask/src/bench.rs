@@ -4,6 +4,7 @@
 //! [≥ 30× deriva-ml]; warm open [≤ 20 ms]; `list_dataset_members(recurse)`;
 //! `feature_values("Image", "Glaucoma")` unselected, newest and majority vote; full
 //! validation throughput; peak RSS. Medians of five runs except the cold open.
+//! `--loaders` instead runs the adapters' image-loading throughput example.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,8 +19,6 @@ use serde_json::json;
 const RUNS: usize = 5;
 /// `cargo xtask bench`'s default bag size (the SPEC §8 20k-image bag).
 const DEFAULT_IMAGES: usize = 20_000;
-/// Bump when the generator's output changes, so stale bench bags are regenerated.
-const GENERATOR_REVISION: u32 = 1;
 
 /// Entry point: re-executes itself in release mode when built for debug.
 pub fn run(images: usize, json: bool) -> Result<(), String> {
@@ -47,6 +46,30 @@ pub fn run(images: usize, json: bool) -> Result<(), String> {
         report.print_table();
     }
     Ok(())
+}
+
+/// `cargo xtask bench --loaders`: runs the `loader_throughput` example (release, both
+/// adapters) on a bag of `images` 256×256 images kept under `target/bench-loaders`, with 2
+/// workers, after provisioning libtorch and TensorFlow.
+pub fn run_loaders(images: usize) -> Result<(), String> {
+    let dir = crate::workspace_root().join("target/bench-loaders");
+    let script = format!(
+        "set -euo pipefail\n. .ci/ml-libs.sh\n\
+         exec \"${{CARGO:-cargo}}\" run --release --quiet -p deriva-bag-core \
+         --features torch,tf,fixtures --example loader_throughput -- {images} 256 2 '{}'\n",
+        dir.display()
+    );
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(crate::workspace_root())
+        .status()
+        .map_err(|e| format!("cannot run bash: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("loader benchmark failed ({status})"))
+    }
 }
 
 struct Report {
@@ -95,28 +118,7 @@ fn bench_bag(images: usize) -> Result<(PathBuf, Option<Duration>), String> {
         DEFAULT_IMAGES => crate::workspace_root().join("target/bench"),
         n => crate::workspace_root().join(format!("target/bench-{n}")),
     };
-    let spec = FixtureSpec::with_images(images);
-    let params = format!(
-        "revision={GENERATOR_REVISION} images={} seed={} layout={:?} materialized={}\n",
-        spec.images, spec.seed, spec.layout, spec.materialized
-    );
-    let stamp = dir.join("params.txt");
-    let bag = dir.join(format!("Dataset_{}", fixtures::ROOT_RID));
-    if bag.join("bagit.txt").is_file()
-        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&params)
-    {
-        return Ok((bag, None));
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let _ = std::fs::remove_file(&stamp);
-    // A stale bag (other parameters or an interrupted run) would make the generator fail
-    // with "Directory not empty".
-    if bag.exists() {
-        std::fs::remove_dir_all(&bag).map_err(|e| format!("{}: {e}", bag.display()))?;
-    }
-    let (elapsed, generated) = time(|| fixtures::generate(&spec, &dir).map_err(|e| e.to_string()))?;
-    std::fs::write(&stamp, params).map_err(|e| format!("{}: {e}", stamp.display()))?;
-    Ok((generated.path, Some(elapsed)))
+    fixtures::generate_cached(&FixtureSpec::with_images(images), &dir).map_err(|e| e.to_string())
 }
 
 fn measure(images: usize) -> Result<Report, String> {

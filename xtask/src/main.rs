@@ -6,7 +6,8 @@
 //!   `target/bench` (`target/bench-N` for a non-default N) and times `DatasetBag` on it.
 //!   It always measures a release build: run
 //!   from the debug `cargo xtask` alias it re-executes itself through
-//!   `cargo run --release -p xtask -- bench …`.
+//!   `cargo run --release -p xtask -- bench …`. `--loaders` measures the adapters' image
+//!   loading instead (bag-core's `loader_throughput` example).
 //! - `cargo xtask codegen-features BAG [--out FILE]` prints (or writes) typed record structs
 //!   for every feature of the bag's schema.
 //! - `cargo xtask demo [--work DIR] [--train|--no-train]` runs the end-to-end demo (download, inspect,
@@ -98,6 +99,11 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Instead: image-loading throughput of the PyTorch and TensorFlow adapters (256 px
+        /// images, 2 workers) against the raw decode rate; provisions libtorch and
+        /// TensorFlow with `.ci/ml-libs.sh` first.
+        #[arg(long, conflicts_with = "json")]
+        loaders: bool,
     },
     /// What CI runs: the same as `test` (fmt --check, clippy -D warnings, every test).
     Ci,
@@ -146,7 +152,12 @@ fn main() -> ExitCode {
             materialized: !no_materialize,
             archive,
         }),
-        Command::Bench { images, json } => bench::run(images, json),
+        Command::Bench {
+            images,
+            loaders: true,
+            ..
+        } => bench::run_loaders(images),
+        Command::Bench { images, json, .. } => bench::run(images, json),
         Command::Demo {
             work,
             train,

@@ -44,6 +44,9 @@
 
 pub mod collate;
 pub mod elements;
+#[cfg(feature = "image")]
+#[cfg_attr(docsrs, doc(cfg(feature = "image")))]
+pub mod image;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

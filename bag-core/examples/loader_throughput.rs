@@ -1,0 +1,132 @@
+//! Image-loading throughput of both framework adapters on one bag: decode + resize (shorter
+//! side 224) + center-crop 224 + ImageNet normalize + batch (32), with 0 and N worker
+//! threads, against the machine's single-thread raw decode rate on the same files. The
+//! target (SPEC §8, the adapter issues) is N = 2 workers reaching 0.75 × 2 × the raw rate.
+//!
+//! ```sh
+//! cargo xtask bench --loaders          # provisions the libraries, runs this in release
+//! . .ci/ml-libs.sh && cargo run --release -p deriva-bag-core --features torch,tf,fixtures \
+//!     --example loader_throughput -- [images] [side] [workers] [dir]
+//! ```
+//! Defaults: 20000 images of 256×256 px (two thirds JPEG, one third PNG), 2 workers, bag
+//! under `$TMPDIR/deriva-throughput` (generated once, reused).
+
+use std::error::Error;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use deriva_bag_core::features::loader::image::{decode_rgb, ImagePipeline, Layout};
+use deriva_bag_core::features::loader::LoaderOptions;
+use deriva_bag_core::fixtures::{open_cached, FixtureSpec};
+use deriva_bag_core::tf::image::ToSample;
+use deriva_bag_core::tf::TfOptions;
+use deriva_bag_core::torch::image::ToTensor;
+use deriva_bag_core::torch::{DataLoader, TorchOptions};
+
+fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
+    std::env::args()
+        .nth(i)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Images per second of `run`, which returns how many images it handled.
+fn rate(run: impl FnOnce() -> Result<usize, Box<dyn Error>>) -> Result<f64, Box<dyn Error>> {
+    let started = Instant::now();
+    let count = run()?;
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let images: usize = arg(1, 20_000);
+    let side: u32 = arg(2, 256);
+    let workers: usize = arg(3, 2);
+    let dir: PathBuf = std::env::args()
+        .nth(4)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("deriva-throughput"));
+    let spec = FixtureSpec {
+        images,
+        image_size: Some((side, side)),
+        ..FixtureSpec::default()
+    };
+    let bag = open_cached(&spec, &dir.join(format!("{images}x{side}")))?;
+    let pipeline = ImagePipeline::new()
+        .resize(224)
+        .center_crop(224, 224)
+        .imagenet_normalize();
+
+    let torch_pipeline = pipeline.clone();
+    let torch_ds = bag.as_torch_dataset(
+        "Image",
+        TorchOptions::default()
+            .sample_loader(move |path, _row| ToTensor::load(&torch_pipeline, path)),
+    )?;
+    let tf_pipeline = pipeline.clone();
+    let tf_ds = bag.as_tf_dataset(
+        "Image",
+        TfOptions::default().sample_loader(move |path, _row| ToSample::load(&tf_pipeline, path)),
+        None,
+    )?;
+    let paths: Vec<PathBuf> = torch_ds
+        .plan()
+        .elements
+        .iter()
+        .filter_map(|e| e.asset_path.clone())
+        .collect();
+    println!("{} images of {side}x{side} px", paths.len());
+
+    let sample = &paths[..paths.len().min(5_000)];
+    let raw = rate(|| {
+        for p in sample {
+            std::hint::black_box(decode_rgb(&std::fs::read(p)?)?);
+        }
+        Ok(sample.len())
+    })?;
+    println!("raw decode (read + decode), 1 thread: {raw:.0} images/s");
+    let piped = rate(|| {
+        for p in sample {
+            let img = decode_rgb(&std::fs::read(p)?)?;
+            std::hint::black_box(pipeline.to_values(&img, Layout::Hwc));
+        }
+        Ok(sample.len())
+    })?;
+    println!("+ resize + crop + normalize, 1 thread, no loader: {piped:.0} images/s");
+
+    let report = |name: &str, w: usize, r: f64| {
+        println!(
+            "{name}, {w} workers: {r:.0} images/s = {:.2}x the raw decode rate{}",
+            r / raw,
+            if w == 2 {
+                format!(
+                    " (target 1.50x: {})",
+                    if r / raw >= 1.5 { "met" } else { "not met" }
+                )
+            } else {
+                String::new()
+            }
+        );
+    };
+    for w in [0, workers] {
+        let options = LoaderOptions::default().batch_size(32).num_workers(w);
+        let loader = DataLoader::new(&torch_ds, options.clone())?;
+        let r = rate(|| {
+            let mut count = 0;
+            for batch in &loader {
+                count += batch?.rids.len();
+            }
+            Ok(count)
+        })?;
+        report("torch DataLoader [32, 3, 224, 224]", w, r);
+        let batches = tf_ds.batches(options)?;
+        let r = rate(|| {
+            let mut count = 0;
+            for batch in &batches {
+                count += batch?.rids.len();
+            }
+            Ok(count)
+        })?;
+        report("TF batches [32, 224, 224, 3]", w, r);
+    }
+    Ok(())
+}
