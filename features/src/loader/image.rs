@@ -464,13 +464,15 @@ impl ImagePipeline {
             }
             filled_rows += 1;
         });
+        // Every row written, in order: `ch × row = len` values (0 for an empty window).
         assert_eq!(
-            filled_rows, ch as usize,
+            filled_rows * row,
+            len,
             "the resampler emits every row in order"
         );
-        // SAFETY: rows `0..ch` were written in full (`row` values each, `rgb` has `row`
-        // values), so the first `ch × row = len` elements are initialized.
-        unsafe { out.set_len(len) };
+        // SAFETY: rows `0..filled_rows` were each written in full (`row` values), so the
+        // first `filled_rows × row` elements are initialized.
+        unsafe { out.set_len(filled_rows * row) };
         (shape, out)
     }
 
@@ -563,6 +565,18 @@ mod tests {
                     assert_eq!(chw[(c * 30 + y) * 40 + x], hwc[(y * 40 + x) * 3 + c]);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn an_empty_image_gives_no_values() {
+        for layout in [Layout::Chw, Layout::Hwc] {
+            let (shape, v) = ImagePipeline::new()
+                .resize(8)
+                .center_crop(4, 4)
+                .to_values(&RgbImage::new(0, 5), layout);
+            assert_eq!(shape.iter().product::<usize>(), 0, "{layout:?}");
+            assert!(v.is_empty());
         }
     }
 
