@@ -117,6 +117,7 @@ async fn main() {
         .create_execution(ExecutionConfiguration {
             description: "bench".into(),
             workflow,
+            datasets: Vec::new(),
         })
         .await
         .expect("create execution");

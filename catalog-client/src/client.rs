@@ -70,6 +70,11 @@ pub struct ExecutionConfiguration {
     pub description: String,
     /// The workflow that produced the outputs.
     pub workflow: Workflow,
+    /// The input datasets (the chapter's `datasets=[DatasetSpecConfig(..)]`): each is linked
+    /// to the execution by a `Dataset_Execution` row naming the version read (`None` = the
+    /// highest), which is the provenance of every record the execution commits. Only
+    /// `rid` and `version` matter here; nothing is downloaded.
+    pub datasets: Vec<crate::DatasetSpec>,
 }
 
 /// The webauthn session (`GET /authn/session`).
@@ -271,6 +276,12 @@ impl DerivaML {
             self.ensure_execution_row(&rid).await?;
             return Ok(Execution::new(self.clone(), Rid::new(rid)));
         }
+        // Resolved before the lease so that a wrong dataset or version costs nothing.
+        let mut inputs = Vec::with_capacity(config.datasets.len());
+        for spec in &config.datasets {
+            let (_, _, version_rid) = self.resolve_version(spec).await?;
+            inputs.push((spec.rid.as_str().to_string(), version_rid));
+        }
         let token = uuid::Uuid::new_v4().to_string();
         let lease_path = format!(
             "{}/entity/public:ERMrest_RID_Lease",
@@ -303,6 +314,7 @@ impl DerivaML {
             &hash,
             config.workflow.rid.as_str(),
             &config.description,
+            &inputs,
         )?;
         self.ensure_execution_row(&rid).await?;
         Ok(Execution::new(self.clone(), Rid::new(rid)))
@@ -323,19 +335,18 @@ impl DerivaML {
         let mut attempt = 0;
         loop {
             let outcome: Result<()> = async {
-                if self.execution_row_exists(rid).await? {
-                    return Ok(());
+                if !self.execution_row_exists(rid).await? {
+                    let path = format!(
+                        "{}/entity/deriva-ml:Execution?nondefaults=RID&defaults=RCT,RMT,RCB,RMB",
+                        self.catalog_path(None)
+                    );
+                    let body = json!([{ "RID": rid, "Workflow": record.workflow_rid,
+                                        "Description": record.description, "Status": "Created" }]);
+                    self.transport()
+                        .send_once(Method::POST, &path, Some(RequestBody::Json(&body)), None)
+                        .await?;
                 }
-                let path = format!(
-                    "{}/entity/deriva-ml:Execution?nondefaults=RID&defaults=RCT,RMT,RCB,RMB",
-                    self.catalog_path(None)
-                );
-                let body = json!([{ "RID": rid, "Workflow": record.workflow_rid,
-                                    "Description": record.description, "Status": "Created" }]);
-                self.transport()
-                    .send_once(Method::POST, &path, Some(RequestBody::Json(&body)), None)
-                    .await
-                    .map(|_| ())
+                self.link_inputs(rid).await
             }
             .await;
             match outcome {
@@ -353,6 +364,57 @@ impl DerivaML {
             }
         }
         self.state().mark_created(rid)?;
+        Ok(())
+    }
+
+    /// Creates the `Dataset_Execution` rows of the execution's input datasets that the
+    /// registry has not seen land. `onconflict=skip` on the (Dataset, Execution) key makes a
+    /// resend after a lost response harmless, so a crash anywhere leaves one row per input.
+    /// A catalog without the table (or its `Dataset_Version` column) gets what it can hold.
+    async fn link_inputs(&self, rid: &str) -> Result<()> {
+        let pending = self.state().unlinked_inputs(rid)?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let link = deriva_bag_features::TableName::new("deriva-ml", "Dataset_Execution");
+        let Some(table) = self.model().table(&link) else {
+            tracing::warn!(
+                execution = rid,
+                "the catalog has no deriva-ml:Dataset_Execution table; input datasets are not linked"
+            );
+            return Ok(());
+        };
+        let with_version = table.column("Dataset_Version").is_some();
+        let rows: Vec<Json> = pending
+            .iter()
+            .map(|(dataset, version)| {
+                let mut row = json!({ "Dataset": dataset, "Execution": rid });
+                if with_version {
+                    row["Dataset_Version"] = json!(version);
+                }
+                row
+            })
+            .collect();
+        let path = format!(
+            "{}/entity/deriva-ml:Dataset_Execution?defaults=RID,RCT,RMT,RCB,RMB&onconflict=skip",
+            self.catalog_path(None)
+        );
+        self.transport()
+            .send_idempotent(
+                Method::POST,
+                &path,
+                Some(RequestBody::Json(&Json::Array(rows))),
+                None,
+            )
+            .await?;
+        for (dataset, _) in &pending {
+            self.state().mark_input_linked(rid, dataset)?;
+        }
+        tracing::info!(
+            execution = rid,
+            inputs = pending.len(),
+            "input datasets linked"
+        );
         Ok(())
     }
 
@@ -492,7 +554,16 @@ fn reconcile(local: ExecutionStatus, catalog: ExecutionStatus) -> Reconcile {
 }
 
 fn config_hash(config: &ExecutionConfiguration) -> String {
-    let doc = json!({"workflow": config.workflow.rid, "description": config.description});
+    let mut doc = json!({"workflow": config.workflow.rid, "description": config.description});
+    // Only when there are inputs, so that the hash of a configuration without datasets is
+    // the one registries written before this field existed hold.
+    if !config.datasets.is_empty() {
+        doc["datasets"] = config
+            .datasets
+            .iter()
+            .map(|d| json!([d.rid, d.version]))
+            .collect();
+    }
     hex::encode(sha2::Sha256::digest(doc.to_string().as_bytes()))
 }
 

@@ -436,6 +436,8 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
                 "deriva-bag demo: baseline {DEMO_FEATURE} grades for unlabeled images"
             ),
             workflow: workflow.clone(),
+            // The records were computed from the demo dataset's current version.
+            datasets: vec![DatasetSpec::new(DEMO_DATASET, None)],
         })
         .await?;
     say!(
@@ -542,6 +544,37 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
             ),
         ));
     }
+    // Provenance: the execution names the dataset version its records came from.
+    let links = get_entities(
+        &server,
+        &format!(
+            "{}/Execution={}",
+            enc_table("deriva-ml:Dataset_Execution"),
+            enc(exe.rid().as_str())
+        ),
+    )
+    .await?;
+    let inputs: Vec<String> = links
+        .iter()
+        .map(|r| {
+            let text = |c: &str| r.get(c).and_then(Json::as_str).unwrap_or("").to_string();
+            format!(
+                "{} (version row {})",
+                text("Dataset"),
+                text("Dataset_Version")
+            )
+        })
+        .collect();
+    if links.len() != 1 || links[0].get("Dataset").and_then(Json::as_str) != Some(DEMO_DATASET) {
+        return Err(fail(
+            "verify",
+            format!(
+                "execution {} has input links {inputs:?}, expected one to {DEMO_DATASET}",
+                exe.rid()
+            ),
+        ));
+    }
+    say!(out, "   execution {} read {}", exe.rid(), inputs.join(", "));
     if report.features_inserted != reloaded.len() || again.features_inserted != 0 {
         return Err(fail(
             "verify",

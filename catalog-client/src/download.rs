@@ -238,7 +238,12 @@ impl DerivaML {
     }
 
     /// Resolves `(version, snapshot)` of a dataset (§1.4).
-    async fn resolve_version(&self, spec: &DatasetSpec) -> Result<(String, Option<String>)> {
+    /// The version `spec` asks for (the highest when `None`): `(version, snapshot,
+    /// Dataset_Version RID)`.
+    pub(crate) async fn resolve_version(
+        &self,
+        spec: &DatasetSpec,
+    ) -> Result<(String, Option<String>, String)> {
         let rid = spec.rid.as_str();
         let path = format!("{}/entity_rid/{}", self.catalog_path(None), q(rid));
         let found = match self.transport().get_json(&path).await {
@@ -289,7 +294,8 @@ impl DerivaML {
             .as_str()
             .filter(|s| !s.is_empty())
             .map(str::to_string);
-        Ok((wanted, snapshot))
+        let version_rid = row["RID"].as_str().unwrap_or_default().to_string();
+        Ok((wanted, snapshot, version_rid))
     }
 
     /// Computes the rows a dataset reaches at `snapshot` (see the module docs).
@@ -607,7 +613,7 @@ impl DerivaML {
                 }
             }
         }
-        let (version, snapshot) = self.resolve_version(&spec).await?;
+        let (version, snapshot, _) = self.resolve_version(&spec).await?;
         let dir = self.cache_dir(&rid, &version, snapshot.as_deref());
         let path = dir.join(&bag_name);
         let mut from_cache = true;
@@ -690,7 +696,7 @@ impl DerivaML {
             materialize: false,
             timeout: None,
         };
-        let (_, snapshot) = self.resolve_version(&spec).await?;
+        let (_, snapshot, _) = self.resolve_version(&spec).await?;
         let export = self.export(rid.as_str(), snapshot.as_deref()).await?;
         let mut tables = BTreeMap::new();
         for (name, rows) in &export.tables {

@@ -55,6 +55,7 @@
 //! let workflow = ml.find_workflows().await.unwrap()[0].clone();
 //! let exe = ml.create_execution(ExecutionConfiguration {
 //!     description: "Offline inference results".into(), workflow,
+//!     datasets: vec![DatasetSpec::new("1-D000", Some("1.0.0"))], // provenance: what was read
 //! }).await.unwrap();
 //! assert_eq!(exe.add_features(&[record]).unwrap(), 1);
 //! let report = exe.upload_execution_outputs().await.unwrap();

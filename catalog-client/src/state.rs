@@ -148,6 +148,13 @@ CREATE TABLE IF NOT EXISTS executions (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS executions_hash ON executions(config_hash, created_in_catalog);
+CREATE TABLE IF NOT EXISTS execution_inputs (
+    execution_rid TEXT NOT NULL,
+    dataset_rid TEXT NOT NULL,
+    version_rid TEXT NOT NULL,
+    linked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (execution_rid, dataset_rid)
+);
 CREATE TABLE IF NOT EXISTS feature_records (
     stage_id INTEGER PRIMARY KEY AUTOINCREMENT,
     execution_rid TEXT NOT NULL,
@@ -210,7 +217,8 @@ impl StateStore {
         f(&mut conn).map_err(|e| Error::state(&self.path, e))
     }
 
-    /// Records a leased Execution RID before the Execution row is POSTed.
+    /// Records a leased Execution RID, and the dataset versions it reads (`(dataset RID,
+    /// Dataset_Version RID)`), in one transaction, before the Execution row is POSTed.
     pub(crate) fn insert_leased_execution(
         &self,
         rid: &str,
@@ -218,13 +226,45 @@ impl StateStore {
         config_hash: &str,
         workflow_rid: &str,
         description: &str,
+        inputs: &[(String, String)],
     ) -> Result<()> {
         let t = now();
         self.with(|c| {
-            c.execute(
+            let tx = c.transaction()?;
+            tx.execute(
                 "INSERT INTO executions (rid, lease_token, config_hash, workflow_rid, description, status, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'Created', ?6, ?6)",
                 params![rid, token, config_hash, workflow_rid, description, t],
+            )?;
+            for (dataset, version) in inputs {
+                tx.execute(
+                    "INSERT OR IGNORE INTO execution_inputs (execution_rid, dataset_rid, version_rid)
+                     VALUES (?1, ?2, ?3)",
+                    params![rid, dataset, version],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// The input datasets of `rid` not yet linked in the catalog: `(dataset, version RID)`.
+    pub(crate) fn unlinked_inputs(&self, rid: &str) -> Result<Vec<(String, String)>> {
+        self.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT dataset_rid, version_rid FROM execution_inputs
+                 WHERE execution_rid = ?1 AND linked = 0 ORDER BY dataset_rid",
+            )?;
+            let rows = stmt.query_map(params![rid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Records that the `Dataset_Execution` row of (`rid`, `dataset`) exists.
+    pub(crate) fn mark_input_linked(&self, rid: &str, dataset: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE execution_inputs SET linked = 1 WHERE execution_rid = ?1 AND dataset_rid = ?2",
+                params![rid, dataset],
             )
             .map(|_| ())
         })

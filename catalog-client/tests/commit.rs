@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use common::*;
 use deriva_catalog_client::testing::{Fault, FaultMode, TestCatalog};
-use deriva_catalog_client::{Error, ExecutionStatus};
+use deriva_catalog_client::{DatasetSpec, Error, ExecutionStatus};
 
 const FEATURE_POST: &str = "/ermrest/catalog/1/entity/demo:Execution_Image_Glaucoma";
 const STATUS_PUT: &str = "/ermrest/catalog/1/attributegroup/deriva-ml:Execution";
@@ -468,4 +468,112 @@ async fn resume_adopts_an_abort_recorded_in_the_catalog_and_refuses_to_commit() 
     let err = exe.upload_execution_outputs().await.unwrap_err();
     assert!(err.to_string().contains("aborted"), "{err}");
     assert_eq!(feature_rows(&server, exe.rid().as_str()), 0);
+}
+
+fn dataset_links(server: &TestCatalog, execution: &str) -> Vec<(String, String)> {
+    let mut links: Vec<(String, String)> = server
+        .rows(&format!(
+            "deriva-ml:Dataset_Execution/Execution={execution}"
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r["Dataset"].as_str().unwrap_or_default().to_string(),
+                r["Dataset_Version"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    links.sort();
+    links
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_links_each_input_dataset_version_it_read() {
+    let server = TestCatalog::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ml = connect(&server, dir.path()).await;
+    let mut cfg = config(&ml, "with inputs").await;
+    cfg.datasets = vec![
+        DatasetSpec::new("1-D000", Some("0.1.0")),
+        DatasetSpec::new("1-D001", None),
+    ];
+    let exe = ml.create_execution(cfg).await.unwrap();
+    // 1-D000 at the version asked for (1-V010), 1-D001 at its highest (1-V001).
+    assert_eq!(
+        dataset_links(&server, exe.rid().as_str()),
+        [
+            ("1-D000".to_string(), "1-V010".to_string()),
+            ("1-D001".to_string(), "1-V001".to_string())
+        ]
+    );
+    exe.add_features(&six_records()).unwrap();
+    exe.upload_execution_outputs().await.unwrap();
+    assert_eq!(dataset_links(&server, exe.rid().as_str()).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_input_version_is_an_error_before_any_lease() {
+    let server = TestCatalog::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ml = connect(&server, dir.path()).await;
+    let mut cfg = config(&ml, "bad input").await;
+    cfg.datasets = vec![DatasetSpec::new("1-D001", Some("9.9.9"))];
+    let err = ml.create_execution(cfg).await.unwrap_err().to_string();
+    assert!(
+        err.contains("1-D001") && err.contains("9.9.9") && err.contains("1.0.0"),
+        "{err}"
+    );
+    assert!(posts_to(
+        &server,
+        "/ermrest/catalog/1/entity/public:ERMrest_RID_Lease"
+    )
+    .is_empty());
+    assert!(ml.local_executions().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_input_link_committed_leaves_one_link_and_one_execution() {
+    let server = TestCatalog::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let description = "inputs with a lost response";
+    let with_input = |mut cfg: deriva_catalog_client::ExecutionConfiguration| {
+        cfg.datasets = vec![DatasetSpec::new("1-D002", None)];
+        cfg
+    };
+    {
+        let ml = connect(&server, dir.path()).await;
+        let cfg = with_input(config(&ml, description).await);
+        // The link lands but its response is lost, and so is every retry's.
+        let mut lost = Fault::new(
+            "POST",
+            "/ermrest/catalog/1/entity/deriva-ml:Dataset_Execution",
+            FaultMode::CommitThenDropConnection,
+        );
+        lost.times = 20;
+        server.add_fault(lost);
+        let err = ml.create_execution(cfg).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+    }
+    server.clear_faults();
+    let ml = connect(&server, dir.path()).await;
+    let exe = ml
+        .create_execution(with_input(config(&ml, description).await))
+        .await
+        .unwrap();
+    let executions: Vec<_> = server
+        .rows("deriva-ml:Execution")
+        .unwrap()
+        .into_iter()
+        .filter(|r| r["Description"] == description)
+        .collect();
+    assert_eq!(executions.len(), 1);
+    assert_eq!(
+        dataset_links(&server, exe.rid().as_str()),
+        [("1-D002".to_string(), "1-V002".to_string())]
+    );
+    assert!(ml.local_executions().unwrap()[0].created_in_catalog);
 }

@@ -109,6 +109,14 @@ fn demo_downloads_restructures_and_commits_the_unlabeled_images_grade() {
         )),
         "{text}"
     );
+    // Provenance: the execution is linked to the version of the dataset it read (1-V000).
+    assert!(
+        text.contains(&format!(
+            "execution {} read 1-D000 (version row 1-V000)",
+            s.execution
+        )),
+        "{text}"
+    );
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(work.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["execution"], s.execution.as_str());

@@ -75,6 +75,10 @@ enum Command {
         /// Workflow RID (default: the newest workflow).
         #[arg(long)]
         workflow: Option<String>,
+        /// Input dataset the records were computed from, `RID` or `RID@VERSION` (default:
+        /// its highest version); linked to the execution. Repeatable.
+        #[arg(long = "dataset", value_name = "RID[@VERSION]")]
+        datasets: Vec<String>,
     },
     /// Resume an interrupted execution and commit what is still pending.
     Resume {
@@ -121,6 +125,7 @@ async fn run(cli: Cli) -> Result<serde_json::Value, deriva_catalog_client::Error
             records,
             description,
             workflow,
+            datasets,
         } => {
             let text = std::fs::read_to_string(&records).map_err(|e| {
                 deriva_catalog_client::Error::Validation(format!("{}: {e}", records.display()))
@@ -143,6 +148,13 @@ async fn run(cli: Cli) -> Result<serde_json::Value, deriva_catalog_client::Error
                 .create_execution(ExecutionConfiguration {
                     description,
                     workflow,
+                    datasets: datasets
+                        .iter()
+                        .map(|d| match d.split_once('@') {
+                            Some((rid, version)) => DatasetSpec::new(rid, Some(version)),
+                            None => DatasetSpec::new(d.as_str(), None),
+                        })
+                        .collect(),
                 })
                 .await?;
             exe.start().await?;

@@ -66,6 +66,7 @@ pub async fn config(ml: &DerivaML, description: &str) -> ExecutionConfiguration 
     ExecutionConfiguration {
         description: description.to_string(),
         workflow,
+        datasets: Vec::new(),
     }
 }
 
