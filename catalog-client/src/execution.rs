@@ -558,6 +558,25 @@ impl Execution {
                 .send_idempotent(Method::POST, &path, Some(RequestBody::Json(&body)), None)
                 .await?;
         }
+        // The reference tags every committed output `Output_File` (catalog-protocol §1.12);
+        // the (asset, Asset_Type) key with onconflict=skip makes a resend harmless.
+        let tags = TableName::new(
+            asset.asset_schema.clone(),
+            format!("{}_Asset_Type", asset.asset_table),
+        );
+        if self.ml.model().table(&tags).is_some() {
+            let path = format!(
+                "{}/entity/{}:{}?defaults=RID,RCT,RMT,RCB,RMB&onconflict=skip",
+                self.ml.catalog_path(None),
+                q(&tags.schema),
+                q(&tags.table)
+            );
+            let body =
+                json!([{ asset.asset_table.clone(): asset_rid, "Asset_Type": "Output_File" }]);
+            transport
+                .send_idempotent(Method::POST, &path, Some(RequestBody::Json(&body)), None)
+                .await?;
+        }
         state.set_asset_done(rid, &asset.asset_table, &asset.filename, &asset_rid)?;
         Ok(())
     }

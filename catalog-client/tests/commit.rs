@@ -318,6 +318,12 @@ async fn c4_crash_mid_chunked_upload_resumes_the_job_and_commits_the_asset_once(
         .unwrap();
     assert_eq!(links.len(), 1);
     assert_eq!(links[0]["Asset_Role"], "Output");
+    let asset_rid = mine[0]["RID"].as_str().unwrap();
+    let tags = server
+        .rows(&format!("demo:Image_Asset_Type/Image={asset_rid}"))
+        .unwrap();
+    assert_eq!(tags.len(), 1);
+    assert_eq!(tags[0]["Asset_Type"], "Output_File");
     assert_eq!(feature_rows(&server, rid.as_str()), 6);
     // The object is served with the uploaded bytes.
     let got = reqwest::Client::new()
