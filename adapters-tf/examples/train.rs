@@ -4,7 +4,8 @@
 //!
 //! ```sh
 //! . .ci/ml-libs.sh
-//! cargo run -p deriva-bag-tf --example tf_train
+//! cargo run -p deriva-bag-tf --example tf_train            # generates a fixture bag
+//! cargo run -p deriva-bag-tf --example tf_train -- <bag>   # or trains on your bag
 //! ```
 
 use std::error::Error;
@@ -159,7 +160,10 @@ pub fn fixture_bag(dir: &Path) -> Result<DatasetBag, Box<dyn Error>> {
 #[cfg_attr(test, allow(dead_code))]
 fn main() -> Result<(), Box<dyn Error>> {
     let dir = tempfile::tempdir()?;
-    let bag = fixture_bag(dir.path())?;
+    let bag = match std::env::args().nth(1) {
+        Some(path) => DatasetBag::open(path)?,
+        None => fixture_bag(dir.path())?,
+    };
     let losses = train(&bag, 10)?;
     println!("loss {:.4} -> {:.4}", losses[0], losses[losses.len() - 1]);
     Ok(())

@@ -3,10 +3,12 @@
 //! Runs the end-to-end demo example of `deriva-catalog-client` (generate the demo bag, serve
 //! it from the local test catalog, download it materialized, inspect, restructure, build
 //! Glaucoma records offline, commit them through a new Execution, verify them in the
-//! catalog). Then, with `--train` — or automatically when libtorch is already provisioned
-//! (`$LIBTORCH/build-version`, default `/opt/libtorch-2.13.0`, see `.ci/ml-libs.sh`), unless
-//! `--no-train` — trains the `deriva-bag-torch` example CNN a few epochs on the bag the demo
-//! downloaded. `--train` provisions libtorch through `.ci/ml-libs.sh` if needed; the
+//! catalog). Then, with `--train` — or automatically when libtorch and TensorFlow are already
+//! provisioned (`$LIBTORCH/build-version`, default `/opt/libtorch-2.13.0`, and
+//! `$TF_PREFIX/lib/pkgconfig/tensorflow.pc`, default `/opt/libtensorflow-2.13.0`, see
+//! `.ci/ml-libs.sh`), unless `--no-train` — trains the `deriva-bag-torch` example CNN and the
+//! `deriva-bag-tf` example softmax regression a few epochs each on the bag the demo
+//! downloaded. `--train` provisions both libraries through `.ci/ml-libs.sh` if needed; the
 //! automatic mode never downloads anything.
 //!
 //! xtask itself stays free of the catalog and ML crates: both steps are `cargo run`s.
@@ -16,13 +18,15 @@ use std::process::Command;
 
 /// The libtorch version `.ci/ml-libs.sh` provisions (tch 0.26.0 needs exactly this).
 const TORCH_VERSION: &str = "2.13.0";
+/// The TensorFlow C library version `.ci/ml-libs.sh` provisions.
+const TF_VERSION: &str = "2.13.0";
 
 /// Whether to run the training step after the demo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Train {
-    /// `--train`: provision libtorch if needed, then train.
+    /// `--train`: provision libtorch and TensorFlow if needed, then train.
     Always,
-    /// Default: train only when libtorch is already in place.
+    /// Default: train only when both libraries are already in place.
     IfProvisioned,
     /// `--no-train`.
     Never,
@@ -70,9 +74,9 @@ pub fn run(args: &Args) -> Result<(), String> {
             eprintln!("xtask demo: OK (training skipped: --no-train)");
             return Ok(());
         }
-        Train::IfProvisioned if !libtorch_provisioned() => {
+        Train::IfProvisioned if !ml_libs_provisioned() => {
             eprintln!(
-                "xtask demo: OK (libtorch is not provisioned, so no training step; pass --train to provision it with .ci/ml-libs.sh and train)"
+                "xtask demo: OK (libtorch/TensorFlow are not provisioned, so no training step; pass --train to provision them with .ci/ml-libs.sh and train)"
             );
             return Ok(());
         }
@@ -80,11 +84,13 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let bag = downloaded_bag(&work.join("summary.json"))?;
     eprintln!(
-        "xtask demo: training the deriva-bag-torch example CNN on {}",
+        "xtask demo: training the deriva-bag-torch example CNN and the deriva-bag-tf example on {}",
         bag.display()
     );
     // `$0` carries the bag path into the script without any shell quoting of our own.
-    let script = ". .ci/ml-libs.sh && exec \"${CARGO:-cargo}\" run --quiet -p deriva-bag-torch --example train -- \"$0\"";
+    let script = "set -e; . .ci/ml-libs.sh; \
+                  \"${CARGO:-cargo}\" run --quiet -p deriva-bag-torch --example train -- \"$0\"; \
+                  exec \"${CARGO:-cargo}\" run --quiet -p deriva-bag-tf --example tf_train -- \"$0\"";
     eprintln!("xtask demo: bash -c '{script}' {}", bag.display());
     let status = Command::new("bash")
         .arg("-c")
@@ -100,12 +106,17 @@ pub fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `.ci/ml-libs.sh` would find libtorch already in place (no download needed).
-fn libtorch_provisioned() -> bool {
-    let dir = std::env::var_os("LIBTORCH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(format!("/opt/libtorch-{TORCH_VERSION}")));
-    dir.join("build-version").is_file()
+/// Whether `.ci/ml-libs.sh` would find libtorch and TensorFlow already in place (no
+/// download needed).
+fn ml_libs_provisioned() -> bool {
+    let prefix = |var: &str, default: String| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    let torch = prefix("LIBTORCH", format!("/opt/libtorch-{TORCH_VERSION}"));
+    let tf = prefix("TF_PREFIX", format!("/opt/libtensorflow-{TF_VERSION}"));
+    torch.join("build-version").is_file() && tf.join("lib/pkgconfig/tensorflow.pc").is_file()
 }
 
 /// The `downloaded_bag` the demo recorded in its `summary.json`.

@@ -12,8 +12,8 @@
 //!   for every feature of the bag's schema.
 //! - `cargo xtask demo [--work DIR] [--train|--no-train]` runs the end-to-end demo (download, inspect,
 //!   restructure, offline records, commit, verify) against the local test catalog, then
-//!   trains the torch example on the downloaded bag when libtorch is provisioned or
-//!   `--train` is given.
+//!   trains the torch and TF examples on the downloaded bag when both libraries are
+//!   provisioned or `--train` is given.
 //! - `cargo xtask test` is the one command that runs every check: it provisions libtorch and
 //!   TensorFlow (`.ci/ml-libs.sh`), then fmt --check, clippy --all-features -D warnings and
 //!   test --workspace --all-features, exiting with the failing step's code.
@@ -112,10 +112,11 @@ enum Command {
         /// Work directory for the demo's bags, class folders and records.
         #[arg(long, default_value = "target/demo")]
         work: PathBuf,
-        /// Also train the torch example on the downloaded bag, provisioning libtorch first.
+        /// Also train the torch and TF examples on the downloaded bag, provisioning the
+        /// libraries first.
         #[arg(long, conflicts_with = "no_train")]
         train: bool,
-        /// Skip training even when libtorch is already provisioned.
+        /// Skip training even when the libraries are already provisioned.
         #[arg(long)]
         no_train: bool,
     },
