@@ -1,8 +1,10 @@
 //! The cache directory outside every bag: extracted archives and SQLite indexes live here.
 //!
-//! Layout: `<root>/extracted/<key>/<bag dir>` for archives and `<root>/index/<key>.sqlite`
-//! for indexes. Several processes may open one bag at once: each builds into a private
-//! temporary path under an exclusive file lock and publishes it by an atomic rename.
+//! Layout: `<root>/extracted/<key>/<bag dir>` for archives, `<root>/index/<key>.sqlite` (plus
+//! its part files `<key>.<n>.sqlite`, written in parallel) for indexes, and
+//! `<root>/keys/<fingerprint>` for remembered cache keys of bag directories. Several
+//! processes may open one bag at once: each builds into private temporary paths under an
+//! exclusive file lock and publishes them by atomic renames, the main index file last.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};

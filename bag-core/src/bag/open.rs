@@ -34,7 +34,7 @@ impl DatasetBag {
         let cache_root = options.cache_dir.clone().unwrap_or_else(cache::cache_root);
         let dir = archive::bag_dir(path, &cache_root)?;
         // Only the cache key now: the manifests and fetch.txt are parsed on first use.
-        let cache_key = BagItFiles::cache_key_of(&dir)?;
+        let cache_key = BagItFiles::cache_key_memo(&dir, &cache_root.join("keys"))?;
         let schema_path = dir.join("data").join("schema.json");
         let schema_bytes = match std::fs::read(&schema_path) {
             Ok(b) => b,

@@ -262,12 +262,9 @@ impl<R: BufRead> CsvReader<R> {
                         }
                     }
                     State::Unquoted => {
-                        // Fast scan to the next special byte.
+                        // Fast (SIMD) scan to the next special byte.
                         let rest = &chunk[i..];
-                        let n = rest
-                            .iter()
-                            .position(|&c| c == b',' || c == b'\n' || c == b'\r')
-                            .unwrap_or(rest.len());
+                        let n = memchr::memchr3(b',', b'\n', b'\r', rest).unwrap_or(rest.len());
                         bytes.extend_from_slice(&rest[..n]);
                         i += n;
                         if i < chunk.len() {
@@ -287,10 +284,7 @@ impl<R: BufRead> CsvReader<R> {
                     }
                     State::Quoted => {
                         let rest = &chunk[i..];
-                        let n = rest
-                            .iter()
-                            .position(|&c| c == b'"' || c == b'\n')
-                            .unwrap_or(rest.len());
+                        let n = memchr::memchr2(b'"', b'\n', rest).unwrap_or(rest.len());
                         bytes.extend_from_slice(&rest[..n]);
                         i += n;
                         if i < chunk.len() {

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use deriva_bag_features::{CatalogModel, Row, TableName};
 use rusqlite::{Connection, OpenFlags, Params};
 
-use super::schema::{quote_ident, TableLayout};
+use super::build::{part_path, MAX_PARTS};
+use super::schema::{quote_ident, TableLayout, META_TABLE};
 use crate::{Error, Result};
 
 /// An opened index: a read-only SQLite connection plus the layout of every model table.
@@ -24,16 +25,45 @@ impl std::fmt::Debug for Index {
 }
 
 impl Index {
-    /// Opens a built index read-only.
+    /// Opens a built index read-only, with its part files attached.
+    ///
+    /// The build spreads the tables over part files written in parallel
+    /// ([`part_path`]); attached, their tables resolve by their unqualified names (each name
+    /// exists in exactly one part), so every query reads as if there were one file.
     pub(crate) fn open(path: &Path, model: &CatalogModel) -> Result<Index> {
+        let err = |source| Error::Index {
+            path: path.to_path_buf(),
+            source,
+        };
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|source| Error::Index {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(err)?;
+        let parts: usize = conn
+            .query_row(
+                &format!("SELECT value FROM {META_TABLE} WHERE key = 'parts'"),
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .map_err(err)?
+            .parse()
+            .map_err(|e| {
+                err(rusqlite::Error::FromSqlConversionFailure(
+                    0,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                ))
+            })?;
+        for n in 1..parts.min(MAX_PARTS) {
+            let part = part_path(path, n);
+            let name = part
+                .to_str()
+                .ok_or_else(|| err(rusqlite::Error::InvalidPath(part.clone())))?;
+            // Attached files inherit the connection's read-only flags.
+            conn.execute(&format!("ATTACH DATABASE ?1 AS \"part{n}\""), [name])
+                .map_err(|source| Error::Index { path: part, source })?;
+        }
         let layouts = model
             .tables()
             .map(|t| (t.name.clone(), Arc::new(TableLayout::new(model, t))))

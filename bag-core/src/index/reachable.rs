@@ -18,7 +18,7 @@ use deriva_bag_features::{CatalogModel, ForeignKey, Table, TableName};
 use super::schema::{quote_ident, sql_table_name};
 
 /// Tables the walker never enters (by bare name, as the reference compares them).
-const SKIP_TABLES: [&str; 2] = ["Dataset_Dataset", "Execution"];
+pub(crate) const SKIP_TABLES: [&str; 2] = ["Dataset_Dataset", "Execution"];
 
 /// Upper bound on explored path prefixes; a pathological schema stops here with a warning.
 const MAX_STEPS: usize = 200_000;

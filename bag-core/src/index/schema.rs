@@ -3,8 +3,8 @@
 //! One SQLite table per model table, named `"<schema>:<table>"` (quoted: schema names contain
 //! `-`), columns in catalog order under their own names, then hidden helper columns. `RID` is
 //! the primary key of a `WITHOUT ROWID` table (`INSERT OR IGNORE` makes the first row per RID
-//! win; a table without a `RID` column is an ordinary rowid table); every foreign-key
-//! column gets an index. No other constraint is enforced: bags legitimately carry dangling
+//! win; a table without a `RID` column is an ordinary rowid table); foreign-key columns that
+//! some query looks rows up by get an index (see `indexed_fk`). No other constraint is enforced: bags legitimately carry dangling
 //! references (`reference/bag-format.md` §12).
 //!
 //! | value kind (from `schema.json`) | SQLite storage | read back as |
@@ -25,11 +25,17 @@
 use std::sync::Arc;
 
 use deriva_bag_features::model::{is_system_schema, ValueKind};
-use deriva_bag_features::{CatalogModel, ColumnType, Row, Table, TableName, Value};
+use deriva_bag_features::{CatalogModel, ColumnType, ForeignKey, Row, Table, TableName, Value};
 use rusqlite::types::{Type, ValueRef};
 
+use super::reachable::{
+    dataset_table, is_dataset_association, pure_binary_association, SKIP_TABLES,
+};
+
 /// Version of the index layout; an index with another version is rebuilt.
-pub(crate) const INDEX_FORMAT: &str = "2";
+/// 3: FK indexes only where a query looks rows up by the column (`indexed_fk`), covering on
+/// Dataset associations (`index_columns`); tables spread over part files (`build::part_path`).
+pub(crate) const INDEX_FORMAT: &str = "3";
 
 /// Name of the metadata table (cannot collide with `"<schema>:<table>"` names).
 pub(crate) const META_TABLE: &str = "meta";
@@ -94,16 +100,67 @@ pub(crate) struct TableLayout {
     pub has_rid: bool,
     /// Comma-separated quoted read columns: visible ones, then the hidden UTC ones.
     pub select_list: String,
-    /// Foreign-key column lists that get an index.
+    /// Column lists that get an index: an indexed foreign key's columns, see [`index_columns`].
     fk_columns: Vec<Vec<String>>,
 }
 
-/// Whether FKs pointing at `target` get an index. Not for `public`/`WWW` targets (e.g.
-/// `RCB`/`RMB` → `ERMrest_Client`, never exported) nor vocabularies (queries never walk out
-/// of a vocabulary into the tables that use its terms): two indexes per table saved on every
-/// cold open.
-fn indexed_target(model: &CatalogModel, target: &TableName) -> bool {
-    !is_system_schema(&target.schema) && model.table(target).is_some_and(|t| !t.is_vocabulary())
+/// Whether the foreign key `fk` of `table` gets an index. An FK index only pays for queries
+/// that look rows of `table` up by that column, i.e. that step from the referenced table
+/// into `table` (reachability, [`super::reachable`]) or list a dataset's association rows
+/// (members, nesting, versions). Every index costs a sort on each cold open (about a third of
+/// the build on a 20k-image bag), so none is built where no query can use it:
+///
+/// - `public`/`WWW` targets (e.g. `RCB`/`RMB` → `ERMrest_Client`, never exported) and
+///   vocabularies: queries never walk out of a vocabulary into the tables that use its terms;
+/// - targets the reachability walker never enters (`Execution`, `Dataset_Dataset`, by bare
+///   name as it compares them) and that no query looks up by: e.g. `Image_Execution.Execution`;
+/// - the non-`Dataset` end of a Dataset association (`Dataset_Image.Image`): the walker enters
+///   an association only from `Dataset`, and members/nesting query by the dataset column.
+fn indexed_fk(model: &CatalogModel, table: &Table, fk: &ForeignKey) -> bool {
+    let target = &fk.referenced_table;
+    if is_system_schema(&target.schema) || model.table(target).is_none_or(|t| t.is_vocabulary()) {
+        return false;
+    }
+    if SKIP_TABLES.contains(&target.table.as_str()) {
+        return false;
+    }
+    *target == dataset_table() || !is_dataset_association(table)
+}
+
+/// The column list of each FK index of `table`. The index on a Dataset association's dataset
+/// column also carries the other end's columns (`Dataset_Image ("Dataset", "Image")`): the
+/// members and nesting queries (`SELECT "Image" … WHERE "Dataset" = ?`) are then answered
+/// from the index alone, without a second B-tree seek per member row into the table.
+fn index_columns(model: &CatalogModel, table: &Table) -> Vec<Vec<String>> {
+    let ends = pure_binary_association(table).filter(|_| is_dataset_association(table));
+    table
+        .foreign_keys
+        .iter()
+        .filter(|fk| indexed_fk(model, table, fk))
+        .map(|fk| {
+            let mut cols = fk.columns.clone();
+            if let Some((a, b)) = ends {
+                let other = if std::ptr::eq(fk, a) {
+                    Some(b)
+                } else if std::ptr::eq(fk, b) {
+                    Some(a)
+                } else {
+                    None
+                };
+                if let Some(other) = other {
+                    cols.extend(
+                        other
+                            .columns
+                            .iter()
+                            .filter(|c| !cols.contains(c))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                }
+            }
+            cols
+        })
+        .collect()
 }
 
 /// Quotes an SQL identifier.
@@ -144,12 +201,7 @@ impl TableLayout {
             has_rid: columns.iter().any(|c| c.name == "RID"),
             names,
             select_list,
-            fk_columns: table
-                .foreign_keys
-                .iter()
-                .filter(|fk| indexed_target(model, &fk.referenced_table))
-                .map(|fk| fk.columns.clone())
-                .collect(),
+            fk_columns: index_columns(model, table),
             columns,
         }
     }
@@ -206,7 +258,7 @@ impl TableLayout {
         )
     }
 
-    /// `CREATE INDEX` statements: one per foreign key (on its columns).
+    /// `CREATE INDEX` statements: one per indexed foreign key (see [`index_columns`]).
     pub(crate) fn index_sql(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut seen: Vec<&Vec<String>> = Vec::new();
@@ -231,17 +283,26 @@ impl TableLayout {
         out
     }
 
-    /// `INSERT OR IGNORE` over [`physical_columns`](Self::physical_columns).
+    /// `INSERT OR IGNORE` over [`physical_columns`](Self::physical_columns), one row.
     pub(crate) fn insert_sql(&self) -> String {
+        self.insert_rows_sql(1)
+    }
+
+    /// `INSERT OR IGNORE` of `rows` rows in one statement (`VALUES (…), (…), …`). SQLite
+    /// applies `OR IGNORE` to each row in order, so the first row per RID still wins; one
+    /// statement step per batch instead of per row saves the per-statement overhead
+    /// (cursor open/close, reset, unbind) that dominated single-row inserts.
+    pub(crate) fn insert_rows_sql(&self, rows: usize) -> String {
         let cols = self.physical_columns();
         let list = cols
             .iter()
             .map(|c| quote_ident(c))
             .collect::<Vec<_>>()
             .join(", ");
-        let marks = vec!["?"; cols.len()].join(", ");
+        let row = format!("({})", vec!["?"; cols.len()].join(", "));
+        let values = vec![row.as_str(); rows.max(1)].join(", ");
         format!(
-            "INSERT OR IGNORE INTO {} ({list}) VALUES ({marks})",
+            "INSERT OR IGNORE INTO {} ({list}) VALUES {values}",
             self.sql_name
         )
     }
@@ -386,5 +447,45 @@ mod tests {
     #[test]
     fn identifiers_with_quotes_are_escaped() {
         assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
+    }
+
+    #[cfg(feature = "fixtures")]
+    #[test]
+    fn fk_indexes_only_where_a_query_looks_rows_up_by_the_column() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bag = crate::fixtures::small_bag(tmp.path()).unwrap();
+        let model =
+            CatalogModel::from_json(&std::fs::read(bag.path.join("data/schema.json")).unwrap())
+                .unwrap();
+        let indexes = |schema: &str, table: &str| {
+            let t = model.table(&TableName::new(schema, table)).unwrap();
+            TableLayout::new(&model, t).index_sql()
+        };
+        // Members: by the dataset column only; the walker never enters Dataset_Image from Image.
+        assert_eq!(
+            indexes("demo", "Dataset_Image"),
+            [
+                r#"CREATE INDEX "ix:demo:Dataset_Image:Dataset,Image" ON "demo:Dataset_Image" ("Dataset", "Image")"#
+            ]
+        );
+        // Nesting is queried both ways.
+        assert_eq!(
+            indexes("deriva-ml", "Dataset_Dataset"),
+            [
+                r#"CREATE INDEX "ix:deriva-ml:Dataset_Dataset:Dataset,Nested_Dataset" ON "deriva-ml:Dataset_Dataset" ("Dataset", "Nested_Dataset")"#,
+                r#"CREATE INDEX "ix:deriva-ml:Dataset_Dataset:Nested_Dataset,Dataset" ON "deriva-ml:Dataset_Dataset" ("Nested_Dataset", "Dataset")"#
+            ]
+        );
+        // Execution is never walked into, so nothing looks feature rows up by it.
+        assert_eq!(
+            indexes("demo", "Execution_Image_Glaucoma"),
+            [
+                r#"CREATE INDEX "ix:demo:Execution_Image_Glaucoma:Image" ON "demo:Execution_Image_Glaucoma" ("Image")"#
+            ]
+        );
+        assert_eq!(
+            indexes("demo", "Image"),
+            [r#"CREATE INDEX "ix:demo:Image:Subject" ON "demo:Image" ("Subject")"#]
+        );
     }
 }
