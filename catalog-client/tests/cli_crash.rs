@@ -51,6 +51,7 @@ async fn killed_commit_process_is_finished_by_resume_in_a_new_process() {
         .arg("commit")
         .arg("--records")
         .arg(dir.path().join("records.json"))
+        .args(["--dataset", "1-D000@0.1.0", "--dataset", "1-D002"])
         .spawn()
         .unwrap();
     // Wait for the Pending_Upload status PUT (the third PUT): the feature POST is next.
@@ -103,6 +104,26 @@ async fn killed_commit_process_is_finished_by_resume_in_a_new_process() {
     );
     assert_eq!(feature_rows(&server, &rid), 6);
     assert_eq!(catalog_status(&server, &rid), "Uploaded");
+    // The --dataset inputs were linked, each at the version asked for (or the highest).
+    let mut links: Vec<(String, String)> = server
+        .rows(&format!("deriva-ml:Dataset_Execution/Execution={rid}"))
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["Dataset"].as_str().unwrap().to_string(),
+                r["Dataset_Version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    links.sort();
+    assert_eq!(
+        links,
+        [
+            ("1-D000".to_string(), "1-V010".to_string()),
+            ("1-D002".to_string(), "1-V002".to_string())
+        ]
+    );
     let executions = server.rows("deriva-ml:Execution").unwrap();
     assert_eq!(
         executions
