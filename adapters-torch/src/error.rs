@@ -28,7 +28,7 @@ pub enum Error {
         path: PathBuf,
         /// The decoder's error.
         #[source]
-        source: image::ImageError,
+        source: deriva_bag_features::loader::image::ImageError,
     },
 
     /// Samples of one batch cannot be stacked.
