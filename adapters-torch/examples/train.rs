@@ -10,8 +10,8 @@
 use std::error::Error;
 use std::path::Path;
 
-use deriva_bag_core::fixtures::{generate, FixtureSpec};
-use deriva_bag_core::{DatasetBag, OpenOptions};
+use deriva_bag_core::fixtures::{open_cached, FixtureSpec};
+use deriva_bag_core::DatasetBag;
 use deriva_bag_features::{Missing, Selector, Targets};
 use deriva_bag_torch::image::{ImagePipeline, ToTensor};
 use deriva_bag_torch::{as_torch_dataset, DataLoader, Label, LoaderOptions, Target, TorchOptions};
@@ -131,12 +131,7 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f64>, Box<dyn Error>
 
 /// Generates the 40-image fixture bag under `dir` and opens it.
 pub fn fixture_bag(dir: &Path) -> Result<DatasetBag, Box<dyn Error>> {
-    let generated = generate(&FixtureSpec::with_images(40), &dir.join("bags"))?;
-    let options = OpenOptions {
-        cache_dir: Some(dir.join("cache")),
-        ..OpenOptions::default()
-    };
-    Ok(DatasetBag::open_with(&generated.path, &options)?)
+    Ok(open_cached(&FixtureSpec::with_images(40), dir)?)
 }
 
 #[cfg_attr(test, allow(dead_code))]

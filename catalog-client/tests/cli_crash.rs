@@ -133,3 +133,39 @@ async fn killed_commit_process_is_finished_by_resume_in_a_new_process() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_with_an_unknown_workflow_names_it_and_the_known_ones() {
+    let server = TestCatalog::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("credential.json"),
+        serde_json::json!({ server.addr().to_string(): {"bearer-token": server.token()} })
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("records.json"),
+        serde_json::to_string(&six_records()).unwrap(),
+    )
+    .unwrap();
+    let out = deriva_ml(&server, dir.path())
+        .arg("commit")
+        .arg("--records")
+        .arg(dir.path().join("records.json"))
+        .args(["--workflow", "9-ZZZZ"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no workflow 9-ZZZZ in the catalog; workflows: [1-W001]"),
+        "{stderr}"
+    );
+    // Checked before anything was created in the catalog.
+    assert!(!server
+        .rows("deriva-ml:Execution")
+        .unwrap()
+        .iter()
+        .any(|e| e["Description"] == "Offline results"));
+}

@@ -1,7 +1,7 @@
 //! Opens generated fixture bags for the adapter tests.
 
-use deriva_bag_core::fixtures::{generate, FixtureSpec};
-use deriva_bag_core::{DatasetBag, OpenOptions};
+use deriva_bag_core::fixtures::{open_cached, FixtureSpec};
+use deriva_bag_core::DatasetBag;
 use tempfile::TempDir;
 
 /// A generated bag, opened, with its temp dir kept alive.
@@ -12,12 +12,7 @@ pub struct Fixture {
 
 pub fn open(spec: &FixtureSpec) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let generated = generate(spec, &dir.path().join("bags")).unwrap();
-    let options = OpenOptions {
-        cache_dir: Some(dir.path().join("cache")),
-        ..OpenOptions::default()
-    };
-    let bag = DatasetBag::open_with(&generated.path, &options).unwrap();
+    let bag = open_cached(spec, dir.path()).unwrap();
     Fixture { bag, _dir: dir }
 }
 

@@ -111,7 +111,7 @@ impl BagItFiles {
     /// # Ok(()) }
     /// ```
     pub fn read(root: &Path) -> Result<BagItFiles> {
-        let version = read_bagit_txt(root)?;
+        let (version, names) = checked_tag_file_names(root)?;
 
         let info_path = root.join("bag-info.txt");
         let info = match read_optional(&info_path)? {
@@ -120,8 +120,6 @@ impl BagItFiles {
             // require it); only fast validation needs its Payload-Oxum.
             None => Vec::new(),
         };
-
-        let names = tag_file_names(root)?;
 
         let mut key = Sha256::new();
         let mut manifests = Vec::new();
@@ -151,12 +149,6 @@ impl BagItFiles {
             } else {
                 manifests.push(parsed);
             }
-        }
-        if manifests.is_empty() {
-            return Err(Error::NotABag {
-                path: root.to_path_buf(),
-                detail: "no manifest-md5.txt or manifest-sha256.txt".into(),
-            });
         }
         Ok(BagItFiles {
             root: root.to_path_buf(),
@@ -189,7 +181,7 @@ impl BagItFiles {
     /// # Ok(()) }
     /// ```
     pub fn cache_key_of(root: &Path) -> Result<String> {
-        let names = checked_tag_file_names(root)?;
+        let (_, names) = checked_tag_file_names(root)?;
         hash_tag_files(root, &names)
     }
 
@@ -263,10 +255,11 @@ fn tag_file_names(root: &Path) -> Result<Vec<String>> {
 /// [`BagItFiles::cache_key_memo`]).
 const MEMO_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The tag file names of a bag after the "is this a bag" checks of
-/// [`BagItFiles::cache_key_of`].
-fn checked_tag_file_names(root: &Path) -> Result<Vec<String>> {
-    read_bagit_txt(root)?;
+/// The BagIt version and the tag file names of a bag, after the "is this a bag" checks
+/// [`BagItFiles::read`] and [`BagItFiles::cache_key_of`] share: a directory with a valid
+/// `bagit.txt`, `data/` and an md5 or sha256 payload manifest.
+fn checked_tag_file_names(root: &Path) -> Result<(BagItVersion, Vec<String>)> {
+    let version = read_bagit_txt(root)?;
     let names = tag_file_names(root)?;
     let has_payload_manifest = names.iter().any(|name| {
         manifest::manifest_file_kind(name)
@@ -278,11 +271,11 @@ fn checked_tag_file_names(root: &Path) -> Result<Vec<String>> {
             detail: "no manifest-md5.txt or manifest-sha256.txt".into(),
         });
     }
-    Ok(names)
+    Ok((version, names))
 }
 
 /// The cache key over the named tag files, streamed through a fixed buffer (memory does
-/// not grow with the manifests) with the same layout as [`hash_tag_file`].
+/// not grow with the manifests); the same key as [`hash_tag_file`] over whole files.
 fn hash_tag_files(root: &Path, names: &[String]) -> Result<String> {
     use std::io::Read;
     let mut key = Sha256::new();
@@ -292,9 +285,7 @@ fn hash_tag_files(root: &Path, names: &[String]) -> Result<String> {
         let io = |e| Error::io(&path, e);
         let mut file = std::fs::File::open(&path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        key.update(name.as_bytes());
-        key.update([0]);
-        key.update(len.to_le_bytes());
+        hash_tag_file_header(&mut key, name, len);
         let mut read = 0u64;
         loop {
             let n = match file.read(&mut buf) {
@@ -323,7 +314,7 @@ fn cache_key_memo_settled(
     memo_dir: &Path,
     settle: std::time::Duration,
 ) -> Result<String> {
-    let names = checked_tag_file_names(root)?;
+    let (_, names) = checked_tag_file_names(root)?;
     let Some((fingerprint, newest)) = tag_files_fingerprint(root, &names) else {
         return hash_tag_files(root, &names);
     };
@@ -401,12 +392,16 @@ fn tag_files_fingerprint(
 
 /// Adds one tag file to the cache key.
 fn hash_tag_file(key: &mut Sha256, name: &str, bytes: &[u8]) {
-    // Name and length go in before the bytes so that content cannot shift from one file to
-    // the next without changing the key.
+    hash_tag_file_header(key, name, bytes.len() as u64);
+    key.update(bytes);
+}
+
+/// What goes into the cache key before a tag file's bytes. Name and length go in first so
+/// that content cannot shift from one file to the next without changing the key.
+fn hash_tag_file_header(key: &mut Sha256, name: &str, len: u64) {
     key.update(name.as_bytes());
     key.update([0]);
-    key.update((bytes.len() as u64).to_le_bytes());
-    key.update(bytes);
+    key.update(len.to_le_bytes());
 }
 
 /// Reads a file that may be absent.

@@ -139,11 +139,18 @@ async fn run(cli: Cli) -> Result<serde_json::Value, deriva_catalog_client::Error
                 ))
             })?;
             let workflows = ml.find_workflows().await?;
-            let workflow = match workflow {
+            let known: Vec<String> = workflows.iter().map(|w| w.rid.to_string()).collect();
+            let workflow = match &workflow {
                 Some(w) => workflows.into_iter().find(|x| x.rid.as_str() == w),
                 None => workflows.into_iter().next(),
             }
-            .ok_or_else(|| deriva_catalog_client::Error::Validation("no such workflow".into()))?;
+            .ok_or_else(|| {
+                deriva_catalog_client::Error::Validation(format!(
+                    "no workflow {}in the catalog; workflows: [{}]",
+                    workflow.map(|w| format!("{w} ")).unwrap_or_default(),
+                    known.join(", ")
+                ))
+            })?;
             let exe = ml
                 .create_execution(ExecutionConfiguration {
                     description,

@@ -308,6 +308,15 @@ fn negotiate(full: &str, headers: &HeaderMap) -> Format {
     }
 }
 
+/// The JSON array an entity POST or attributegroup PUT sends (ERMrest answers 400 otherwise).
+fn json_array_body(body: &[u8]) -> Result<Vec<Json>, ApiError> {
+    match serde_json::from_slice(body) {
+        Ok(Json::Array(rows)) => Ok(rows),
+        Ok(_) => Err(ApiError::new(400, "request body must be a JSON array")),
+        Err(e) => Err(ApiError::new(400, format!("request body is not JSON: {e}"))),
+    }
+}
+
 fn rows_resp(rows: Vec<Map<String, Json>>, columns: Vec<String>, format: Format) -> Resp {
     let (body, ctype) = match format {
         Format::Json => (
@@ -405,12 +414,7 @@ fn ermrest(
                 Ok(rows_resp(rows, cols, format))
             }
             ("POST", "entity") => {
-                let rows: Json = serde_json::from_slice(&body)
-                    .map_err(|e| ApiError::new(400, format!("request body is not JSON: {e}")))?;
-                let rows = rows
-                    .as_array()
-                    .cloned()
-                    .ok_or_else(|| ApiError::new(400, "request body must be a JSON array"))?;
+                let rows = json_array_body(&body)?;
                 let list = |k: &str| -> HashSet<String> {
                     param(k)
                         .map(|v| v.split(',').map(str::to_string).collect())
@@ -430,12 +434,7 @@ fn ermrest(
             }
             ("PUT", "attributegroup") => {
                 let p = parse_data_path(path, true).map_err(|e| ApiError::new(400, e))?;
-                let rows: Json = serde_json::from_slice(&body)
-                    .map_err(|e| ApiError::new(400, format!("request body is not JSON: {e}")))?;
-                let rows = rows
-                    .as_array()
-                    .cloned()
-                    .ok_or_else(|| ApiError::new(400, "request body must be a JSON array"))?;
+                let rows = json_array_body(&body)?;
                 let out = store.update(&p, &rows, who)?;
                 Ok(json_resp(
                     200,

@@ -23,11 +23,7 @@ pub struct ChildrenArgs {
 
 impl Run for ChildrenArgs {
     fn run(&self, ctx: &Context, out: &mut dyn Write) -> Result<Outcome, CliError> {
-        let bag = ctx.open(&self.bag.bag)?;
-        let dataset = match &self.dataset.dataset {
-            Some(rid) => bag.dataset(rid)?,
-            None => bag,
-        };
+        let dataset = ctx.open_dataset(&self.bag.bag, &self.dataset)?;
         let children = dataset.list_dataset_children(self.recurse)?;
         if ctx.json {
             write_json(out, &children)?;

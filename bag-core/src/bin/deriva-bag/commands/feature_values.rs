@@ -33,11 +33,7 @@ pub struct FeatureValuesArgs {
 
 impl Run for FeatureValuesArgs {
     fn run(&self, ctx: &Context, out: &mut dyn Write) -> Result<Outcome, CliError> {
-        let bag = ctx.open(&self.bag.bag)?;
-        let dataset = match &self.dataset.dataset {
-            Some(rid) => bag.dataset(rid)?,
-            None => bag,
-        };
+        let dataset = ctx.open_dataset(&self.bag.bag, &self.dataset)?;
         let selector = self.selector.as_ref().map(SelectorSpec::to_selector);
         let records = dataset.feature_values(&self.table, &self.feature, selector.as_ref())?;
         if ctx.json {

@@ -27,11 +27,7 @@ pub struct MembersArgs {
 
 impl Run for MembersArgs {
     fn run(&self, ctx: &Context, out: &mut dyn Write) -> Result<Outcome, CliError> {
-        let bag = ctx.open(&self.bag.bag)?;
-        let dataset = match &self.dataset.dataset {
-            Some(rid) => bag.dataset(rid)?,
-            None => bag,
-        };
+        let dataset = ctx.open_dataset(&self.bag.bag, &self.dataset)?;
         let members = dataset.list_dataset_members(self.recurse, None)?;
         if ctx.json {
             write_json(out, &members_json(&members))?;

@@ -42,6 +42,19 @@ impl Context {
         bar.finish();
         Ok(opened?)
     }
+
+    /// Opens the bag, then picks `--dataset` when given (else the root dataset).
+    pub fn open_dataset(
+        &self,
+        bag: &Path,
+        dataset: &crate::args::DatasetArg,
+    ) -> Result<DatasetBag, CliError> {
+        let bag = self.open(bag)?;
+        Ok(match &dataset.dataset {
+            Some(rid) => bag.dataset(rid)?,
+            None => bag,
+        })
+    }
 }
 
 /// A subcommand's arguments, runnable.

@@ -96,11 +96,7 @@ impl RestructureArgs {
 
 impl Run for RestructureArgs {
     fn run(&self, ctx: &Context, out: &mut dyn Write) -> Result<Outcome, CliError> {
-        let bag = ctx.open(&self.bag.bag)?;
-        let dataset = match &self.dataset.dataset {
-            Some(rid) => bag.dataset(rid)?,
-            None => bag,
-        };
+        let dataset = ctx.open_dataset(&self.bag.bag, &self.dataset)?;
         let mut options = self.options();
         // A bar on an interactive stderr only (never on a pipe or with --json); it appears
         // with the first placed file, once the plan is known.
