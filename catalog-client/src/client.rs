@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use deriva_bag_features::{CatalogModel, Rid};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -14,7 +13,8 @@ use crate::credentials::{default_credential_file, load_credential, Credential};
 use crate::error::{Error, Result};
 use crate::execution::Execution;
 use crate::state::{ExecutionStatus, StateStore};
-use crate::transport::{check_url, host_key, parse_json, RequestBody, RetryPolicy, Transport};
+use crate::transport::{host_key, parse_json, RequestBody, RetryPolicy, Timeouts, Transport};
+use crate::urls::AllowedUrl;
 
 /// Characters kept verbatim in an ERMrest URL literal (deriva-py quotes with `safe=''`).
 pub(crate) const LITERAL: &AsciiSet = &NON_ALPHANUMERIC
@@ -40,8 +40,9 @@ pub struct ConnectOptions {
     pub working_dir: Option<PathBuf>,
     /// Retry policy for idempotent requests.
     pub retry: Option<RetryPolicy>,
-    /// Read timeout per request.
-    pub timeout: Option<Duration>,
+    /// `(connect, read)` timeouts of every catalog request (read: the longest silence
+    /// between bytes); default [`Timeouts::default`], the reference's `(6 s, 63 s)`.
+    pub timeout: Timeouts,
 }
 
 /// A workflow row (`deriva-ml:Workflow` plus its `Workflow_Type` terms).
@@ -124,7 +125,7 @@ impl DerivaML {
         catalog_id: &str,
         options: ConnectOptions,
     ) -> Result<DerivaML> {
-        let url = check_url(host_url)?;
+        let url = AllowedUrl::parse(host_url)?;
         if catalog_id.is_empty() || catalog_id.contains(['/', '?', '#']) {
             return Err(Error::InvalidUrl {
                 url: host_url.to_string(),

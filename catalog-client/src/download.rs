@@ -11,19 +11,18 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
-use deriva_bag_core::bagit::{Algorithm, BagItFiles};
+use deriva_bag_core::bagit::Algorithm;
 use deriva_bag_core::csv;
 use deriva_bag_features::{CatalogModel, Rid, Table, TableName};
-use futures_util::StreamExt;
-use md5::Digest;
 use serde_json::{Map, Value as Json};
-use tokio::io::AsyncWriteExt;
 
 use crate::client::{q, DerivaML};
 use crate::error::{Error, Result};
+use crate::materialize::{fully_materialized, DEFAULT_PARALLELISM};
+use crate::names::PathSegment;
+use crate::transport::Timeouts;
 
 /// Which dataset version to download (the chapter's `DatasetSpec`).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,8 +33,10 @@ pub struct DatasetSpec {
     pub version: Option<String>,
     /// Fetch every asset into `data/asset/` (default in the chapter: true).
     pub materialize: bool,
-    /// Read timeout per asset request (the chapter's `timeout=(10, 1800)` read part).
-    pub timeout: Option<Duration>,
+    /// The chapter's `timeout=(connect, read)` for the asset fetches of this download
+    /// (read: the longest silence between bytes, not a deadline for a whole file); default
+    /// [`Timeouts::default`]. Catalog requests use [`ConnectOptions::timeout`](crate::ConnectOptions::timeout).
+    pub timeout: Timeouts,
 }
 
 impl DatasetSpec {
@@ -45,7 +46,7 @@ impl DatasetSpec {
             rid: Rid::new(rid.into()),
             version: version.map(str::to_string),
             materialize: true,
-            timeout: None,
+            timeout: Timeouts::default(),
         }
     }
 }
@@ -66,17 +67,6 @@ pub struct DownloadedBag {
     pub materialized: bool,
     /// Whether the bag came from the cache without building.
     pub from_cache: bool,
-}
-
-/// What [`DerivaML::materialize`] did.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct MaterializeReport {
-    /// Files downloaded.
-    pub fetched: usize,
-    /// Files already present with the right md5.
-    pub already_present: usize,
-    /// Bytes downloaded.
-    pub bytes: u64,
 }
 
 /// Per-table part of a size estimate.
@@ -106,9 +96,6 @@ pub struct BagSizeEstimate {
     /// Asset plus CSV bytes.
     pub total_estimated_bytes: u64,
 }
-
-/// Default number of concurrent asset downloads (`DatasetSpec.fetch_concurrency` in the reference).
-pub const DEFAULT_PARALLELISM: usize = 8;
 
 const PAGE: usize = 100_000;
 
@@ -538,20 +525,12 @@ impl DerivaML {
                 };
                 let filename = text(r, "Filename")
                     .unwrap_or_else(|| url.rsplit('/').next().unwrap_or("asset").to_string());
-                let rel = format!("data/asset/{rid}/{}/{filename}", name.table);
-                // A Filename with `/` or `..` must not place a file outside its asset folder.
-                let normalized =
-                    deriva_bag_core::bagit::paths::normalize(&rel, Path::new("Filename column"))
-                        .map_err(|_| Error::UnsafePath {
-                            path: filename.clone(),
-                            source_file: PathBuf::from(format!("{name} row {rid} (Filename)")),
-                        })?;
-                if normalized != rel || filename.contains('/') || filename.contains('\\') {
-                    return Err(Error::UnsafePath {
-                        path: filename,
-                        source_file: PathBuf::from(format!("{name} row {rid} (Filename)")),
-                    });
-                }
+                // Every component comes from the catalog: each must stay one component.
+                let rid = PathSegment::parse(&rid, format!("RID of a {name} row"))?;
+                let table = PathSegment::parse(&name.table, "asset table name")?;
+                let filename =
+                    PathSegment::parse(&filename, format!("Filename of {name} row {rid}"))?;
+                let rel = format!("data/asset/{rid}/{table}/{filename}");
                 let length = r.get("Length").and_then(Json::as_u64).unwrap_or(0);
                 files.push(RemoteFile {
                     url: self.transport().url(&url),
@@ -585,7 +564,7 @@ impl DerivaML {
     /// an explicit version is returned without any network traffic.
     pub async fn download_dataset_bag(&self, spec: DatasetSpec) -> Result<DownloadedBag> {
         let rid = spec.rid.as_str().to_string();
-        let bag_name = format!("Dataset_{rid}");
+        let bag_name = PathSegment::parse(&format!("Dataset_{rid}"), "dataset RID")?;
         // Tier 1 without network: an explicit version whose bag is complete in the cache.
         if let Some(v) = &spec.version {
             let root = self.working_dir().join("cache").join("bags");
@@ -640,48 +619,60 @@ impl DerivaML {
         })
     }
 
+    /// Builds the bag in a temporary directory beside `dir`, then renames it into place.
+    /// Every path is computed (and every catalog name checked) before anything is written,
+    /// and a failure removes the temporary directory: nothing half-written stays behind.
     async fn build_bag(
         &self,
         rid: &str,
         snapshot: Option<&str>,
         dir: &Path,
-        bag_name: &str,
+        bag_name: &PathSegment,
     ) -> Result<()> {
         let export = self.export(rid, snapshot).await?;
         let remote = self.remote_files(&export)?;
+        // data/<schema>/<table>.csv, with both names from the catalog.
+        let mut csvs = Vec::new();
+        for (name, rows) in &export.tables {
+            let Some(t) = export.model.table(name) else {
+                continue;
+            };
+            let schema = PathSegment::parse(&name.schema, "schema name")?;
+            let table = PathSegment::parse(&name.table, format!("table name (schema {schema})"))?;
+            csvs.push((schema, format!("{table}.csv"), t, rows));
+        }
         let tmp = dir.with_file_name(format!(
             ".tmp-{}-{}",
             dir.file_name().and_then(|f| f.to_str()).unwrap_or("bag"),
             uuid::Uuid::new_v4().simple()
         ));
-        let bag = tmp.join(bag_name);
-        let data = bag.join("data");
-        std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
-        let write = |p: PathBuf, bytes: &[u8]| -> Result<()> {
-            if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-            }
-            std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))
-        };
-        write(data.join("schema.json"), &export.schema_bytes)?;
-        for (name, rows) in &export.tables {
-            let Some(t) = export.model.table(name) else {
-                continue;
+        let written = (|| -> Result<()> {
+            let bag = tmp.join(bag_name);
+            let data = bag.join("data");
+            std::fs::create_dir_all(&data).map_err(|e| Error::io(&data, e))?;
+            let write = |p: PathBuf, bytes: &[u8]| -> Result<()> {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                std::fs::write(&p, bytes).map_err(|e| Error::io(&p, e))
             };
-            write(
-                data.join(&name.schema).join(format!("{}.csv", name.table)),
-                table_csv(t, rows).as_bytes(),
-            )?;
+            write(data.join("schema.json"), &export.schema_bytes)?;
+            for (schema, file, t, rows) in &csvs {
+                write(data.join(schema).join(file), table_csv(t, rows).as_bytes())?;
+            }
+            BagWriter::new()
+                .algorithms(&[Algorithm::Md5, Algorithm::Sha256])
+                .remote_files(remote)
+                .write(&bag)?;
+            if dir.exists() {
+                std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            }
+            std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
         }
-        BagWriter::new()
-            .algorithms(&[Algorithm::Md5, Algorithm::Sha256])
-            .remote_files(remote)
-            .write(&bag)?;
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(|e| Error::io(dir, e))?;
-        Ok(())
+        written
     }
 
     /// Row counts and byte totals of a dataset version's bag, without writing anything.
@@ -694,7 +685,7 @@ impl DerivaML {
             rid: rid.clone(),
             version: version.map(str::to_string),
             materialize: false,
-            timeout: None,
+            timeout: Timeouts::default(),
         };
         let (_, snapshot, _) = self.resolve_version(&spec).await?;
         let export = self.export(rid.as_str(), snapshot.as_deref()).await?;
@@ -731,219 +722,4 @@ impl DerivaML {
             total_estimated_bytes: total_asset_bytes + total_csv_bytes,
         })
     }
-
-    /// Fetches every `fetch.txt` file of `bag_dir` that is missing or wrong, `parallelism` at
-    /// a time (see [`DerivaML::materialize_with`]).
-    pub async fn materialize(
-        &self,
-        bag_dir: &Path,
-        parallelism: usize,
-    ) -> Result<MaterializeReport> {
-        self.materialize_with(bag_dir, parallelism, None).await
-    }
-
-    /// Materializes `bag_dir`: each file is streamed to a temporary file next to its
-    /// destination, checked against `manifest-md5.txt` (or the fetch length), and renamed into
-    /// place, so an interrupted run leaves no partial file and a re-run fetches only what is
-    /// missing. 5xx and transport errors are retried with backoff; a checksum mismatch is an
-    /// error naming the URL and the file. The catalog credential is sent only to the catalog's
-    /// own origin.
-    pub async fn materialize_with(
-        &self,
-        bag_dir: &Path,
-        parallelism: usize,
-        timeout: Option<Duration>,
-    ) -> Result<MaterializeReport> {
-        let files = BagItFiles::read(bag_dir)?;
-        let md5s: HashMap<String, String> = files
-            .manifest(Algorithm::Md5)
-            .map(|m| {
-                m.entries
-                    .iter()
-                    .map(|e| (e.path.clone(), e.digest.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let fetch_txt = bag_dir.join("fetch.txt");
-        let mut jobs = Vec::new();
-        for entry in &files.fetch {
-            let dest = deriva_bag_core::bagit::paths::safe_join(bag_dir, &entry.path, &fetch_txt)?;
-            let md5 = md5s.get(&entry.path).cloned();
-            jobs.push((
-                entry.url.clone(),
-                entry.path.clone(),
-                dest,
-                md5,
-                entry.length,
-            ));
-        }
-        let plain = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .build()
-            .map_err(|e| Error::Validation(format!("HTTP client: {e}")))?;
-        let results: Vec<Result<Option<u64>>> = futures_util::stream::iter(jobs)
-            .map(|(url, rel, dest, md5, length)| {
-                let plain = plain.clone();
-                async move {
-                    self.fetch_one(&plain, &url, &rel, &dest, md5.as_deref(), length, timeout)
-                        .await
-                }
-            })
-            .buffer_unordered(parallelism.max(1))
-            .collect()
-            .await;
-        let mut report = MaterializeReport::default();
-        for r in results {
-            match r? {
-                Some(bytes) => {
-                    report.fetched += 1;
-                    report.bytes += bytes;
-                }
-                None => report.already_present += 1,
-            }
-        }
-        tracing::info!(bag = %bag_dir.display(), ?report, "materialized");
-        Ok(report)
-    }
-
-    /// Fetches one file; `Ok(None)` when it was already present and correct.
-    #[allow(clippy::too_many_arguments)]
-    async fn fetch_one(
-        &self,
-        plain: &reqwest::Client,
-        url: &str,
-        rel: &str,
-        dest: &Path,
-        md5: Option<&str>,
-        length: Option<u64>,
-        timeout: Option<Duration>,
-    ) -> Result<Option<u64>> {
-        if dest.is_file() && file_matches(dest, md5, length)? {
-            return Ok(None);
-        }
-        let parent = dest.parent().unwrap_or(dest);
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| Error::io(parent, e))?;
-        let same_origin = url.starts_with(&format!("{}/", self.transport().origin()));
-        let client = if same_origin {
-            self.transport().client()
-        } else {
-            plain
-        };
-        let retry = self.transport().retry;
-        let mut attempt = 0;
-        loop {
-            match download_to(client, url, rel, dest, md5, timeout).await {
-                Ok(n) => return Ok(Some(n)),
-                Err(e) if e.is_retryable() && attempt + 1 < retry.attempts => {
-                    tracing::warn!(error = %e, url, attempt, "retrying asset download");
-                    tokio::time::sleep(retry.delay(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-async fn download_to(
-    client: &reqwest::Client,
-    url: &str,
-    rel: &str,
-    dest: &Path,
-    md5: Option<&str>,
-    timeout: Option<Duration>,
-) -> Result<u64> {
-    let transport = |e: reqwest::Error| Error::Transport {
-        method: "GET".into(),
-        url: url.to_string(),
-        reason: e.without_url().to_string(),
-    };
-    let mut req = client.get(url);
-    if let Some(t) = timeout {
-        req = req.timeout(t);
-    }
-    let resp = req.send().await.map_err(transport)?;
-    let status = resp.status().as_u16();
-    if status >= 400 {
-        let body = resp.text().await.unwrap_or_default();
-        return Err(Error::from_status("GET", url, status, &body));
-    }
-    let file_name = dest
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dest.with_file_name(format!(
-        ".{file_name}.part-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let result: Result<u64> = async {
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| Error::io(&tmp, e))?;
-        let mut hasher = md5::Md5::new();
-        let mut total = 0u64;
-        let mut stream = resp.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(transport)?;
-            hasher.update(&chunk);
-            total += chunk.len() as u64;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| Error::io(&tmp, e))?;
-        }
-        file.sync_all().await.map_err(|e| Error::io(&tmp, e))?;
-        let actual = hex::encode(hasher.finalize());
-        if let Some(expected) = md5 {
-            if !expected.eq_ignore_ascii_case(&actual) {
-                return Err(Error::ChecksumMismatch {
-                    url: url.to_string(),
-                    path: rel.to_string(),
-                    expected: expected.to_string(),
-                    actual,
-                });
-            }
-        }
-        tokio::fs::rename(&tmp, dest)
-            .await
-            .map_err(|e| Error::io(dest, e))?;
-        Ok(total)
-    }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
-}
-
-fn file_matches(path: &Path, md5: Option<&str>, length: Option<u64>) -> Result<bool> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if length.is_some_and(|l| l != meta.len()) {
-        return Ok(false);
-    }
-    match md5 {
-        Some(expected) => {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            Ok(hex::encode(md5::Md5::digest(&bytes)).eq_ignore_ascii_case(expected))
-        }
-        None => Ok(true),
-    }
-}
-
-/// Whether every `fetch.txt` file of the bag is on disk with its declared length.
-pub fn fully_materialized(bag_dir: &Path) -> Result<bool> {
-    if !bag_dir.is_dir() {
-        return Ok(false);
-    }
-    let files = BagItFiles::read(bag_dir)?;
-    let fetch_txt = bag_dir.join("fetch.txt");
-    for e in &files.fetch {
-        let p = deriva_bag_core::bagit::paths::safe_join(bag_dir, &e.path, &fetch_txt)?;
-        match std::fs::metadata(&p) {
-            Ok(m) if e.length.is_none_or(|l| l == m.len()) => {}
-            _ => return Ok(false),
-        }
-    }
-    Ok(true)
 }

@@ -23,6 +23,76 @@ pub enum Error {
         reason: String,
     },
 
+    /// A redirect that would leave the origin of the request (or break the URL rule).
+    #[error("refusing the redirect from {from} to {to}: {reason}")]
+    RedirectRefused {
+        /// The URL that answered with the redirect.
+        from: String,
+        /// Where it pointed (resolved against `from`).
+        to: String,
+        /// Why it is not followed.
+        reason: String,
+    },
+
+    /// A catalog request for a URL that is not on the catalog's origin (the credential
+    /// would go with it).
+    #[error("refusing to send a catalog request, and its credential, to {url}: not on the catalog's origin {catalog}")]
+    OffCatalogUrl {
+        /// The URL asked for.
+        url: String,
+        /// The catalog's origin.
+        catalog: String,
+    },
+
+    /// A name from the catalog (schema, table, RID, asset `Filename`) that cannot be a file
+    /// or directory name: joined onto a directory it would leave it.
+    #[error("the catalog's {what} {value:?} cannot be used as a file or directory name: it is empty, `.` or `..`, absolute, or holds `/`, `\\` or NUL")]
+    UnsafeName {
+        /// What the value is (e.g. `schema name`, `Filename of demo:Image row 1-I001`).
+        what: String,
+        /// The value as the catalog sent it.
+        value: String,
+    },
+
+    /// No connection, or no byte from the server, within the timeout.
+    #[error("{method} {url}: timed out: {phase} took longer than {limit:?} (raise the {phase} timeout, e.g. DatasetSpec.timeout or --timeout)")]
+    Timeout {
+        /// HTTP method.
+        method: String,
+        /// Request URL.
+        url: String,
+        /// `connect`, or `read` (the longest silence allowed between bytes).
+        phase: String,
+        /// The limit that passed.
+        limit: std::time::Duration,
+    },
+
+    /// The server sent more bytes than `fetch.txt` lists; reading stopped there.
+    #[error("GET {url}: more bytes than the {expected} fetch.txt lists for {path}: stopped after receiving {received}")]
+    LengthExceeded {
+        /// Source URL.
+        url: String,
+        /// Bag-relative destination.
+        path: String,
+        /// LENGTH from fetch.txt.
+        expected: u64,
+        /// Bytes received when reading stopped.
+        received: u64,
+    },
+
+    /// The server's complete answer is shorter than `fetch.txt`'s LENGTH.
+    #[error("GET {url}: {path} has {received} bytes, but fetch.txt lists {expected}")]
+    LengthMismatch {
+        /// Source URL.
+        url: String,
+        /// Bag-relative destination.
+        path: String,
+        /// LENGTH from fetch.txt.
+        expected: u64,
+        /// Bytes received.
+        received: u64,
+    },
+
     /// The credential file cannot be read or parsed.
     #[error("credential file {path}: {reason}")]
     Credential {
@@ -222,9 +292,13 @@ impl From<deriva_bag_features::Error> for Error {
 
 impl Error {
     /// True when a request may have been performed without the client seeing the answer
-    /// (transport failure or 5xx): only idempotent operations may be retried blindly.
+    /// (transport failure, timeout or 5xx): only idempotent operations may be retried
+    /// blindly. Refusals (URL rule, redirects, names, lengths, digests) are never retried.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Transport { .. } | Error::Server { .. })
+        matches!(
+            self,
+            Error::Transport { .. } | Error::Server { .. } | Error::Timeout { .. }
+        )
     }
 
     /// The HTTP status, if the server answered.

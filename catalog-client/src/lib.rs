@@ -71,8 +71,11 @@ mod credentials;
 mod download;
 mod error;
 mod execution;
+mod materialize;
+mod names;
 mod state;
 mod transport;
+mod urls;
 
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -81,11 +84,11 @@ pub mod testing;
 
 pub use client::{ConnectOptions, DerivaML, ExecutionConfiguration, Session, Workflow};
 pub use credentials::{default_credential_file, load_credential, Credential};
-pub use download::{
-    fully_materialized, BagSizeEstimate, DatasetSpec, DownloadedBag, MaterializeReport,
-    TableEstimate, DEFAULT_PARALLELISM,
-};
+pub use download::{BagSizeEstimate, DatasetSpec, DownloadedBag, TableEstimate};
 pub use error::{Error, Result};
 pub use execution::{Execution, UploadReport, DEFAULT_CHUNK_BYTES, FEATURE_BATCH_ROWS};
+pub use materialize::{fully_materialized, MaterializeReport, DEFAULT_PARALLELISM, PARTIAL_DIR};
+pub use names::PathSegment;
 pub use state::{ExecutionRecord, ExecutionStatus};
-pub use transport::RetryPolicy;
+pub use transport::{RetryPolicy, Timeouts};
+pub use urls::{AllowedUrl, MAX_REDIRECTS};

@@ -1,15 +1,35 @@
-//! The HTTP layer: URL policy (https except loopback), credential headers, status → error
-//! mapping, and retries with backoff for idempotent requests only.
+//! The HTTP layer: every request the client sends, to the catalog or for an asset, goes
+//! through [`Transport::start`], which enforces the trust rules in one place:
+//!
+//! - **URLs**: only an [`AllowedUrl`] (https, or http to loopback) is ever requested.
+//! - **Redirects**: never followed by reqwest; `start` follows at most
+//!   [`MAX_REDIRECTS`](crate::urls::MAX_REDIRECTS) hops for GET/HEAD, each through
+//!   [`AllowedUrl::redirect`], i.e. on the same origin only.
+//! - **Credentials**: attached per request by [`Transport::credential_for`], only when the
+//!   URL is on the catalog's origin — never a client-wide default header.
+//! - **Timeouts** ([`Timeouts`]): connect, and read = the longest silence allowed between
+//!   bytes in either direction (an upload's chunks count as activity), never a total
+//!   deadline, so a large file is not cut off while bytes keep flowing.
+//!
+//! It also maps statuses to errors and retries idempotent requests with backoff.
 
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, COOKIE};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE,
+    COOKIE, LOCATION,
+};
 use reqwest::Method;
 use serde_json::Value as Json;
-use url::Url;
 
 use crate::credentials::Credential;
 use crate::error::{Error, Result};
+use crate::urls::{AllowedUrl, MAX_REDIRECTS};
 
 /// Retry policy for idempotent requests (GET, HEAD, PUT) and for POSTs made idempotent by
 /// `onconflict=skip` on a natural key. Plain POSTs are never re-sent blindly (§5.3).
@@ -40,51 +60,55 @@ impl RetryPolicy {
     }
 }
 
-/// Checks the scheme policy: https anywhere, http only to loopback.
-pub(crate) fn check_url(raw: &str) -> Result<Url> {
-    let url = Url::parse(raw).map_err(|e| Error::InvalidUrl {
-        url: raw.to_string(),
-        reason: e.to_string(),
-    })?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::InvalidUrl {
-            url: "<redacted: the URL embeds a user name or password>".to_string(),
-            reason: "put credentials in the credential file, not the URL".to_string(),
-        });
-    }
-    match url.scheme() {
-        "https" => {}
-        "http" => {
-            let loopback = match url.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                None => false,
-            };
-            if !loopback {
-                return Err(Error::InsecureUrl {
-                    url: raw.to_string(),
-                });
-            }
-        }
-        other => {
-            return Err(Error::InvalidUrl {
-                url: raw.to_string(),
-                reason: format!("unsupported scheme {other:?} (use https)"),
-            })
+/// The chapter's `timeout=(connect, read)` pair.
+///
+/// `read` is the longest silence allowed between bytes — waiting for the answer, or between
+/// two pieces of a body (sent or received) — not a deadline for the whole transfer: a 10 GB
+/// file that keeps arriving is never cut off. The default is the reference client's
+/// `(6 s, 63 s)` (deriva-py `DEFAULT_SESSION_CONFIG`); the chapter suggests raising the read
+/// part for large datasets, e.g. `Timeouts::new(10, 1800)`.
+///
+/// ```
+/// use std::time::Duration;
+/// use deriva_catalog_client::{DatasetSpec, Timeouts};
+///
+/// assert_eq!(Timeouts::default(), Timeouts::new(6, 63));
+/// let spec = DatasetSpec { timeout: Timeouts::new(10, 1800), ..DatasetSpec::new("1-D000", None) };
+/// assert_eq!(spec.timeout.read, Duration::from_secs(1800));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Time allowed to open the TCP (and TLS) connection.
+    pub connect: Duration,
+    /// Longest silence allowed between bytes.
+    pub read: Duration,
+}
+
+impl Timeouts {
+    /// `(connect, read)` in seconds, as the chapter writes them.
+    pub const fn new(connect_secs: u64, read_secs: u64) -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(connect_secs),
+            read: Duration::from_secs(read_secs),
         }
     }
-    if url.host_str().is_none() {
-        return Err(Error::InvalidUrl {
-            url: raw.to_string(),
-            reason: "no host".to_string(),
-        });
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts::new(6, 63)
     }
-    Ok(url)
+}
+
+impl From<(Duration, Duration)> for Timeouts {
+    fn from((connect, read): (Duration, Duration)) -> Self {
+        Timeouts { connect, read }
+    }
 }
 
 /// The host key used in credential.json: `host` or `host:port`.
-pub(crate) fn host_key(url: &Url) -> String {
+pub(crate) fn host_key(url: &AllowedUrl) -> String {
+    let url = url.url();
     let host = url.host_str().unwrap_or_default();
     match url.port() {
         Some(p) => format!("{host}:{p}"),
@@ -92,106 +116,363 @@ pub(crate) fn host_key(url: &Url) -> String {
     }
 }
 
-/// A connection to one server (`scheme://host[:port]`).
+/// A connection to one catalog server (`scheme://host[:port]`), also used for asset fetches
+/// to other origins (without the credential).
 #[derive(Clone)]
 pub(crate) struct Transport {
     client: reqwest::Client,
-    /// `scheme://host[:port]`, no trailing slash.
-    origin: String,
+    /// The catalog's host URL: its origin scopes the credential.
+    base: AllowedUrl,
+    /// The credential header, attached by `credential_for` only.
+    credential: Option<(HeaderName, HeaderValue)>,
+    timeouts: Timeouts,
     pub retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Deliberately omits the default headers, which hold the credential.
+        // Deliberately omits the credential.
         f.debug_struct("Transport")
-            .field("origin", &self.origin)
+            .field("origin", &self.origin())
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }
 
-/// A successful response: status, headers and body.
+/// A successful response: headers and body.
 pub(crate) struct Reply {
     pub headers: HeaderMap,
-    pub body: bytes::Bytes,
+    pub body: Bytes,
+}
+
+/// Error bodies are read up to this size (the message keeps 500 characters anyway).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Upload bodies are handed to hyper in pieces this large; each piece taken counts as
+/// activity for the read timeout.
+const UPLOAD_PIECE: usize = 64 * 1024;
+
+fn build_client(timeouts: Timeouts) -> Result<reqwest::Client> {
+    let mut headers = HeaderMap::new();
+    let context = format!(
+        "%7B%22cid%22%3A%22deriva-catalog-client%22%2C%22wid%22%3A%22{}%22%7D",
+        uuid::Uuid::new_v4().simple()
+    );
+    if let Ok(v) = HeaderValue::from_str(&context) {
+        headers.insert("deriva-client-context", v);
+    }
+    reqwest::Client::builder()
+        // Not secret: the credential is never a default header (see `credential_for`).
+        .default_headers(headers)
+        .connect_timeout(timeouts.connect)
+        .pool_max_idle_per_host(32)
+        // Redirects are followed by `Transport::start`, on the same origin only.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::Validation(format!("HTTP client: {e}")))
+}
+
+/// When the last byte went either way; `quiet_for` resolves after `limit` of silence.
+struct Activity {
+    origin: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            origin: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.last_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    async fn quiet_for(&self, limit: Duration) {
+        loop {
+            let last = self.origin + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + limit;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+/// A response body read piece by piece, each piece within the read timeout.
+pub(crate) struct BodyStream {
+    inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    method: Method,
+    url: String,
+    read: Duration,
+}
+
+impl BodyStream {
+    /// The next piece; `None` at the end. A silence longer than the read timeout is
+    /// [`Error::Timeout`] naming the URL.
+    pub(crate) async fn next(&mut self) -> Result<Option<Bytes>> {
+        match tokio::time::timeout(self.read, self.inner.next()).await {
+            Err(_) => Err(Error::Timeout {
+                method: self.method.to_string(),
+                url: self.url.clone(),
+                phase: "read".into(),
+                limit: self.read,
+            }),
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(b))) => Ok(Some(b)),
+            Ok(Some(Err(e))) => Err(transport_error(&self.method, &self.url, e, self.read)),
+        }
+    }
+
+    /// The whole body, or the first `limit` bytes of it.
+    async fn collect(mut self, limit: usize) -> Result<Bytes> {
+        let mut out = Vec::new();
+        while let Some(piece) = self.next().await? {
+            out.extend_from_slice(&piece);
+            if out.len() >= limit {
+                out.truncate(limit);
+                break;
+            }
+        }
+        Ok(out.into())
+    }
+}
+
+fn transport_error(method: &Method, url: &str, e: reqwest::Error, read: Duration) -> Error {
+    if e.is_timeout() {
+        return Error::Timeout {
+            method: method.to_string(),
+            url: url.to_string(),
+            phase: if e.is_connect() { "connect" } else { "read" }.into(),
+            limit: read,
+        };
+    }
+    // The error's chain holds the useful part (connection refused, reset, …).
+    let e = e.without_url();
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        reason.push_str(": ");
+        reason.push_str(&s.to_string());
+        source = s.source();
+    }
+    Error::Transport {
+        method: method.to_string(),
+        url: url.to_string(),
+        reason,
+    }
 }
 
 impl Transport {
     pub(crate) fn new(
-        base: &Url,
+        base: &AllowedUrl,
         credential: Option<&Credential>,
         retry: RetryPolicy,
-        timeout: Option<Duration>,
+        timeouts: Timeouts,
     ) -> Result<Transport> {
-        let mut headers = HeaderMap::new();
-        let context = format!(
-            "%7B%22cid%22%3A%22deriva-catalog-client%22%2C%22wid%22%3A%22{}%22%7D",
-            uuid::Uuid::new_v4().simple()
-        );
-        if let Ok(v) = HeaderValue::from_str(&context) {
-            headers.insert("deriva-client-context", v);
-        }
         let bad = |what: &str| {
             Error::Validation(format!(
                 "the {what} contains characters not allowed in an HTTP header"
             ))
         };
-        match credential {
+        let credential = match credential {
             Some(Credential::BearerToken(t)) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {t}"))
                     .map_err(|_| bad("bearer token"))?;
                 v.set_sensitive(true);
-                headers.insert(AUTHORIZATION, v);
+                Some((AUTHORIZATION, v))
             }
             Some(Credential::Cookie(c)) => {
                 let mut v = HeaderValue::from_str(c).map_err(|_| bad("cookie"))?;
                 v.set_sensitive(true);
-                headers.insert(COOKIE, v);
+                Some((COOKIE, v))
             }
-            None => {}
-        }
-        let mut builder = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(Duration::from_secs(6))
-            .pool_max_idle_per_host(32)
-            // Redirects could carry the credential to another host.
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(t) = timeout {
-            builder = builder.read_timeout(t);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| Error::Validation(format!("HTTP client: {e}")))?;
-        let mut origin = format!(
-            "{}://{}",
-            base.scheme(),
-            base.host_str().unwrap_or_default()
-        );
-        if let Some(p) = base.port() {
-            origin.push_str(&format!(":{p}"));
-        }
+            None => None,
+        };
         Ok(Transport {
-            client,
-            origin,
+            client: build_client(timeouts)?,
+            base: base.clone(),
+            credential,
+            timeouts,
             retry,
         })
     }
 
-    /// `scheme://host[:port]`.
-    pub(crate) fn origin(&self) -> &str {
-        &self.origin
+    /// The same transport with other timeouts (e.g. a `DatasetSpec`'s for asset fetches).
+    pub(crate) fn with_timeouts(&self, timeouts: Timeouts) -> Result<Transport> {
+        if timeouts == self.timeouts {
+            return Ok(self.clone());
+        }
+        Ok(Transport {
+            client: build_client(timeouts)?,
+            timeouts,
+            ..self.clone()
+        })
     }
 
-    /// Absolute URL for a server path (`/ermrest/...`) or an absolute URL on the same origin.
+    /// The timeouts requests use.
+    pub(crate) fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    /// `scheme://host[:port]` of the catalog.
+    pub(crate) fn origin(&self) -> String {
+        self.base.origin().ascii_serialization()
+    }
+
+    /// The catalog URL of `path` (`/ermrest/...`); an absolute URL must be on the catalog's
+    /// origin ([`Error::OffCatalogUrl`] otherwise).
+    pub(crate) fn catalog_url(&self, path: &str) -> Result<AllowedUrl> {
+        if path.starts_with('/') && !path.starts_with("//") {
+            return self.base.with_path(path);
+        }
+        let url = AllowedUrl::parse(path)?;
+        if !self.base.same_origin(&url) {
+            return Err(Error::OffCatalogUrl {
+                url: path.to_string(),
+                catalog: self.origin(),
+            });
+        }
+        Ok(url)
+    }
+
+    /// The text of [`Transport::catalog_url`] for messages and `fetch.txt` (the path
+    /// appended to the origin where it is not a valid catalog URL).
     pub(crate) fn url(&self, path: &str) -> String {
-        if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_string()
-        } else {
-            format!("{}{}", self.origin, path)
+        match self.catalog_url(path) {
+            Ok(u) => u.as_str().to_string(),
+            Err(_) if path.starts_with('/') => format!("{}{path}", self.origin()),
+            Err(_) => path.to_string(),
         }
     }
 
-    /// Sends one request once; non-success statuses become errors.
+    /// The credential header for a request to `url`: only on the catalog's own origin, so
+    /// asset hosts, redirect targets and look-alike hosts never see it.
+    fn credential_for(&self, url: &AllowedUrl) -> Option<&(HeaderName, HeaderValue)> {
+        self.credential
+            .as_ref()
+            .filter(|_| self.base.same_origin(url))
+    }
+
+    /// Sends `method url` with `headers` and `body` and returns the response head and the
+    /// URL that answered. Follows same-origin redirects of GET/HEAD (at most
+    /// [`MAX_REDIRECTS`]); refuses any other ([`Error::RedirectRefused`]). Does not look at
+    /// the status otherwise.
+    pub(crate) async fn start(
+        &self,
+        method: Method,
+        url: AllowedUrl,
+        headers: &HeaderMap,
+        body: Option<&RequestBody<'_>>,
+    ) -> Result<(reqwest::Response, AllowedUrl)> {
+        let mut url = url;
+        let mut hops = 0;
+        loop {
+            let activity = Activity::new();
+            let mut req = self
+                .client
+                .request(method.clone(), url.url().clone())
+                .headers(headers.clone());
+            if let Some((name, value)) = self.credential_for(&url) {
+                req = req.header(name, value.clone());
+            }
+            if let Some(body) = body {
+                let (bytes, ctype) = body.bytes()?;
+                req = req
+                    .header(CONTENT_TYPE, ctype)
+                    .header(CONTENT_LENGTH, bytes.len())
+                    .body(upload_body(bytes, activity.clone()));
+            }
+            let read = self.timeouts.read;
+            let resp = tokio::select! {
+                r = req.send() => r.map_err(|e| transport_error(&method, url.as_str(), e, read))?,
+                _ = activity.quiet_for(read) => {
+                    return Err(Error::Timeout {
+                        method: method.to_string(),
+                        url: url.as_str().to_string(),
+                        phase: "read".into(),
+                        limit: read,
+                    })
+                }
+            };
+            if !resp.status().is_redirection() || resp.status().as_u16() == 304 {
+                return Ok((resp, url));
+            }
+            let location = resp
+                .headers()
+                .get(LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .map(str::to_string);
+            let Some(location) = location else {
+                return Ok((resp, url));
+            };
+            if method != Method::GET && method != Method::HEAD {
+                return Err(Error::RedirectRefused {
+                    from: url.as_str().to_string(),
+                    to: location,
+                    reason: format!("a {method} request is never redirected"),
+                });
+            }
+            let next = url.redirect(&location)?;
+            hops += 1;
+            if hops > MAX_REDIRECTS {
+                return Err(Error::RedirectRefused {
+                    from: url.as_str().to_string(),
+                    to: next.as_str().to_string(),
+                    reason: format!("more than {MAX_REDIRECTS} redirects"),
+                });
+            }
+            tracing::debug!(from = %url, to = %next, "following a same-origin redirect");
+            url = next;
+        }
+    }
+
+    /// The body of `resp`, to be read piece by piece within the read timeout.
+    pub(crate) fn body(
+        &self,
+        method: &Method,
+        url: &AllowedUrl,
+        resp: reqwest::Response,
+    ) -> BodyStream {
+        BodyStream {
+            inner: Box::pin(resp.bytes_stream()),
+            method: method.clone(),
+            url: url.as_str().to_string(),
+            read: self.timeouts.read,
+        }
+    }
+
+    /// Turns a status of 400 or more into the matching error (reading a bounded piece of
+    /// the body for the message); passes other responses through.
+    pub(crate) async fn check_status(
+        &self,
+        method: &Method,
+        url: &AllowedUrl,
+        resp: reqwest::Response,
+    ) -> Result<reqwest::Response> {
+        let status = resp.status().as_u16();
+        if status < 300 {
+            return Ok(resp);
+        }
+        let body = self
+            .body(method, url, resp)
+            .collect(ERROR_BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        Err(Error::from_status(
+            method.as_str(),
+            url.as_str(),
+            status,
+            &text,
+        ))
+    }
+
+    /// Sends one catalog request once; non-success statuses become errors.
     pub(crate) async fn send_once(
         &self,
         method: Method,
@@ -199,47 +480,22 @@ impl Transport {
         body: Option<RequestBody<'_>>,
         accept: Option<&str>,
     ) -> Result<Reply> {
-        let url = self.url(path);
-        if !url.starts_with(&self.origin) {
-            // Never send the credential to another origin.
-            return Err(Error::Validation(format!(
-                "refusing to send the catalog credential to {url}, which is not on {}",
-                self.origin
-            )));
+        let url = self.catalog_url(path)?;
+        let mut headers = HeaderMap::new();
+        if let Some(a) = accept.and_then(|a| HeaderValue::from_str(a).ok()) {
+            headers.insert(ACCEPT, a);
         }
-        let mut req = self.client.request(method.clone(), &url);
-        if let Some(a) = accept {
-            req = req.header(ACCEPT, a);
-        }
-        match body {
-            Some(RequestBody::Json(j)) => {
-                req = req
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(serde_json::to_vec(j).map_err(|e| Error::Validation(e.to_string()))?)
-            }
-            Some(RequestBody::Bytes(b, ctype)) => {
-                req = req.header(CONTENT_TYPE, ctype).body(b.clone())
-            }
-            None => {}
-        }
-        let transport = |e: reqwest::Error| Error::Transport {
-            method: method.to_string(),
-            url: url.clone(),
-            reason: e.without_url().to_string(),
-        };
-        let resp = req.send().await.map_err(transport)?;
-        let status = resp.status().as_u16();
+        let (resp, url) = self
+            .start(method.clone(), url, &headers, body.as_ref())
+            .await?;
+        let resp = self.check_status(&method, &url, resp).await?;
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(transport)?;
-        if status >= 400 {
-            let text = String::from_utf8_lossy(&body);
-            return Err(Error::from_status(method.as_str(), &url, status, &text));
-        }
+        let body = self.body(&method, &url, resp).collect(usize::MAX).await?;
         Ok(Reply { headers, body })
     }
 
-    /// Sends a request, retrying transport errors and 5xx with backoff. Only for requests
-    /// whose repetition cannot change the outcome.
+    /// Sends a request, retrying transport errors, timeouts and 5xx with backoff. Only for
+    /// requests whose repetition cannot change the outcome.
     pub(crate) async fn send_idempotent(
         &self,
         method: Method,
@@ -275,18 +531,39 @@ impl Transport {
     pub(crate) async fn get_raw(&self, path: &str, accept: Option<&str>) -> Result<Reply> {
         self.send_idempotent(Method::GET, path, None, accept).await
     }
+}
 
-    /// A request builder for streaming downloads (credential headers included).
-    pub(crate) fn client(&self) -> &reqwest::Client {
-        &self.client
-    }
+/// An upload body handed to hyper piece by piece; taking a piece counts as activity.
+fn upload_body(bytes: Bytes, activity: Arc<Activity>) -> reqwest::Body {
+    let pieces: Vec<Bytes> = (0..bytes.len())
+        .step_by(UPLOAD_PIECE)
+        .map(|at| bytes.slice(at..(at + UPLOAD_PIECE).min(bytes.len())))
+        .collect();
+    reqwest::Body::wrap_stream(futures_util::stream::iter(pieces).map(move |piece| {
+        activity.touch();
+        Ok::<_, std::io::Error>(piece)
+    }))
 }
 
 /// A request body.
 #[derive(Clone)]
 pub(crate) enum RequestBody<'a> {
     Json(&'a Json),
-    Bytes(bytes::Bytes, &'static str),
+    Bytes(Bytes, &'static str),
+}
+
+impl RequestBody<'_> {
+    fn bytes(&self) -> Result<(Bytes, &'static str)> {
+        match self {
+            RequestBody::Json(j) => Ok((
+                serde_json::to_vec(j)
+                    .map_err(|e| Error::Validation(e.to_string()))?
+                    .into(),
+                "application/json",
+            )),
+            RequestBody::Bytes(b, ctype) => Ok((b.clone(), ctype)),
+        }
+    }
 }
 
 pub(crate) fn parse_json(url: &str, body: &[u8]) -> Result<Json> {
@@ -301,31 +578,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn check_url_refuses_plain_http_to_a_non_loopback_host() {
-        let err = check_url("http://example.org").unwrap_err();
-        assert!(matches!(err, Error::InsecureUrl { .. }));
-        assert!(err.to_string().contains("https is required"));
-        assert!(check_url("http://127.0.0.1:8080").is_ok());
-        assert!(check_url("http://localhost:8080").is_ok());
-        assert!(check_url("http://[::1]:8080").is_ok());
-        assert!(check_url("https://example.org").is_ok());
-        assert!(check_url("ftp://example.org").is_err());
-    }
-
-    #[test]
-    fn check_url_refuses_credentials_in_the_url_without_echoing_them() {
-        let msg = check_url("https://user:s3cret@example.org")
-            .unwrap_err()
-            .to_string();
-        assert!(!msg.contains("s3cret"), "{msg}");
-    }
-
-    #[test]
     fn host_key_keeps_the_port() {
-        let u = Url::parse("http://127.0.0.1:8080/x").unwrap();
+        let u = AllowedUrl::parse("http://127.0.0.1:8080/x").unwrap();
         assert_eq!(host_key(&u), "127.0.0.1:8080");
-        let u = Url::parse("https://example.org/").unwrap();
+        let u = AllowedUrl::parse("https://example.org/").unwrap();
         assert_eq!(host_key(&u), "example.org");
+    }
+
+    /// The catalog at `http://127.0.0.1` (port 80) is a prefix of `http://127.0.0.1:PORT`,
+    /// another service's origin: a catalog request there must be refused before connecting,
+    /// so the credential never reaches it.
+    #[tokio::test]
+    async fn the_credential_never_goes_to_an_origin_that_merely_extends_the_catalog_url() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = vec![0u8; 4096];
+            let n = stream.read(&mut head).await.unwrap_or(0);
+            String::from_utf8_lossy(&head[..n]).into_owned()
+        });
+        let base = AllowedUrl::parse("http://127.0.0.1").unwrap();
+        let transport = Transport::new(
+            &base,
+            Some(&Credential::BearerToken("s3cret".into())),
+            RetryPolicy {
+                attempts: 1,
+                ..Default::default()
+            },
+            Timeouts::default(),
+        )
+        .unwrap();
+        let target = format!("http://127.0.0.1:{port}/ermrest/catalog/1/schema");
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(2),
+            transport.send_once(Method::GET, &target, None, None),
+        )
+        .await;
+        let err = match outcome {
+            Ok(Err(e)) => e,
+            other => panic!("expected a refusal, got {:?}", other.map(|r| r.is_ok())),
+        };
+        assert!(format!("{err:?}").starts_with("OffCatalogUrl"), "{err:?}");
+        assert!(err.to_string().contains(&target), "{err}");
+        assert!(!accepted.is_finished(), "the client connected to {target}");
+        accepted.abort();
     }
 
     #[test]

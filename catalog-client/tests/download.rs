@@ -277,3 +277,121 @@ async fn a_subject_shared_with_a_non_member_image_does_not_pull_that_image_in() 
     assert_eq!(root.tables["demo:Subject"].row_count, 3);
     assert_eq!(root.tables["demo:Execution_Image_Glaucoma"].row_count, 9);
 }
+
+/// Starts a catalog seeded from the fixture bag plus one vocabulary table (a copy of
+/// `demo:Glaucoma`) named `schema:table` with one row: a catalog whose names are hostile.
+async fn catalog_with_a_table_named(
+    dir: &std::path::Path,
+    schema: &str,
+    table: &str,
+) -> TestCatalog {
+    let fixture = deriva_bag_core::fixtures::small_bag(&dir.join("fixture")).unwrap();
+    let schema_path = fixture.path.join("data/schema.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&schema_path).unwrap()).unwrap();
+    let mut vocab = doc["schemas"]["demo"]["tables"]["Glaucoma"].clone();
+    vocab["schema_name"] = serde_json::json!(schema);
+    vocab["table_name"] = serde_json::json!(table);
+    vocab["foreign_keys"] = serde_json::json!([]);
+    for (i, key) in vocab["keys"].as_array_mut().unwrap().iter_mut().enumerate() {
+        key["names"] = serde_json::json!([[schema, format!("evil_key{i}")]]);
+    }
+    let target = doc["schemas"]
+        .as_object_mut()
+        .unwrap()
+        .entry(schema)
+        .or_insert_with(|| serde_json::json!({"schema_name": schema, "tables": {}}));
+    target["tables"][table] = vocab;
+    std::fs::write(&schema_path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let server = TestCatalog::start_from_bag(&fixture.path, Default::default(), 0).unwrap();
+    let now = "2026-05-28T16:54:02+00:00";
+    server
+        .insert_rows(
+            &format!("{schema}:{table}"),
+            &[
+                serde_json::json!({"RID": "9-EV01", "ID": "evil:1", "URI": "/id/evil/1",
+                                 "Name": "Evil", "Description": "planted", "RCT": now, "RMT": now}),
+            ],
+        )
+        .unwrap();
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_refuses_catalog_names_that_would_leave_the_bag() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    // The working dir is <case>/work and the CSVs are written under
+    // work/cache/bags/.tmp-…/Dataset_1-D000/data/<schema>/<table>.csv.
+    let cases = [
+        // An absolute schema name: the CSV would land in that directory.
+        (
+            outside.to_string_lossy().into_owned(),
+            "Evil".to_string(),
+            "outside/Evil.csv",
+        ),
+        // A schema name climbing six levels: data → bag → tmp → bags → cache → work → case.
+        (
+            "../../../../../../climbed".into(),
+            "Evil".into(),
+            "case1/climbed/Evil.csv",
+        ),
+        // A table name climbing seven levels from data/demo/.
+        (
+            "demo".into(),
+            "../../../../../../../evil".into(),
+            "case2/evil.csv",
+        ),
+    ];
+    for (i, (schema, table, escaped)) in cases.iter().enumerate() {
+        let case = dir.path().join(format!("case{i}"));
+        let escaped = dir.path().join(escaped);
+        let server = catalog_with_a_table_named(&case, schema, table).await;
+        let ml = connect(&server, &case.join("work")).await;
+        let err = ml
+            .download_dataset_bag(DatasetSpec {
+                materialize: false,
+                ..DatasetSpec::new("1-D000", Some("1.0.0"))
+            })
+            .await
+            .unwrap_err();
+        let debug = format!("{err:?}");
+        assert!(debug.starts_with("UnsafeName"), "{schema}:{table}: {debug}");
+        let bad = if schema == "demo" { table } else { schema };
+        assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        assert!(!escaped.exists(), "{} was written", escaped.display());
+        // Nothing half-written in the cache either.
+        let bags = case.join("work/cache/bags");
+        let left: Vec<_> = std::fs::read_dir(&bags)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn part_files_left_in_data_by_an_interrupted_run_are_removed_by_the_next() {
+    let server = TestCatalog::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ml = connect(&server, dir.path()).await;
+    let bag = ml
+        .download_dataset_bag(DatasetSpec {
+            materialize: false,
+            ..DatasetSpec::new("1-D002", Some("1.0.0"))
+        })
+        .await
+        .unwrap();
+    let folder = bag.path.join("data/asset/1-I004/Image");
+    std::fs::create_dir_all(&folder).unwrap();
+    let leftover = folder.join(".retina_004.png.part-0123456789abcdef0123456789abcdef");
+    std::fs::write(&leftover, vec![0u8; 700]).unwrap();
+    let user_file = folder.join(".notes.part-mine");
+    std::fs::write(&user_file, b"kept").unwrap();
+    ml.materialize(&bag.path, 2).await.unwrap();
+    assert!(!leftover.exists());
+    assert!(user_file.exists(), "only our own part files are removed");
+    std::fs::remove_file(&user_file).unwrap();
+    let opened = DatasetBag::open(&bag.path).unwrap();
+    let report = opened.validate(ValidationMode::Full).unwrap();
+    assert!(report.valid, "{:?}", report.errors);
+}

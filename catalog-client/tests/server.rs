@@ -260,3 +260,56 @@ async fn hatrac_put_checks_content_md5_and_serves_base64_digests() {
     assert_eq!(head.headers()["content-md5"], "XUFAKrxLKna5cZ2REBfFkg==");
     assert_eq!(head.headers()["content-length"], "5");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hatrac_get_honours_a_single_byte_range() {
+    let server = TestCatalog::start().await.unwrap();
+    let c = Client::new(&server);
+    let (_, body) = c
+        .get(
+            "/ermrest/catalog/1/attribute/demo:Image/RID=1-I001/URL,Length",
+            "application/json",
+        )
+        .await;
+    let row = &serde_json::from_str::<Value>(&body).unwrap()[0];
+    let url = format!("{}{}", server.url(), row["URL"].as_str().unwrap());
+    let length = row["Length"].as_u64().unwrap();
+    let get = |range: &'static str| {
+        c.http
+            .get(&url)
+            .bearer_auth(server.token())
+            .header("range", range)
+            .send()
+    };
+    let full = c
+        .http
+        .get(&url)
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(full.len() as u64, length);
+    let tail = get("bytes=100-").await.unwrap();
+    assert_eq!(tail.status().as_u16(), 206);
+    assert_eq!(
+        tail.headers()["content-range"],
+        format!("bytes 100-{}/{length}", length - 1).as_str()
+    );
+    assert_eq!(tail.bytes().await.unwrap(), full.slice(100..));
+    let mid = get("bytes=10-19").await.unwrap();
+    assert_eq!(mid.status().as_u16(), 206);
+    assert_eq!(mid.bytes().await.unwrap(), full.slice(10..20));
+    let beyond = get("bytes=999999-").await.unwrap();
+    assert_eq!(beyond.status().as_u16(), 416);
+    assert_eq!(
+        beyond.headers()["content-range"],
+        format!("bytes */{length}").as_str()
+    );
+    assert_eq!(
+        server.log().last().map(|r| r.range.clone()),
+        Some(Some("bytes=999999-".to_string()))
+    );
+}

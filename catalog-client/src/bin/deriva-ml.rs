@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use deriva_bag_features::{FeatureRecord, Rid};
 use deriva_catalog_client::{
-    ConnectOptions, DatasetSpec, DerivaML, ExecutionConfiguration, DEFAULT_PARALLELISM,
+    ConnectOptions, DatasetSpec, DerivaML, ExecutionConfiguration, Timeouts, DEFAULT_PARALLELISM,
 };
 use serde_json::json;
 
@@ -30,6 +30,11 @@ struct Cli {
     /// Credential file; default DERIVA_CREDENTIAL_FILE or ~/.deriva/credential.json.
     #[arg(long)]
     credential_file: Option<PathBuf>,
+    /// Connect and read timeouts in seconds, `CONNECT,READ` (read: the longest silence
+    /// between bytes, not a limit on a whole download), for catalog requests and asset
+    /// fetches alike.
+    #[arg(long, value_name = "CONNECT,READ", default_value = "6,63", value_parser = parse_timeouts)]
+    timeout: Timeouts,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,6 +104,7 @@ async fn run(cli: Cli) -> Result<serde_json::Value, deriva_catalog_client::Error
         ConnectOptions {
             working_dir: cli.working_dir,
             credential_file: cli.credential_file,
+            timeout: cli.timeout,
             ..Default::default()
         },
     )
@@ -112,6 +118,7 @@ async fn run(cli: Cli) -> Result<serde_json::Value, deriva_catalog_client::Error
         } => {
             let mut spec = DatasetSpec::new(rid, version.as_deref());
             spec.materialize = !no_materialize;
+            spec.timeout = cli.timeout;
             to_json(&ml.download_dataset_bag(spec).await?)
         }
         Command::Materialize { bag, parallelism } => {
@@ -183,6 +190,20 @@ async fn run(cli: Cli) -> Result<serde_json::Value, deriva_catalog_client::Error
             }
         }
     })
+}
+
+/// `CONNECT,READ` in seconds, both positive.
+fn parse_timeouts(text: &str) -> Result<Timeouts, String> {
+    let (connect, read) = text
+        .split_once(',')
+        .ok_or_else(|| format!("{text:?}: expected CONNECT,READ in seconds, e.g. 10,1800"))?;
+    let secs = |s: &str| match s.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "{s:?} in {text:?} is not a positive number of seconds"
+        )),
+    };
+    Ok(Timeouts::new(secs(connect)?, secs(read)?))
 }
 
 /// A tiny object-safe "serialize to JSON" so the match arms can share one helper.

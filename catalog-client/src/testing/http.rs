@@ -92,7 +92,7 @@ fn take_fault(state: &State, method: &Method, path: &str) -> Option<Fault> {
     Some(fault)
 }
 
-fn log(state: &State, method: &Method, path: &str, status: u16) {
+fn log(state: &State, method: &Method, path: &str, status: u16, headers: &HeaderMap) {
     state
         .log
         .lock()
@@ -101,6 +101,7 @@ fn log(state: &State, method: &Method, path: &str, status: u16) {
             method: method.to_string(),
             path: path.to_string(),
             status,
+            range: header_str(headers, "range"),
         });
 }
 
@@ -120,7 +121,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, kill: Arc<Notify>) ->
     if let Some(f) = &fault {
         match f.mode {
             FaultMode::FailBeforeCommit503 => {
-                log(&state, &method, &full, 503);
+                log(&state, &method, &full, 503, &headers);
                 return text(503, "injected fault: service unavailable");
             }
             FaultMode::StallMs => tokio::time::sleep(Duration::from_millis(f.stall_ms)).await,
@@ -130,16 +131,16 @@ async fn handle(state: Arc<State>, req: Request<Incoming>, kill: Arc<Notify>) ->
     let resp = route(&state, &method, &raw_path, &full, &headers, body).await;
     match fault.map(|f| f.mode) {
         Some(FaultMode::CommitThen500) => {
-            log(&state, &method, &full, 500);
+            log(&state, &method, &full, 500, &headers);
             text(500, "injected fault: internal server error after commit")
         }
         Some(FaultMode::CommitThenDropConnection) => {
-            log(&state, &method, &full, 0);
+            log(&state, &method, &full, 0, &headers);
             kill.notify_one();
             std::future::pending::<Resp>().await
         }
         _ => {
-            log(&state, &method, &full, resp.status().as_u16());
+            log(&state, &method, &full, resp.status().as_u16(), &headers);
             resp
         }
     }
@@ -647,14 +648,37 @@ fn hatrac(
                     .get_object(&name, version.as_deref())?
                     .ok_or_else(|| ApiError::new(404, format!("object {decoded} not found")))?;
                 let len = o.bytes.len();
+                // A single `bytes=START-[END]` range, as Hatrac serves (anything else: the
+                // whole object, which RFC 9110 allows).
+                let range = header_str(headers, "range").and_then(|r| parse_range(&r, len));
+                let (status, span) = match range {
+                    Some(Ok((start, end))) => (206, start..end + 1),
+                    Some(Err(())) => {
+                        let mut r = text(416, "requested range not satisfiable");
+                        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                            r.headers_mut().insert("content-range", v);
+                        }
+                        return Ok(r);
+                    }
+                    None => (200, 0..len),
+                };
                 let mut r = if method == Method::HEAD {
                     Response::new(Full::new(Bytes::new()))
                 } else {
-                    Response::new(Full::new(Bytes::from(o.bytes.clone())))
+                    Response::new(Full::new(Bytes::from(o.bytes[span.clone()].to_vec())))
                 };
+                *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                 object_headers(&mut r, &o);
-                if let Ok(v) = HeaderValue::from_str(&len.to_string()) {
+                if let Ok(v) = HeaderValue::from_str(&span.len().to_string()) {
                     r.headers_mut().insert("content-length", v);
+                }
+                r.headers_mut()
+                    .insert("accept-ranges", HeaderValue::from_static("bytes"));
+                if status == 206 {
+                    let value = format!("bytes {}-{}/{len}", span.start, span.end - 1);
+                    if let Ok(v) = HeaderValue::from_str(&value) {
+                        r.headers_mut().insert("content-range", v);
+                    }
                 }
                 Ok(r)
             }
@@ -675,6 +699,30 @@ fn hatrac(
         }
     })();
     result.unwrap_or_else(err)
+}
+
+/// `bytes=START-` or `bytes=START-END` against an object of `len` bytes: `Some(Ok((start,
+/// end)))` inclusive, `Some(Err(()))` when unsatisfiable (416), `None` when not a single byte
+/// range (served whole).
+fn parse_range(value: &str, len: usize) -> Option<Result<(usize, usize), ()>> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (start, end) = spec.split_once('-')?;
+    let start: usize = start.trim().parse().ok()?;
+    let end: Option<usize> = match end.trim() {
+        "" => None,
+        e => Some(e.parse().ok()?),
+    };
+    if start >= len {
+        return Some(Err(()));
+    }
+    let end = end.map_or(len - 1, |e| e.min(len - 1));
+    if end < start {
+        return None;
+    }
+    Some(Ok((start, end)))
 }
 
 /// Verifies a base64 `Content-MD5` against the bytes (400 on mismatch, as Hatrac does).

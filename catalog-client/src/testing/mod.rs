@@ -5,7 +5,8 @@
 //! SQLite database seeded with the small fixture dataset (`notes/fixture-oracle.md` rows plus
 //! Hatrac objects for the six images). Besides the catalog it serves a test control plane:
 //! `POST /_test/fault` (fault injection: `commit_then_500`, `commit_then_drop_connection`,
-//! `fail_before_commit_503`, `stall_ms`), `GET /_test/log` (every request with its status),
+//! `fail_before_commit_503`, `stall_ms`), `GET /_test/log` (every request with its status and
+//! `Range` header),
 //! `DELETE /_test/log` and `POST /_test/reset`.
 //!
 //! ```
@@ -102,6 +103,9 @@ pub struct LoggedRequest {
     pub path: String,
     /// Status sent; 0 when the connection was dropped without a response.
     pub status: u16,
+    /// The `Range` header, when the request had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
 }
 
 /// How the test catalog behaves.

@@ -1,6 +1,8 @@
 //! Shared helpers for the catalog-client integration tests.
 #![allow(dead_code)]
 
+pub mod hostile;
+
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,0 +1,534 @@
+//! Materializing a holey bag: fetching every `fetch.txt` file that is missing or wrong.
+//!
+//! Every entry of `fetch.txt` is untrusted (a bag may come from anywhere), so:
+//!
+//! - its URL becomes an [`AllowedUrl`] before anything is fetched — one refused URL refuses
+//!   the whole run at once, before any connection; requests then go through
+//!   [`Transport::start`](crate::transport), which follows same-origin redirects only and
+//!   sends the catalog credential to the catalog's origin only;
+//! - its PATH went through bag-core's path-safety check when `fetch.txt` was parsed;
+//! - its LENGTH bounds the download: reading stops at the first byte past it
+//!   ([`Error::LengthExceeded`]), and a shorter answer is [`Error::LengthMismatch`], whether
+//!   or not `manifest-md5.txt` lists a digest (which is then checked too);
+//! - the timeouts are the caller's [`Timeouts`]: a stall ends with [`Error::Timeout`] naming
+//!   the URL, while a slow but steady transfer is never cut off.
+//!
+//! Bytes are written to a partial file under `<bag>/`[`PARTIAL_DIR`], outside the payload
+//! (`data/`), named after the URL and path, and renamed into place only once length and
+//! digest match. A run that is killed leaves the partial file there; the next run resumes it
+//! with a `Range` request (falling back to the whole file when the server ignores the range),
+//! removes partial files no entry needs any more, and removes the `.NAME.part-UUID` files
+//! that earlier versions of this client left next to the payload files. The partial
+//! directory is removed when a run leaves it empty.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::TryLockError;
+use std::io::{Read, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use deriva_bag_core::bagit::paths::safe_join;
+use deriva_bag_core::bagit::{Algorithm, BagItFiles};
+use futures_util::StreamExt;
+use md5::Digest;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_RANGE, RANGE};
+use reqwest::Method;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::client::DerivaML;
+use crate::error::{Error, Result};
+use crate::transport::{Timeouts, Transport};
+use crate::urls::AllowedUrl;
+
+/// Default number of concurrent asset downloads (`DatasetSpec.fetch_concurrency` in the
+/// reference).
+pub const DEFAULT_PARALLELISM: usize = 8;
+
+/// The directory under the bag root that holds partial downloads (never inside `data/`).
+pub const PARTIAL_DIR: &str = ".deriva-partial";
+
+/// What [`DerivaML::materialize`] did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct MaterializeReport {
+    /// Files downloaded (completely or the rest of a partial file).
+    pub fetched: usize,
+    /// Files already present with the right length and md5.
+    pub already_present: usize,
+    /// Bytes downloaded by this run.
+    pub bytes: u64,
+    /// Fetched files that continued a partial file left by an interrupted run.
+    pub resumed: usize,
+}
+
+/// One `fetch.txt` entry, checked.
+struct Job {
+    url: AllowedUrl,
+    /// Bag-relative path (for messages).
+    rel: String,
+    dest: PathBuf,
+    /// LENGTH, when not `-`.
+    length: Option<u64>,
+    /// Hex md5 from `manifest-md5.txt`, when listed.
+    md5: Option<String>,
+}
+
+impl Job {
+    /// The partial file's name: stable across runs for the same URL and path, so that a
+    /// re-run resumes it, and different when `fetch.txt` changes the URL.
+    fn partial_name(&self) -> String {
+        let key = sha2::Sha256::digest(format!("{}\n{}", self.url, self.rel).as_bytes());
+        format!("{}.part", &hex::encode(key)[..32])
+    }
+}
+
+enum Outcome {
+    Present,
+    Fetched { bytes: u64, resumed: bool },
+}
+
+/// The partial directory of one bag.
+struct Partials {
+    dir: PathBuf,
+}
+
+impl Partials {
+    /// Checks `<bag>/.deriva-partial` and clears what no job needs: partial files of entries
+    /// no longer listed (unless another process holds them) and the `.NAME.part-<32 hex>`
+    /// files older versions left next to the payload files.
+    fn prepare(bag_dir: &Path, jobs: &[Job]) -> Result<Partials> {
+        let dir = bag_dir.join(PARTIAL_DIR);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if !m.is_dir() => {
+                // A bag could plant a symlink here to make us write elsewhere.
+                return Err(Error::UnsafePath {
+                    path: PARTIAL_DIR.to_string(),
+                    source_file: bag_dir.to_path_buf(),
+                });
+            }
+            Ok(_) => {
+                let wanted: BTreeSet<String> = jobs.iter().map(Job::partial_name).collect();
+                let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !wanted.contains(&name) {
+                        remove_unless_locked(&e.path());
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+        let parents: BTreeSet<&Path> = jobs.iter().filter_map(|j| j.dest.parent()).collect();
+        let names: BTreeSet<String> = jobs
+            .iter()
+            .filter_map(|j| j.dest.file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+        for parent in parents {
+            let Ok(entries) = std::fs::read_dir(parent) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if is_legacy_part(&name, &names) && e.path().is_file() {
+                    tracing::info!(path = %e.path().display(), "removing a partial file an interrupted run left in the payload");
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(Partials { dir })
+    }
+
+    /// Opens (creating) the partial file of `job`, locked for this process. If another
+    /// process holds it, a fresh uniquely named file is used instead (no resume).
+    fn open(&self, job: &Job) -> Result<(std::fs::File, PathBuf)> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let path = self.dir.join(job.partial_name());
+        let file = open_rw(&path)?;
+        match file.try_lock() {
+            Ok(()) => Ok((file, path)),
+            Err(TryLockError::WouldBlock) => {
+                let path = self.dir.join(format!(
+                    "{}-{}",
+                    uuid::Uuid::new_v4().simple(),
+                    job.partial_name()
+                ));
+                let file = open_rw(&path)?;
+                file.try_lock()
+                    .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?;
+                Ok((file, path))
+            }
+            Err(TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Removes the partial directory if this run left it empty.
+    fn finish(&self) {
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+fn open_rw(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+fn remove_unless_locked(path: &Path) {
+    let Ok(file) = std::fs::OpenOptions::new().write(true).open(path) else {
+        return;
+    };
+    if file.try_lock().is_ok() {
+        tracing::info!(path = %path.display(), "removing a partial file no fetch.txt entry needs");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// `.NAME.part-<32 hex>` for a NAME this bag fetches: what earlier versions wrote.
+fn is_legacy_part(file_name: &str, fetched_names: &BTreeSet<String>) -> bool {
+    let Some(rest) = file_name.strip_prefix('.') else {
+        return false;
+    };
+    let Some((name, uuid)) = rest.rsplit_once(".part-") else {
+        return false;
+    };
+    uuid.len() == 32 && uuid.bytes().all(|b| b.is_ascii_hexdigit()) && fetched_names.contains(name)
+}
+
+impl DerivaML {
+    /// Fetches every `fetch.txt` file of `bag_dir` that is missing or wrong, `parallelism` at
+    /// a time, with the connection's timeouts (see [`DerivaML::materialize_with`]).
+    pub async fn materialize(
+        &self,
+        bag_dir: &Path,
+        parallelism: usize,
+    ) -> Result<MaterializeReport> {
+        self.materialize_with(bag_dir, parallelism, self.transport().timeouts())
+            .await
+    }
+
+    /// Materializes `bag_dir` (see the [module docs](self) for the checks): each file is
+    /// streamed to a partial file outside `data/`, checked against its `fetch.txt` LENGTH and
+    /// `manifest-md5.txt` digest, and renamed into place; a file already present with the
+    /// right length and digest is not fetched again. Transport errors, timeouts and 5xx are
+    /// retried with backoff, resuming with `Range`; refusals and length or checksum
+    /// mismatches are not, and name the URL and the file.
+    pub async fn materialize_with(
+        &self,
+        bag_dir: &Path,
+        parallelism: usize,
+        timeouts: Timeouts,
+    ) -> Result<MaterializeReport> {
+        let files = BagItFiles::read(bag_dir)?;
+        let md5s: HashMap<String, String> = files
+            .manifest(Algorithm::Md5)
+            .map(|m| {
+                m.entries
+                    .iter()
+                    .map(|e| (e.path.clone(), e.digest.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let fetch_txt = bag_dir.join("fetch.txt");
+        // Every URL is checked before the first request: a bag with one refused URL fetches
+        // nothing.
+        let mut jobs = Vec::with_capacity(files.fetch.len());
+        for entry in &files.fetch {
+            jobs.push(Job {
+                url: AllowedUrl::parse(&entry.url)?,
+                rel: entry.path.clone(),
+                dest: safe_join(bag_dir, &entry.path, &fetch_txt)?,
+                length: entry.length,
+                md5: md5s.get(&entry.path).cloned(),
+            });
+        }
+        let partials = Partials::prepare(bag_dir, &jobs)?;
+        let transport = self.transport().with_timeouts(timeouts)?;
+        let (transport, partials_ref) = (&transport, &partials);
+        let results: Vec<Result<Outcome>> = futures_util::stream::iter(jobs)
+            .map(move |job| async move { fetch_one(transport, partials_ref, &job).await })
+            .buffer_unordered(parallelism.max(1))
+            .collect()
+            .await;
+        partials.finish();
+        let mut report = MaterializeReport::default();
+        for r in results {
+            match r? {
+                Outcome::Fetched { bytes, resumed } => {
+                    report.fetched += 1;
+                    report.bytes += bytes;
+                    report.resumed += usize::from(resumed);
+                }
+                Outcome::Present => report.already_present += 1,
+            }
+        }
+        tracing::info!(bag = %bag_dir.display(), ?report, "materialized");
+        Ok(report)
+    }
+}
+
+/// Fetches one file, retrying what may be transient; the partial file survives a retryable
+/// failure (the next attempt or run resumes it) and is removed on any other.
+async fn fetch_one(transport: &Transport, partials: &Partials, job: &Job) -> Result<Outcome> {
+    if job.dest.is_file() && file_matches(&job.dest, job.length, job.md5.as_deref()).await? {
+        return Ok(Outcome::Present);
+    }
+    if let Some(parent) = job.dest.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| Error::io(parent, e))?;
+    }
+    let (file, partial) = partials.open(job)?;
+    let mut file = tokio::fs::File::from_std(file);
+    let retry = transport.retry;
+    let mut attempt = 0;
+    let mut bytes = 0;
+    let mut resumed = false;
+    loop {
+        match download_into(transport, job, &mut file, &partial, &mut bytes).await {
+            Ok(from) => {
+                resumed |= from > 0;
+                return Ok(Outcome::Fetched { bytes, resumed });
+            }
+            Err(e) if e.is_retryable() && attempt + 1 < retry.attempts => {
+                tracing::warn!(error = %e, url = %job.url, attempt, "retrying asset download");
+                tokio::time::sleep(retry.delay(attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => {
+                if !e.is_retryable() {
+                    drop(file);
+                    let _ = tokio::fs::remove_file(&partial).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// One attempt: continues the partial file from its current length (a `Range` request),
+/// checks length and digest, renames it into place. Returns the offset it resumed from;
+/// adds the bytes received to `bytes`.
+async fn download_into(
+    transport: &Transport,
+    job: &Job,
+    file: &mut tokio::fs::File,
+    partial: &Path,
+    bytes: &mut u64,
+) -> Result<u64> {
+    let io = |e| Error::io(partial, e);
+    let mut have = file.metadata().await.map_err(io)?.len();
+    if job.length.is_some_and(|l| have > l) {
+        have = 0;
+    }
+    if have > 0 && job.length == Some(have) {
+        // Killed after the last byte, before the rename: check what is there.
+        let (md5, _) = hash_prefix(file, have, partial).await?;
+        if job
+            .md5
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(&md5))
+        {
+            return finish(file, partial, job).await.map(|()| have);
+        }
+        have = 0;
+    }
+    let mut headers = HeaderMap::new();
+    if have > 0 {
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes={have}-")) {
+            headers.insert(RANGE, v);
+        }
+    }
+    let (mut resp, mut url) = transport
+        .start(Method::GET, job.url.clone(), &headers, None)
+        .await?;
+    if have > 0 && resp.status().as_u16() == 416 {
+        // The server cannot continue this partial file: start over.
+        have = 0;
+        (resp, url) = transport
+            .start(Method::GET, job.url.clone(), &HeaderMap::new(), None)
+            .await?;
+    }
+    let status = resp.status().as_u16();
+    if status == 206 && have > 0 {
+        let start = resp
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(content_range_start);
+        if start != Some(have) {
+            return Err(Error::Protocol {
+                url: job.url.to_string(),
+                reason: format!(
+                    "asked for bytes {have}- and got a Content-Range starting at {start:?}"
+                ),
+            });
+        }
+    } else {
+        // 200 (the server ignored the range, or none was asked): the whole file.
+        have = 0;
+    }
+    let resp = transport.check_status(&Method::GET, &url, resp).await?;
+    if status != 200 && status != 206 {
+        return Err(Error::Protocol {
+            url: job.url.to_string(),
+            reason: format!("unexpected status {status} for an asset"),
+        });
+    }
+    file.set_len(have).await.map_err(io)?;
+    let (_, mut hasher) = hash_prefix(file, have, partial).await?;
+    file.seek(SeekFrom::Start(have)).await.map_err(io)?;
+    let mut total = have;
+    let mut body = transport.body(&Method::GET, &url, resp);
+    while let Some(piece) = body.next().await? {
+        let received = total + piece.len() as u64;
+        if let Some(expected) = job.length.filter(|l| received > *l) {
+            return Err(Error::LengthExceeded {
+                url: job.url.to_string(),
+                path: job.rel.clone(),
+                expected,
+                received,
+            });
+        }
+        file.write_all(&piece).await.map_err(io)?;
+        hasher.update(&piece);
+        *bytes += piece.len() as u64;
+        total = received;
+    }
+    file.flush().await.map_err(io)?;
+    if let Some(expected) = job.length.filter(|l| total != *l) {
+        return Err(Error::LengthMismatch {
+            url: job.url.to_string(),
+            path: job.rel.clone(),
+            expected,
+            received: total,
+        });
+    }
+    let actual = hex::encode(hasher.finalize());
+    if let Some(expected) = job.md5.as_deref() {
+        if !expected.eq_ignore_ascii_case(&actual) {
+            return Err(Error::ChecksumMismatch {
+                url: job.url.to_string(),
+                path: job.rel.clone(),
+                expected: expected.to_string(),
+                actual,
+            });
+        }
+    }
+    finish(file, partial, job).await?;
+    Ok(have)
+}
+
+/// Syncs the partial file and renames it onto the destination (same file system: both are
+/// inside the bag).
+async fn finish(file: &mut tokio::fs::File, partial: &Path, job: &Job) -> Result<()> {
+    file.sync_all().await.map_err(|e| Error::io(partial, e))?;
+    tokio::fs::rename(partial, &job.dest)
+        .await
+        .map_err(|e| Error::io(&job.dest, e))
+}
+
+/// The md5 of the first `len` bytes of `file` (hex, and the hasher to continue with).
+async fn hash_prefix(
+    file: &mut tokio::fs::File,
+    len: u64,
+    path: &Path,
+) -> Result<(String, md5::Md5)> {
+    let io = |e| Error::io(path, e);
+    let mut hasher = md5::Md5::new();
+    file.seek(SeekFrom::Start(0)).await.map_err(io)?;
+    let mut left = len;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = file.read(&mut buf[..want]).await.map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok((hex::encode(hasher.clone().finalize()), hasher))
+}
+
+/// `bytes START-END/TOTAL` → START.
+fn content_range_start(value: &str) -> Option<u64> {
+    let range = value.trim().strip_prefix("bytes ")?;
+    range.split(['-', '/']).next()?.trim().parse().ok()
+}
+
+/// Whether `path` has the expected length and (where listed) md5, hashed in a blocking
+/// thread without reading the whole file into memory.
+async fn file_matches(path: &Path, length: Option<u64>, md5: Option<&str>) -> Result<bool> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if length.is_some_and(|l| l != meta.len()) {
+        return Ok(false);
+    }
+    let Some(expected) = md5.map(str::to_string) else {
+        return Ok(true);
+    };
+    let owned = path.to_path_buf();
+    let actual = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        let mut file = std::fs::File::open(&owned)?;
+        let mut hasher = md5::Md5::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                return Ok(hex::encode(hasher.finalize()));
+            }
+            hasher.update(&buf[..n]);
+        }
+    })
+    .await
+    .map_err(|e| Error::io(path, std::io::Error::other(e)))?
+    .map_err(|e| Error::io(path, e))?;
+    Ok(actual.eq_ignore_ascii_case(&expected))
+}
+
+/// Whether every `fetch.txt` file of the bag is on disk with its declared length.
+pub fn fully_materialized(bag_dir: &Path) -> Result<bool> {
+    if !bag_dir.is_dir() {
+        return Ok(false);
+    }
+    let files = BagItFiles::read(bag_dir)?;
+    let fetch_txt = bag_dir.join("fetch.txt");
+    for e in &files.fetch {
+        let p = safe_join(bag_dir, &e.path, &fetch_txt)?;
+        match std::fs::metadata(&p) {
+            Ok(m) if e.length.is_none_or(|l| l == m.len()) => {}
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_own_legacy_part_files_are_recognized() {
+        let names: BTreeSet<String> = ["retina_004.png".to_string()].into();
+        let uuid = "0123456789abcdef0123456789abcdef";
+        assert!(is_legacy_part(
+            &format!(".retina_004.png.part-{uuid}"),
+            &names
+        ));
+        assert!(!is_legacy_part(&format!(".other.png.part-{uuid}"), &names));
+        assert!(!is_legacy_part(".retina_004.png.part-mine", &names));
+        assert!(!is_legacy_part(
+            &format!("retina_004.png.part-{uuid}"),
+            &names
+        ));
+    }
+
+    #[test]
+    fn content_range_start_reads_the_first_byte_position() {
+        assert_eq!(content_range_start("bytes 100-1999/2000"), Some(100));
+        assert_eq!(content_range_start("bytes */2000"), None);
+        assert_eq!(content_range_start("items 1-2/3"), None);
+    }
+}
