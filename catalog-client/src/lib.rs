@@ -10,6 +10,12 @@
 //! HTTP), [`Execution::upload_execution_outputs`] (the commit) and
 //! [`DerivaML::resume_execution`].
 //!
+//! Catalog responses and bags are untrusted input, each rule enforced in one place: URLs
+//! through [`AllowedUrl`] (https, or http to loopback; same-origin redirects only; the
+//! credential only to the catalog's origin), catalog names through [`PathSegment`] before they
+//! become paths, asset downloads bounded by their `fetch.txt` LENGTH, [`Timeouts`] on every
+//! request, and partial downloads kept in [`PARTIAL_DIR`] outside the payload.
+//!
 //! The commit survives a crash at any point without duplicating or losing a record
 //! (`reference/catalog-protocol.md` §2.4 cases C1–C6; the Python reference fails C2 and C3):
 //! the Execution RID is leased and recorded locally before the Execution row is created,

@@ -620,8 +620,13 @@ mod tests {
             Ok(Err(e)) => e,
             other => panic!("expected a refusal, got {:?}", other.map(|r| r.is_ok())),
         };
-        assert!(format!("{err:?}").starts_with("OffCatalogUrl"), "{err:?}");
-        assert!(err.to_string().contains(&target), "{err}");
+        match &err {
+            Error::OffCatalogUrl { url, catalog } => {
+                assert_eq!(url, &target);
+                assert_eq!(catalog, "http://127.0.0.1");
+            }
+            other => panic!("expected OffCatalogUrl, got {other:?}"),
+        }
         assert!(!accepted.is_finished(), "the client connected to {target}");
         accepted.abort();
     }

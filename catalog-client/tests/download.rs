@@ -355,10 +355,17 @@ async fn download_refuses_catalog_names_that_would_leave_the_bag() {
             })
             .await
             .unwrap_err();
-        let debug = format!("{err:?}");
-        assert!(debug.starts_with("UnsafeName"), "{schema}:{table}: {debug}");
-        let bad = if schema == "demo" { table } else { schema };
-        assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        match &err {
+            Error::UnsafeName { what, value } if schema == "demo" => {
+                assert_eq!(value, table);
+                assert_eq!(what, "table name (schema demo)");
+            }
+            Error::UnsafeName { what, value } => {
+                assert_eq!(value, schema);
+                assert_eq!(what, "schema name");
+            }
+            other => panic!("{schema}:{table}: expected UnsafeName, got {other:?}"),
+        }
         assert!(!escaped.exists(), "{} was written", escaped.display());
         // Nothing half-written in the cache either.
         let bags = case.join("work/cache/bags");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::hostile::{holey_bag, md5_hex, Hostile, Reply};
 use common::*;
 use deriva_catalog_client::testing::TestCatalog;
-use deriva_catalog_client::Timeouts;
+use deriva_catalog_client::{Error, Timeouts};
 
 /// A 1 s connect timeout and a read timeout of `read_ms`.
 fn short(read_ms: u64) -> Timeouts {
@@ -77,12 +77,10 @@ async fn materialize_refuses_plain_http_to_a_non_loopback_host_before_any_connec
     let started = Instant::now();
     let err = ml.materialize(&bag, 2).await.unwrap_err();
     let elapsed = started.elapsed();
-    let debug = format!("{err:?}");
-    assert!(debug.starts_with("InsecureUrl"), "{debug}");
-    assert!(
-        err.to_string().contains("http://assets.invalid/b.bin"),
-        "{err}"
-    );
+    match &err {
+        Error::InsecureUrl { url } => assert_eq!(url, "http://assets.invalid/b.bin"),
+        other => panic!("expected InsecureUrl, got {other:?}"),
+    }
     assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
     // Refused up front: not even the good entry was fetched.
     assert_eq!(assets.connections.load(Ordering::SeqCst), 0);
@@ -102,9 +100,13 @@ async fn materialize_refuses_file_and_ftp_urls_at_once() {
         );
         let started = Instant::now();
         let err = ml.materialize(&bag, 1).await.unwrap_err();
-        let debug = format!("{err:?}");
-        assert!(debug.starts_with("InvalidUrl"), "{url}: {debug}");
-        assert!(err.to_string().contains(url), "{err}");
+        match &err {
+            Error::InvalidUrl { url: named, reason } => {
+                assert_eq!(named, url);
+                assert!(reason.contains("unsupported scheme"), "{reason}");
+            }
+            other => panic!("{url}: expected InvalidUrl, got {other:?}"),
+        }
         assert!(started.elapsed() < Duration::from_millis(500));
         assert!(!bag.join("data/a.bin").exists());
     }
@@ -131,10 +133,13 @@ async fn materialize_never_follows_a_redirect_to_another_origin() {
     let url = format!("{}/a.bin", first.url());
     holey_bag(&bag, &[(url.clone(), 64, "data/a.bin", &md5_hex(&content))]);
     let err = ml.materialize(&bag, 1).await.unwrap_err();
-    let debug = format!("{err:?}");
-    assert!(debug.starts_with("RedirectRefused"), "{debug}");
-    assert!(err.to_string().contains(&url), "{err}");
-    assert!(err.to_string().contains(&target), "{err}");
+    match &err {
+        Error::RedirectRefused { from, to, .. } => {
+            assert_eq!(from, &url);
+            assert_eq!(to, &target);
+        }
+        other => panic!("expected RedirectRefused, got {other:?}"),
+    }
     assert_eq!(first.seen().len(), 1, "refused at once, no retry");
     assert_eq!(elsewhere.connections.load(Ordering::SeqCst), 0);
     assert!(!bag.join("data/a.bin").exists());
@@ -192,10 +197,24 @@ async fn materialize_stops_reading_past_the_fetch_length() {
         &[(url.clone(), 1500, "data/small.bin", &md5_hex(&body(1500)))],
     );
     let err = ml.materialize(&bag, 1).await.unwrap_err();
-    let debug = format!("{err:?}");
-    assert!(debug.starts_with("LengthExceeded"), "{debug}");
-    let msg = err.to_string();
-    assert!(msg.contains(&url) && msg.contains("1500"), "{msg}");
+    match &err {
+        Error::LengthExceeded {
+            url: named,
+            path,
+            expected,
+            received,
+        } => {
+            assert_eq!(named, &url);
+            assert_eq!(path, "data/small.bin");
+            assert_eq!(*expected, 1500);
+            // Stopped at the first piece past LENGTH, not at the end of the stream.
+            assert!(
+                *received > 1500 && *received <= 1500 + 64 * 1024,
+                "{received}"
+            );
+        }
+        other => panic!("expected LengthExceeded, got {other:?}"),
+    }
     assert_eq!(assets.seen().len(), 1, "an over-long body is not retried");
     assert!(
         assets.body_bytes_sent.load(Ordering::SeqCst) < 32 * 1024 * 1024,
@@ -232,9 +251,23 @@ async fn materialize_checks_the_length_where_no_md5_is_listed() {
         )
         .unwrap();
         let err = ml.materialize(&bag, 1).await.unwrap_err();
-        let debug = format!("{err:?}");
-        assert!(debug.starts_with(kind), "{name}: {debug}");
-        assert!(err.to_string().contains("1500"), "{err}");
+        let (expected, received) = match (&err, kind) {
+            (
+                Error::LengthExceeded {
+                    expected, received, ..
+                },
+                "LengthExceeded",
+            ) => (*expected, *received),
+            (
+                Error::LengthMismatch {
+                    expected, received, ..
+                },
+                "LengthMismatch",
+            ) => (*expected, *received),
+            (other, _) => panic!("{name}: expected {kind}, got {other:?}"),
+        };
+        assert_eq!(expected, 1500);
+        assert_eq!(received, if name == "long.bin" { 2000 } else { 1000 });
         assert!(!bag.join("data").join(name).exists());
     }
 }
@@ -257,9 +290,21 @@ async fn a_stalled_asset_ends_with_a_timeout_naming_the_url() {
     );
     let started = Instant::now();
     let err = ml.materialize_with(&bag, 1, short(300)).await.unwrap_err();
-    let debug = format!("{err:?}");
-    assert!(debug.starts_with("Timeout"), "{debug}");
-    assert!(err.to_string().contains(&url), "{err}");
+    match &err {
+        Error::Timeout {
+            method,
+            url: named,
+            phase,
+            limit,
+        } => {
+            assert_eq!(
+                (method.as_str(), named, phase.as_str()),
+                ("GET", &url, "read")
+            );
+            assert_eq!(*limit, Duration::from_millis(300));
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -319,13 +364,13 @@ async fn a_stalled_catalog_response_ends_with_a_timeout_naming_the_url() {
     )
     .await
     .unwrap_err();
-    let debug = format!("{err:?}");
-    assert!(debug.starts_with("Timeout"), "{debug}");
-    assert!(
-        err.to_string()
-            .contains(&format!("{}/ermrest/catalog/1/schema", catalog.url())),
-        "{err}"
-    );
+    match &err {
+        Error::Timeout { url, phase, .. } => {
+            assert_eq!(url, &format!("{}/ermrest/catalog/1/schema", catalog.url()));
+            assert_eq!(phase, "read");
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -403,4 +448,8 @@ async fn a_killed_materialize_resumes_with_range_and_leaves_nothing_under_data()
     assert!(report.bytes <= 4000 - from, "{report:?}");
     assert_eq!(files_under(&bag.join("data")), ["big.bin", "schema.json"]);
     assert!(files_under(&bag).iter().all(|f| !f.contains("part")));
+    // Third run: the file matches its length and digest, so nothing is requested.
+    let report = ml.materialize(&bag, 1).await.unwrap();
+    assert_eq!((report.fetched, report.already_present), (0, 1));
+    assert_eq!(assets.seen().len(), 2);
 }

@@ -242,3 +242,23 @@ fn main() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_takes_connect_and_read_seconds() {
+        assert_eq!(parse_timeouts("10,1800").unwrap(), Timeouts::new(10, 1800));
+        assert_eq!(parse_timeouts(" 6 , 63 ").unwrap(), Timeouts::default());
+        for bad in ["10", "0,5", "10,x", ""] {
+            assert!(parse_timeouts(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timeout_defaults_to_the_reference_pair() {
+        let cli = Cli::try_parse_from(["deriva-ml", "--host", "https://h", "status"]).unwrap();
+        assert_eq!(cli.timeout, Timeouts::default());
+    }
+}
