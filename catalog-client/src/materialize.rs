@@ -273,6 +273,8 @@ impl DerivaML {
 /// failure (the next attempt or run resumes it) and is removed on any other.
 async fn fetch_one(transport: &Transport, partials: &Partials, job: &Job) -> Result<Outcome> {
     if job.dest.is_file() && file_matches(&job.dest, job.length, job.md5.as_deref()).await? {
+        // A partial file an interrupted run left for it is of no use any more.
+        remove_unless_locked(&partials.dir.join(job.partial_name()));
         return Ok(Outcome::Present);
     }
     if let Some(parent) = job.dest.parent() {

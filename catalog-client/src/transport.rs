@@ -179,10 +179,12 @@ struct Activity {
 }
 
 impl Activity {
-    fn new() -> Arc<Activity> {
+    /// Starts counting silence only after `grace` (the connect timeout: connecting is not
+    /// silence from the server).
+    fn new(grace: Duration) -> Arc<Activity> {
         Arc::new(Activity {
             origin: Instant::now(),
-            last_ms: AtomicU64::new(0),
+            last_ms: AtomicU64::new(grace.as_millis() as u64),
         })
     }
 
@@ -208,23 +210,23 @@ pub(crate) struct BodyStream {
     inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     method: Method,
     url: String,
-    read: Duration,
+    timeouts: Timeouts,
 }
 
 impl BodyStream {
     /// The next piece; `None` at the end. A silence longer than the read timeout is
     /// [`Error::Timeout`] naming the URL.
     pub(crate) async fn next(&mut self) -> Result<Option<Bytes>> {
-        match tokio::time::timeout(self.read, self.inner.next()).await {
+        match tokio::time::timeout(self.timeouts.read, self.inner.next()).await {
             Err(_) => Err(Error::Timeout {
                 method: self.method.to_string(),
                 url: self.url.clone(),
                 phase: "read".into(),
-                limit: self.read,
+                limit: self.timeouts.read,
             }),
             Ok(None) => Ok(None),
             Ok(Some(Ok(b))) => Ok(Some(b)),
-            Ok(Some(Err(e))) => Err(transport_error(&self.method, &self.url, e, self.read)),
+            Ok(Some(Err(e))) => Err(transport_error(&self.method, &self.url, e, self.timeouts)),
         }
     }
 
@@ -242,13 +244,18 @@ impl BodyStream {
     }
 }
 
-fn transport_error(method: &Method, url: &str, e: reqwest::Error, read: Duration) -> Error {
+fn transport_error(method: &Method, url: &str, e: reqwest::Error, timeouts: Timeouts) -> Error {
     if e.is_timeout() {
+        let (phase, limit) = if e.is_connect() {
+            ("connect", timeouts.connect)
+        } else {
+            ("read", timeouts.read)
+        };
         return Error::Timeout {
             method: method.to_string(),
             url: url.to_string(),
-            phase: if e.is_connect() { "connect" } else { "read" }.into(),
-            limit: read,
+            phase: phase.into(),
+            limit,
         };
     }
     // The error's chain holds the useful part (connection refused, reset, …).
@@ -372,7 +379,7 @@ impl Transport {
         let mut url = url;
         let mut hops = 0;
         loop {
-            let activity = Activity::new();
+            let activity = Activity::new(self.timeouts.connect);
             let mut req = self
                 .client
                 .request(method.clone(), url.url().clone())
@@ -389,7 +396,7 @@ impl Transport {
             }
             let read = self.timeouts.read;
             let resp = tokio::select! {
-                r = req.send() => r.map_err(|e| transport_error(&method, url.as_str(), e, read))?,
+                r = req.send() => r.map_err(|e| transport_error(&method, url.as_str(), e, self.timeouts))?,
                 _ = activity.quiet_for(read) => {
                     return Err(Error::Timeout {
                         method: method.to_string(),
@@ -442,7 +449,7 @@ impl Transport {
             inner: Box::pin(resp.bytes_stream()),
             method: method.clone(),
             url: url.as_str().to_string(),
-            read: self.timeouts.read,
+            timeouts: self.timeouts,
         }
     }
 

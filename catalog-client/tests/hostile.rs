@@ -412,26 +412,7 @@ async fn a_killed_materialize_resumes_with_range_and_leaves_nothing_under_data()
             &md5_hex(&content),
         )],
     );
-    // First run: killed once some bytes are on disk.
-    let run = tokio::spawn({
-        let (ml, bag) = (ml.clone(), bag.clone());
-        async move { ml.materialize(&bag, 1).await }
-    });
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let partial: u64 = files_under(&bag)
-            .iter()
-            .filter(|f| f.contains("part"))
-            .map(|f| std::fs::metadata(bag.join(f)).map(|m| m.len()).unwrap_or(0))
-            .sum();
-        if partial >= 1000 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no partial file appeared");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    run.abort();
-    let _ = run.await;
+    kill_after_partial_bytes(&ml, &bag, 1000).await;
     // Second run: resumes where the first stopped.
     let report = ml.materialize(&bag, 1).await.unwrap();
     assert_eq!(report.fetched, 1);
@@ -445,11 +426,68 @@ async fn a_killed_materialize_resumes_with_range_and_leaves_nothing_under_data()
         .parse()
         .unwrap_or(0);
     assert!(range.starts_with("bytes=") && from >= 1000, "{range:?}");
-    assert!(report.bytes <= 4000 - from, "{report:?}");
+    assert_eq!(
+        (report.bytes, report.resumed),
+        (4000 - from, 1),
+        "{report:?}"
+    );
     assert_eq!(files_under(&bag.join("data")), ["big.bin", "schema.json"]);
     assert!(files_under(&bag).iter().all(|f| !f.contains("part")));
     // Third run: the file matches its length and digest, so nothing is requested.
     let report = ml.materialize(&bag, 1).await.unwrap();
     assert_eq!((report.fetched, report.already_present), (0, 1));
     assert_eq!(assets.seen().len(), 2);
+}
+
+/// Starts a materialize of `bag` and kills it (drops the task, as a killed process would
+/// stop) once at least `bytes` are in a partial file.
+async fn kill_after_partial_bytes(ml: &deriva_catalog_client::DerivaML, bag: &Path, bytes: u64) {
+    let run = tokio::spawn({
+        let (ml, bag) = (ml.clone(), bag.to_path_buf());
+        async move { ml.materialize(&bag, 1).await }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let partial: u64 = files_under(bag)
+            .iter()
+            .filter(|f| f.contains("part"))
+            .map(|f| std::fs::metadata(bag.join(f)).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        if partial >= bytes {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no partial file appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.abort();
+    let _ = run.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_the_range_gets_the_whole_file_fetched_again() {
+    let server = TestCatalog::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ml = connect(&server, &dir.path().join("work")).await;
+    let content = body(3000);
+    let assets = Hostile::start({
+        let c = content.clone();
+        move |_| Reply::Trickle {
+            body: c.clone(),
+            chunk: 300,
+            every: Duration::from_millis(50),
+        }
+    })
+    .await;
+    let bag = dir.path().join("bag");
+    let url = format!("{}/plain.bin", assets.url());
+    holey_bag(&bag, &[(url, 3000, "data/plain.bin", &md5_hex(&content))]);
+    kill_after_partial_bytes(&ml, &bag, 600).await;
+    let report = ml.materialize(&bag, 1).await.unwrap();
+    assert_eq!((report.fetched, report.bytes, report.resumed), (1, 3000, 0));
+    assert_eq!(std::fs::read(bag.join("data/plain.bin")).unwrap(), content);
+    let seen = assets.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].headers.contains_key("range"), "{seen:?}");
+    assert_eq!(files_under(&bag.join("data")), ["plain.bin", "schema.json"]);
+    assert!(!bag.join(deriva_catalog_client::PARTIAL_DIR).exists());
 }
