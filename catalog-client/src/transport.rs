@@ -638,6 +638,99 @@ mod tests {
         accepted.abort();
     }
 
+    /// A loopback server answering `/a` with a redirect to `location` and anything else with
+    /// `ok`; returns its URL and the request heads it saw.
+    async fn redirecting_server(
+        location: &'static str,
+    ) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = vec![0u8; 4096];
+                let n = stream.read(&mut head).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&head[..n]).into_owned();
+                let reply = if head.starts_with("GET /a ") {
+                    format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                } else {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+                        .to_string()
+                };
+                log.lock().unwrap().push(head);
+                let _ = stream.write_all(reply.as_bytes()).await;
+            }
+        });
+        (url, seen)
+    }
+
+    fn transport_for(base: &str) -> Transport {
+        Transport::new(
+            &AllowedUrl::parse(base).unwrap(),
+            Some(&Credential::BearerToken("s3cret".into())),
+            RetryPolicy {
+                attempts: 1,
+                ..Default::default()
+            },
+            Timeouts::default(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_credential_follows_a_same_origin_redirect_and_an_asset_host_never_sees_it() {
+        let (catalog, seen) = redirecting_server("/b").await;
+        let transport = transport_for(&catalog);
+        let reply = transport
+            .send_once(Method::GET, "/a", None, None)
+            .await
+            .unwrap();
+        assert_eq!(&reply.body[..], b"ok");
+        let heads = seen.lock().unwrap().clone();
+        assert_eq!(heads.len(), 2);
+        assert!(heads[1].starts_with("GET /b "), "{heads:?}");
+        assert!(
+            heads
+                .iter()
+                .all(|h| h.contains("authorization: Bearer s3cret")),
+            "{heads:?}"
+        );
+
+        // The same transport fetching from another origin (an asset host) sends no credential.
+        let (assets, seen) = redirecting_server("/b").await;
+        let url = AllowedUrl::parse(&format!("{assets}/a")).unwrap();
+        let (resp, answered) = transport
+            .start(Method::GET, url, &HeaderMap::new(), None)
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        assert_eq!(answered.as_str(), format!("{assets}/b"));
+        let heads = seen.lock().unwrap().clone();
+        assert_eq!(heads.len(), 2);
+        assert!(
+            heads
+                .iter()
+                .all(|h| !h.to_ascii_lowercase().contains("authorization")),
+            "{heads:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_off_the_catalog_origin_is_refused_before_connecting_there() {
+        let (catalog, seen) = redirecting_server("http://elsewhere.invalid/b").await;
+        let transport = transport_for(&catalog);
+        match transport.send_once(Method::GET, "/a", None, None).await {
+            Err(Error::RedirectRefused { from, to, .. }) => {
+                assert_eq!(from, format!("{catalog}/a"));
+                assert_eq!(to, "http://elsewhere.invalid/b");
+            }
+            other => panic!("expected RedirectRefused, got {:?}", other.map(|r| r.body)),
+        }
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
     #[test]
     fn retry_delay_doubles_up_to_the_cap() {
         let p = RetryPolicy {
