@@ -209,10 +209,14 @@ impl DerivaML {
             .await
     }
 
-    /// Materializes `bag_dir` (see the [module docs](self) for the checks): each file is
-    /// streamed to a partial file outside `data/`, checked against its `fetch.txt` LENGTH and
-    /// `manifest-md5.txt` digest, and renamed into place; a file already present with the
-    /// right length and digest is not fetched again. Transport errors, timeouts and 5xx are
+    /// Materializes `bag_dir`. Every `fetch.txt` URL must be an [`AllowedUrl`] (one refused
+    /// URL fetches nothing); redirects are followed on the same origin only and the
+    /// credential goes to the catalog's origin only. Each file is streamed to a partial file
+    /// under `<bag>/`[`PARTIAL_DIR`] (outside `data/`), reading stops past its `fetch.txt`
+    /// LENGTH, and it is renamed into place once LENGTH and the `manifest-md5.txt` digest
+    /// (where listed) match; a file already present with the right length and digest is not
+    /// fetched again. `timeouts` apply to every request: a stall ends with
+    /// [`Error::Timeout`] naming the URL. Transport errors, timeouts and 5xx are
     /// retried with backoff, resuming with `Range`; refusals and length or checksum
     /// mismatches are not, and name the URL and the file.
     pub async fn materialize_with(
