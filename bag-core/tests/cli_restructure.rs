@@ -1,6 +1,8 @@
 //! `deriva-bag restructure` against the small fixture bag: the `--json` manifest, the layout
 //! on disk, and exit status 2 with a message naming the fault.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -124,4 +126,33 @@ fn restructure_missing_error_exits_2_naming_the_unlabeled_rid_and_writes_nothing
         "{}",
         text(&o.stderr)
     );
+}
+
+#[test]
+fn restructure_into_the_bag_exits_2_naming_both_directories_and_leaves_the_bag_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let bag = fixtures::small_bag(&dir.path().join("bags")).unwrap();
+    let before = common::tree_digest(&bag.path);
+    for out in [bag.path.join("data/ml_data"), bag.path.clone()] {
+        let o = run(
+            &dir.path().join("cache"),
+            &[
+                "restructure",
+                bag.path.to_str().unwrap(),
+                out.to_str().unwrap(),
+                "--copy",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains(&format!(
+                "output directory {} lies inside the dataset's files at {}",
+                out.display(),
+                bag.path.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(common::tree_digest(&bag.path), before);
+    }
 }

@@ -62,7 +62,7 @@ use std::path::Path;
 
 pub use deriva_bag_features::{DatasetLike, Missing, Selector, TargetValue, Targets};
 pub use error::{BoxError, Error, Result};
-pub use manifest::{Manifest, MissingFile, Placement};
+pub use manifest::{KeptFile, KeptReason, Manifest, MissingFile, Placement};
 pub use options::{
     default_type_map, FileTransformer, ProgressFn, RestructureOptions, TargetTransform,
     TypeSelector,
@@ -100,5 +100,6 @@ pub fn restructure_assets<D: DatasetLike>(
     Ok(Manifest {
         placements,
         missing: plan.missing,
+        kept: Vec::new(),
     })
 }
