@@ -50,6 +50,17 @@ pub enum KeptReason {
     BehindSymlink,
 }
 
+impl std::fmt::Display for KeptReason {
+    /// The serialized name: `changed`, `unproven`, `behind-symlink`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeptReason::Changed => "changed",
+            KeptReason::Unproven => "unproven",
+            KeptReason::BehindSymlink => "behind-symlink",
+        })
+    }
+}
+
 /// The result of a restructure: source path → every path written for it (an asset in two
 /// sibling datasets has two), plus the assets skipped for lack of a file.
 #[derive(Debug, Clone, Default)]
