@@ -16,7 +16,8 @@ pub(crate) fn resolve(path: &Path) -> Result<PathBuf> {
         match fs::canonicalize(existing) {
             Ok(c) => break c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let (Some(parent), Some(last)) = (existing.parent(), existing.components().last())
+                let (Some(parent), Some(last)) =
+                    (existing.parent(), existing.components().next_back())
                 else {
                     return Err(io(path)(e));
                 };
