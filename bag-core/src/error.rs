@@ -34,6 +34,11 @@ pub enum Error {
     #[error("{source_file}: path {path:?} escapes the bag")]
     UnsafePath { source_file: PathBuf, path: String },
 
+    /// A bag path is (or runs through) a symbolic link that leads outside the bag; the link
+    /// is not followed. `path` is the path inside the bag, `target` where the link leads.
+    #[error("{path}: a symbolic link leads outside the bag, to {target}; not followed")]
+    LinkEscapesBag { path: PathBuf, target: PathBuf },
+
     /// A CSV file is malformed (truncated row, unterminated quote, wrong field count…).
     #[error("{path} line {line}: {detail}")]
     Csv {

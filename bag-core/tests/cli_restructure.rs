@@ -1,6 +1,8 @@
 //! `deriva-bag restructure` against the small fixture bag: the `--json` manifest, the layout
 //! on disk, and exit status 2 with a message naming the fault.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -124,4 +126,71 @@ fn restructure_missing_error_exits_2_naming_the_unlabeled_rid_and_writes_nothing
         "{}",
         text(&o.stderr)
     );
+}
+
+#[test]
+fn restructure_into_the_bag_exits_2_naming_both_directories_and_leaves_the_bag_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let bag = fixtures::small_bag(&dir.path().join("bags")).unwrap();
+    let before = common::tree_digest(&bag.path);
+    for out in [bag.path.join("data/ml_data"), bag.path.clone()] {
+        let o = run(
+            &dir.path().join("cache"),
+            &[
+                "restructure",
+                bag.path.to_str().unwrap(),
+                out.to_str().unwrap(),
+                "--copy",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains(&format!(
+                "output directory {} lies inside the dataset's files at {}",
+                out.display(),
+                bag.path.display()
+            )),
+            "{err}"
+        );
+        assert_eq!(common::tree_digest(&bag.path), before);
+    }
+}
+
+#[test]
+fn restructure_rerun_keeps_and_lists_a_copy_the_user_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let bag = fixtures::small_bag(&dir.path().join("bags")).unwrap();
+    let out = dir.path().join("ml_data");
+    let args = [
+        "restructure",
+        bag.path.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--targets",
+        "Glaucoma",
+        "--selector",
+        "newest",
+        "--copy",
+    ];
+    let o = run(&dir.path().join("cache"), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let edited = out.join("training/Severe/retina_001.jpg");
+    std::fs::write(&edited, b"cropped by hand").unwrap();
+    let o = run(&dir.path().join("cache"), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        format!(
+            "placed 6 file(s) for 5 asset(s) under {}\n\
+             1 file(s) recorded by an earlier run were kept, not replaced or removed:\n  {} (changed)\n",
+            out.display(),
+            edited.display()
+        )
+    );
+    assert!(
+        text(&o.stderr).contains("kept, not replaced or removed"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(std::fs::read(&edited).unwrap(), b"cropped by hand");
 }

@@ -2,7 +2,7 @@
 //! implemented by a downloaded bag (`deriva-bag-core`) and a live catalog dataset
 //! (`deriva-catalog-client`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -97,4 +97,11 @@ pub trait DatasetLike {
 
     /// The local file of an asset row, when it is present on disk.
     fn asset_path(&self, table: &TableName, row: &Row) -> Option<PathBuf>;
+
+    /// The directory that holds this dataset's own files (a bag directory, or the extraction
+    /// directory of an archive bag), which consumers such as restructure must never write
+    /// into. `None` (the default) for a dataset with no local directory, e.g. a live catalog.
+    fn source_root(&self) -> Option<&Path> {
+        None
+    }
 }

@@ -108,6 +108,20 @@ pub enum Error {
         output_dir: PathBuf,
     },
 
+    /// The output directory is, or lies inside, the directory holding the dataset's own files
+    /// (a bag directory, or an archive bag's extraction directory), possibly through a
+    /// symbolic link. Refused before anything is written.
+    #[error(
+        "output directory {output_dir} lies inside the dataset's files at {source_root}; \
+         restructure never writes there (choose a directory outside it)"
+    )]
+    OutputInsideSource {
+        /// The output directory, as given (made absolute).
+        output_dir: PathBuf,
+        /// The dataset's directory ([`DatasetLike::source_root`](deriva_bag_features::DatasetLike::source_root)).
+        source_root: PathBuf,
+    },
+
     /// Destinations already hold files that an earlier run did not place and that differ
     /// from what would be written; nothing is overwritten (and nothing was written).
     #[error(

@@ -21,10 +21,18 @@
 //!   per level with that level's [`TargetValue`], never for a missing value.
 //! * **Files.** Absolute symlinks (default), copies, or a `file_transformer`'s output, placed
 //!   in parallel. Two assets on one path: the smaller RID keeps the name, the other becomes
-//!   `<stem>_<RID><ext>`. Nothing is overwritten that an earlier run did not place, nothing is
-//!   written outside `output_dir`, and re-runs are idempotent (see [`LEDGER_NAME`]).
-//! * **Missing files** (a bag that is not materialized): one warning per file, and the rest is
-//!   placed; [`Manifest::missing_files`] lists them.
+//!   `<stem>_<RID><ext>`. Nothing is written outside `output_dir`, and re-runs are idempotent
+//!   (see [`LEDGER_NAME`]).
+//! * **Trust.** `output_dir` may not be, or lie inside, the dataset's own directory
+//!   ([`DatasetLike::source_root`]: the bag, or an archive bag's extraction directory), even
+//!   through a symbolic link ([`Error::OutputInsideSource`], before anything is written). The
+//!   ledger of an earlier run is untrusted: a re-run replaces or removes only what it can
+//!   prove it placed (a symlink to the recorded asset, a copy with the recorded size and
+//!   sha256), never behind a symlinked directory; a placed copy edited since is kept, logged
+//!   and listed in [`Manifest::kept_files`].
+//! * **Missing files** (a bag that is not materialized, or an asset that is a symbolic link
+//!   out of the bag): one warning per file, and the rest is placed;
+//!   [`Manifest::missing_files`] lists them.
 //! * [`Missing::Error`] is checked on exactly the assets that would be placed, before anything
 //!   is written (the output directory is not even created).
 //!
@@ -54,6 +62,7 @@
 mod error;
 mod manifest;
 mod options;
+mod output;
 mod place;
 mod plan;
 mod sanitize;
@@ -62,7 +71,7 @@ use std::path::Path;
 
 pub use deriva_bag_features::{DatasetLike, Missing, Selector, TargetValue, Targets};
 pub use error::{BoxError, Error, Result};
-pub use manifest::{Manifest, MissingFile, Placement};
+pub use manifest::{KeptFile, KeptReason, Manifest, MissingFile, Placement};
 pub use options::{
     default_type_map, FileTransformer, ProgressFn, RestructureOptions, TargetTransform,
     TypeSelector,
@@ -82,16 +91,25 @@ pub fn restructure_assets<D: DatasetLike>(
     options: &RestructureOptions,
 ) -> Result<Manifest> {
     let started = std::time::Instant::now();
+    // Before the (possibly slow) plan, and before anything is written.
+    let source_root = dataset.source_root();
+    output::check_outside_source(
+        &std::path::absolute(output_dir).map_err(error::io(output_dir))?,
+        source_root,
+        output::canonical_source(source_root)?.as_deref(),
+    )?;
     let table = plan::asset_table(dataset, options)?;
     let plan = plan::plan(dataset, &table, options)?;
     let planned = plan.placements.len();
     let plan_ms = started.elapsed().as_millis() as u64;
-    let placements = place::write(output_dir, plan.placements, options)?;
+    let written = place::write(output_dir, source_root, plan.placements, options)?;
+    let placements = written.placements;
     tracing::info!(
         table = %table,
         planned,
         placed = placements.len(),
         missing_files = plan.missing.len(),
+        kept = written.kept.len(),
         plan_ms,
         elapsed_ms = started.elapsed().as_millis() as u64,
         output_dir = %output_dir.display(),
@@ -100,5 +118,6 @@ pub fn restructure_assets<D: DatasetLike>(
     Ok(Manifest {
         placements,
         missing: plan.missing,
+        kept: written.kept,
     })
 }

@@ -27,12 +27,47 @@ pub struct MissingFile {
     pub filename: Option<String>,
 }
 
+/// A path an earlier run recorded in its ledger that this run left alone, because it cannot
+/// prove that what is there now is what it placed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct KeptFile {
+    /// The path in the output directory.
+    pub path: PathBuf,
+    /// Why it was kept.
+    pub reason: KeptReason,
+}
+
+/// Why a recorded path was kept (see [`KeptFile`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeptReason {
+    /// What is there differs from the record: a copy whose size or sha256 changed (edited
+    /// since it was placed), a symlink that now leads elsewhere, or another kind of file.
+    Changed,
+    /// The ledger holds no proof for the path (a ledger written before proofs were recorded).
+    Unproven,
+    /// A directory on the way is a symbolic link; nothing behind one is ever deleted.
+    BehindSymlink,
+}
+
+impl std::fmt::Display for KeptReason {
+    /// The serialized name: `changed`, `unproven`, `behind-symlink`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeptReason::Changed => "changed",
+            KeptReason::Unproven => "unproven",
+            KeptReason::BehindSymlink => "behind-symlink",
+        })
+    }
+}
+
 /// The result of a restructure: source path → every path written for it (an asset in two
 /// sibling datasets has two), plus the assets skipped for lack of a file.
 #[derive(Debug, Clone, Default)]
 pub struct Manifest {
     pub(crate) placements: Vec<Placement>,
     pub(crate) missing: Vec<MissingFile>,
+    pub(crate) kept: Vec<KeptFile>,
 }
 
 impl Manifest {
@@ -79,6 +114,13 @@ impl Manifest {
     /// Assets skipped because their file is not on disk, sorted by RID.
     pub fn missing_files(&self) -> &[MissingFile] {
         &self.missing
+    }
+
+    /// Paths an earlier run recorded that this run kept instead of replacing or removing them,
+    /// sorted: placed copies edited since, and anything the ledger names without proof. Each
+    /// was also logged as a warning.
+    pub fn kept_files(&self) -> &[KeptFile] {
+        &self.kept
     }
 
     /// The CLI's JSON shape: `[{"src","dst"}, ...]`, one entry per placement.

@@ -1,4 +1,10 @@
 //! Locating asset files (`reference/bag-format.md` §8.3): fetch.txt first, then the layouts.
+//!
+//! Every candidate path goes through the bag boundary ([`BagRoot`]): a `Filename` or fetch
+//! path that escapes lexically is an error, and a file reached through a symbolic link that
+//! leads out of the bag counts as missing, with a warning naming it. `asset_path`, the
+//! `DatasetLike` impl (restructure, the loaders, both adapters), `missing_assets` and
+//! `is_materialized` all go through [`DatasetBag::locate_asset`].
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +14,7 @@ use percent_encoding::percent_decode_str;
 use serde::Serialize;
 
 use super::DatasetBag;
-use crate::bagit::paths::safe_join;
+use crate::bagit::paths::{BagRoot, InBag};
 use crate::Result;
 
 /// An asset row whose file is not on disk (the bag is not materialized, or not fully).
@@ -48,6 +54,42 @@ fn decoded(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
+/// The asset candidates of one row, checked through the bag boundary.
+struct FileInside<'a> {
+    bag_root: &'a BagRoot,
+    /// Candidates already found to link out of the bag (warned about once per row).
+    escaping: Vec<String>,
+}
+
+impl<'a> FileInside<'a> {
+    fn new(bag_root: &'a BagRoot) -> Self {
+        FileInside {
+            bag_root,
+            escaping: Vec::new(),
+        }
+    }
+
+    /// The file at bag-relative `rel` when it is on disk inside the bag. A symbolic link out
+    /// of the bag is never followed: the file counts as absent, with a warning naming it.
+    fn file(&mut self, rel: &str, source: &Path) -> Result<Option<PathBuf>> {
+        Ok(match self.bag_root.resolve(rel, source)? {
+            InBag::Inside(p) if p.is_file() => Some(p),
+            InBag::Outside { target, .. } => {
+                if !self.escaping.iter().any(|e| e == rel) {
+                    tracing::warn!(
+                        path = rel,
+                        target = %target.display(),
+                        "asset file is a symbolic link that leads outside the bag; not followed, counted as missing"
+                    );
+                    self.escaping.push(rel.to_string());
+                }
+                None
+            }
+            _ => None,
+        })
+    }
+}
+
 impl DatasetBag {
     fn fetch_map(&self) -> Result<&HashMap<String, usize>> {
         if let Some(map) = self.shared.fetch_map.get() {
@@ -69,6 +111,7 @@ impl DatasetBag {
     /// Locates the file of one asset row of `table`.
     pub(crate) fn locate_asset(&self, table: &TableName, row: &Row) -> Result<Located> {
         let root = &self.shared.path;
+        let mut inside = FileInside::new(&self.shared.bag_root);
         let url = row.text("URL");
         let mut expected: Option<String> = None;
         if let Some(url) = url {
@@ -79,8 +122,7 @@ impl DatasetBag {
                 .or_else(|| map.get(&decoded(url_path(url))));
             if let Some(&i) = hit {
                 let entry = &self.shared.bagit()?.fetch[i];
-                let abs = safe_join(root, &entry.path, &root.join("fetch.txt"))?;
-                if abs.is_file() {
+                if let Some(abs) = inside.file(&entry.path, &root.join("fetch.txt"))? {
                     return Ok(Located::Present(abs));
                 }
                 expected = Some(entry.path.clone());
@@ -114,8 +156,7 @@ impl DatasetBag {
         ];
         for rel in &candidates {
             // Every candidate must stay inside the bag; an escaping Filename is an error.
-            let abs = safe_join(root, rel, &source)?;
-            if abs.is_file() {
+            if let Some(abs) = inside.file(rel, &source)? {
                 return Ok(Located::Present(abs));
             }
         }
@@ -175,15 +216,14 @@ impl DatasetBag {
         Ok(out)
     }
 
-    /// True when every fetch.txt file and every asset row's file is on disk.
+    /// True when every fetch.txt file and every asset row's file is on disk inside the bag
+    /// (a symbolic link out of the bag counts as missing).
     pub fn is_materialized(&self) -> bool {
-        let root: &Path = &self.shared.path;
         // A fetch.txt that does not parse cannot have been materialized.
-        let fetched = self.shared.bagit().is_ok_and(|bagit| {
-            bagit.fetch.iter().all(|e| {
-                safe_join(root, &e.path, &root.join("fetch.txt")).is_ok_and(|p| p.is_file())
-            })
-        });
+        let fetched = self
+            .shared
+            .bagit()
+            .is_ok_and(|bagit| bagit.fetched_files_present());
         fetched && self.missing_assets().is_ok_and(|m| m.is_empty())
     }
 }

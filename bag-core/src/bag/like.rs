@@ -1,6 +1,6 @@
 //! `DatasetLike` for `DatasetBag`: the generic consumers' (restructure, adapters) view.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use deriva_bag_features::{
     CatalogModel, DatasetInfo, DatasetLike, Error, Feature, FeatureRecord, Members, Rid, Row,
@@ -62,6 +62,10 @@ impl DatasetLike for DatasetBag {
 
     fn table_rows(&self, table: &TableName) -> Result<Vec<Row>, Error> {
         Ok(self.table_rows_of(table)?)
+    }
+
+    fn source_root(&self) -> Option<&Path> {
+        Some(&self.shared.path)
     }
 
     fn asset_path(&self, table: &TableName, row: &Row) -> Option<PathBuf> {

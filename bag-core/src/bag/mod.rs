@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use deriva_bag_features::{CatalogModel, DatasetInfo, Rid, TableName};
 use rustc_hash::FxHashSet;
 
+use crate::bagit::paths::BagRoot;
 use crate::bagit::BagItFiles;
 use crate::index::query::Index;
 
@@ -81,6 +82,9 @@ pub(crate) type ReachableRids = Arc<FxHashSet<String>>;
 /// State shared by every `DatasetBag` of one opened bag.
 pub(crate) struct BagShared {
     pub path: PathBuf,
+    /// `path` as a boundary: asset files are reached through it, never through a symbolic
+    /// link out of the bag.
+    pub bag_root: BagRoot,
     /// The parsed tag files, read on first use: opening needs only the cache key, and
     /// parsing 40k manifest and fetch lines was most of a warm open.
     bagit: OnceLock<BagItFiles>,

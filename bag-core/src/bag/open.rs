@@ -8,6 +8,7 @@ use deriva_bag_features::model::{is_system_schema, ML_SCHEMA};
 use deriva_bag_features::{CatalogModel, Rid};
 
 use super::{BagShared, DatasetBag, ElementType, MemberLink, OpenOptions};
+use crate::bagit::paths::BagRoot;
 use crate::bagit::BagItFiles;
 use crate::index::build::{ensure_index, BuildRequest};
 use crate::index::query::Index;
@@ -35,16 +36,13 @@ impl DatasetBag {
         let dir = archive::bag_dir(path, &cache_root)?;
         // Only the cache key now: the manifests and fetch.txt are parsed on first use.
         let cache_key = BagItFiles::cache_key_memo(&dir, &cache_root.join("keys"))?;
+        let bag_root = BagRoot::new(&dir)?;
         let schema_path = dir.join("data").join("schema.json");
-        let schema_bytes = match std::fs::read(&schema_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::NotABag {
-                    path: dir,
-                    detail: "no data/schema.json".into(),
-                })
-            }
-            Err(e) => return Err(Error::io(&schema_path, e)),
+        let Some(schema_bytes) = bag_root.read("data/schema.json", &dir)? else {
+            return Err(Error::NotABag {
+                path: dir,
+                detail: "no data/schema.json".into(),
+            });
         };
         let model = CatalogModel::from_json(&schema_bytes).map_err(|source| Error::Model {
             path: schema_path.clone(),
@@ -66,6 +64,7 @@ impl DatasetBag {
         let root_rid = find_root(&index, &dir)?;
         let shared = Arc::new(BagShared {
             path: dir,
+            bag_root,
             bagit: OnceLock::new(),
             model,
             index,

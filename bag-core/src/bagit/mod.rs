@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
+use paths::{BagRoot, InBag};
 
 pub mod fetch;
 pub mod manifest;
@@ -82,6 +83,8 @@ pub struct BagItFiles {
     pub fetch: Vec<FetchEntry>,
     /// sha256 hex over the manifests, tag manifests and fetch.txt (see [`BagItFiles::cache_key`]).
     cache_key: String,
+    /// The bag directory as a boundary: every file validation reads is reached through it.
+    bag_root: BagRoot,
 }
 
 impl BagItFiles {
@@ -111,10 +114,10 @@ impl BagItFiles {
     /// # Ok(()) }
     /// ```
     pub fn read(root: &Path) -> Result<BagItFiles> {
-        let (version, names) = checked_tag_file_names(root)?;
+        let (bag_root, version, names) = checked_tag_file_names(root)?;
 
         let info_path = root.join("bag-info.txt");
-        let info = match read_optional(&info_path)? {
+        let info = match bag_root.read("bag-info.txt", root)? {
             Some(bytes) => tagfile::parse_bag_info(&bytes, &info_path)?,
             // Optional in BagIt 1.0 and in practice in 0.97 too (bagit-python does not
             // require it); only fast validation needs its Payload-Oxum.
@@ -127,7 +130,7 @@ impl BagItFiles {
         let mut fetch = Vec::new();
         for name in &names {
             let path = root.join(name);
-            let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+            let bytes = read_tag_file(&bag_root, name)?;
             hash_tag_file(&mut key, name, &bytes);
             if name == "fetch.txt" {
                 fetch = fetch::parse_fetch(&bytes, &path)?;
@@ -158,6 +161,7 @@ impl BagItFiles {
             tag_manifests,
             fetch,
             cache_key: hex::encode(key.finalize()),
+            bag_root,
         })
     }
 
@@ -181,8 +185,8 @@ impl BagItFiles {
     /// # Ok(()) }
     /// ```
     pub fn cache_key_of(root: &Path) -> Result<String> {
-        let (_, names) = checked_tag_file_names(root)?;
-        hash_tag_files(root, &names)
+        let (bag_root, _, names) = checked_tag_file_names(root)?;
+        hash_tag_files(&bag_root, &names)
     }
 
     /// [`cache_key_of`](Self::cache_key_of), remembered in `memo_dir` (a cache directory,
@@ -225,8 +229,24 @@ impl BagItFiles {
         self.manifests.iter().find(|m| m.algorithm == algorithm)
     }
 
+    /// The bag directory as a boundary ([`BagRoot`]): where a bag-relative path leads once
+    /// symbolic links are followed.
+    pub fn bag_root(&self) -> &BagRoot {
+        &self.bag_root
+    }
+
+    /// Whether every `fetch.txt` file is on disk inside the bag (an escaping path, or a
+    /// symbolic link out of the bag, counts as absent).
+    pub fn fetched_files_present(&self) -> bool {
+        let fetch_txt = self.root.join("fetch.txt");
+        self.fetch.iter().all(|e| {
+            matches!(self.bag_root.resolve(&e.path, &fetch_txt), Ok(InBag::Inside(p)) if p.is_file())
+        })
+    }
+
     /// The absolute path of a bag-relative path from a manifest or fetch.txt (already
-    /// checked by [`paths::normalize`] when parsed).
+    /// checked by [`paths::normalize`] when parsed). Lexical only: to open the file, go
+    /// through [`bag_root`](Self::bag_root), which refuses symbolic links out of the bag.
     pub fn path_of(&self, relative: &str) -> PathBuf {
         let mut out = self.root.clone();
         out.extend(relative.split('/'));
@@ -258,8 +278,8 @@ const MEMO_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 /// The BagIt version and the tag file names of a bag, after the "is this a bag" checks
 /// [`BagItFiles::read`] and [`BagItFiles::cache_key_of`] share: a directory with a valid
 /// `bagit.txt`, `data/` and an md5 or sha256 payload manifest.
-fn checked_tag_file_names(root: &Path) -> Result<(BagItVersion, Vec<String>)> {
-    let version = read_bagit_txt(root)?;
+fn checked_tag_file_names(root: &Path) -> Result<(BagRoot, BagItVersion, Vec<String>)> {
+    let (bag_root, version) = read_bagit_txt(root)?;
     let names = tag_file_names(root)?;
     let has_payload_manifest = names.iter().any(|name| {
         manifest::manifest_file_kind(name)
@@ -271,19 +291,29 @@ fn checked_tag_file_names(root: &Path) -> Result<(BagItVersion, Vec<String>)> {
             detail: "no manifest-md5.txt or manifest-sha256.txt".into(),
         });
     }
-    Ok((version, names))
+    Ok((bag_root, version, names))
+}
+
+/// A tag file listed in the bag directory, read through the bag boundary.
+fn read_tag_file(bag_root: &BagRoot, name: &str) -> Result<Vec<u8>> {
+    bag_root.read(name, bag_root.path())?.ok_or_else(|| {
+        let path = bag_root.path().join(name);
+        Error::io(&path, std::io::ErrorKind::NotFound.into())
+    })
 }
 
 /// The cache key over the named tag files, streamed through a fixed buffer (memory does
 /// not grow with the manifests); the same key as [`hash_tag_file`] over whole files.
-fn hash_tag_files(root: &Path, names: &[String]) -> Result<String> {
+fn hash_tag_files(bag_root: &BagRoot, names: &[String]) -> Result<String> {
     use std::io::Read;
     let mut key = Sha256::new();
     let mut buf = vec![0u8; 1 << 18];
     for name in names {
-        let path = root.join(name);
+        let path = bag_root.path().join(name);
         let io = |e| Error::io(&path, e);
-        let mut file = std::fs::File::open(&path).map_err(io)?;
+        let mut file = bag_root
+            .open(name, bag_root.path())?
+            .ok_or_else(|| io(std::io::ErrorKind::NotFound.into()))?;
         let len = file.metadata().map_err(io)?.len();
         hash_tag_file_header(&mut key, name, len);
         let mut read = 0u64;
@@ -314,9 +344,9 @@ fn cache_key_memo_settled(
     memo_dir: &Path,
     settle: std::time::Duration,
 ) -> Result<String> {
-    let (_, names) = checked_tag_file_names(root)?;
+    let (bag_root, _, names) = checked_tag_file_names(root)?;
     let Some((fingerprint, newest)) = tag_files_fingerprint(root, &names) else {
-        return hash_tag_files(root, &names);
+        return hash_tag_files(&bag_root, &names);
     };
     let memo = memo_dir.join(hex::encode(Sha256::digest(fingerprint.as_bytes())));
     if let Ok(text) = std::fs::read_to_string(&memo) {
@@ -325,7 +355,7 @@ fn cache_key_memo_settled(
             return Ok(text.to_string());
         }
     }
-    let key = hash_tag_files(root, &names)?;
+    let key = hash_tag_files(&bag_root, &names)?;
     let settled = std::time::SystemTime::now()
         .duration_since(newest)
         .is_ok_and(|age| age >= settle);
@@ -404,18 +434,10 @@ fn hash_tag_file_header(key: &mut Sha256, name: &str, len: u64) {
     key.update(len.to_le_bytes());
 }
 
-/// Reads a file that may be absent.
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
-
 /// The checks every bag passes first: a directory with a valid `bagit.txt` and a `data/`
-/// directory. Returns the declared BagIt version.
-fn read_bagit_txt(root: &Path) -> Result<BagItVersion> {
+/// directory, neither a symbolic link out of the bag ([`Error::LinkEscapesBag`]). Returns
+/// the bag boundary and the declared BagIt version.
+fn read_bagit_txt(root: &Path) -> Result<(BagRoot, BagItVersion)> {
     let not_a_bag = |detail: &str| Error::NotABag {
         path: root.to_path_buf(),
         detail: detail.to_string(),
@@ -423,19 +445,18 @@ fn read_bagit_txt(root: &Path) -> Result<BagItVersion> {
     if !root.is_dir() {
         return Err(not_a_bag("not a directory"));
     }
+    let bag_root = BagRoot::new(root)?;
     let bagit_path = root.join("bagit.txt");
-    let bagit_bytes = match std::fs::read(&bagit_path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(not_a_bag("no bagit.txt"))
-        }
-        Err(e) => return Err(Error::io(&bagit_path, e)),
+    let Some(bagit_bytes) = bag_root.read("bagit.txt", root)? else {
+        return Err(not_a_bag("no bagit.txt"));
     };
     let version = tagfile::parse_bagit_txt(&bagit_bytes, &bagit_path)?;
-    if !root.join("data").is_dir() {
-        return Err(not_a_bag("no data/ directory"));
+    match bag_root.resolve("data", root)? {
+        InBag::Inside(data) if data.is_dir() => {}
+        InBag::Outside { path, target } => return Err(Error::LinkEscapesBag { path, target }),
+        _ => return Err(not_a_bag("no data/ directory")),
     }
-    Ok(version)
+    Ok((bag_root, version))
 }
 
 #[cfg(test)]

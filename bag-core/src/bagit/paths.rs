@@ -1,12 +1,24 @@
-//! Path safety: the one check that keeps a bag-relative path inside the bag.
+//! Path safety: the checks that keep a bag-relative path inside the bag.
 //!
-//! Every path that comes from bag content — manifest lines, `fetch.txt` PATHs, archive entry
-//! names and asset `Filename`s — goes through [`safe_join`] (or [`normalize`], its lexical
-//! half) before it touches the file system. The check is lexical, like bagit's
-//! `_path_is_dangerous`, but stricter: bagit accepts `a/../b` because it normalises first;
-//! we reject every `..` component, because no producer writes one and a reader that
-//! accepts them has to reason about symlinks to stay safe.
+//! Two halves, each in one place:
+//!
+//! * **Lexical.** Every path that comes from bag content — manifest lines, `fetch.txt`
+//!   PATHs, archive entry names and asset `Filename`s — goes through [`safe_join`] (or
+//!   [`normalize`], its lexical half) before it touches the file system. The check is
+//!   lexical, like bagit's `_path_is_dangerous`, but stricter: bagit accepts `a/../b` because
+//!   it normalises first; we reject every `..` component, because no producer writes one.
+//! * **Physical.** A directory bag may hold symbolic links (an archive never does: extraction
+//!   creates none). [`BagRoot`] is the one place that turns a bag-relative path into a path
+//!   that may be opened: it follows the links and refuses a path whose resolution leaves the
+//!   bag root ([`InBag::Outside`], [`Error::LinkEscapesBag`]). Tag files, `schema.json`,
+//!   payload files under validation and asset files are all reached through it; CSV discovery
+//!   walks `data/` without following links at all. A link that stays inside the bag works.
+//!
+//! The physical check resolves the path when it is asked, not when the file is opened: it
+//! guards against hostile bag *content*, not against another local process swapping links
+//! while a bag is being read.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
@@ -76,6 +88,138 @@ pub fn safe_join(root: &Path, relative: &str, source_file: &Path) -> Result<Path
         out.push(part);
     }
     Ok(out)
+}
+
+/// A bag directory as a boundary: the one place that turns a bag-relative path into a path
+/// that may be opened, refusing one that a symbolic link leads out of the bag.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::path::Path;
+/// use deriva_bag_core::bagit::paths::{BagRoot, InBag};
+/// let dir = tempfile::tempdir()?;
+/// let bag = dir.path().join("bag");
+/// std::fs::create_dir_all(bag.join("data"))?;
+/// std::fs::write(bag.join("data/a.txt"), "a")?;
+/// std::fs::write(dir.path().join("secret"), "s")?;
+/// # #[cfg(unix)] {
+/// std::os::unix::fs::symlink(dir.path().join("secret"), bag.join("data/link"))?;
+/// std::os::unix::fs::symlink("a.txt", bag.join("data/inside"))?;
+/// let root = BagRoot::new(&bag)?;
+/// let src = Path::new("manifest-md5.txt");
+/// assert_eq!(root.resolve("data/a.txt", src)?, InBag::Inside(bag.join("data/a.txt")));
+/// assert_eq!(root.resolve("data/inside", src)?, InBag::Inside(bag.join("data/inside")));
+/// assert_eq!(root.resolve("data/none", src)?, InBag::Absent(bag.join("data/none")));
+/// assert!(matches!(root.resolve("data/link", src)?, InBag::Outside { .. }));
+/// assert!(root.read("data/link", src).is_err());
+/// # }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct BagRoot {
+    /// The bag directory as given.
+    root: PathBuf,
+    /// The same with every symbolic link resolved: what "inside the bag" means.
+    canonical: PathBuf,
+}
+
+/// Where a bag-relative path leads (see [`BagRoot::resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InBag {
+    /// Something exists there and it resolves inside the bag: the bag root joined with the
+    /// relative path, which may be opened.
+    Inside(PathBuf),
+    /// Nothing is there (a missing file, a dangling link, a file where a directory should
+    /// be): the path where it would be.
+    Absent(PathBuf),
+    /// The path is, or runs through, a symbolic link that leads outside the bag.
+    Outside {
+        /// The bag root joined with the relative path.
+        path: PathBuf,
+        /// Where it leads, every link resolved.
+        target: PathBuf,
+    },
+}
+
+impl BagRoot {
+    /// The boundary of the bag directory `root` (resolved once, here).
+    pub fn new(root: &Path) -> Result<BagRoot> {
+        let canonical = root.canonicalize().map_err(|e| Error::io(root, e))?;
+        Ok(BagRoot {
+            root: root.to_path_buf(),
+            canonical,
+        })
+    }
+
+    /// The bag directory as given.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the bag-relative `relative` (from `source_file`, named in errors) leads: after
+    /// the lexical check of [`safe_join`] ([`Error::UnsafePath`]), every symbolic link on
+    /// the way is followed and the result compared with the bag root.
+    pub fn resolve(&self, relative: &str, source_file: &Path) -> Result<InBag> {
+        let joined = safe_join(&self.root, relative, source_file)?;
+        self.resolve_joined(joined)
+    }
+
+    fn resolve_joined(&self, path: PathBuf) -> Result<InBag> {
+        match path.canonicalize() {
+            Ok(target) if target.starts_with(&self.canonical) => Ok(InBag::Inside(path)),
+            Ok(target) => Ok(InBag::Outside { path, target }),
+            Err(e) => {
+                // Absent unless something is there that cannot be resolved for another
+                // reason than a dangling or looping link (e.g. a permission error).
+                let gone = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) || !std::fs::symlink_metadata(&path)
+                    .is_ok_and(|md| !md.file_type().is_symlink());
+                if gone {
+                    Ok(InBag::Absent(path))
+                } else {
+                    Err(Error::io(&path, e))
+                }
+            }
+        }
+    }
+
+    /// The path to open for `relative`: `Ok(None)` when nothing is there,
+    /// [`Error::LinkEscapesBag`] when a link leads out of the bag.
+    pub fn existing(&self, relative: &str, source_file: &Path) -> Result<Option<PathBuf>> {
+        match self.resolve(relative, source_file)? {
+            InBag::Inside(path) => Ok(Some(path)),
+            InBag::Absent(_) => Ok(None),
+            InBag::Outside { path, target } => Err(Error::LinkEscapesBag { path, target }),
+        }
+    }
+
+    /// The bytes of the file at `relative`, `Ok(None)` when it does not exist (see
+    /// [`existing`](Self::existing)).
+    pub fn read(&self, relative: &str, source_file: &Path) -> Result<Option<Vec<u8>>> {
+        let Some(path) = self.existing(relative, source_file)? else {
+            return Ok(None);
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// The file at `relative`, opened for reading; `Ok(None)` when it does not exist (see
+    /// [`existing`](Self::existing)).
+    pub fn open(&self, relative: &str, source_file: &Path) -> Result<Option<File>> {
+        let Some(path) = self.existing(relative, source_file)? else {
+            return Ok(None);
+        };
+        match File::open(&path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
 }
 
 /// `C:`, `c:\…`, `C:foo` — a Windows drive-relative or absolute path.

@@ -21,7 +21,6 @@
 //! errors.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -32,6 +31,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::paths::InBag;
 use super::{Algorithm, BagItFiles};
 use crate::{Error, Result};
 
@@ -177,16 +177,23 @@ impl BagItFiles {
             }
         }
         for (path, algs) in tag_paths {
-            if !self.path_of(path).is_file() {
-                let names: Vec<String> = algs
-                    .iter()
-                    .map(|a| format!("tagmanifest-{a}.txt"))
-                    .collect();
-                issues.push(ValidationIssue::new(
+            let names: Vec<String> = algs
+                .iter()
+                .map(|a| format!("tagmanifest-{a}.txt"))
+                .collect();
+            let listed_in = self.root.join(&names[0]);
+            match self.bag_root().resolve(path, &listed_in) {
+                Ok(InBag::Inside(p)) if p.is_file() => {}
+                Ok(InBag::Outside { target, .. }) => issues.push(ValidationIssue::new(
+                    "unsafe-path",
+                    path,
+                    format!("symlink to {} outside the bag", target.display()),
+                )),
+                _ => issues.push(ValidationIssue::new(
                     "missing-tag-file",
                     path,
                     format!("listed in {} but absent", names.join(", ")),
-                ));
+                )),
             }
         }
 
@@ -316,9 +323,14 @@ impl BagItFiles {
             for m in manifests {
                 for e in &m.entries {
                     let size = if is_tag {
-                        match std::fs::metadata(self.path_of(&e.path)) {
+                        let inside = match self.bag_root().resolve(&e.path, &self.root) {
+                            Ok(InBag::Inside(p)) => p,
+                            // Absent and escaping tag files were reported by the structure
+                            // check; a link out of the bag is never read.
+                            _ => continue,
+                        };
+                        match std::fs::metadata(inside) {
                             Ok(md) if md.is_file() => md.len(),
-                            // Absent tag files were reported by the structure check.
                             _ => continue,
                         }
                     } else {
@@ -379,16 +391,12 @@ impl HashJob<'_> {
         let mut md5 = want(Algorithm::Md5).then(Md5::new);
         let mut sha256 = want(Algorithm::Sha256).then(Sha256::new);
         let abs = bag.path_of(self.path);
-        let mut file = match File::open(&abs) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Ok(vec![ValidationIssue::new(
-                    "missing-file",
-                    self.path,
-                    "disappeared during validation".into(),
-                )])
-            }
-            Err(e) => return Err(Error::io(&abs, e)),
+        let Some(mut file) = bag.bag_root().open(self.path, &bag.root)? else {
+            return Ok(vec![ValidationIssue::new(
+                "missing-file",
+                self.path,
+                "disappeared during validation".into(),
+            )]);
         };
         let mut buf = vec![0u8; HASH_BUFFER.min(self.size.max(1) as usize)];
         loop {

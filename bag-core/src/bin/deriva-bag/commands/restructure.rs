@@ -130,6 +130,17 @@ impl Run for RestructureArgs {
                     "{missing} asset file(s) are not on disk (bag not materialized?) and were not placed"
                 )?;
             }
+            let kept = manifest.kept_files();
+            if !kept.is_empty() {
+                writeln!(
+                    out,
+                    "{} file(s) recorded by an earlier run were kept, not replaced or removed:",
+                    kept.len()
+                )?;
+                for k in kept {
+                    writeln!(out, "  {} ({})", k.path.display(), k.reason)?;
+                }
+            }
         }
         Ok(Outcome::Success)
     }

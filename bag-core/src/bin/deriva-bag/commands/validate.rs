@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
-use deriva_bag_core::bagit::{paths::safe_join, BagItFiles, ValidationMode, ValidationReport};
+use deriva_bag_core::bagit::{BagItFiles, ValidationMode, ValidationReport};
 use deriva_bag_core::{archive, cache};
 use serde_json::json;
 
@@ -63,19 +63,9 @@ pub fn bag_directory(path: &Path, cache_dir: Option<&Path>) -> Result<PathBuf, C
     Ok(archive::bag_dir(path, &root)?)
 }
 
-/// Whether every `fetch.txt` file is on disk (an escaping path counts as absent; validation
-/// reports it).
-pub fn fetched_files_present(files: &BagItFiles) -> bool {
-    let fetch_txt = files.root.join("fetch.txt");
-    files
-        .fetch
-        .iter()
-        .all(|e| safe_join(&files.root, &e.path, &fetch_txt).is_ok_and(|p| p.is_file()))
-}
-
 /// The mode used when `--mode` is not given.
 pub fn default_mode(files: &BagItFiles) -> ValidationMode {
-    if fetched_files_present(files) {
+    if files.fetched_files_present() {
         ValidationMode::Full
     } else {
         ValidationMode::Completeness
