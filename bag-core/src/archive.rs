@@ -12,9 +12,27 @@
 //! never created as links: a link whose target stays inside the archive is materialised as a
 //! copy of the target file, one whose target escapes is rejected. Keeping the extraction
 //! free of links is what makes the lexical path check sufficient.
+//!
+//! # How much an extraction may write
+//!
+//! An archive bomb (a few MB of zip that inflate to many GB of zeros) must not fill the
+//! disk. Extraction counts the bytes it really writes, file contents and link copies alike,
+//! never the sizes an entry header declares, and stops with [`Error::ArchiveTooLarge`] as
+//! soon as the count passes the cap; the partial extraction is removed. The cap is, first
+//! that is set:
+//!
+//! 1. [`OpenOptions::max_extracted_bytes`](crate::OpenOptions::max_extracted_bytes) (or the
+//!    `max_bytes` argument of [`extract_with`]);
+//! 2. the environment variable [`MAX_EXTRACTED_ENV`] (`DERIVA_BAG_MAX_EXTRACTED_BYTES`), a
+//!    byte count such as `50000000000` or `50G` (suffixes `K`, `M`, `G`, `T`: powers of 1024);
+//! 3. by default, the smaller of [`DEFAULT_RATIO`] (100) × the archive's size and the free
+//!    space of the cache volume.
+//!
+//! A set cap replaces the default as a whole: raising it above the free space lets the
+//! extraction run until the disk itself refuses (still leaving nothing behind).
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -22,21 +40,37 @@ use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
 use crate::bagit::paths::{normalize, resolve_link_target, safe_join};
-use crate::cache::{lock_for, publish, temp_sibling};
+use crate::cache::{lock_for, publish, remove_leftovers, temp_sibling, Guard};
 use crate::{Error, Result};
+
+/// Environment variable that sets the most bytes one archive's extraction may write (see
+/// the [module docs](self)).
+pub const MAX_EXTRACTED_ENV: &str = "DERIVA_BAG_MAX_EXTRACTED_BYTES";
+
+/// By default an extraction may write at most this many times the archive's size (bags of
+/// CSV and images compress far less than 100:1; a bomb of zeros compresses about 1000:1).
+pub const DEFAULT_RATIO: u64 = 100;
 
 /// Bytes read from each end of the archive for its cache key.
 const KEY_SAMPLE: u64 = 64 * 1024;
 /// Write buffer for extracted files.
 const WRITE_BUFFER: usize = 1 << 20;
+/// Bytes moved (and counted against the cap) per read from an entry.
+const COPY_BUFFER: usize = 64 * 1024;
 /// Longest symlink target we accept from a zip entry body.
 const MAX_LINK_TARGET: u64 = 4096;
 
 /// The bag directory for a user-given path: an archive is extracted into `cache_root` (or
 /// reused from there), a directory is returned as is.
 pub fn bag_dir(path: &Path, cache_root: &Path) -> Result<PathBuf> {
+    bag_dir_with(path, cache_root, None)
+}
+
+/// [`bag_dir`] with an explicit extraction cap (`None`: [`MAX_EXTRACTED_ENV`], else the
+/// default; see the [module docs](self)).
+pub fn bag_dir_with(path: &Path, cache_root: &Path, max_bytes: Option<u64>) -> Result<PathBuf> {
     if path.is_file() && is_archive(path) {
-        extract(path, cache_root)
+        extract_with(path, cache_root, max_bytes)
     } else {
         Ok(path.to_path_buf())
     }
@@ -111,11 +145,16 @@ pub fn archive_key(archive: &Path) -> Result<String> {
 }
 
 /// Extracts `archive` into `<cache_root>/extracted/<key>/` (key: [`archive_key`]) and
-/// returns the bag directory inside it. Reuses an earlier extraction of the same archive.
+/// returns the bag directory inside it. Reuses an earlier extraction of the same archive
+/// without taking a lock or writing anything, so a read-only warm cache serves it. Removes
+/// what killed extractions left behind ([`crate::cache`]). The extraction cap is the
+/// default one (see the [module docs](self)); [`extract_with`] sets it.
 ///
 /// Errors: [`Error::UnsafePath`] for an entry that escapes (naming archive and entry);
-/// [`Error::NotABag`] for an unreadable archive or one without a single top-level bag
-/// directory holding `bagit.txt`; [`Error::Io`]. On error nothing is left in the cache.
+/// [`Error::ArchiveTooLarge`] when extraction passes the cap; [`Error::NotABag`] for an
+/// unreadable archive or one without a single top-level bag directory holding `bagit.txt`;
+/// [`Error::Setting`] for an unreadable [`MAX_EXTRACTED_ENV`]; [`Error::Io`]. On error
+/// nothing is left in the cache.
 ///
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -136,16 +175,53 @@ pub fn archive_key(archive: &Path) -> Result<String> {
 /// # Ok(()) }
 /// ```
 pub fn extract(archive: &Path, cache_root: &Path) -> Result<PathBuf> {
+    extract_with(archive, cache_root, None)
+}
+
+/// [`extract`] with an explicit cap on the bytes the extraction may write: `Some(n)` allows
+/// `n` bytes whatever the archive's size and the free space; `None` takes
+/// [`MAX_EXTRACTED_ENV`], else the default (see the [module docs](self)).
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::io::Write;
+/// use deriva_bag_core::{archive::extract_with, Error};
+/// let tmp = tempfile::tempdir()?;
+/// let zip_path = tmp.path().join("Dataset_1-D000.zip");
+/// let mut zip = zip::ZipWriter::new(std::fs::File::create(&zip_path)?);
+/// let opts = zip::write::SimpleFileOptions::default();
+/// zip.start_file("Dataset_1-D000/bagit.txt", opts)?;
+/// zip.write_all(b"BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n")?;
+/// zip.start_file("Dataset_1-D000/data/zeros.bin", opts)?;
+/// zip.write_all(&[0u8; 4096])?;
+/// zip.finish()?;
+/// let cache = tmp.path().join("cache");
+/// match extract_with(&zip_path, &cache, Some(1000)) {
+///     Err(Error::ArchiveTooLarge { limit, .. }) => assert_eq!(limit, 1000),
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(extract_with(&zip_path, &cache, Some(1 << 20))?.join("data/zeros.bin").is_file());
+/// # Ok(()) }
+/// ```
+pub fn extract_with(archive: &Path, cache_root: &Path, max_bytes: Option<u64>) -> Result<PathBuf> {
     let key = archive_key(archive)?;
-    let final_dir = cache_root.join("extracted").join(&key);
+    let extracted = cache_root.join("extracted");
+    remove_leftovers(&extracted, Guard::KeyLock);
+    let final_dir = extracted.join(&key);
+    // Published by an atomic rename, so a directory that exists is complete: reading it
+    // needs no lock (and a read-only cache allows none).
+    if final_dir.is_dir() {
+        tracing::debug!(archive = %archive.display(), dir = %final_dir.display(), "reusing extraction");
+        return bag_dir_in(&final_dir, archive);
+    }
     let _lock = lock_for(&final_dir)?;
     if final_dir.is_dir() {
         tracing::debug!(archive = %archive.display(), dir = %final_dir.display(), "reusing extraction");
         return bag_dir_in(&final_dir, archive);
     }
-    remove_stale_temps(&final_dir);
+    let cap = Cap::resolve(archive, &extracted, max_bytes)?;
     let temp = temp_sibling(&final_dir);
-    let result = unpack(archive, &temp).and_then(|()| bag_dir_in(&temp, archive));
+    let result = unpack(archive, &temp, cap).and_then(|()| bag_dir_in(&temp, archive));
     match result {
         Ok(bag_in_temp) => {
             let rel = bag_in_temp
@@ -170,21 +246,115 @@ pub fn extract(archive: &Path, cache_root: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Removes temporary directories a crashed extraction of the same key left behind. Runs
-/// under the key's lock, so no live extraction of this key owns one.
-fn remove_stale_temps(final_dir: &Path) {
-    let (Some(parent), Some(name)) = (final_dir.parent(), final_dir.file_name()) else {
-        return;
-    };
-    let prefix = format!(".{}.tmp-", name.to_string_lossy());
-    let Ok(entries) = fs::read_dir(parent) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            tracing::debug!(dir = %entry.path().display(), "removing stale extraction");
-            let _ = fs::remove_dir_all(entry.path());
+/// The most bytes one extraction may write, and where that number comes from (for the
+/// error message). Built only by [`Cap::resolve`]; enforced only by [`Extractor::charge`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cap {
+    bytes: u64,
+    why: String,
+}
+
+impl Cap {
+    /// The cap for extracting `archive` into `dir`: `explicit`, else [`MAX_EXTRACTED_ENV`],
+    /// else the default.
+    fn resolve(archive: &Path, dir: &Path, explicit: Option<u64>) -> Result<Cap> {
+        let env = std::env::var_os(MAX_EXTRACTED_ENV);
+        let archive_bytes = || {
+            fs::metadata(archive)
+                .map(|m| m.len())
+                .map_err(|e| Error::io(archive, e))
+        };
+        Cap::choose(
+            explicit,
+            env.as_deref(),
+            archive_bytes,
+            || free_space(dir),
+            dir,
+        )
+    }
+
+    /// [`Cap::resolve`] on given inputs (the archive's size and the free space are asked
+    /// for only when the default applies).
+    fn choose(
+        explicit: Option<u64>,
+        env: Option<&std::ffi::OsStr>,
+        archive_bytes: impl FnOnce() -> Result<u64>,
+        free: impl FnOnce() -> Option<u64>,
+        dir: &Path,
+    ) -> Result<Cap> {
+        if let Some(bytes) = explicit {
+            return Ok(Cap {
+                bytes,
+                why: "the limit OpenOptions::max_extracted_bytes sets".into(),
+            });
         }
+        if let Some(value) = env.filter(|v| !v.is_empty()) {
+            let bytes =
+                value
+                    .to_str()
+                    .and_then(parse_byte_count)
+                    .ok_or_else(|| Error::Setting {
+                        name: MAX_EXTRACTED_ENV,
+                        value: value.to_string_lossy().into_owned(),
+                        detail: "not a byte count (e.g. 50000000000 or 50G)".into(),
+                    })?;
+            return Ok(Cap {
+                bytes,
+                why: format!("the limit {MAX_EXTRACTED_ENV} sets"),
+            });
+        }
+        let archive_bytes = archive_bytes()?;
+        let ratio = Cap {
+            bytes: archive_bytes.saturating_mul(DEFAULT_RATIO),
+            why: format!("{DEFAULT_RATIO} × the archive's {archive_bytes} bytes"),
+        };
+        Ok(match free() {
+            Some(free) if free < ratio.bytes => Cap {
+                bytes: free,
+                why: format!("the free space of the cache volume at {}", dir.display()),
+            },
+            _ => ratio,
+        })
+    }
+}
+
+/// A byte count: decimal digits, optionally followed by `K`, `M`, `G` or `T` (powers of
+/// 1024, case-insensitive, an optional `B` or `iB` after them).
+fn parse_byte_count(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(digits_end);
+    let number: u64 = digits.parse().ok()?;
+    let unit = unit.to_ascii_uppercase();
+    let unit = unit
+        .strip_suffix("IB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1u64 << shift)
+}
+
+/// Bytes an unprivileged user may still write on the volume holding `dir`, where the
+/// platform tells.
+fn free_space(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let stat = rustix::fs::statvfs(dir).ok()?;
+        Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
     }
 }
 
@@ -260,13 +430,16 @@ fn detect(archive: &Path) -> Result<Format> {
     })
 }
 
-/// Unpacks every entry of `archive` into `dest` (created here).
-fn unpack(archive: &Path, dest: &Path) -> Result<()> {
+/// Unpacks every entry of `archive` into `dest` (created here), writing at most `cap` bytes.
+fn unpack(archive: &Path, dest: &Path, cap: Cap) -> Result<()> {
     fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
     let mut out = Extractor {
         archive,
         dest,
         links: Vec::new(),
+        cap,
+        written: 0,
+        buf: vec![0; COPY_BUFFER],
     };
     match detect(archive)? {
         Format::Zip => unpack_zip(archive, &mut out)?,
@@ -355,12 +528,16 @@ fn unpack_tar<R: Read>(archive: &Path, reader: R, out: &mut Extractor<'_>) -> Re
     Ok(())
 }
 
-/// Writes entries below `dest`, refusing any name that escapes it.
+/// Writes entries below `dest`, refusing any name that escapes it and any byte past the cap.
 struct Extractor<'a> {
     archive: &'a Path,
     dest: &'a Path,
     /// `(entry path normalised, target path normalised)`, materialised after all files.
     links: Vec<(String, String)>,
+    cap: Cap,
+    /// Bytes written so far: file contents and link copies, as written.
+    written: u64,
+    buf: Vec<u8>,
 }
 
 /// An entry that names the extraction root itself (`./`, `/`-only), which tar writes.
@@ -384,11 +561,36 @@ impl Extractor<'_> {
         }
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
-        // A read error here is the archive's (bad deflate stream, truncated tar).
-        io::copy(reader, &mut writer).map_err(|e| Error::io(self.archive, e))?;
+        // Counted as read from the decompressor, never taken from the entry's header.
+        loop {
+            let n = match reader.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A read error here is the archive's (bad deflate stream, truncated tar).
+                Err(e) => return Err(Error::io(self.archive, e)),
+            };
+            self.charge(n as u64)?;
+            writer
+                .write_all(&self.buf[..n])
+                .map_err(|e| Error::io(&path, e))?;
+        }
         writer
             .into_inner()
             .map_err(|e| Error::io(&path, e.into_error()))?;
+        Ok(())
+    }
+
+    /// Counts `bytes` about to be written; past the cap, the extraction stops here.
+    fn charge(&mut self, bytes: u64) -> Result<()> {
+        self.written = self.written.saturating_add(bytes);
+        if self.written > self.cap.bytes {
+            return Err(Error::ArchiveTooLarge {
+                path: self.archive.to_path_buf(),
+                limit: self.cap.bytes,
+                why: self.cap.why.clone(),
+            });
+        }
         Ok(())
     }
 
@@ -428,6 +630,9 @@ impl Extractor<'_> {
                     if let Some(parent) = dst.parent() {
                         fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
                     }
+                    // Our own extracted file: its length is what the copy writes.
+                    let len = fs::metadata(&src).map_err(|e| Error::io(&src, e))?.len();
+                    self.charge(len)?;
                     fs::copy(&src, &dst).map_err(|e| Error::io(&dst, e))?;
                 } else if src.is_dir() {
                     tracing::warn!(archive = %self.archive.display(), entry = %rel, "skipping link to directory {target}");
@@ -554,6 +759,237 @@ mod tests {
                 zip_path.display()
             )
         );
+    }
+
+    /// `bytes` zeros: compresses about 1000:1, the shape of an archive bomb.
+    const BOMB: usize = 8 << 20;
+
+    /// Names left in `<cache>/extracted` besides lock files.
+    fn extracted_entries(cache: &Path) -> Vec<String> {
+        let mut left: Vec<String> = fs::read_dir(cache.join("extracted"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.ends_with(".lock"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        left.sort();
+        left
+    }
+
+    fn zip_bomb(path: &Path, zeros: usize) {
+        let mut zip = zip::ZipWriter::new(File::create(path).unwrap());
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("B/bagit.txt", opts).unwrap();
+        zip.write_all(BAGIT).unwrap();
+        zip.start_file("B/data/zeros.bin", opts).unwrap();
+        zip.write_all(&vec![0u8; zeros]).unwrap();
+        zip.finish().unwrap();
+    }
+
+    /// A tar.gz holding `B/bagit.txt`, `B/data/zeros.bin` and `links` hard links to it.
+    fn tgz_bomb(path: &Path, zeros: usize, links: usize) {
+        let gz = flate2::write::GzEncoder::new(
+            File::create(path).unwrap(),
+            flate2::Compression::default(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(BAGIT.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, "B/bagit.txt", BAGIT).unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(zeros as u64);
+        header.set_mode(0o644);
+        tar.append_data(
+            &mut header,
+            "B/data/zeros.bin",
+            io::repeat(0).take(zeros as u64),
+        )
+        .unwrap();
+        for n in 0..links {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Link);
+            header.set_size(0);
+            tar.append_link(
+                &mut header,
+                format!("B/data/copy{n}.bin"),
+                "B/data/zeros.bin",
+            )
+            .unwrap();
+        }
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+
+    /// `err` is the refusal of `archive` (`size` bytes) at the default 100:1 ratio.
+    fn assert_refused_at_default_ratio(err: &Error, archive: &Path, size: u64) {
+        match err {
+            Error::ArchiveTooLarge { path, limit, why } => {
+                assert_eq!(path, archive);
+                assert_eq!(*limit, 100 * size);
+                assert_eq!(why, &format!("100 × the archive's {size} bytes"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: extracting it would write more than {} bytes (100 × the archive's {size} \
+                 bytes); nothing was kept. If the archive is genuine, raise the cap with \
+                 OpenOptions::max_extracted_bytes or DERIVA_BAG_MAX_EXTRACTED_BYTES",
+                archive.display(),
+                100 * size
+            )
+        );
+    }
+
+    #[test]
+    fn a_zip_bomb_is_refused_past_100_times_the_archive_size_and_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let zip_path = tmp.path().join("bomb.zip");
+        zip_bomb(&zip_path, BOMB);
+        let size = fs::metadata(&zip_path).unwrap().len();
+        let cache = tmp.path().join("cache");
+        let err = extract(&zip_path, &cache).expect_err("an 8 MiB bomb must be refused");
+        assert_refused_at_default_ratio(&err, &zip_path, size);
+        assert_eq!(extracted_entries(&cache), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_tar_gz_bomb_is_refused_past_100_times_the_archive_size_and_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("bomb.tar.gz");
+        tgz_bomb(&path, BOMB, 0);
+        let size = fs::metadata(&path).unwrap().len();
+        let cache = tmp.path().join("cache");
+        let err = extract(&path, &cache).expect_err("an 8 MiB bomb must be refused");
+        assert_refused_at_default_ratio(&err, &path, size);
+        assert_eq!(extracted_entries(&cache), Vec::<String>::new());
+    }
+
+    #[test]
+    fn copies_of_linked_files_count_toward_the_cap() {
+        // 64 KiB written once, then 200 hard links, each materialised as a 64 KiB copy.
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("links.tar.gz");
+        tgz_bomb(&path, 64 << 10, 200);
+        let size = fs::metadata(&path).unwrap().len();
+        assert!(100 * size < 200 * (64 << 10), "archive is {size} bytes");
+        let cache = tmp.path().join("cache");
+        let err = extract(&path, &cache).expect_err("200 copies of 64 KiB must be refused");
+        assert_refused_at_default_ratio(&err, &path, size);
+        assert_eq!(extracted_entries(&cache), Vec::<String>::new());
+    }
+
+    /// The error of extracting `archive` under a cap of `limit` bytes set by the option.
+    fn refused_with_cap(archive: &Path, cache: &Path, limit: u64) {
+        match extract_with(archive, cache, Some(limit)).unwrap_err() {
+            Error::ArchiveTooLarge {
+                path,
+                limit: found,
+                why,
+            } => {
+                assert_eq!(path, archive);
+                assert_eq!(found, limit);
+                assert_eq!(why, "the limit OpenOptions::max_extracted_bytes sets");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(extracted_entries(cache), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_zip_is_refused_one_byte_past_the_cap_it_is_given_and_opens_at_the_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let zip_path = tmp.path().join("z.zip");
+        zip_bomb(&zip_path, 100_000);
+        let cache = tmp.path().join("cache");
+        let total = (BAGIT.len() + 100_000) as u64;
+        refused_with_cap(&zip_path, &cache, total - 1);
+        let bag = extract_with(&zip_path, &cache, Some(total)).unwrap();
+        assert_eq!(
+            fs::metadata(bag.join("data/zeros.bin")).unwrap().len(),
+            100_000
+        );
+    }
+
+    #[test]
+    fn a_tar_gz_is_refused_one_byte_past_the_cap_it_is_given_and_opens_at_the_cap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("t.tar.gz");
+        tgz_bomb(&path, 100_000, 2);
+        let cache = tmp.path().join("cache");
+        let total = (BAGIT.len() + 3 * 100_000) as u64;
+        refused_with_cap(&path, &cache, total - 1);
+        let bag = extract_with(&path, &cache, Some(total)).unwrap();
+        assert_eq!(
+            fs::metadata(bag.join("data/copy1.bin")).unwrap().len(),
+            100_000
+        );
+    }
+
+    #[test]
+    fn the_cap_is_the_option_then_the_environment_then_the_smaller_default() {
+        let dir = Path::new("/cache/extracted");
+        let never = || -> Result<u64> { panic!("the archive size is not needed") };
+        let cap = |explicit, env: Option<&str>, size: u64, free: Option<u64>| {
+            Cap::choose(
+                explicit,
+                env.map(std::ffi::OsStr::new),
+                || Ok(size),
+                || free,
+                dir,
+            )
+        };
+        assert_eq!(
+            Cap::choose(Some(7), Some("9".as_ref()), never, || None, dir).unwrap(),
+            Cap {
+                bytes: 7,
+                why: "the limit OpenOptions::max_extracted_bytes sets".into()
+            }
+        );
+        assert_eq!(
+            Cap::choose(None, Some("50G".as_ref()), never, || None, dir).unwrap(),
+            Cap {
+                bytes: 50 << 30,
+                why: "the limit DERIVA_BAG_MAX_EXTRACTED_BYTES sets".into()
+            }
+        );
+        assert_eq!(
+            cap(None, Some(""), 1000, Some(1 << 30)).unwrap(),
+            Cap {
+                bytes: 100_000,
+                why: "100 × the archive's 1000 bytes".into()
+            }
+        );
+        assert_eq!(
+            cap(None, None, 1000, Some(5000)).unwrap(),
+            Cap {
+                bytes: 5000,
+                why: "the free space of the cache volume at /cache/extracted".into()
+            }
+        );
+        assert_eq!(cap(None, None, 1000, None).unwrap().bytes, 100_000);
+        match cap(None, Some("lots"), 1000, None).unwrap_err() {
+            Error::Setting { name, value, .. } => {
+                assert_eq!(name, MAX_EXTRACTED_ENV);
+                assert_eq!(value, "lots");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        assert_eq!(parse_byte_count("123"), Some(123));
+        assert_eq!(parse_byte_count("2K"), Some(2048));
+        assert_eq!(parse_byte_count("3m"), Some(3 << 20));
+        assert_eq!(parse_byte_count("50GiB"), Some(50 << 30));
+        assert_eq!(parse_byte_count("1TB"), Some(1 << 40));
+        for bad in ["", "G", "1.5G", "-1", "12X", "99999999999T"] {
+            assert_eq!(parse_byte_count(bad), None, "{bad}");
+        }
     }
 
     #[test]

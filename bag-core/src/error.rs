@@ -39,6 +39,27 @@ pub enum Error {
     #[error("{path}: a symbolic link leads outside the bag, to {target}; not followed")]
     LinkEscapesBag { path: PathBuf, target: PathBuf },
 
+    /// Extracting an archive would write more bytes than the cap allows (an archive bomb, or
+    /// a bag larger than the default cap; see [`crate::archive`]). Nothing is left behind.
+    #[error(
+        "{path}: extracting it would write more than {limit} bytes ({why}); nothing was kept. \
+         If the archive is genuine, raise the cap with OpenOptions::max_extracted_bytes or \
+         DERIVA_BAG_MAX_EXTRACTED_BYTES"
+    )]
+    ArchiveTooLarge {
+        path: PathBuf,
+        limit: u64,
+        why: String,
+    },
+
+    /// A setting (an environment variable) has a value that cannot be used.
+    #[error("{name}={value:?}: {detail}")]
+    Setting {
+        name: &'static str,
+        value: String,
+        detail: String,
+    },
+
     /// A CSV file is malformed (truncated row, unterminated quote, wrong field count…).
     #[error("{path} line {line}: {detail}")]
     Csv {

@@ -8,6 +8,13 @@
 //! asset files. Opening, querying and validating never write inside the bag; the bag and
 //! archive *writers* ([`bagit::write`], [`archive_write`]) are for producing new bags.
 //!
+//! An archive is extracted into the cache once ([`archive`]): every entry path is checked,
+//! links become copies, and the bytes written are capped so that an archive bomb stops with
+//! [`Error::ArchiveTooLarge`] and leaves nothing behind. The cap is
+//! [`OpenOptions::max_extracted_bytes`], else `$DERIVA_BAG_MAX_EXTRACTED_BYTES` (bytes, or
+//! e.g. `50G`), else the smaller of 100 × the archive's size and the cache volume's free
+//! space. A warm cache is only read, so it may be read-only ([`cache`]).
+//!
 //! It is not for talking to a catalog (that is `deriva-catalog-client`) and it does not
 //! train models: the framework adapters come in through cargo features.
 //!

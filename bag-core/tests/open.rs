@@ -46,6 +46,7 @@ fn reopening_reuses_the_index_without_rebuilding() {
         progress: Some(Arc::new(move |_p: &deriva_bag_core::BuildProgress| {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         })),
+        ..OpenOptions::default()
     };
     let first = DatasetBag::open_with(&g.path, &opts).unwrap();
     assert!(first.index_was_built());

@@ -49,6 +49,17 @@ pub struct OpenOptions {
     pub cache_dir: Option<PathBuf>,
     /// Called during a (cold) index build; never called when the index is reused.
     pub progress: Option<ProgressFn>,
+    /// The most bytes extracting an archive may write. `None`: `$DERIVA_BAG_MAX_EXTRACTED_BYTES`
+    /// if set, else the smaller of 100 × the archive's size and the cache volume's free space
+    /// (see [`crate::archive`]). Raise it for a genuine bag that compresses better than 100:1;
+    /// the default stops archive bombs with [`crate::Error::ArchiveTooLarge`].
+    ///
+    /// ```
+    /// use deriva_bag_core::OpenOptions;
+    /// let options = OpenOptions { max_extracted_bytes: Some(50 << 30), ..OpenOptions::default() };
+    /// assert_eq!(options.max_extracted_bytes, Some(53_687_091_200));
+    /// ```
+    pub max_extracted_bytes: Option<u64>,
 }
 
 impl fmt::Debug for OpenOptions {
@@ -56,6 +67,7 @@ impl fmt::Debug for OpenOptions {
         f.debug_struct("OpenOptions")
             .field("cache_dir", &self.cache_dir)
             .field("progress", &self.progress.is_some())
+            .field("max_extracted_bytes", &self.max_extracted_bytes)
             .finish()
     }
 }

@@ -27,13 +27,19 @@ impl DatasetBag {
     ///
     /// Errors: [`Error::NotABag`] (no `bagit.txt`, `data/` or `data/schema.json`),
     /// [`Error::Model`] (malformed `schema.json`), [`Error::Csv`] / [`Error::UnknownColumn`] /
-    /// [`Error::BadValue`] (bad CSV, on the first open only), [`Error::Index`], [`Error::Io`].
-    /// Nothing is ever written inside the bag.
+    /// [`Error::BadValue`] (bad CSV, on the first open only), [`Error::Index`], [`Error::Io`];
+    /// for an archive also [`Error::UnsafePath`] (an entry escapes) and
+    /// [`Error::ArchiveTooLarge`] (extraction passed [`OpenOptions::max_extracted_bytes`] or
+    /// its default). Nothing is ever written inside the bag, and an open whose extraction and
+    /// index are already in the cache writes nothing at all (a read-only cache serves it).
+    /// Each open first removes what killed processes left in the cache ([`crate::cache`]).
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<DatasetBag> {
         let started = std::time::Instant::now();
         let path = path.as_ref();
         let cache_root = options.cache_dir.clone().unwrap_or_else(cache::cache_root);
-        let dir = archive::bag_dir(path, &cache_root)?;
+        cache::remove_leftovers(&cache_root.join("index"), cache::Guard::KeyLock);
+        cache::remove_leftovers(&cache_root.join("keys"), cache::Guard::None);
+        let dir = archive::bag_dir_with(path, &cache_root, options.max_extracted_bytes)?;
         // Only the cache key now: the manifests and fetch.txt are parsed on first use.
         let cache_key = BagItFiles::cache_key_memo(&dir, &cache_root.join("keys"))?;
         let bag_root = BagRoot::new(&dir)?;

@@ -37,6 +37,7 @@ impl Context {
         let options = OpenOptions {
             cache_dir: self.cache_dir.clone(),
             progress,
+            max_extracted_bytes: None,
         };
         let opened = DatasetBag::open_with(bag, &options);
         bar.finish();

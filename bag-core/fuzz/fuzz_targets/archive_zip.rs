@@ -1,0 +1,11 @@
+//! Zip extraction: whatever the bytes, nothing is written outside the extraction directory,
+//! no link is created, the byte cap holds, and a refused archive leaves nothing behind.
+#![no_main]
+
+mod sandbox;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    sandbox::check(data, "Dataset_1-FUZZ.zip");
+});
