@@ -130,6 +130,11 @@ impl<R: BufRead> CsvReader<R> {
         &self.path
     }
 
+    /// The underlying reader (whatever it buffered past the last record is in it).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// Bytes consumed so far (for progress reporting).
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read

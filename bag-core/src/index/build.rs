@@ -1,4 +1,5 @@
 //! Building the index: parse the table CSVs on parser threads (one file each at a time,
+//! hashed as they are read and checked against their manifest digests, see [`super::integrity`],
 //! streamed in chunks of rows through bounded channels, so memory stays flat however large
 //! the bag) and insert on one writer thread per part file (the tables are spread over the
 //! parts by CSV size; each table's files are inserted in file order, inside ONE transaction
@@ -10,7 +11,6 @@
 //! parsed files were held in memory (577 MiB peak at 200k images).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,35 +21,48 @@ use deriva_bag_features::{parse_timestamptz, CatalogModel, TableName, Value};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
-use super::schema::{Storage, TableLayout, INDEX_FORMAT, META_TABLE};
+use super::integrity::{
+    self, check_schema, expected_digests, DigestReader, Expected, FileStamp, PayloadDigests,
+    SchemaFile, Verified,
+};
+use super::query::RidConflict;
+use super::schema::{
+    layouts, Storage, TableLayout, CONFLICTS_TABLE, FILES_TABLE, INDEX_FORMAT, META_TABLE,
+};
 use crate::bag::{BuildProgress, ProgressFn};
-use crate::csv::{discover, CsvFile, CsvReader, Field, Record};
+use crate::csv::{scan, CsvFile, CsvReader, Field, Record};
 use crate::{cache, Error, Result};
 
 /// What the build needs to know about the bag.
 pub(crate) struct BuildRequest<'a> {
     pub bag_root: &'a Path,
     pub model: &'a CatalogModel,
+    /// `data/schema.json` as read for `model`.
+    pub schema: &'a SchemaFile,
     pub cache_key: &'a str,
+    /// Where the records of verified bag files go (see [`integrity`]).
+    pub verified_dir: &'a Path,
     pub progress: Option<&'a ProgressFn>,
 }
 
 /// Makes sure a current index exists at `target`; returns `true` when this call built it.
 ///
-/// Fast path: an existing index with the current format is used as is (no CSV work). Otherwise
-/// the exclusive cache lock is taken, the check repeated (another process may have just built
-/// it), and the index built into temporary siblings and renamed into place: the part files
-/// first, the main file (which [`is_current`] checks) last, so a reader that finds a current
-/// main file always finds its parts.
+/// Fast path: an existing index with the current format that the bag shows it was built from
+/// ([`integrity::index_serves_bag`]: a few `stat` calls while nothing changed) is used as is.
+/// Otherwise the exclusive cache lock is taken, the check repeated (another process may have
+/// just built it), and the index built into temporary siblings and renamed into place: the
+/// part files first, the main file (which [`is_current`] checks) last, so a reader that
+/// finds a current main file always finds its parts. A bag file that differs from its
+/// manifest digest is an error either way, never served.
 pub(crate) fn ensure_index(target: &Path, req: &BuildRequest<'_>) -> Result<bool> {
-    if is_current(target) {
+    if is_current(target) && integrity::index_serves_bag(target, req)? {
         return Ok(false);
     }
     let _lock = cache::lock_for(target)?;
-    if is_current(target) {
+    if is_current(target) && integrity::index_serves_bag(target, req)? {
         return Ok(false);
     }
-    let parts = build_into(target, req)?;
+    let (parts, verified) = build_into(target, req)?;
     // Parts first, main last; main is part 0.
     let published = parts
         .iter()
@@ -58,7 +71,9 @@ pub(crate) fn ensure_index(target: &Path, req: &BuildRequest<'_>) -> Result<bool
     if published.is_err() {
         remove_temps(&parts);
     }
-    published.map(|()| true)
+    published?;
+    integrity::remember(target, req, &verified);
+    Ok(true)
 }
 
 /// Removes the temporary files of a failed build: nothing half-built is left behind.
@@ -220,9 +235,12 @@ impl Drop for CloseOnPanic<'_> {
     }
 }
 
-fn index_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |source| Error::Index {
-        path: path.to_path_buf(),
+/// An SQLite failure of the build, naming the bag and what was being written (`table
+/// demo:Image`): never the temporary file in the cache, which means nothing to a user.
+fn build_err(bag: &Path, what: String) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |source| Error::IndexBuild {
+        bag: bag.to_path_buf(),
+        what,
         source,
     }
 }
@@ -273,6 +291,8 @@ impl Failure {
 struct BuildShared<'a> {
     req: &'a BuildRequest<'a>,
     files: &'a [CsvFile],
+    /// The manifest digest of each file.
+    expected: &'a [&'a Expected],
     layouts: &'a HashMap<TableName, TableLayout>,
     pool: &'a ChunkPool,
     failure: &'a Failure,
@@ -287,18 +307,42 @@ struct PartStats {
     load_ms: u64,
     index_ms: u64,
     commit_ms: u64,
+    /// Rows whose RID an earlier row had with other values.
+    conflicts: Vec<RidConflict>,
+}
+
+/// Where a row came from, as one integer in its hidden origin column: `line × files + file`
+/// (small numbers, so a few bytes per row). `None` past `i64`, which no real file reaches.
+fn origin(file: usize, files: usize, line: u64) -> Option<i64> {
+    let files = i64::try_from(files.max(1)).ok()?;
+    i64::try_from(line)
+        .ok()?
+        .checked_mul(files)?
+        .checked_add(i64::try_from(file).ok()?)
+}
+
+/// The (file index, line) an [`origin`] stands for.
+fn decode_origin(origin: i64, files: usize) -> (usize, u64) {
+    let files = files.max(1) as i64;
+    let origin = origin.max(0);
+    ((origin % files) as usize, (origin / files) as u64)
 }
 
 /// Builds the index into temporary files, one per part (main first), and returns
-/// `(temporary, final)` path pairs ready to publish. On error the temporaries are removed.
-fn build_into(target: &Path, req: &BuildRequest<'_>) -> Result<Vec<(PathBuf, PathBuf)>> {
+/// `(temporary, final)` path pairs ready to publish, with what was verified on the way. On
+/// error the temporaries are removed.
+fn build_into(
+    target: &Path,
+    req: &BuildRequest<'_>,
+) -> Result<(Vec<(PathBuf, PathBuf)>, Verified)> {
     let started = std::time::Instant::now();
-    let files = discover(req.bag_root, req.model)?;
-    let layouts: HashMap<TableName, TableLayout> = req
-        .model
-        .tables()
-        .map(|t| (t.name.clone(), TableLayout::new(req.model, t)))
-        .collect();
+    let found = scan(req.bag_root, req.model)?;
+    let files = found.files;
+    // Nothing is parsed before the bag vouches for every file the index will hold.
+    let digests = PayloadDigests::read(req.bag_root)?;
+    check_schema(req, &digests)?;
+    let expected = expected_digests(&files, &digests)?;
+    let layouts = layouts(req.model);
     let mut names: Vec<&TableName> = layouts.keys().collect();
     names.sort();
     let tables_with_rows = {
@@ -335,6 +379,7 @@ fn build_into(target: &Path, req: &BuildRequest<'_>) -> Result<Vec<(PathBuf, Pat
     let failure = Failure::new();
     let next_file = AtomicUsize::new(0);
     let pool = ChunkPool::default();
+    let stamps: Mutex<Vec<Option<FileStamp>>> = Mutex::new(vec![None; files.len()]);
     let (senders, receivers): (Senders, Vec<Receiver<ChunkMsg>>) = files
         .iter()
         .map(|_| {
@@ -353,6 +398,7 @@ fn build_into(target: &Path, req: &BuildRequest<'_>) -> Result<Vec<(PathBuf, Pat
     let shared = BuildShared {
         req,
         files: &files,
+        expected: &expected,
         layouts: &layouts,
         pool: &pool,
         failure: &failure,
@@ -363,7 +409,7 @@ fn build_into(target: &Path, req: &BuildRequest<'_>) -> Result<Vec<(PathBuf, Pat
         for _ in 0..workers {
             scope.spawn(|| {
                 let _guard = CloseOnPanic(&senders);
-                parse_worker(&files, &layouts, &senders, &next_file, &failure, &pool)
+                parse_worker(&shared, &senders, &next_file, &stamps)
             });
         }
         let writers: Vec<_> = mine
@@ -397,20 +443,79 @@ fn build_into(target: &Path, req: &BuildRequest<'_>) -> Result<Vec<(PathBuf, Pat
         return Err(e);
     }
     let stats: Vec<PartStats> = stats.into_iter().flatten().collect();
+    let conflicts: Vec<&RidConflict> = stats.iter().flat_map(|s| &s.conflicts).collect();
+    if let Err(e) = store_conflicts(req.bag_root, &temps[0].0, &conflicts) {
+        remove_temps(&temps);
+        return Err(e);
+    }
     tracing::info!(
         bag = %req.bag_root.display(),
         files = files.len(),
         parts,
         rows = stats.iter().map(|s| s.inserted).sum::<u64>(),
         duplicates = stats.iter().map(|s| s.ignored).sum::<u64>(),
+        conflicts = conflicts.len(),
         load_ms = ?stats.iter().map(|s| s.load_ms).collect::<Vec<_>>(),
         index_ms = ?stats.iter().map(|s| s.index_ms).collect::<Vec<_>>(),
         commit_ms = ?stats.iter().map(|s| s.commit_ms).collect::<Vec<_>>(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "built bag index"
     );
-    Ok(temps)
+    let stamps = stamps.into_inner().unwrap_or_else(|p| p.into_inner());
+    let verified = Verified {
+        dirs: found
+            .dirs
+            .iter()
+            .map(|(rel, m)| (rel.clone(), FileStamp::of(m)))
+            .collect(),
+        // Every file was parsed to its end and checked, or the build failed above.
+        files: files
+            .iter()
+            .zip(stamps)
+            .filter_map(|(f, s)| s.map(|s| (f.relative.clone(), s)))
+            .collect(),
+    };
+    Ok((temps, verified))
 }
+
+/// Writes the duplicate RIDs the writers found into the main file's [`CONFLICTS_TABLE`]
+/// (created empty by part 0), once every part is done.
+fn store_conflicts(bag: &Path, main_temp: &Path, conflicts: &[&RidConflict]) -> Result<()> {
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let what = || format!("the duplicate RIDs ({CONFLICTS_TABLE})");
+    let mut conn = Connection::open(main_temp).map_err(build_err(bag, what()))?;
+    conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        .map_err(build_err(bag, what()))?;
+    let tx = conn.transaction().map_err(build_err(bag, what()))?;
+    {
+        let mut stmt = tx
+            .prepare(&format!(
+                "INSERT INTO {CONFLICTS_TABLE} (schema_name, table_name, rid, first_file, \
+                 first_line, file, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))
+            .map_err(build_err(bag, what()))?;
+        for c in conflicts {
+            stmt.execute(rusqlite::params![
+                c.table.schema,
+                c.table.table,
+                c.rid,
+                c.first_file,
+                c.first_line as i64,
+                c.file,
+                c.line as i64
+            ])
+            .map_err(build_err(bag, what()))?;
+        }
+    }
+    tx.commit().map_err(build_err(bag, what()))?;
+    conn.close().map_err(|(_, e)| build_err(bag, what())(e))
+}
+
+/// The temporary table a writer's conflict triggers fill (see
+/// [`TableLayout::conflict_trigger_sql`]).
+const FOUND_CONFLICTS: &str = "found_conflicts";
 
 /// One part's writer: creates its tables in `temp`, loads their files in file order, creates
 /// their indexes, and (part 0) the metadata. `Ok(None)` when it stopped because an earlier
@@ -422,10 +527,17 @@ fn write_part(
     tables: &[&TableName],
     receivers: Vec<(usize, Receiver<ChunkMsg>)>,
 ) -> std::result::Result<Option<PartStats>, (usize, Error)> {
-    let ie = index_err(temp);
-    let setup = |e: rusqlite::Error| (0, ie(e));
+    let bag = shared.req.bag_root;
+    let setup = |what: &str| {
+        let err = build_err(bag, what.to_string());
+        move |e: rusqlite::Error| (0, err(e))
+    };
+    let table_err = |at: usize, name: &TableName| {
+        let err = build_err(bag, format!("table {name}"));
+        move |e: rusqlite::Error| (at, err(e))
+    };
     let _ = std::fs::remove_file(temp);
-    let mut conn = Connection::open(temp).map_err(setup)?;
+    let mut conn = Connection::open(temp).map_err(setup("the index file"))?;
     // A private file nobody reads until it is renamed into place: no journal, no fsync.
     // 16 KiB pages cut B-tree balancing and write calls by about a fifth on a 20k-image bag.
     // A small page cache (8 MiB over all parts): rows arrive in RID order, so the inserts
@@ -435,20 +547,42 @@ fn write_part(
     // so index creation stays flat as the bag grows (66 → 46 MiB peak at 200k images).
     conn.execute_batch(&format!(
         "PRAGMA page_size = 16384; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
-         PRAGMA temp_store = FILE; PRAGMA cache_size = -{};",
+         PRAGMA temp_store = FILE; PRAGMA cache_size = -{};
+         CREATE TEMP TABLE {FOUND_CONFLICTS} (table_no INTEGER, rid TEXT, first INTEGER, later INTEGER);",
         8192 / shared.parts.max(1)
     ))
-    .map_err(setup)?;
-    let tx = conn.transaction().map_err(setup)?;
+    .map_err(setup("the index file"))?;
+    let tx = conn.transaction().map_err(setup("the index file"))?;
     if part == 0 {
         tx.execute_batch(&format!(
-            "CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT)"
+            "CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT);
+             CREATE TABLE {FILES_TABLE} (path TEXT PRIMARY KEY, algorithm TEXT, digest TEXT);
+             CREATE TABLE {CONFLICTS_TABLE} (schema_name TEXT, table_name TEXT, rid TEXT,
+                 first_file TEXT, first_line INTEGER, file TEXT, line INTEGER);"
         ))
-        .map_err(setup)?;
+        .map_err(setup("the index metadata"))?;
+        let mut stmt = tx
+            .prepare(&format!(
+                "INSERT INTO {FILES_TABLE} (path, algorithm, digest) VALUES (?1, ?2, ?3)"
+            ))
+            .map_err(setup("the index metadata"))?;
+        for (file, expected) in shared.files.iter().zip(shared.expected) {
+            stmt.execute([
+                file.relative.as_str(),
+                expected.algorithm.name(),
+                expected.digest.as_str(),
+            ])
+            .map_err(setup("the index metadata"))?;
+        }
     }
-    for name in tables {
-        tx.execute_batch(&shared.layouts[*name].create_sql())
-            .map_err(setup)?;
+    for (n, name) in tables.iter().enumerate() {
+        let layout = &shared.layouts[*name];
+        tx.execute_batch(&layout.create_sql())
+            .map_err(table_err(0, name))?;
+        // Conflicts are rare; the trigger fires only for them, never per row.
+        if let Some(trigger) = layout.conflict_trigger_sql(&format!("dup:{n}"), n, FOUND_CONFLICTS) {
+            tx.execute_batch(&trigger).map_err(table_err(0, name))?;
+        }
     }
 
     let load_started = std::time::Instant::now();
@@ -463,7 +597,7 @@ fn write_part(
         let (mut ins, mut ign) = (0u64, 0u64);
         for msg in receiver.iter() {
             let chunk = msg.map_err(|e| (i, e))?;
-            let counts = insert_chunk(&tx, &sql, &chunk).map_err(|e| (i, ie(e)))?;
+            let counts = insert_chunk(&tx, &sql, &chunk).map_err(table_err(i, &file.table))?;
             shared.pool.give(chunk);
             ins += counts.0;
             ign += counts.1;
@@ -486,16 +620,18 @@ fn write_part(
     }
     let load_ms = load_started.elapsed().as_millis() as u64;
 
-    // Indexes after the inserts: one sort per index instead of a B-tree insert per row.
     let done = shared.files.len();
-    let late = |e: rusqlite::Error| (done, ie(e));
+    let conflicts = found_conflicts(&tx, shared, tables).map_err(setup("the duplicate RIDs"))?;
+
+    // Indexes after the inserts: one sort per index instead of a B-tree insert per row.
     let index_started = std::time::Instant::now();
     for name in tables {
         for sql in shared.layouts[*name].index_sql() {
-            tx.execute_batch(&sql).map_err(late)?;
+            tx.execute_batch(&sql).map_err(table_err(done, name))?;
         }
     }
     let index_ms = index_started.elapsed().as_millis() as u64;
+    let late = |e: rusqlite::Error| (done, build_err(bag, "the index metadata".into())(e));
     if part == 0 {
         let req = shared.req;
         let build_time = chrono::Utc::now().to_rfc3339();
@@ -528,7 +664,47 @@ fn write_part(
         load_ms,
         index_ms,
         commit_ms: commit_started.elapsed().as_millis() as u64,
+        conflicts,
     }))
+}
+
+/// The conflicts this writer's triggers recorded, with files and lines decoded.
+fn found_conflicts(
+    conn: &Connection,
+    shared: &BuildShared<'_>,
+    tables: &[&TableName],
+) -> rusqlite::Result<Vec<RidConflict>> {
+    let files = shared.files;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT table_no, rid, first, later FROM temp.{FOUND_CONFLICTS} ORDER BY rowid"
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (table_no, rid, first, later) = row?;
+        let Some(table) = usize::try_from(table_no).ok().and_then(|n| tables.get(n)) else {
+            continue;
+        };
+        let (first_file, first_line) = decode_origin(first, files.len());
+        let (file, line) = decode_origin(later, files.len());
+        let path = |i: usize| files.get(i).map(|f| f.relative.clone()).unwrap_or_default();
+        out.push(RidConflict {
+            table: (*table).clone(),
+            rid,
+            first_file: path(first_file),
+            first_line,
+            file: path(file),
+            line,
+        });
+    }
+    Ok(out)
 }
 
 /// Rows per multi-row `INSERT` (fewer for wide tables, to stay under SQLite's bound
@@ -549,7 +725,7 @@ struct InsertSql {
 
 impl InsertSql {
     fn new(layout: &TableLayout) -> InsertSql {
-        let width = layout.read_width();
+        let width = layout.insert_width();
         let batch = batch_rows(width);
         InsertSql {
             width,
@@ -602,15 +778,15 @@ fn insert_chunk(conn: &Connection, sql: &InsertSql, chunk: &Chunk) -> rusqlite::
 
 /// One parser thread: claims the next file in order, streams it into its channel, repeats
 /// until every file is claimed. A file after a failure is claimed only to drop its sender, so
-/// no writer waits on it.
+/// no writer waits on it. A file's last message is its digest check: a file that differs
+/// from its manifest digest fails the build even after all its rows were sent.
 fn parse_worker(
-    files: &[CsvFile],
-    layouts: &HashMap<TableName, TableLayout>,
+    shared: &BuildShared<'_>,
     senders: &Senders,
     next_file: &AtomicUsize,
-    failure: &Failure,
-    pool: &ChunkPool,
+    stamps: &Mutex<Vec<Option<FileStamp>>>,
 ) {
+    let (files, failure, pool) = (shared.files, shared.failure, shared.pool);
     loop {
         let i = next_file.fetch_add(1, Ordering::Relaxed);
         let Some(file) = files.get(i) else {
@@ -622,7 +798,8 @@ fn parse_worker(
         if failure.stops(i) {
             continue;
         }
-        let mut parser = match FileParser::open(file, &layouts[&file.table]) {
+        let layout = &shared.layouts[&file.table];
+        let mut parser = match FileParser::open(file, layout, shared.expected[i], i, files.len()) {
             Ok(p) => p,
             Err(e) => {
                 // The receiver only disappears when its writer stopped; nothing to do then.
@@ -641,11 +818,19 @@ fn parse_worker(
                         break; // its writer stopped
                     }
                     if !more {
+                        match parser.finish() {
+                            Ok(stamp) => {
+                                stamps.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(stamp)
+                            }
+                            Err(e) => {
+                                let _ = sender.send(Err(e));
+                            }
+                        }
                         break;
                     }
                 }
                 Err(e) => {
-                    let _ = sender.send(Err(e));
+                    let _ = sender.send(Err(parser.explain(e)));
                     break;
                 }
             }
@@ -658,13 +843,17 @@ fn parse_worker(
 struct FileParser<'a> {
     path: &'a Path,
     layout: &'a TableLayout,
-    reader: CsvReader<BufReader<File>>,
+    reader: CsvReader<BufReader<DigestReader>>,
     /// For each CSV column, its visible column in the layout.
     map: Vec<usize>,
     /// For each visible column, its hidden UTC slot.
     utc_slot: Vec<Option<usize>>,
     rid_col: Option<usize>,
+    /// Cells per row: the layout's read columns, then the origin.
     width: usize,
+    /// This file's place among the build's files, and their number (see [`origin`]).
+    file_no: usize,
+    files: usize,
     rec: Record,
     json_buf: Vec<u8>,
     /// Per visible column: the last timestamptz text parsed and its UTC microseconds.
@@ -672,14 +861,27 @@ struct FileParser<'a> {
 }
 
 impl<'a> FileParser<'a> {
-    /// Opens the file and maps its header onto the layout.
-    fn open(file: &'a CsvFile, layout: &'a TableLayout) -> Result<FileParser<'a>> {
+    /// Opens the file (hashing what is read against `expected`) and maps its header onto the
+    /// layout.
+    fn open(
+        file: &'a CsvFile,
+        layout: &'a TableLayout,
+        expected: &Expected,
+        file_no: usize,
+        files: usize,
+    ) -> Result<FileParser<'a>> {
         let path: &PathBuf = &file.path;
-        let f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let f = DigestReader::open(path, expected)?;
         let mut reader = CsvReader::new(BufReader::with_capacity(1 << 16, f), path.clone());
-        let header = reader.read_header()?;
-
-        let width = layout.read_width();
+        let header = match reader.read_header() {
+            Ok(h) => h,
+            Err(e) => return Err(reader.into_inner().into_inner().explain(e)),
+        };
+        let mapped = Self::map_header(path, layout, &header);
+        let map = match mapped {
+            Ok(m) => m,
+            Err(e) => return Err(reader.into_inner().into_inner().explain(e)),
+        };
         let mut utc_slot = vec![None; layout.columns.len()];
         let mut next_hidden = layout.columns.len();
         for (i, c) in layout.columns.iter().enumerate() {
@@ -688,24 +890,6 @@ impl<'a> FileParser<'a> {
                 next_hidden += 1;
             }
         }
-        let mut map = Vec::with_capacity(header.len());
-        for (i, name) in header.iter().enumerate() {
-            if header[..i].contains(name) {
-                return Err(Error::Csv {
-                    path: path.clone(),
-                    line: 1,
-                    detail: format!("header names column {name:?} twice"),
-                });
-            }
-            let Some(col) = layout.column_index(name) else {
-                return Err(Error::UnknownColumn {
-                    path: path.clone(),
-                    table: layout.name.to_string(),
-                    column: name.clone(),
-                });
-            };
-            map.push(col);
-        }
         Ok(FileParser {
             path,
             layout,
@@ -713,11 +897,47 @@ impl<'a> FileParser<'a> {
             map,
             utc_slot,
             rid_col: layout.column_index("RID"),
-            width,
+            width: layout.insert_width(),
+            file_no,
+            files,
             rec: Record::default(),
             json_buf: Vec::new(),
             last_utc: vec![(String::new(), None); layout.columns.len()],
         })
+    }
+
+    /// For each header column, its visible column in the layout.
+    fn map_header(path: &Path, layout: &TableLayout, header: &[String]) -> Result<Vec<usize>> {
+        let mut map = Vec::with_capacity(header.len());
+        for (i, name) in header.iter().enumerate() {
+            if header[..i].contains(name) {
+                return Err(Error::Csv {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    detail: format!("header names column {name:?} twice"),
+                });
+            }
+            let Some(col) = layout.column_index(name) else {
+                return Err(Error::UnknownColumn {
+                    path: path.to_path_buf(),
+                    table: layout.name.to_string(),
+                    column: name.clone(),
+                });
+            };
+            map.push(col);
+        }
+        Ok(map)
+    }
+
+    /// After [`fill`](Self::fill) reported the end of the file: checks its digest and returns
+    /// its identity.
+    fn finish(self) -> Result<FileStamp> {
+        self.reader.into_inner().into_inner().finish()
+    }
+
+    /// The error to report for a parse error of this file (see [`DigestReader::explain`]).
+    fn explain(self, error: Error) -> Error {
+        self.reader.into_inner().into_inner().explain(error)
     }
 
     /// Appends up to [`CHUNK_ROWS`] rows to `chunk`; `Ok(false)` once the file is exhausted.
@@ -734,6 +954,14 @@ impl<'a> FileParser<'a> {
             }
             let base = cells.len();
             cells.resize(base + width, Cell::Null);
+            let Some(origin) = origin(self.file_no, self.files, rec.line()) else {
+                return Err(Error::Csv {
+                    path: path.to_path_buf(),
+                    line: rec.line(),
+                    detail: "too many lines to index".into(),
+                });
+            };
+            cells[base + width - 1] = Cell::Int(origin);
             for (i, &col) in self.map.iter().enumerate() {
                 let Some(Field::Text(text)) = rec.field(i) else {
                     continue; // NULL: the cell stays Null
@@ -920,6 +1148,8 @@ mod fixture_tests {
             text.push_str("x,y\n");
             std::fs::write(data.join(name), text).unwrap();
         }
+        // Bad CSVs the manifests vouch for (made so), so the CSV errors are what is reported.
+        crate::bagit::write::BagWriter::new().write(&g.path).unwrap();
         let cache = tmp.path().join("cache");
         let opts = OpenOptions {
             cache_dir: Some(cache.clone()),

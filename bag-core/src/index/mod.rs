@@ -2,6 +2,7 @@
 //! bag), reused by every later open. See [`schema`] for the storage mapping.
 
 pub(crate) mod build;
+pub(crate) mod integrity;
 pub(crate) mod query;
 pub(crate) mod reachable;
 pub(crate) mod schema;
