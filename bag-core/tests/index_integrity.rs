@@ -530,3 +530,32 @@ fn a_nesting_cycle_never_lists_the_root_as_its_own_child_or_member() {
         .collect();
     assert_eq!(datasets, ["1-R001"]);
 }
+
+#[test]
+fn a_table_sqlite_cannot_hold_is_an_error_naming_the_bag_and_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    // SQLite holds at most 2000 columns per table.
+    let mut wide = vec![("RID".to_string(), "text")];
+    wide.extend((0..2100).map(|i| (format!("c{i}"), "text")));
+    let wide: Vec<(&str, &str)> = wide.iter().map(|(n, t)| (n.as_str(), *t)).collect();
+    let path = bag_with(
+        tmp.path(),
+        &[("Wide", &columns(&wide))],
+        &[("data/demo/Wide.csv", "RID\n1-W001\n")],
+    );
+    let err = DatasetBag::open_with(&path, &options(tmp.path())).unwrap_err();
+    match &err {
+        Error::IndexBuild { bag, what, source } => {
+            assert_eq!(bag, &path);
+            assert_eq!(what, "table demo:Wide");
+            assert!(source.to_string().contains("too many columns"), "{source}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let message = err.to_string();
+    assert!(
+        message.starts_with(&format!("{}: cannot index table demo:Wide: ", path.display())),
+        "{message}"
+    );
+    assert!(!message.contains(".tmp-"), "{message}");
+}

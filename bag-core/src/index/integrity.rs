@@ -339,8 +339,24 @@ fn unchanged(root: &Path, record: &Record) -> bool {
 /// the bag holds another set of listed CSVs (rebuild), an error for a CSV or `schema.json`
 /// that differs from its manifest digest or a CSV no manifest lists.
 pub(crate) fn index_serves_bag(index: &Path, req: &BuildRequest<'_>) -> Result<bool> {
+    Ok(check(index, req, MEMO_SETTLE)? != Check::Rebuild)
+}
+
+/// What [`check`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Check {
+    /// Every recorded identity still holds: nothing was read.
+    Unchanged,
+    /// The CSVs were found again and the given number hashed; all match.
+    Verified { hashed: usize },
+    /// The bag holds another set of CSVs than the index.
+    Rebuild,
+}
+
+/// [`index_serves_bag`] with an explicit settle time (tests use zero).
+fn check(index: &Path, req: &BuildRequest<'_>, settle: Duration) -> Result<Check> {
     let Some(index_id) = index_id(index) else {
-        return Ok(false);
+        return Ok(Check::Rebuild);
     };
     let record_path = record_path(req);
     let record = record_path.as_deref().and_then(load);
@@ -350,7 +366,7 @@ pub(crate) fn index_serves_bag(index: &Path, req: &BuildRequest<'_>) -> Result<b
             && r.schema == req.schema.stamp
             && unchanged(req.bag_root, r)
         {
-            return Ok(true);
+            return Ok(Check::Unchanged);
         }
     }
     let started = std::time::Instant::now();
@@ -364,7 +380,7 @@ pub(crate) fn index_serves_bag(index: &Path, req: &BuildRequest<'_>) -> Result<b
     let present: BTreeSet<&str> = found.files.iter().map(|f| f.relative.as_str()).collect();
     if indexed.iter().map(String::as_str).ne(present.iter().copied()) {
         tracing::info!(bag = %req.bag_root.display(), "the bag holds other CSV files than its index was built from; rebuilding");
-        return Ok(false);
+        return Ok(Check::Rebuild);
     }
     let mut verified = Verified {
         dirs: found
@@ -395,8 +411,8 @@ pub(crate) fn index_serves_bag(index: &Path, req: &BuildRequest<'_>) -> Result<b
         elapsed_us = started.elapsed().as_micros() as u64,
         "checked the bag against its index"
     );
-    remember(index, req, &verified);
-    Ok(true)
+    remember_settled(index, req, &verified, settle);
+    Ok(Check::Verified { hashed })
 }
 
 /// Checks `schema.json` (as read for the model) against its manifest digest.
@@ -564,6 +580,62 @@ mod tests {
         };
         let explained = DigestReader::open(&path, &right).unwrap().explain(parse);
         assert!(matches!(explained, Error::Csv { line: 2, .. }));
+    }
+
+    #[cfg(feature = "fixtures")]
+    #[test]
+    fn a_warm_check_trusts_recorded_identities_and_hashes_only_changed_files() {
+        use crate::index::build::ensure_index;
+        let tmp = tempfile::tempdir().unwrap();
+        let g = crate::fixtures::small_bag(&tmp.path().join("bags")).unwrap();
+        let schema = SchemaFile::read(&g.path.join("data/schema.json")).unwrap();
+        let model = deriva_bag_features::CatalogModel::from_json(&schema.bytes).unwrap();
+        let key = crate::bagit::BagItFiles::cache_key_of(&g.path).unwrap();
+        let verified_dir = tmp.path().join("cache/verified");
+        let req = BuildRequest {
+            bag_root: &g.path,
+            model: &model,
+            schema: &schema,
+            cache_key: &key,
+            verified_dir: &verified_dir,
+            progress: None,
+        };
+        let index = tmp.path().join("cache/index").join(format!("{key}.sqlite"));
+        assert!(ensure_index(&index, &req).unwrap());
+        let csvs = scan(&g.path, &model).unwrap().files.len();
+        assert!(csvs > 5, "{csvs}");
+        let zero = Duration::ZERO;
+        // The files are younger than the settle time, so the build recorded none of them.
+        assert_eq!(check(&index, &req, zero).unwrap(), Check::Verified { hashed: csvs });
+        assert_eq!(check(&index, &req, zero).unwrap(), Check::Unchanged);
+        // Rewritten with the same bytes: only that file is hashed again.
+        let image = g.path.join("data/demo/Image.csv");
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&image, std::fs::read(&image).unwrap()).unwrap();
+        assert_eq!(check(&index, &req, zero).unwrap(), Check::Verified { hashed: 1 });
+        assert_eq!(check(&index, &req, zero).unwrap(), Check::Unchanged);
+        // A new file in a walked directory is noticed through the directory's identity.
+        let stray = g.path.join("data/demo/Nope.csv");
+        std::fs::write(&stray, "RID\n").unwrap();
+        assert_eq!(check(&index, &req, zero).unwrap(), Check::Verified { hashed: 0 });
+        std::fs::remove_file(&stray).unwrap();
+        // An edit is a checksum error, however the record looks.
+        let text = std::fs::read_to_string(&image).unwrap();
+        std::fs::write(&image, text.replacen("1-I001", "1-I00X", 1)).unwrap();
+        assert!(matches!(
+            check(&index, &req, zero),
+            Err(Error::ChecksumMismatch { path, .. }) if path == image
+        ));
+        // A cache where records cannot be written still checks (every time).
+        std::fs::write(&image, &text).unwrap();
+        let blocked = tmp.path().join("not-a-dir");
+        std::fs::write(&blocked, "").unwrap();
+        let req = BuildRequest {
+            verified_dir: &blocked.join("verified"),
+            ..req
+        };
+        assert_eq!(check(&index, &req, zero).unwrap(), Check::Verified { hashed: csvs });
+        assert_eq!(check(&index, &req, zero).unwrap(), Check::Verified { hashed: csvs });
     }
 
     #[test]
