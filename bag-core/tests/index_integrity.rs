@@ -317,7 +317,7 @@ fn duplicate_rids_with_different_values_warn_at_open_and_are_a_validate_finding(
                  data/demo/Dataset_Thing/Thing.csv line 2, whose row is used"
             .into(),
     };
-    assert_eq!(duplicate_rid_issues(&bag), [expected_issue.clone()]);
+    assert_eq!(duplicate_rid_issues(&bag), std::slice::from_ref(&expected_issue));
     let report = bag.validate(ValidationMode::Full).unwrap();
     assert!(!report.valid);
     assert_eq!(report.errors, [expected_issue]);
@@ -390,7 +390,12 @@ fn text(s: &str) -> Value {
 #[test]
 fn a_table_with_columns_name_and_name_opens_and_keeps_each_columns_values() {
     let tmp = tempfile::tempdir().unwrap();
-    let cols = columns(&[("RID", "text"), ("Name", "text"), ("name", "text"), ("NAME", "int4")]);
+    let cols = columns(&[
+        ("RID", "text"),
+        ("Name", "text"),
+        ("name", "text"),
+        ("NAME", "int4"),
+    ]);
     let path = bag_with(
         tmp.path(),
         &[("Cased", &cols)],
@@ -418,7 +423,10 @@ fn tables_subject_and_subject_in_one_schema_open_side_by_side() {
         &[("Subject", &cols), ("subject", &cols)],
         &[
             ("data/demo/Subject.csv", "RID,Name\n1-S001,upper\n"),
-            ("data/demo/subject.csv", "RID,Name\n1-S002,lower\n1-S003,lower too\n"),
+            (
+                "data/demo/subject.csv",
+                "RID,Name\n1-S002,lower\n1-S003,lower too\n",
+            ),
         ],
     );
     let bag = DatasetBag::open_with(&path, &options(tmp.path())).unwrap();
@@ -554,7 +562,10 @@ fn a_table_sqlite_cannot_hold_is_an_error_naming_the_bag_and_table() {
     }
     let message = err.to_string();
     assert!(
-        message.starts_with(&format!("{}: cannot index table demo:Wide: ", path.display())),
+        message.starts_with(&format!(
+            "{}: cannot index table demo:Wide: ",
+            path.display()
+        )),
         "{message}"
     );
     assert!(!message.contains(".tmp-"), "{message}");

@@ -482,7 +482,9 @@ fn parse_array(text: &str, scalar: Scalar<'_>) -> Result<Value, ValueError> {
             chars.next();
             loop {
                 match chars.next() {
-                    Some('\\') => element_text.push(chars.next().ok_or_else(|| err(typename, text))?),
+                    Some('\\') => {
+                        element_text.push(chars.next().ok_or_else(|| err(typename, text))?)
+                    }
                     Some('"') => break,
                     Some(c) => element_text.push(c),
                     None => return Err(err(typename, text)),

@@ -7,8 +7,8 @@ use deriva_bag_features::{Members, Rid, Row, TableName};
 use rusqlite::Params;
 
 use super::{DatasetBag, ElementType, ReachableRids};
-use crate::index::reachable::reachable_rids_sql;
 use crate::index::reachable::dataset_table;
+use crate::index::reachable::reachable_rids_sql;
 use crate::Result;
 
 impl DatasetBag {

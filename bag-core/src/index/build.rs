@@ -580,7 +580,8 @@ fn write_part(
         tx.execute_batch(&layout.create_sql())
             .map_err(table_err(0, name))?;
         // Conflicts are rare; the trigger fires only for them, never per row.
-        if let Some(trigger) = layout.conflict_trigger_sql(&format!("dup:{n}"), n, FOUND_CONFLICTS) {
+        if let Some(trigger) = layout.conflict_trigger_sql(&format!("dup:{n}"), n, FOUND_CONFLICTS)
+        {
             tx.execute_batch(&trigger).map_err(table_err(0, name))?;
         }
     }
@@ -839,11 +840,12 @@ fn parse_worker(
     }
 }
 
-/// Streams one table CSV as typed cells, [`CHUNK_ROWS`] rows at a time.
-struct FileParser<'a> {
+/// Streams one table CSV as typed cells, [`CHUNK_ROWS`] rows at a time. The build reads
+/// files through a [`DigestReader`]; the fuzz targets read bytes.
+struct FileParser<'a, R = DigestReader> {
     path: &'a Path,
     layout: &'a TableLayout,
-    reader: CsvReader<BufReader<DigestReader>>,
+    reader: CsvReader<BufReader<R>>,
     /// For each CSV column, its visible column in the layout.
     map: Vec<usize>,
     /// For each visible column, its hidden UTC slot.
@@ -860,7 +862,7 @@ struct FileParser<'a> {
     last_utc: Vec<(String, Option<i64>)>,
 }
 
-impl<'a> FileParser<'a> {
+impl<'a> FileParser<'a, DigestReader> {
     /// Opens the file (hashing what is read against `expected`) and maps its header onto the
     /// layout.
     fn open(
@@ -870,17 +872,39 @@ impl<'a> FileParser<'a> {
         file_no: usize,
         files: usize,
     ) -> Result<FileParser<'a>> {
-        let path: &PathBuf = &file.path;
-        let f = DigestReader::open(path, expected)?;
-        let mut reader = CsvReader::new(BufReader::with_capacity(1 << 16, f), path.clone());
-        let header = match reader.read_header() {
-            Ok(h) => h,
-            Err(e) => return Err(reader.into_inner().into_inner().explain(e)),
-        };
-        let mapped = Self::map_header(path, layout, &header);
-        let map = match mapped {
+        let f = DigestReader::open(&file.path, expected)?;
+        FileParser::new(&file.path, layout, f, file_no, files).map_err(|(e, f)| f.explain(e))
+    }
+
+    /// After [`fill`](Self::fill) reported the end of the file: checks its digest and returns
+    /// its identity.
+    fn finish(self) -> Result<FileStamp> {
+        self.reader.into_inner().into_inner().finish()
+    }
+
+    /// The error to report for a parse error of this file (see [`DigestReader::explain`]).
+    fn explain(self, error: Error) -> Error {
+        self.reader.into_inner().into_inner().explain(error)
+    }
+}
+
+impl<'a, R: std::io::Read> FileParser<'a, R> {
+    /// Reads the header of `inner` (named `path` in errors) and maps it onto the layout; on
+    /// failure the error and the reader back.
+    fn new(
+        path: &'a Path,
+        layout: &'a TableLayout,
+        inner: R,
+        file_no: usize,
+        files: usize,
+    ) -> std::result::Result<FileParser<'a, R>, (Error, R)> {
+        let mut reader = CsvReader::new(BufReader::with_capacity(1 << 16, inner), path);
+        let map = match reader
+            .read_header()
+            .and_then(|header| Self::map_header(path, layout, &header))
+        {
             Ok(m) => m,
-            Err(e) => return Err(reader.into_inner().into_inner().explain(e)),
+            Err(e) => return Err((e, reader.into_inner().into_inner())),
         };
         let mut utc_slot = vec![None; layout.columns.len()];
         let mut next_hidden = layout.columns.len();
@@ -927,17 +951,6 @@ impl<'a> FileParser<'a> {
             map.push(col);
         }
         Ok(map)
-    }
-
-    /// After [`fill`](Self::fill) reported the end of the file: checks its digest and returns
-    /// its identity.
-    fn finish(self) -> Result<FileStamp> {
-        self.reader.into_inner().into_inner().finish()
-    }
-
-    /// The error to report for a parse error of this file (see [`DigestReader::explain`]).
-    fn explain(self, error: Error) -> Error {
-        self.reader.into_inner().into_inner().explain(error)
     }
 
     /// Appends up to [`CHUNK_ROWS`] rows to `chunk`; `Ok(false)` once the file is exhausted.
@@ -1060,9 +1073,133 @@ impl<'a> FileParser<'a> {
     }
 }
 
+/// Parses `csv` as one file of the table of `layout` exactly as the build does, loads its
+/// rows into an in-memory SQLite table of that layout (duplicate-RID check included) and
+/// reads them back in key order: the whole path of a CSV row into the index and out again,
+/// without files or a cache. Parse errors are returned as the build returns them; an SQLite
+/// failure is [`Error::IndexBuild`] (never expected: the fuzz targets look for one).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn load_in_memory(
+    layout: &TableLayout,
+    csv: &[u8],
+) -> Result<(Vec<deriva_bag_features::Row>, usize)> {
+    let path = Path::new("fuzz.csv");
+    let bag = Path::new(":memory:");
+    let sql = |e| build_err(bag, format!("table {}", layout.name))(e);
+    let conn = Connection::open_in_memory().map_err(sql)?;
+    conn.execute_batch(&format!(
+        "CREATE TEMP TABLE {FOUND_CONFLICTS} (table_no INTEGER, rid TEXT, first INTEGER, later INTEGER);"
+    ))
+    .map_err(sql)?;
+    conn.execute_batch(&layout.create_sql()).map_err(sql)?;
+    if let Some(trigger) = layout.conflict_trigger_sql("dup:0", 0, FOUND_CONFLICTS) {
+        conn.execute_batch(&trigger).map_err(sql)?;
+    }
+    let mut parser = FileParser::new(path, layout, csv, 0, 1).map_err(|(e, _)| e)?;
+    let insert = InsertSql::new(layout);
+    loop {
+        let mut chunk = Chunk::default();
+        let more = parser.fill(&mut chunk)?;
+        insert_chunk(&conn, &insert, &chunk).map_err(sql)?;
+        if !more {
+            break;
+        }
+    }
+    for index in layout.index_sql() {
+        conn.execute_batch(&index).map_err(sql)?;
+    }
+    let conflicts: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM temp.{FOUND_CONFLICTS}"),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    let select = if layout.select_list.is_empty() {
+        "NULL"
+    } else {
+        &layout.select_list
+    };
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {select} FROM {} ORDER BY {}",
+            layout.sql_name,
+            layout.key_sql()
+        ))
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([], |r| layout.row_from_sql(r))
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql)?;
+    Ok((rows, conflicts.max(0) as usize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn thing_layout() -> TableLayout {
+        let json = br#"{"schemas":{"demo":{"tables":{"Thing":{"column_definitions":[
+          {"name":"RID","type":{"typename":"ermrest_rid","is_domain":true,"base_type":{"typename":"text"}}},
+          {"name":"RCT","type":{"typename":"ermrest_rct","is_domain":true,"base_type":{"typename":"timestamptz"}}},
+          {"name":"Name","type":{"typename":"text"}},
+          {"name":"name","type":{"typename":"int4"}},
+          {"name":"Tags","type":{"typename":"text[]","is_array":true,"base_type":{"typename":"text"}}},
+          {"name":"Score","type":{"typename":"float8"}}]}}}}}"#;
+        let model = CatalogModel::from_json(json).unwrap();
+        layouts(&model)
+            .remove(&TableName::new("demo", "Thing"))
+            .unwrap()
+    }
+
+    #[test]
+    fn rows_load_and_read_back_with_differing_repeats_counted() {
+        let layout = thing_layout();
+        let csv = "RID,Name,name,Score\n1-A,x,1,NaN\n1-B,y,2,\n1-A,x,1,NaN\n1-A,z,1,NaN\n";
+        let (rows, conflicts) = load_in_memory(&layout, csv.as_bytes()).unwrap();
+        let got: Vec<(String, String, Option<i64>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.text("RID").unwrap().to_string(),
+                    r.text("Name").unwrap().to_string(),
+                    r.get("name").and_then(|v| v.as_i64()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("1-A".to_string(), "x".to_string(), Some(1)),
+                ("1-B".to_string(), "y".to_string(), Some(2))
+            ]
+        );
+        // Line 4 repeats line 2 exactly (silent); line 5 differs.
+        assert_eq!(conflicts, 1);
+    }
+
+    proptest! {
+        #[test]
+        fn typed_csv_reading_never_panics_and_errors_are_parse_errors(
+            body in proptest::collection::vec(
+                prop_oneof![Just(b','), Just(b'"'), Just(b'\n'), Just(b'{'), Just(b'}'), any::<u8>(),
+                            Just(b'1'), Just(b'-'), Just(b'A')],
+                0..120),
+            header in 0usize..4,
+        ) {
+            let layout = thing_layout();
+            let headers = ["RID,Name,name", "RID,RCT,Tags", "RID,Score,name,Name", "Name,name"];
+            let mut csv = format!("{}\n", headers[header]).into_bytes();
+            csv.extend(body);
+            match load_in_memory(&layout, &csv) {
+                Ok((rows, _)) => prop_assert!(rows.len() <= csv.iter().filter(|b| **b == b'\n').count()),
+                Err(Error::Csv { .. } | Error::BadValue { .. } | Error::UnknownColumn { .. }) => {}
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
 
     fn csv(table: &TableName, relative: &str, size: u64) -> CsvFile {
         CsvFile {
@@ -1149,7 +1286,9 @@ mod fixture_tests {
             std::fs::write(data.join(name), text).unwrap();
         }
         // Bad CSVs the manifests vouch for (made so), so the CSV errors are what is reported.
-        crate::bagit::write::BagWriter::new().write(&g.path).unwrap();
+        crate::bagit::write::BagWriter::new()
+            .write(&g.path)
+            .unwrap();
         let cache = tmp.path().join("cache");
         let opts = OpenOptions {
             cache_dir: Some(cache.clone()),

@@ -71,7 +71,9 @@ impl FileStamp {
             .modified()
             .ok()
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .map_or((0, 0), |d| (d.as_secs() as i64, i64::from(d.subsec_nanos())));
+            .map_or((0, 0), |d| {
+                (d.as_secs() as i64, i64::from(d.subsec_nanos()))
+            });
         FileStamp {
             dev: 0,
             ino: 0,
@@ -141,7 +143,9 @@ impl PayloadDigests {
         for manifest in payload_manifests_lenient(root)? {
             for entry in manifest.entries {
                 let stronger = match map.get(&entry.path) {
-                    Some(have) => manifest.algorithm == Algorithm::Sha256 && have.algorithm == Algorithm::Md5,
+                    Some(have) => {
+                        manifest.algorithm == Algorithm::Sha256 && have.algorithm == Algorithm::Md5
+                    }
                     None => true,
                 };
                 if stronger {
@@ -308,7 +312,10 @@ fn record_path(req: &BuildRequest<'_>) -> Option<PathBuf> {
         "{RECORD_FORMAT}\n{} {}\n{}",
         stamp.dev, stamp.ino, req.cache_key
     );
-    Some(req.verified_dir.join(hex::encode(Sha256::digest(id.as_bytes()))))
+    Some(
+        req.verified_dir
+            .join(hex::encode(Sha256::digest(id.as_bytes()))),
+    )
 }
 
 /// Device and inode of the index main file.
@@ -331,7 +338,8 @@ fn unchanged(root: &Path, record: &Record) -> bool {
         path.extend(rel.split('/'));
         std::fs::metadata(&path).is_ok_and(|m| FileStamp::of(&m) == *stamp)
     };
-    record.dirs.iter().all(|(rel, s)| same(rel, s)) && record.files.iter().all(|(rel, s)| same(rel, s))
+    record.dirs.iter().all(|(rel, s)| same(rel, s))
+        && record.files.iter().all(|(rel, s)| same(rel, s))
 }
 
 /// Whether the current index at `index` may serve the bag of `req` (see the module docs):
@@ -378,7 +386,11 @@ fn check(index: &Path, req: &BuildRequest<'_>, settle: Duration) -> Result<Check
     let expected = expected_digests(&found.files, &digests)?;
     let indexed = indexed_files(index)?;
     let present: BTreeSet<&str> = found.files.iter().map(|f| f.relative.as_str()).collect();
-    if indexed.iter().map(String::as_str).ne(present.iter().copied()) {
+    if indexed
+        .iter()
+        .map(String::as_str)
+        .ne(present.iter().copied())
+    {
         tracing::info!(bag = %req.bag_root.display(), "the bag holds other CSV files than its index was built from; rebuilding");
         return Ok(Check::Rebuild);
     }
@@ -446,9 +458,7 @@ fn indexed_files(index: &Path) -> Result<Vec<String>> {
     let mut stmt = conn
         .prepare(&format!("SELECT path FROM {FILES_TABLE} ORDER BY path"))
         .map_err(err)?;
-    let rows = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(err)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
     rows.collect::<rusqlite::Result<Vec<String>>>().map_err(err)
 }
 
@@ -527,7 +537,11 @@ mod tests {
             format!("{md5}  data/a.csv\n{md5}  data/b.csv\nnot a line\n"),
         )
         .unwrap();
-        std::fs::write(bag.join("manifest-sha256.txt"), format!("{sha}  data/a.csv\n")).unwrap();
+        std::fs::write(
+            bag.join("manifest-sha256.txt"),
+            format!("{sha}  data/a.csv\n"),
+        )
+        .unwrap();
         let digests = PayloadDigests::read(bag).unwrap();
         let a = digests.expect("data/a.csv", Path::new("a")).unwrap();
         assert_eq!((a.algorithm, a.digest.as_str()), (Algorithm::Sha256, sha));
@@ -606,18 +620,27 @@ mod tests {
         assert!(csvs > 5, "{csvs}");
         let zero = Duration::ZERO;
         // The files are younger than the settle time, so the build recorded none of them.
-        assert_eq!(check(&index, &req, zero).unwrap(), Check::Verified { hashed: csvs });
+        assert_eq!(
+            check(&index, &req, zero).unwrap(),
+            Check::Verified { hashed: csvs }
+        );
         assert_eq!(check(&index, &req, zero).unwrap(), Check::Unchanged);
         // Rewritten with the same bytes: only that file is hashed again.
         let image = g.path.join("data/demo/Image.csv");
         std::thread::sleep(Duration::from_millis(20));
         std::fs::write(&image, std::fs::read(&image).unwrap()).unwrap();
-        assert_eq!(check(&index, &req, zero).unwrap(), Check::Verified { hashed: 1 });
+        assert_eq!(
+            check(&index, &req, zero).unwrap(),
+            Check::Verified { hashed: 1 }
+        );
         assert_eq!(check(&index, &req, zero).unwrap(), Check::Unchanged);
         // A new file in a walked directory is noticed through the directory's identity.
         let stray = g.path.join("data/demo/Nope.csv");
         std::fs::write(&stray, "RID\n").unwrap();
-        assert_eq!(check(&index, &req, zero).unwrap(), Check::Verified { hashed: 0 });
+        assert_eq!(
+            check(&index, &req, zero).unwrap(),
+            Check::Verified { hashed: 0 }
+        );
         std::fs::remove_file(&stray).unwrap();
         // An edit is a checksum error, however the record looks.
         let text = std::fs::read_to_string(&image).unwrap();
@@ -634,8 +657,14 @@ mod tests {
             verified_dir: &blocked.join("verified"),
             ..req
         };
-        assert_eq!(check(&index, &req, zero).unwrap(), Check::Verified { hashed: csvs });
-        assert_eq!(check(&index, &req, zero).unwrap(), Check::Verified { hashed: csvs });
+        assert_eq!(
+            check(&index, &req, zero).unwrap(),
+            Check::Verified { hashed: csvs }
+        );
+        assert_eq!(
+            check(&index, &req, zero).unwrap(),
+            Check::Verified { hashed: csvs }
+        );
     }
 
     #[test]

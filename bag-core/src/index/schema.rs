@@ -628,7 +628,8 @@ mod tests {
 
     /// A model whose names collide once SQLite folds ASCII case or joins schema and table.
     fn colliding_model() -> CatalogModel {
-        let col = |name: &str, ty: &str| format!(r#"{{"name":"{name}","type":{{"typename":"{ty}"}}}}"#);
+        let col =
+            |name: &str, ty: &str| format!(r#"{{"name":"{name}","type":{{"typename":"{ty}"}}}}"#);
         let table = |cols: &[String]| format!(r#"{{"column_definitions":[{}]}}"#, cols.join(","));
         let json = format!(
             r#"{{"schemas":{{
@@ -639,9 +640,20 @@ mod tests {
               "a:b":{{"tables":{{"c":{}}}}},
               "a":{{"tables":{{"b:c":{}}}}},
               "sqlite_x":{{"tables":{{"T":{}}}}}}}}}"#,
-            table(&[col("RID", "text"), col("Name", "text"), col("name", "text"), col("NAME", "int4")]),
+            table(&[
+                col("RID", "text"),
+                col("Name", "text"),
+                col("name", "text"),
+                col("NAME", "int4")
+            ]),
             table(&[col("RID", "text")]),
-            table(&[col("T", "timestamptz"), col("T__utc", "text"), col("t__UTC", "text"), col("rowid", "text"), col("", "text")]),
+            table(&[
+                col("T", "timestamptz"),
+                col("T__utc", "text"),
+                col("t__UTC", "text"),
+                col("rowid", "text"),
+                col("", "text")
+            ]),
             table(&[col("RID", "text")]),
             table(&[col("RID", "text")]),
             table(&[col("RID", "text")]),
@@ -662,13 +674,22 @@ mod tests {
         assert_eq!(name("sqlite_x", "T"), r#""_sqlite_x:T""#);
         let subject = &all[&TableName::new("demo", "Subject")];
         let cols: Vec<&str> = subject.columns.iter().map(|c| c.sql.as_str()).collect();
-        assert_eq!(cols, [r#""RID""#, r#""Name""#, r#""name#2""#, r#""NAME#3""#]);
+        assert_eq!(
+            cols,
+            [r#""RID""#, r#""Name""#, r#""name#2""#, r#""NAME#3""#]
+        );
         assert_eq!(subject.col("name"), Some(r#""name#2""#));
         let thing = &all[&TableName::new("demo", "Thing")];
         let cols: Vec<&str> = thing.columns.iter().map(|c| c.sql.as_str()).collect();
         assert_eq!(
             cols,
-            [r#""T""#, r#""T__utc""#, r#""t__UTC#2""#, r#""rowid#2""#, r##""#2""##]
+            [
+                r#""T""#,
+                r#""T__utc""#,
+                r#""t__UTC#2""#,
+                r#""rowid#2""#,
+                r##""#2""##
+            ]
         );
         // The hidden UTC column of T yields to the model's own T__utc.
         assert_eq!(thing.columns[0].utc_sql.as_deref(), Some(r#""T__utc#3""#));
@@ -679,16 +700,63 @@ mod tests {
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
         for layout in sorted {
             conn.execute_batch(&layout.create_sql()).unwrap();
-            conn.execute_batch(&layout.insert_sql().replace('?', "NULL").replacen("NULL", "'x'", 1))
-                .unwrap();
+            conn.execute_batch(
+                &layout
+                    .insert_sql()
+                    .replace('?', "NULL")
+                    .replacen("NULL", "'x'", 1),
+            )
+            .unwrap();
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn column_identifiers_never_collide_and_sqlite_accepts_them(
+            names in proptest::collection::vec("[aAbBtT_#:\"]{0,3}(__utc|__UTC)?", 1..8),
+            timestamptz in proptest::collection::vec(proptest::bool::ANY, 8),
+        ) {
+            let mut seen = std::collections::HashSet::new();
+            let columns: Vec<serde_json::Value> = std::iter::once("RID".to_string())
+                .chain(names)
+                .filter(|n| seen.insert(n.clone()))
+                .enumerate()
+                .map(|(i, n)| {
+                    let ty = if timestamptz[i % 8] { "timestamptz" } else { "text" };
+                    serde_json::json!({"name": n, "type": {"typename": ty}})
+                })
+                .collect();
+            let json = serde_json::json!({"schemas": {"demo": {"tables": {
+                "T": {"column_definitions": columns.clone()},
+                "t": {"column_definitions": columns}}}}});
+            let model = CatalogModel::from_json(json.to_string().as_bytes()).unwrap();
+            let all = layouts(&model);
+            let conn = rusqlite::Connection::open_in_memory().unwrap();
+            for layout in all.values() {
+                let mut idents: Vec<String> = layout
+                    .columns
+                    .iter()
+                    .flat_map(|c| std::iter::once(c.sql.clone()).chain(c.utc_sql.clone()))
+                    .map(|s| s.to_ascii_lowercase())
+                    .collect();
+                let n = idents.len();
+                idents.sort();
+                idents.dedup();
+                proptest::prop_assert_eq!(idents.len(), n);
+                conn.execute_batch(&layout.create_sql()).unwrap();
+                conn.prepare(&layout.insert_sql()).unwrap();
+            }
         }
     }
 
     #[test]
     fn wide_tables_compare_duplicates_within_sqlites_expression_depth() {
-        let cols: Vec<String> = std::iter::once(r#"{"name":"RID","type":{"typename":"text"}}"#.to_string())
-            .chain((0..1500).map(|i| format!(r#"{{"name":"c{i}","type":{{"typename":"text"}}}}"#)))
-            .collect();
+        let cols: Vec<String> =
+            std::iter::once(r#"{"name":"RID","type":{"typename":"text"}}"#.to_string())
+                .chain(
+                    (0..1500).map(|i| format!(r#"{{"name":"c{i}","type":{{"typename":"text"}}}}"#)),
+                )
+                .collect();
         let json = format!(
             r#"{{"schemas":{{"demo":{{"tables":{{"Wide":{{"column_definitions":[{}]}}}}}}}}}}"#,
             cols.join(",")
