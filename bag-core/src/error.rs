@@ -99,6 +99,38 @@ pub enum Error {
     #[error(transparent)]
     Features(#[from] deriva_bag_features::Error),
 
+    /// A bag file the index reads (a table CSV, `data/schema.json`) differs from the digest
+    /// its payload manifest lists: it was changed after the bag was made.
+    #[error(
+        "{path}: {algorithm} digest is {found} but manifest-{algorithm}.txt lists {expected}: \
+         the file was changed after the bag was made"
+    )]
+    ChecksumMismatch {
+        path: PathBuf,
+        algorithm: &'static str,
+        expected: String,
+        found: String,
+    },
+
+    /// A bag file the index would read (a table CSV, `data/schema.json`) is listed in no
+    /// payload manifest, so the bag does not vouch for its content.
+    #[error(
+        "{path}: not listed in any payload manifest (manifest-md5.txt, manifest-sha256.txt); \
+         a file the bag does not vouch for is not read"
+    )]
+    NotInManifest { path: PathBuf },
+
+    /// Building the index failed on one table (or its metadata): names the bag and the
+    /// table, not the cache's temporary file.
+    #[error("{bag}: cannot index {what}: {source}")]
+    IndexBuild {
+        bag: PathBuf,
+        /// `table <schema>:<table>`, or what else was being written.
+        what: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+
     /// The SQLite index failed.
     #[error("index {path}: {source}")]
     Index {

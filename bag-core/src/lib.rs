@@ -47,6 +47,7 @@
 //! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export (needs the TensorFlow C library). |
 //! | `cli` | the `deriva-bag` binary (implies `restructure`). |
 //! | `fixtures` | [`fixtures`]: deterministic demo and test bags with real PNG/JPEG assets. |
+//! | `fuzzing` | entry points for the cargo-fuzz targets in `bag-core/fuzz` (hidden, not a stable API). |
 #![warn(missing_docs)]
 
 pub mod archive;
@@ -61,6 +62,9 @@ mod error;
 #[cfg(feature = "fixtures")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fixtures")))]
 pub mod fixtures;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod index;
 pub mod version;
 

@@ -882,11 +882,15 @@ fn a_truncated_csv_is_bad_input_to_read_and_a_checksum_failure_to_validate() {
     text.push_str("1-S009,\"unterminated\n");
     std::fs::write(&csv, text).unwrap();
 
+    // Changed after the bag was made: the read names the file and its digest.
     let out = f.run(&["table", "BAG", "Subject", "--json"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    let at = format!("{} line {}", csv.display(), lines + 1);
-    assert!(err.starts_with("error: ") && err.contains(&at), "{err}");
+    let changed = format!("error: {}: sha256 digest is ", csv.display());
+    assert!(
+        err.starts_with(&changed) && err.contains("the file was changed after the bag was made"),
+        "{err}"
+    );
 
     // Validation never parses the CSV: it reports the file's digests.
     let out = f.run(&["validate", "BAG", "--json"]);
@@ -905,6 +909,16 @@ fn a_truncated_csv_is_bad_input_to_read_and_a_checksum_failure_to_validate() {
             ("checksum-mismatch", "data/demo/Subject.csv"),
         ]
     );
+
+    // Made that way (the manifests vouch for it): the read names the file and line.
+    deriva_bag_core::bagit::write::BagWriter::new()
+        .write(f.bag_path())
+        .unwrap();
+    let out = f.run(&["table", "BAG", "Subject", "--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    let at = format!("{} line {}", csv.display(), lines + 1);
+    assert!(err.starts_with("error: ") && err.contains(&at), "{err}");
 }
 
 #[test]
@@ -935,4 +949,56 @@ fn a_tar_gz_archive_reads_like_its_directory() {
     let out = f.run_on(tgz.to_str().unwrap(), &["children", "BAG", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(parse(&out), f.json(&["children", "BAG"]));
+}
+
+#[test]
+fn validate_reports_a_rid_repeated_with_other_values() {
+    let f = Fixture::small();
+    let csv = f.bag_path().join("data/demo/Subject.csv");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let mut row: Vec<String> = lines[1].split(',').map(str::to_string).collect();
+    let name = header.iter().position(|h| *h == "Name").unwrap();
+    row[name] = "Someone else".into();
+    let rid = row[0].clone();
+    std::fs::write(&csv, format!("{text}{}\n", row.join(","))).unwrap();
+    // A bag made that way: the manifests vouch for the repeated row.
+    deriva_bag_core::bagit::write::BagWriter::new()
+        .write(f.bag_path())
+        .unwrap();
+
+    let out = f.run(&["validate", "BAG", "--mode", "full", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        parse(&out),
+        json!({"valid": false, "errors": [{
+            "kind": "duplicate-rid",
+            "path": "data/demo/Subject.csv",
+            "detail": format!(
+                "line {}: RID {rid} of table demo:Subject has other values than \
+                 data/demo/Subject.csv line 2, whose row is used",
+                lines.len() + 1
+            ),
+        }]})
+    );
+    // Opening warns, naming both lines; the first row is served.
+    let out = f.run(&["table", "BAG", "Subject", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let warning = stderr(&out);
+    assert!(
+        warning.contains(&format!(
+            "first=data/demo/Subject.csv line 2 duplicate=data/demo/Subject.csv line {}",
+            lines.len() + 1
+        )),
+        "{warning}"
+    );
+    let rows = parse(&out);
+    let first = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["RID"] == json!(rid))
+        .unwrap();
+    assert_ne!(first["Name"], json!("Someone else"));
 }

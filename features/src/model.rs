@@ -155,6 +155,27 @@ impl ColumnType {
         }
     }
 
+    /// The inclusive range of an integer column's values (of the elements, for arrays), as
+    /// PostgreSQL stores them: int2 / smallint / serial2 are 16-bit, int4 / integer / serial4
+    /// 32-bit, int8 / bigint / serial8 64-bit; a domain takes its base type's range. `None`
+    /// for columns that are not integers.
+    ///
+    /// ```
+    /// use deriva_bag_features::ColumnType;
+    /// assert_eq!(ColumnType::simple("int4").int_range(), Some((-2147483648, 2147483647)));
+    /// assert_eq!(ColumnType::simple("int2[]").int_range(), Some((-32768, 32767)));
+    /// assert_eq!(ColumnType::simple("text").int_range(), None);
+    /// ```
+    pub fn int_range(&self) -> Option<(i64, i64)> {
+        match self.typename.trim_end_matches("[]") {
+            "int2" | "serial2" | "smallint" => Some((i16::MIN.into(), i16::MAX.into())),
+            "int4" | "serial4" | "integer" => Some((i32::MIN.into(), i32::MAX.into())),
+            "int8" | "serial8" | "bigint" => Some((i64::MIN, i64::MAX)),
+            _ if self.kind() != ValueKind::Int => None,
+            _ => self.base.as_ref().and_then(|base| base.int_range()),
+        }
+    }
+
     /// True for `text[]`-style array columns.
     pub fn is_array(&self) -> bool {
         self.is_array || self.typename.ends_with("[]")

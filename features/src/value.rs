@@ -72,10 +72,11 @@ impl Value {
     /// assert!(Value::parse("seven", &ColumnType::simple("int4")).is_err());
     /// ```
     pub fn parse(text: &str, ty: &ColumnType) -> Result<Value, ValueError> {
+        let scalar = Scalar::of(ty);
         if ty.is_array() {
-            return parse_array(text, ty.kind(), &ty.typename);
+            return parse_array(text, scalar);
         }
-        parse_scalar(text, ty.kind(), &ty.typename)
+        parse_scalar(text, scalar)
     }
 
     /// True for `Value::Null`.
@@ -151,13 +152,15 @@ impl Value {
                 .map(Value::Array),
             _ if kind == ValueKind::Json => Ok(Value::Json(json.clone())),
             Json::String(s) if kind == ValueKind::Text => Ok(Value::Text(s.clone())),
-            Json::String(s) => parse_scalar(s, kind, &ty.typename),
+            Json::String(s) => parse_scalar(s, Scalar::of(ty)),
             Json::Bool(b) if kind == ValueKind::Bool => Ok(Value::Bool(*b)),
             Json::Number(n) if kind == ValueKind::Int => {
-                n.as_i64().map(Value::Int).ok_or_else(|| ValueError {
-                    expected: ty.typename.clone(),
-                    value: n.to_string(),
-                })
+                let scalar = Scalar::of(ty);
+                match n.as_i64() {
+                    Some(i) => scalar.int(i, &n.to_string()),
+                    None if n.is_u64() => Err(scalar.out_of_range(&n.to_string())),
+                    None => Err(err(&ty.typename, &n.to_string())),
+                }
             }
             Json::Number(n) if kind == ValueKind::Float => {
                 n.as_f64().map(Value::Float).ok_or_else(|| ValueError {
@@ -235,17 +238,60 @@ fn err(expected: &str, text: &str) -> ValueError {
     }
 }
 
-fn parse_scalar(text: &str, kind: ValueKind, typename: &str) -> Result<Value, ValueError> {
+/// What one scalar (a cell, or one element of an array cell) must parse as.
+#[derive(Debug, Clone, Copy)]
+struct Scalar<'a> {
+    kind: ValueKind,
+    /// The scalar's typename (an array's element type: `int4` for `int4[]`).
+    typename: &'a str,
+    /// For integers, the inclusive range the column's type can hold.
+    int_range: Option<(i64, i64)>,
+}
+
+impl<'a> Scalar<'a> {
+    fn of(ty: &'a ColumnType) -> Scalar<'a> {
+        Scalar {
+            kind: ty.kind(),
+            typename: &ty.typename,
+            int_range: ty.int_range(),
+        }
+    }
+
+    /// An integer, checked against the column type's range (PostgreSQL never writes an
+    /// out-of-range value, so one is damage, not data to keep: storing 3000000000 as an
+    /// `int4` would hand a reader a value the catalog cannot hold).
+    fn int(&self, i: i64, text: &str) -> Result<Value, ValueError> {
+        match self.int_range {
+            Some((lo, hi)) if i < lo || i > hi => Err(self.out_of_range(text)),
+            _ => Ok(Value::Int(i)),
+        }
+    }
+
+    fn out_of_range(&self, text: &str) -> ValueError {
+        let (lo, hi) = self.int_range.unwrap_or((i64::MIN, i64::MAX));
+        err(
+            &format!("{} (out of range: {lo} to {hi})", self.typename),
+            text,
+        )
+    }
+}
+
+fn parse_scalar(text: &str, scalar: Scalar<'_>) -> Result<Value, ValueError> {
+    let (kind, typename) = (scalar.kind, scalar.typename);
     if text.is_empty() && kind != ValueKind::Text {
         return Ok(Value::Null);
     }
     match kind {
         ValueKind::Text => Ok(Value::Text(text.to_string())),
-        ValueKind::Int => text
-            .trim()
-            .parse::<i64>()
-            .map(Value::Int)
-            .map_err(|_| err(typename, text)),
+        ValueKind::Int => {
+            let t = text.trim();
+            match t.parse::<i64>() {
+                Ok(i) => scalar.int(i, text),
+                // All digits but past i64: out of range, not malformed.
+                Err(_) if is_integer_literal(t) => Err(scalar.out_of_range(text)),
+                Err(_) => Err(err(typename, text)),
+            }
+        }
         ValueKind::Float => parse_float(text)
             .map(Value::Float)
             .ok_or_else(|| err(typename, text)),
@@ -271,6 +317,12 @@ fn parse_scalar(text: &str, kind: ValueKind, typename: &str) -> Result<Value, Va
             .map(Value::Json)
             .map_err(|_| err("json", text)),
     }
+}
+
+/// `[+-]digits`: the shape of an integer, whatever its size.
+fn is_integer_literal(t: &str) -> bool {
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn parse_float(text: &str) -> Option<f64> {
@@ -388,12 +440,16 @@ fn parse_offset(text: &str) -> Option<FixedOffset> {
 }
 
 /// A PostgreSQL array literal (`{a,"b c",NULL}`) or a JSON array (`["a","b c",null]`).
-fn parse_array(text: &str, kind: ValueKind, typename: &str) -> Result<Value, ValueError> {
+fn parse_array(text: &str, scalar: Scalar<'_>) -> Result<Value, ValueError> {
+    let typename = scalar.typename;
     let t = text.trim();
     if t.is_empty() {
         return Ok(Value::Null);
     }
-    let element_type = typename.trim_end_matches("[]");
+    let element = Scalar {
+        typename: typename.trim_end_matches("[]"),
+        ..scalar
+    };
     if t.starts_with('[') {
         let json: Json = serde_json::from_str(t).map_err(|_| err(typename, text))?;
         let Json::Array(items) = json else {
@@ -403,8 +459,8 @@ fn parse_array(text: &str, kind: ValueKind, typename: &str) -> Result<Value, Val
             .iter()
             .map(|item| match item {
                 Json::Null => Ok(Value::Null),
-                Json::String(s) => parse_scalar(s, kind, element_type),
-                other => parse_scalar(&other.to_string(), kind, element_type),
+                Json::String(s) => parse_scalar(s, element),
+                other => parse_scalar(&other.to_string(), element),
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array);
@@ -420,15 +476,17 @@ fn parse_array(text: &str, kind: ValueKind, typename: &str) -> Result<Value, Val
     let mut chars = inner.chars().peekable();
     loop {
         // One element: quoted (with backslash escapes) or bare up to the next comma.
-        let mut element = String::new();
+        let mut element_text = String::new();
         let quoted = chars.peek() == Some(&'"');
         if quoted {
             chars.next();
             loop {
                 match chars.next() {
-                    Some('\\') => element.push(chars.next().ok_or_else(|| err(typename, text))?),
+                    Some('\\') => {
+                        element_text.push(chars.next().ok_or_else(|| err(typename, text))?)
+                    }
                     Some('"') => break,
-                    Some(c) => element.push(c),
+                    Some(c) => element_text.push(c),
                     None => return Err(err(typename, text)),
                 }
             }
@@ -440,16 +498,16 @@ fn parse_array(text: &str, kind: ValueKind, typename: &str) -> Result<Value, Val
                 if c == '"' || c == '{' || c == '}' {
                     return Err(err(typename, text));
                 }
-                element.push(c);
+                element_text.push(c);
                 chars.next();
             }
         }
-        let value = if !quoted && element.eq_ignore_ascii_case("NULL") {
+        let value = if !quoted && element_text.eq_ignore_ascii_case("NULL") {
             Value::Null
-        } else if !quoted && element.is_empty() {
+        } else if !quoted && element_text.is_empty() {
             return Err(err(typename, text));
         } else {
-            parse_scalar(&element, kind, element_type)?
+            parse_scalar(&element_text, element)?
         };
         items.push(value);
         match chars.next() {
@@ -581,7 +639,68 @@ mod tests {
         assert_eq!(e.to_string(), "\"seven\" is not a valid int4");
     }
 
+    #[test]
+    fn integers_outside_their_column_type_are_errors_naming_the_range() {
+        let e = Value::parse("3000000000", &ty("int4")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"3000000000\" is not a valid int4 (out of range: -2147483648 to 2147483647)"
+        );
+        assert_eq!(
+            Value::parse("2147483647", &ty("int4")).unwrap(),
+            Value::Int(2147483647)
+        );
+        assert_eq!(
+            Value::parse("-32769", &ty("int2")).unwrap_err().to_string(),
+            "\"-32769\" is not a valid int2 (out of range: -32768 to 32767)"
+        );
+        assert_eq!(
+            Value::parse("9223372036854775808", &ty("int8"))
+                .unwrap_err()
+                .to_string(),
+            "\"9223372036854775808\" is not a valid int8 (out of range: \
+             -9223372036854775808 to 9223372036854775807)"
+        );
+        // A domain over int4 (as ERMrest writes them) has int4's range.
+        let domain = ColumnType {
+            typename: "my_count".into(),
+            base: Some(Box::new(ty("int4"))),
+            is_array: false,
+            is_domain: true,
+        };
+        assert!(Value::parse("4294967296", &domain).is_err());
+        // Array elements and JSON numbers are checked too.
+        assert_eq!(
+            Value::parse("{1,70000}", &ty("int2[]"))
+                .unwrap_err()
+                .to_string(),
+            "\"70000\" is not a valid int2 (out of range: -32768 to 32767)"
+        );
+        assert_eq!(
+            Value::from_json(&serde_json::json!(4294967296u64), &ty("int4"))
+                .unwrap_err()
+                .to_string(),
+            "\"4294967296\" is not a valid int4 (out of range: -2147483648 to 2147483647)"
+        );
+        assert_eq!(
+            Value::from_json(&serde_json::json!(u64::MAX), &ty("int8"))
+                .unwrap_err()
+                .expected,
+            "int8 (out of range: -9223372036854775808 to 9223372036854775807)"
+        );
+    }
+
     proptest! {
+        #[test]
+        fn int4_keeps_exactly_the_values_postgres_can_hold(i in any::<i64>()) {
+            let parsed = Value::parse(&i.to_string(), &ty("int4"));
+            if i32::try_from(i).is_ok() {
+                prop_assert_eq!(parsed.unwrap(), Value::Int(i));
+            } else {
+                prop_assert!(parsed.is_err());
+            }
+        }
+
         #[test]
         fn parse_never_panics(text in ".*", which in 0usize..9) {
             let types = ["text", "int8", "float8", "boolean", "date", "timestamp", "timestamptz", "json", "text[]"];

@@ -8,7 +8,6 @@ use deriva_bag_features::{DatasetInfo, Rid, Row, TableName};
 
 use super::{BagShared, DatasetBag};
 use crate::index::query::TableRows;
-use crate::index::schema::{quote_ident, sql_table_name};
 use crate::version::max_version;
 use crate::Result;
 
@@ -39,7 +38,8 @@ impl DatasetBag {
     /// Datasets nested in this one, sorted by RID; with `recurse`, each child is followed by
     /// its own descendants (depth first). Unlike the reference, a child without a
     /// `Dataset_Version` row is still listed (with `version: None`). A visited set stops the
-    /// recursion on cycles; a dataset reached twice in a diamond is listed twice, as in the
+    /// recursion on cycles, and a nesting cycle back to this dataset never lists it as its
+    /// own descendant; a dataset reached twice in a diamond is listed twice, as in the
     /// reference.
     pub fn list_dataset_children(&self, recurse: bool) -> Result<Vec<DatasetInfo>> {
         let mut out = Vec::new();
@@ -50,7 +50,8 @@ impl DatasetBag {
 
     /// Datasets that nest this one, sorted by RID; with `recurse`, their ancestors follow
     /// (direct parents first, then each parent's ancestors). Parents without a version row are
-    /// listed with `version: None`.
+    /// listed with `version: None`; a nesting cycle never lists this dataset as its own
+    /// ancestor.
     pub fn list_dataset_parents(&self, recurse: bool) -> Result<Vec<DatasetInfo>> {
         let mut out = Vec::new();
         let mut visited = HashSet::from([self.info.rid.clone()]);
@@ -66,11 +67,13 @@ impl DatasetBag {
         visited: &mut HashSet<Rid>,
         out: &mut Vec<DatasetInfo>,
     ) -> Result<()> {
-        let next = if down {
+        let mut next = if down {
             nested_rids(&self.shared, rid)?
         } else {
             parent_rids(&self.shared, rid)?
         };
+        // A cycle leads back here: this dataset is not its own child or parent.
+        next.retain(|r| *r != self.info.rid);
         let mut infos = Vec::with_capacity(next.len());
         for r in &next {
             infos.push(dataset_info(&self.shared, r)?);
@@ -133,12 +136,8 @@ impl DatasetBag {
 
     pub(crate) fn table_rows_of(&self, table: &TableName) -> Result<Vec<Row>> {
         let layout = self.index().layout(table)?;
-        let order = if layout.has_rid {
-            "ORDER BY \"RID\""
-        } else {
-            "ORDER BY rowid"
-        };
-        self.index().select_rows(table, order, [])
+        let order = format!("ORDER BY {}", layout.key_sql());
+        self.index().select_rows(table, &order, [])
     }
 
     /// Rows of a table streamed from the index page by page (RID order), without loading the
@@ -159,15 +158,15 @@ fn parent_rids(shared: &BagShared, rid: &Rid) -> Result<Vec<Rid>> {
 }
 
 fn nesting_query(shared: &BagShared, rid: &Rid, by: &str, get: &str) -> Result<Vec<Rid>> {
-    let table = ml("Dataset_Dataset");
-    if !shared.index.has_column(&table, by) || !shared.index.has_column(&table, get) {
+    let Ok(layout) = shared.index.layout(&ml("Dataset_Dataset")) else {
         return Ok(Vec::new());
-    }
+    };
+    let (Some(by), Some(get)) = (layout.col(by), layout.col(get)) else {
+        return Ok(Vec::new());
+    };
     let sql = format!(
         "SELECT DISTINCT {get} FROM {t} WHERE {by} = ?1 AND {get} IS NOT NULL ORDER BY {get}",
-        get = quote_ident(get),
-        by = quote_ident(by),
-        t = sql_table_name(&table)
+        t = layout.sql_name
     );
     Ok(shared
         .index
@@ -180,55 +179,33 @@ fn nesting_query(shared: &BagShared, rid: &Rid, by: &str, get: &str) -> Result<V
 /// Version (highest PEP 440), types (association row order) and description of `rid`.
 pub(crate) fn dataset_info(shared: &BagShared, rid: &Rid) -> Result<DatasetInfo> {
     let index = &shared.index;
-    let versions_t = ml("Dataset_Version");
-    let versions =
-        if index.has_column(&versions_t, "Version") && index.has_column(&versions_t, "Dataset") {
-            index.query_strings(
-                &format!(
-                    "SELECT \"Version\" FROM {} WHERE \"Dataset\" = ?1",
-                    sql_table_name(&versions_t)
-                ),
-                [rid.as_str()],
-            )?
-        } else {
-            Vec::new()
+    // `SELECT <get> FROM <table> WHERE <by> = rid [ORDER BY RID]`, empty when the model lacks
+    // the table or a column.
+    let values_of = |table: &str, get: &str, by: &str, ordered: bool| -> Result<Vec<String>> {
+        let Ok(layout) = index.layout(&ml(table)) else {
+            return Ok(Vec::new());
         };
-    let version = max_version(versions.iter().map(String::as_str)).map(str::to_string);
-
-    let types_t = ml("Dataset_Dataset_Type");
-    let types =
-        if index.has_column(&types_t, "Dataset_Type") && index.has_column(&types_t, "Dataset") {
-            let order = if index.has_column(&types_t, "RID") {
-                "ORDER BY \"RID\""
-            } else {
-                ""
-            };
-            index.query_strings(
-                &format!(
-                    "SELECT \"Dataset_Type\" FROM {} WHERE \"Dataset\" = ?1 {order}",
-                    sql_table_name(&types_t)
-                ),
-                [rid.as_str()],
-            )?
-        } else {
-            Vec::new()
+        let (Some(get), Some(by)) = (layout.col(get), layout.col(by)) else {
+            return Ok(Vec::new());
         };
-
-    let ds = ml("Dataset");
-    let description = if index.has_column(&ds, "Description") {
-        index
-            .query_strings(
-                &format!(
-                    "SELECT \"Description\" FROM {} WHERE \"RID\" = ?1",
-                    sql_table_name(&ds)
-                ),
-                [rid.as_str()],
-            )?
-            .into_iter()
-            .next()
-    } else {
-        None
+        let order = match layout.col("RID") {
+            Some(rid) if ordered => format!("ORDER BY {rid}"),
+            _ => String::new(),
+        };
+        index.query_strings(
+            &format!(
+                "SELECT {get} FROM {} WHERE {by} = ?1 {order}",
+                layout.sql_name
+            ),
+            [rid.as_str()],
+        )
     };
+    let versions = values_of("Dataset_Version", "Version", "Dataset", false)?;
+    let version = max_version(versions.iter().map(String::as_str)).map(str::to_string);
+    let types = values_of("Dataset_Dataset_Type", "Dataset_Type", "Dataset", true)?;
+    let description = values_of("Dataset", "Description", "RID", false)?
+        .into_iter()
+        .next();
     Ok(DatasetInfo {
         rid: rid.clone(),
         version,

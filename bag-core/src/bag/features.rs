@@ -17,9 +17,7 @@ use rusqlite::types::{Type, ValueRef};
 use serde_json::Value as Json;
 
 use super::DatasetBag;
-use crate::index::schema::{
-    quote_ident, timestamptz_from_sql, utc_column, value_from_sql, ColumnLayout, Storage,
-};
+use crate::index::schema::{timestamptz_from_sql, value_from_sql, ColumnLayout, Storage};
 use crate::Result;
 
 /// Where one record field sits in the result row of [`DatasetBag::feature_values`]' query.
@@ -498,35 +496,44 @@ impl DatasetBag {
         let feature = self.lookup_feature(table, feature)?;
         let reachable = self.reachable_rid_set(&feature.target_table)?;
         let layout = Arc::clone(self.index().layout(&feature.feature_table)?);
+        let missing = |column: &str| {
+            deriva_bag_features::Error::Invalid(format!(
+                "feature table {} has no column {column:?}",
+                feature.feature_table
+            ))
+        };
+        let rid_sql = layout.col("RID").ok_or_else(|| missing("RID"))?;
+        let target = format!(
+            "v.{}",
+            layout
+                .col(&feature.target_column)
+                .ok_or_else(|| missing(&feature.target_column))?
+        );
         // Read only the record's fields (not RCB/RMB/RMT …) and build each record straight
         // from the SQLite row, without an intermediate `Row`: on 40k records the extra
         // columns and the second copy of every value were most of the time.
-        let mut select = vec![
-            "v.\"RID\"".to_string(),
-            format!("v.{}", quote_ident(&feature.target_column)),
-        ];
+        let mut select = vec![format!("v.{rid_sql}"), target.clone()];
         let mut fields: Vec<(String, Option<FieldColumn<'_>>)> = Vec::new();
         for name in feature.field_names() {
             let column = layout.column_index(&name).map(|i| {
                 let col = &layout.columns[i];
                 let position = select.len();
-                select.push(format!("v.{}", quote_ident(&col.name)));
-                let utc = (col.storage == Storage::TimestampTz).then(|| {
-                    select.push(format!("v.{}", quote_ident(&utc_column(&col.name))));
+                select.push(format!("v.{}", col.sql));
+                let utc = col.utc_sql.as_ref().map(|utc| {
+                    select.push(format!("v.{utc}"));
                     position + 1
                 });
                 FieldColumn { col, position, utc }
             });
             fields.push((name, column));
         }
-        let target = format!("v.{}", quote_ident(&feature.target_column));
         // Reachability is a set lookup per row (the set is cached per dataset and table), and
         // the canonical order is applied by `sort_and_select` below, so SQLite neither builds the
         // reachable RID list nor sorts.
         let sql = format!(
             "SELECT {} FROM {} AS v WHERE {target} IS NOT NULL",
             select.join(", "),
-            self.sql_table(&feature.feature_table),
+            layout.sql_name,
         );
         let names: Vec<String> = fields.iter().map(|(name, _)| name.clone()).collect();
         // Rows go to a compact `Rows` (texts in one arena, no per-record FeatureId, key
@@ -617,45 +624,47 @@ impl DatasetBag {
     ///
     /// Bags usually lack `Workflow_Workflow_Type`, so a type name tends to fail offline.
     pub fn list_workflow_executions(&self, workflow: &str) -> Result<Vec<Rid>> {
-        let model = self.model();
         let (workflow_t, execution_t, type_t) = (
             ml("Workflow"),
             ml("Execution"),
             ml("Workflow_Workflow_Type"),
         );
-        let has = |t: &TableName, c: &str| model.table(t).is_some_and(|t| t.column(c).is_some());
-        if !has(&execution_t, "Workflow") {
+        let index = self.index();
+        // `SELECT <get> FROM <table> WHERE <by> = ?1`, or `None` when the model lacks the
+        // table or a column.
+        let lookup = |table: &TableName, get: &str, by: &str| -> Option<String> {
+            let layout = index.layout(table).ok()?;
+            Some(format!(
+                "SELECT {} FROM {} WHERE {} = ?1",
+                layout.col(get)?,
+                layout.sql_name,
+                layout.col(by)?
+            ))
+        };
+        let Some(executions_sql) = lookup(&execution_t, "RID", "Workflow") else {
             tracing::warn!("the bag's model has no Execution.Workflow column; no executions");
             return Ok(Vec::new());
-        }
+        };
         let executions_of = |workflows: &[String]| -> Result<Vec<Rid>> {
             let mut out = Vec::new();
             for w in workflows {
-                let sql = format!(
-                    "SELECT \"RID\" FROM {} WHERE \"Workflow\" = ?1",
-                    self.sql_table(&execution_t)
+                out.extend(
+                    self.query_strings(&executions_sql, [w])?
+                        .into_iter()
+                        .map(Rid::new),
                 );
-                out.extend(self.query_strings(&sql, [w])?.into_iter().map(Rid::new));
             }
             out.sort();
             out.dedup();
             Ok(out)
         };
-        if has(&workflow_t, "RID") {
-            let sql = format!(
-                "SELECT \"RID\" FROM {} WHERE \"RID\" = ?1",
-                self.sql_table(&workflow_t)
-            );
+        if let Some(sql) = lookup(&workflow_t, "RID", "RID") {
             if !self.query_strings(&sql, [workflow])?.is_empty() {
                 return executions_of(&[workflow.to_string()]);
             }
         }
         let mut detail = String::new();
-        if has(&type_t, "Workflow") && has(&type_t, "Workflow_Type") {
-            let sql = format!(
-                "SELECT \"Workflow\" FROM {} WHERE \"Workflow_Type\" = ?1",
-                self.sql_table(&type_t)
-            );
+        if let Some(sql) = lookup(&type_t, "Workflow", "Workflow_Type") {
             let workflows = self.query_strings(&sql, [workflow])?;
             if !workflows.is_empty() {
                 return executions_of(&workflows);

@@ -7,8 +7,8 @@ use deriva_bag_features::{Members, Rid, Row, TableName};
 use rusqlite::Params;
 
 use super::{DatasetBag, ElementType, ReachableRids};
+use crate::index::reachable::dataset_table;
 use crate::index::reachable::reachable_rids_sql;
-use crate::index::schema::{quote_ident, sql_table_name};
 use crate::Result;
 
 impl DatasetBag {
@@ -17,7 +17,8 @@ impl DatasetBag {
     ///
     /// `limit` caps rows per table per dataset level. With `recurse`, each nested dataset's
     /// members (children in RID order, depth first) are appended after this level's rows, as in
-    /// the reference (no de-duplication across levels); a visited set guards against cycles.
+    /// the reference (no de-duplication across levels); a visited set guards against cycles,
+    /// and a nesting cycle back to this dataset never lists it as a `Dataset` member of itself.
     pub fn list_dataset_members(&self, recurse: bool, limit: Option<usize>) -> Result<Members> {
         let mut members: Members = self
             .shared
@@ -42,7 +43,10 @@ impl DatasetBag {
             return Ok(());
         }
         for element in &self.shared.element_types {
-            let rows = self.member_rows(element, rid, limit)?;
+            let mut rows = self.member_rows(element, rid, limit)?;
+            if element.table == dataset_table() {
+                rows.retain(|r| r.rid().as_ref() != Some(&self.info.rid));
+            }
             if let Some(list) = out.get_mut(&element.table) {
                 list.extend(rows);
             }
@@ -64,23 +68,25 @@ impl DatasetBag {
         if limit == Some(0) || element.links.is_empty() {
             return Ok(Vec::new());
         }
-        let subqueries: Vec<String> = element
-            .links
-            .iter()
-            .map(|l| {
-                format!(
-                    "SELECT {m} FROM {a} WHERE {d} = ?1",
-                    m = quote_ident(&l.member_column),
-                    a = sql_table_name(&l.association),
-                    d = quote_ident(&l.dataset_column)
-                )
-            })
-            .collect();
+        let index = self.index();
+        let mut subqueries: Vec<String> = Vec::new();
+        for l in &element.links {
+            let a = index.layout(&l.association)?;
+            if let (Some(m), Some(d)) = (a.col(&l.member_column), a.col(&l.dataset_column)) {
+                subqueries.push(format!("SELECT {m} FROM {} WHERE {d} = ?1", a.sql_name));
+            }
+        }
+        let Some(key) = index.col(&element.table, "RID") else {
+            return Ok(Vec::new());
+        };
+        if subqueries.is_empty() {
+            return Ok(Vec::new());
+        }
         let limit_sql = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-        self.index().select_rows(
+        index.select_rows(
             &element.table,
             &format!(
-                "WHERE \"RID\" IN ({}) ORDER BY \"RID\"{limit_sql}",
+                "WHERE {key} IN ({}) ORDER BY {key}{limit_sql}",
                 subqueries.join(" UNION ")
             ),
             [rid.as_str()],
@@ -101,9 +107,12 @@ impl DatasetBag {
     /// sorted by RID. E.g. the Images of member Subjects.
     pub fn reachable_rows(&self, table: &TableName) -> Result<Vec<Row>> {
         let fragment = self.reachable_rids_sql(table)?;
+        let Some(key) = self.index().col(table, "RID") else {
+            return Ok(Vec::new());
+        };
         self.index().select_rows(
             table,
-            &format!("WHERE \"RID\" IN ({fragment}) ORDER BY \"RID\""),
+            &format!("WHERE {key} IN ({fragment}) ORDER BY {key}"),
             [],
         )
     }
@@ -114,7 +123,12 @@ impl DatasetBag {
         // Fails with TableNotFound for a table the model lacks.
         self.index().layout(table)?;
         let rids = self.dataset_and_descendants()?;
-        Ok(reachable_rids_sql(&self.shared.model, table, &rids))
+        Ok(reachable_rids_sql(
+            &self.shared.model,
+            self.index(),
+            table,
+            &rids,
+        ))
     }
 
     /// The RIDs of `table` reachable from this dataset and its descendants (the set
@@ -142,11 +156,6 @@ impl DatasetBag {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, Arc::clone(&set));
         Ok(set)
-    }
-
-    /// The quoted SQLite name of a model table.
-    pub(crate) fn sql_table(&self, table: &TableName) -> String {
-        sql_table_name(table)
     }
 
     /// First column of each result row as text (NULLs skipped).

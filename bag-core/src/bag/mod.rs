@@ -223,11 +223,51 @@ impl DatasetBag {
         &self.shared.index
     }
 
-    /// Validates the bag's files against its manifests (see [`crate::bagit::ValidationMode`]).
+    /// Validates the bag's files against its manifests (see [`crate::bagit::ValidationMode`]),
+    /// plus what the index found in its tables ([`index_findings`](Self::index_findings)).
     pub fn validate(
         &self,
         mode: crate::bagit::ValidationMode,
     ) -> crate::Result<crate::bagit::ValidationReport> {
-        self.shared.bagit()?.validate(mode, None)
+        let mut report = self.shared.bagit()?.validate(mode, None)?;
+        report.extend(self.index_findings()?);
+        Ok(report)
+    }
+
+    /// What building the index found wrong in the bag's tables, as validation findings:
+    /// `duplicate-rid` for each row that repeats the RID of an earlier row of its table with
+    /// other values (the earlier row is served; identical repeats, normal in path-encoded
+    /// exports, are not findings). Sorted by path, then line.
+    ///
+    /// ```
+    /// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{DatasetBag, OpenOptions};
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = deriva_bag_core::fixtures::small_bag(tmp.path())?;
+    /// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+    /// let bag = DatasetBag::open_with(&generated.path, &options)?;
+    /// assert!(bag.index_findings()?.is_empty());
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "fixtures"))] fn main() {}
+    /// ```
+    pub fn index_findings(&self) -> crate::Result<Vec<crate::bagit::ValidationIssue>> {
+        let mut issues: Vec<crate::bagit::ValidationIssue> = self
+            .index()
+            .rid_conflicts()?
+            .into_iter()
+            .map(|c| {
+                crate::bagit::ValidationIssue::duplicate_rid(
+                    &c.file,
+                    c.line,
+                    &c.table.to_string(),
+                    &c.rid,
+                    &c.first_file,
+                    c.first_line,
+                )
+            })
+            .collect();
+        // Stable: within a file, line order as the index lists them.
+        issues.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(issues)
     }
 }

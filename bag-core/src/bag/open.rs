@@ -11,9 +11,9 @@ use super::{BagShared, DatasetBag, ElementType, MemberLink, OpenOptions};
 use crate::bagit::paths::BagRoot;
 use crate::bagit::BagItFiles;
 use crate::index::build::{ensure_index, BuildRequest};
+use crate::index::integrity::{check_bytes, PayloadDigests, SchemaFile};
 use crate::index::query::Index;
 use crate::index::reachable::{dataset_table, pure_binary_association};
-use crate::index::schema::{quote_ident, sql_table_name};
 use crate::{archive, cache, Error, Result};
 
 impl DatasetBag {
@@ -25,14 +25,24 @@ impl DatasetBag {
 
     /// Opens a bag with explicit options.
     ///
+    /// The index serves only what the bag's payload manifests vouch for: every table CSV and
+    /// `data/schema.json` is checked against its manifest digest when the index is built, and
+    /// a file changed since is noticed on every later open (see `index::integrity`).
+    /// A table that repeats a RID with other values is served its first row, with a warning
+    /// on every open and a `duplicate-rid` finding in [`DatasetBag::validate`].
+    ///
     /// Errors: [`Error::NotABag`] (no `bagit.txt`, `data/` or `data/schema.json`),
-    /// [`Error::Model`] (malformed `schema.json`), [`Error::Csv`] / [`Error::UnknownColumn`] /
-    /// [`Error::BadValue`] (bad CSV, on the first open only), [`Error::Index`], [`Error::Io`];
-    /// for an archive also [`Error::UnsafePath`] (an entry escapes) and
-    /// [`Error::ArchiveTooLarge`] (extraction passed [`OpenOptions::max_extracted_bytes`] or
-    /// its default). Nothing is ever written inside the bag, and an open whose extraction and
-    /// index are already in the cache writes nothing at all (a read-only cache serves it).
-    /// Each open first removes what killed processes left in the cache ([`crate::cache`]).
+    /// [`Error::Model`] (malformed `schema.json`), [`Error::ChecksumMismatch`] (a CSV or
+    /// `schema.json` differs from its manifest digest), [`Error::NotInManifest`] (a table CSV
+    /// no payload manifest lists), [`Error::LinkEscapesBag`] (a bag file is a symbolic link
+    /// that leads outside the bag), [`Error::Csv`] / [`Error::UnknownColumn`] /
+    /// [`Error::BadValue`] (bad CSV, on the first open only), [`Error::IndexBuild`],
+    /// [`Error::Index`], [`Error::Io`]; for an archive also [`Error::UnsafePath`] (an entry
+    /// escapes) and [`Error::ArchiveTooLarge`] (extraction passed
+    /// [`OpenOptions::max_extracted_bytes`] or its default). Nothing is ever written inside
+    /// the bag, and an open whose extraction and index are already in the cache writes
+    /// nothing at all (a read-only cache serves it). Each open first removes what killed
+    /// processes left in the cache ([`crate::cache`]).
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<DatasetBag> {
         let started = std::time::Instant::now();
         let path = path.as_ref();
@@ -43,16 +53,30 @@ impl DatasetBag {
         // Only the cache key now: the manifests and fetch.txt are parsed on first use.
         let cache_key = BagItFiles::cache_key_memo(&dir, &cache_root.join("keys"))?;
         let bag_root = BagRoot::new(&dir)?;
-        let schema_path = dir.join("data").join("schema.json");
-        let Some(schema_bytes) = bag_root.read("data/schema.json", &dir)? else {
-            return Err(Error::NotABag {
-                path: dir,
-                detail: "no data/schema.json".into(),
-            });
+        let no_schema = || Error::NotABag {
+            path: dir.clone(),
+            detail: "no data/schema.json".into(),
         };
-        let model = CatalogModel::from_json(&schema_bytes).map_err(|source| Error::Model {
-            path: schema_path.clone(),
-            source,
+        // Resolved through the bag root first: a schema.json that links out of the bag is
+        // never read.
+        let Some(schema_path) = bag_root.existing("data/schema.json", &dir)? else {
+            return Err(no_schema());
+        };
+        let schema = match SchemaFile::read(&schema_path) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_schema()),
+            Err(e) => return Err(Error::io(&schema_path, e)),
+        };
+        let model = CatalogModel::from_json(&schema.bytes).map_err(|source| {
+            // A schema.json that was changed after the bag was made is reported as that.
+            let changed = PayloadDigests::read(&dir).ok().and_then(|d| {
+                let expected = d.expect("data/schema.json", &schema_path).ok()?;
+                check_bytes(&schema_path, &schema.bytes, expected).err()
+            });
+            changed.unwrap_or(Error::Model {
+                path: schema_path.clone(),
+                source,
+            })
         })?;
 
         let index_path = cache_root.join("index").join(format!("{cache_key}.sqlite"));
@@ -61,11 +85,14 @@ impl DatasetBag {
             &BuildRequest {
                 bag_root: &dir,
                 model: &model,
+                schema: &schema,
                 cache_key: &cache_key,
+                verified_dir: &cache_root.join("verified"),
                 progress: options.progress.as_ref(),
             },
         )?;
         let index = Arc::new(Index::open(&index_path, &model)?);
+        warn_rid_conflicts(&index)?;
         let element_types = element_types(&model);
         let root_rid = find_root(&index, &dir)?;
         let shared = Arc::new(BagShared {
@@ -90,6 +117,29 @@ impl DatasetBag {
         );
         Ok(bag)
     }
+}
+
+/// Warns about every row whose RID an earlier row of its table had with other values (the
+/// first row is the one served); on every open, not only the one that built the index.
+fn warn_rid_conflicts(index: &Index) -> Result<()> {
+    const SHOWN: usize = 20;
+    let conflicts = index.rid_conflicts()?;
+    for c in conflicts.iter().take(SHOWN) {
+        tracing::warn!(
+            table = %c.table,
+            rid = %c.rid,
+            first = %format!("{} line {}", c.first_file, c.first_line),
+            duplicate = %format!("{} line {}", c.file, c.line),
+            "a RID appears in two rows of one table with different values; the first row is used"
+        );
+    }
+    if conflicts.len() > SHOWN {
+        tracing::warn!(
+            more = conflicts.len() - SHOWN,
+            "more rows repeat a RID with different values; `validate` lists them all"
+        );
+    }
+    Ok(())
 }
 
 /// Element types: tables T (in a domain schema, or `Dataset` itself) joined to
@@ -155,35 +205,16 @@ fn find_root(index: &Index, dir: &Path) -> Result<Rid> {
     let ds = dataset_table();
     let version_table = deriva_bag_features::TableName::new(ML_SCHEMA, "Dataset_Version");
     let nesting = deriva_bag_features::TableName::new(ML_SCHEMA, "Dataset_Dataset");
-    let mut all: BTreeSet<String> = BTreeSet::new();
-    if index.has_column(&ds, "RID") {
-        all.extend(
-            index.query_strings(&format!("SELECT \"RID\" FROM {}", sql_table_name(&ds)), [])?,
-        );
-    }
-    let mut versioned: BTreeSet<String> = BTreeSet::new();
-    if index.has_column(&version_table, "Dataset") {
-        versioned.extend(index.query_strings(
-            &format!(
-                "SELECT DISTINCT {} FROM {}",
-                quote_ident("Dataset"),
-                sql_table_name(&version_table)
-            ),
-            [],
-        )?);
-    }
+    let mut all: BTreeSet<String> = index.distinct_strings(&ds, "RID")?.into_iter().collect();
+    let versioned: BTreeSet<String> = index
+        .distinct_strings(&version_table, "Dataset")?
+        .into_iter()
+        .collect();
     all.extend(versioned.iter().cloned());
-    let mut nested: BTreeSet<String> = BTreeSet::new();
-    if index.has_column(&nesting, "Nested_Dataset") {
-        nested.extend(index.query_strings(
-            &format!(
-                "SELECT {} FROM {}",
-                quote_ident("Nested_Dataset"),
-                sql_table_name(&nesting)
-            ),
-            [],
-        )?);
-    }
+    let nested: BTreeSet<String> = index
+        .distinct_strings(&nesting, "Nested_Dataset")?
+        .into_iter()
+        .collect();
     let unnested: Vec<&String> = all.iter().filter(|r| !nested.contains(*r)).collect();
     let dir_rid = dir
         .file_name()

@@ -110,42 +110,70 @@ pub fn parse_manifest(
 ) -> Result<Vec<ManifestEntry>> {
     let mut entries = Vec::new();
     for (line_no, line) in text_lines(bytes, source)? {
-        // bagit-python strips the whole line; a file name that ends in whitespace cannot be
-        // represented in a manifest either way.
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
+        if let Some(entry) = parse_line(line_no, line, algorithm, source)? {
+            entries.push(entry);
         }
-        let tag_error = |detail: String| Error::TagFile {
-            path: source.to_path_buf(),
-            line: line_no,
-            detail,
-        };
-        let (digest, raw_path) = match line.split_once(char::is_whitespace) {
-            Some((d, p)) => (d, p.trim_start()),
-            None => (line, ""),
-        };
-        if digest.len() != algorithm.hex_len() || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(tag_error(format!(
-                "bad {} digest {digest:?}: expected {} hex digits",
-                algorithm.name(),
-                algorithm.hex_len()
-            )));
-        }
-        if raw_path.is_empty() {
-            return Err(tag_error(format!("digest {digest:?} has no path")));
-        }
-        let decoded = decode_manifest_path(raw_path);
-        let path = normalize(&decoded, source).map_err(|_| Error::UnsafePath {
-            source_file: with_line(source, line_no),
-            path: decoded.clone(),
-        })?;
-        entries.push(ManifestEntry {
-            path,
-            digest: digest.to_ascii_lowercase(),
-        });
     }
     Ok(entries)
+}
+
+/// [`parse_manifest`] that skips the lines it cannot parse instead of failing on the first
+/// (a file that is not UTF-8 still fails). For the index's digest checks, which need only
+/// the entries of the files they read: a malformed line for another file must not stop an
+/// open, and [`super::BagItFiles::read`] still reports it. A file whose own line is malformed
+/// counts as unlisted.
+pub(crate) fn parse_manifest_lenient(
+    bytes: &[u8],
+    algorithm: Algorithm,
+    source: &Path,
+) -> Result<Vec<ManifestEntry>> {
+    Ok(text_lines(bytes, source)?
+        .into_iter()
+        .filter_map(|(line_no, line)| parse_line(line_no, line, algorithm, source).ok().flatten())
+        .collect())
+}
+
+/// One manifest line: `None` for a blank line.
+fn parse_line(
+    line_no: usize,
+    line: &str,
+    algorithm: Algorithm,
+    source: &Path,
+) -> Result<Option<ManifestEntry>> {
+    // bagit-python strips the whole line; a file name that ends in whitespace cannot be
+    // represented in a manifest either way.
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let tag_error = |detail: String| Error::TagFile {
+        path: source.to_path_buf(),
+        line: line_no,
+        detail,
+    };
+    let (digest, raw_path) = match line.split_once(char::is_whitespace) {
+        Some((d, p)) => (d, p.trim_start()),
+        None => (line, ""),
+    };
+    if digest.len() != algorithm.hex_len() || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(tag_error(format!(
+            "bad {} digest {digest:?}: expected {} hex digits",
+            algorithm.name(),
+            algorithm.hex_len()
+        )));
+    }
+    if raw_path.is_empty() {
+        return Err(tag_error(format!("digest {digest:?} has no path")));
+    }
+    let decoded = decode_manifest_path(raw_path);
+    let path = normalize(&decoded, source).map_err(|_| Error::UnsafePath {
+        source_file: with_line(source, line_no),
+        path: decoded.clone(),
+    })?;
+    Ok(Some(ManifestEntry {
+        path,
+        digest: digest.to_ascii_lowercase(),
+    }))
 }
 
 #[cfg(test)]
@@ -243,6 +271,28 @@ mod tests {
         fn manifest_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = parse_manifest(&bytes, Algorithm::Md5, Path::new("m"));
             let _ = parse_manifest(&bytes, Algorithm::Sha256, Path::new("m"));
+        }
+
+        #[test]
+        fn lenient_parse_keeps_the_good_lines_and_agrees_with_the_strict_one(
+            good in proptest::collection::vec("[a-z0-9]{1,8}", 0..5),
+            bad in proptest::collection::vec("[a-z ./]{0,12}", 0..3),
+        ) {
+            let mut text = String::new();
+            for (i, name) in good.iter().enumerate() {
+                text.push_str(&format!("{MD5}  data/{name}\n"));
+                if let Some(b) = bad.get(i) {
+                    text.push_str(b);
+                    text.push('\n');
+                }
+            }
+            let lenient = parse_manifest_lenient(text.as_bytes(), Algorithm::Md5, Path::new("m")).unwrap();
+            let paths: Vec<String> = lenient.iter().map(|e| e.path.clone()).collect();
+            let expected: Vec<String> = good.iter().map(|n| format!("data/{n}")).collect();
+            prop_assert_eq!(paths, expected);
+            if let Ok(strict) = parse_manifest(text.as_bytes(), Algorithm::Md5, Path::new("m")) {
+                prop_assert_eq!(strict, lenient);
+            }
         }
 
         #[test]

@@ -254,6 +254,27 @@ impl BagItFiles {
     }
 }
 
+/// The md5 and sha256 payload manifests at `root`, each with the lines that parse (see
+/// [`manifest::parse_manifest_lenient`]): what the index checks the files it reads against.
+pub(crate) fn payload_manifests_lenient(root: &Path) -> Result<Vec<Manifest>> {
+    let mut out = Vec::new();
+    for name in tag_file_names(root)? {
+        let Some((false, alg_name)) = manifest::manifest_file_kind(&name) else {
+            continue;
+        };
+        let Some(algorithm) = Algorithm::from_name(alg_name) else {
+            continue;
+        };
+        let path = root.join(&name);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        out.push(Manifest {
+            algorithm,
+            entries: manifest::parse_manifest_lenient(&bytes, algorithm, &path)?,
+        });
+    }
+    Ok(out)
+}
+
 /// The manifest, tag manifest and `fetch.txt` file names at `root`, sorted: the files the
 /// cache key covers.
 fn tag_file_names(root: &Path) -> Result<Vec<String>> {
@@ -272,8 +293,8 @@ fn tag_file_names(root: &Path) -> Result<Vec<String>> {
 }
 
 /// How old every tag file must be before its cache key is remembered (see
-/// [`BagItFiles::cache_key_memo`]).
-const MEMO_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+/// [`BagItFiles::cache_key_memo`]); the index's identity records use the same rule.
+pub(crate) const MEMO_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The BagIt version and the tag file names of a bag, after the "is this a bag" checks
 /// [`BagItFiles::read`] and [`BagItFiles::cache_key_of`] share: a directory with a valid

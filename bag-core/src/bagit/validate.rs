@@ -104,7 +104,10 @@ pub struct ValidationReport {
 pub struct ValidationIssue {
     /// What is wrong: `missing-tag-file`, `missing-file`, `unexpected-file`,
     /// `missing-manifest-entry`, `fetch-not-in-manifest`, `unsafe-path`, `missing-oxum`,
-    /// `invalid-oxum`, `oxum-mismatch`, `checksum-mismatch` or `tagmanifest-mismatch`.
+    /// `invalid-oxum`, `oxum-mismatch`, `checksum-mismatch` or `tagmanifest-mismatch`; from
+    /// the index of a DerivaML bag ([`crate::DatasetBag::index_findings`]) also
+    /// `duplicate-rid` (a row repeats the RID of an earlier row of its table with other
+    /// values; the earlier row is the one served).
     pub kind: String,
     /// The bag-relative path concerned (`bag-info.txt` for Payload-Oxum issues).
     pub path: String,
@@ -120,6 +123,54 @@ impl ValidationIssue {
             detail,
         }
     }
+
+    /// `duplicate-rid`: line `line` of `file` repeats the RID `rid` of table `table` that
+    /// line `first_line` of `first_file` already had, with other values.
+    pub(crate) fn duplicate_rid(
+        file: &str,
+        line: u64,
+        table: &str,
+        rid: &str,
+        first_file: &str,
+        first_line: u64,
+    ) -> Self {
+        ValidationIssue::new(
+            "duplicate-rid",
+            file,
+            format!(
+                "line {line}: RID {rid} of table {table} has other values than {first_file} \
+                 line {first_line}, whose row is used"
+            ),
+        )
+    }
+}
+
+impl ValidationReport {
+    /// Adds findings from beyond the BagIt checks (such as
+    /// [`DatasetBag::index_findings`](crate::DatasetBag::index_findings)), keeping the
+    /// report sorted by path then kind and `valid` true exactly when there is no finding.
+    ///
+    /// ```
+    /// use deriva_bag_core::bagit::{ValidationIssue, ValidationReport};
+    /// let mut report = ValidationReport { valid: true, errors: vec![] };
+    /// report.extend([ValidationIssue {
+    ///     kind: "duplicate-rid".into(),
+    ///     path: "data/demo/Image.csv".into(),
+    ///     detail: "line 3: …".into(),
+    /// }]);
+    /// assert!(!report.valid);
+    /// ```
+    pub fn extend(&mut self, issues: impl IntoIterator<Item = ValidationIssue>) {
+        self.errors.extend(issues);
+        sort_issues(&mut self.errors);
+        self.valid = self.errors.is_empty();
+    }
+}
+
+/// Sorted by path, kind, then detail; duplicates dropped.
+fn sort_issues(issues: &mut Vec<ValidationIssue>) {
+    issues.sort_by(|a, b| (&a.path, &a.kind, &a.detail).cmp(&(&b.path, &b.kind, &b.detail)));
+    issues.dedup();
 }
 
 /// Progress callback: `(bytes hashed so far, bytes to hash)`; called from worker threads.
@@ -148,8 +199,7 @@ impl BagItFiles {
                 self.check_digests(&payload, progress, &mut issues)?;
             }
         }
-        issues.sort_by(|a, b| (&a.path, &a.kind, &a.detail).cmp(&(&b.path, &b.kind, &b.detail)));
-        issues.dedup();
+        sort_issues(&mut issues);
         tracing::debug!(
             bag = %self.root.display(),
             mode = mode.name(),

@@ -89,20 +89,46 @@ pub fn resolve_bare(model: &CatalogModel, table: &str) -> Option<TableName> {
 /// Every table CSV under `<root>/data/`, sorted by relative path (the union order: the first
 /// row per RID wins). Symbolic links are not followed: nothing outside the bag is read.
 pub fn discover(root: &Path, model: &CatalogModel) -> Result<Vec<CsvFile>> {
+    scan(root, model).map(|s| s.files)
+}
+
+/// What [`scan`] found under `data/`.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// The table CSVs, as [`discover`] returns them.
+    pub files: Vec<CsvFile>,
+    /// Every directory walked (`data/` and below, not `data/asset/`), by bag-relative path,
+    /// with its metadata taken before it was listed: a file added or removed since changes
+    /// the directory's times.
+    pub dirs: Vec<(String, fs::Metadata)>,
+}
+
+/// [`discover`], also returning the directories it walked.
+pub(crate) fn scan(root: &Path, model: &CatalogModel) -> Result<Scan> {
     let data = root.join("data");
     let mut out = Vec::new();
-    let mut stack = vec![data.clone()];
-    while let Some(dir) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
+    let mut dirs = Vec::new();
+    let mut stack = vec![(data.clone(), "data".to_string())];
+    while let Some((dir, dir_rel)) = stack.pop() {
+        let not_a_bag = || Error::NotABag {
+            path: root.to_path_buf(),
+            detail: "no data/ directory".into(),
+        };
+        let dir_meta = match fs::metadata(&dir) {
+            Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir == data => {
-                return Err(Error::NotABag {
-                    path: root.to_path_buf(),
-                    detail: "no data/ directory".into(),
-                })
+                return Err(not_a_bag())
             }
             Err(e) => return Err(Error::io(&dir, e)),
         };
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir == data => {
+                return Err(not_a_bag())
+            }
+            Err(e) => return Err(Error::io(&dir, e)),
+        };
+        dirs.push((dir_rel, dir_meta));
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(&dir, e))?;
             let path = entry.path();
@@ -125,7 +151,7 @@ pub fn discover(root: &Path, model: &CatalogModel) -> Result<Vec<CsvFile>> {
             }
             if meta.is_dir() {
                 if relative != "data/asset" {
-                    stack.push(path);
+                    stack.push((path, relative));
                 }
                 continue;
             }
@@ -146,7 +172,8 @@ pub fn discover(root: &Path, model: &CatalogModel) -> Result<Vec<CsvFile>> {
         }
     }
     out.sort_by(|a, b| a.relative.cmp(&b.relative));
-    Ok(out)
+    dirs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Scan { files: out, dirs })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod layout;
 mod reader;
 mod writer;
 
+pub(crate) use layout::scan;
 pub use layout::{discover, resolve_bare, table_for_csv, CsvFile};
 pub use reader::{CsvReader, Field, Record};
 pub use writer::{json_cell, push_field, push_line, render};

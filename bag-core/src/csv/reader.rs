@@ -130,6 +130,11 @@ impl<R: BufRead> CsvReader<R> {
         &self.path
     }
 
+    /// The underlying reader (whatever it buffered past the last record is in it).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// Bytes consumed so far (for progress reporting).
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
@@ -373,6 +378,19 @@ impl<R: BufRead> CsvReader<R> {
                 e.utf8_error().valid_up_to()
             ),
         })?;
+        // The row's text is valid UTF-8, but a field may still end inside a character that
+        // the next field completes (`\xD8` `,` `\xAD`): each field must be UTF-8 on its own.
+        if let Some(field) = rec
+            .ends
+            .iter()
+            .position(|&end| !rec.text.is_char_boundary(end))
+        {
+            return Err(Error::Csv {
+                path: self.path.clone(),
+                line: start_line,
+                detail: format!("invalid UTF-8 at the end of field {} of the row", field + 1),
+            });
+        }
         let blank = rec.ends.len() == 1 && rec.ends[0] == 0 && !rec.quoted[0];
         Ok(Some(!blank))
     }
@@ -495,6 +513,29 @@ mod tests {
     fn invalid_utf8_is_an_error() {
         let err = read_all(b"A\n\xff\xfe\n").unwrap_err();
         assert!(matches!(err, Error::Csv { line: 2, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_field_ending_inside_a_utf8_character_is_an_error_not_a_panic() {
+        // Found by the csv_schema fuzz target: "\xD8" "," "\xAD@" is valid UTF-8 as one
+        // string ("ح@" around a comma) but not field by field.
+        for (data, line) in [
+            (&b"\xD8,\xAD@\n"[..], 1),
+            (&b"a,b\nx,y\n\xD8,\xAD@\n"[..], 3),
+        ] {
+            match read_all(data).unwrap_err() {
+                Error::Csv {
+                    path,
+                    line: l,
+                    detail,
+                } => {
+                    assert_eq!(path, Path::new("t.csv"));
+                    assert_eq!(l, line);
+                    assert_eq!(detail, "invalid UTF-8 at the end of field 1 of the row");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
 //! Building the index: parse the table CSVs on parser threads (one file each at a time,
+//! hashed as they are read and checked against their manifest digests, see [`super::integrity`],
 //! streamed in chunks of rows through bounded channels, so memory stays flat however large
 //! the bag) and insert on one writer thread per part file (the tables are spread over the
 //! parts by CSV size; each table's files are inserted in file order, inside ONE transaction
@@ -10,7 +11,6 @@
 //! parsed files were held in memory (577 MiB peak at 200k images).
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,35 +21,48 @@ use deriva_bag_features::{parse_timestamptz, CatalogModel, TableName, Value};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
-use super::schema::{Storage, TableLayout, INDEX_FORMAT, META_TABLE};
+use super::integrity::{
+    self, check_schema, expected_digests, DigestReader, Expected, FileStamp, PayloadDigests,
+    SchemaFile, Verified,
+};
+use super::query::RidConflict;
+use super::schema::{
+    layouts, Storage, TableLayout, CONFLICTS_TABLE, FILES_TABLE, INDEX_FORMAT, META_TABLE,
+};
 use crate::bag::{BuildProgress, ProgressFn};
-use crate::csv::{discover, CsvFile, CsvReader, Field, Record};
+use crate::csv::{scan, CsvFile, CsvReader, Field, Record};
 use crate::{cache, Error, Result};
 
 /// What the build needs to know about the bag.
 pub(crate) struct BuildRequest<'a> {
     pub bag_root: &'a Path,
     pub model: &'a CatalogModel,
+    /// `data/schema.json` as read for `model`.
+    pub schema: &'a SchemaFile,
     pub cache_key: &'a str,
+    /// Where the records of verified bag files go (see [`integrity`]).
+    pub verified_dir: &'a Path,
     pub progress: Option<&'a ProgressFn>,
 }
 
 /// Makes sure a current index exists at `target`; returns `true` when this call built it.
 ///
-/// Fast path: an existing index with the current format is used as is (no CSV work). Otherwise
-/// the exclusive cache lock is taken, the check repeated (another process may have just built
-/// it), and the index built into temporary siblings and renamed into place: the part files
-/// first, the main file (which [`is_current`] checks) last, so a reader that finds a current
-/// main file always finds its parts.
+/// Fast path: an existing index with the current format that the bag shows it was built from
+/// ([`integrity::index_serves_bag`]: a few `stat` calls while nothing changed) is used as is.
+/// Otherwise the exclusive cache lock is taken, the check repeated (another process may have
+/// just built it), and the index built into temporary siblings and renamed into place: the
+/// part files first, the main file (which [`is_current`] checks) last, so a reader that
+/// finds a current main file always finds its parts. A bag file that differs from its
+/// manifest digest is an error either way, never served.
 pub(crate) fn ensure_index(target: &Path, req: &BuildRequest<'_>) -> Result<bool> {
-    if is_current(target) {
+    if is_current(target) && integrity::index_serves_bag(target, req)? {
         return Ok(false);
     }
     let _lock = cache::lock_for(target)?;
-    if is_current(target) {
+    if is_current(target) && integrity::index_serves_bag(target, req)? {
         return Ok(false);
     }
-    let parts = build_into(target, req)?;
+    let (parts, verified) = build_into(target, req)?;
     // Parts first, main last; main is part 0.
     let published = parts
         .iter()
@@ -58,7 +71,9 @@ pub(crate) fn ensure_index(target: &Path, req: &BuildRequest<'_>) -> Result<bool
     if published.is_err() {
         remove_temps(&parts);
     }
-    published.map(|()| true)
+    published?;
+    integrity::remember(target, req, &verified);
+    Ok(true)
 }
 
 /// Removes the temporary files of a failed build: nothing half-built is left behind.
@@ -220,9 +235,12 @@ impl Drop for CloseOnPanic<'_> {
     }
 }
 
-fn index_err(path: &Path) -> impl Fn(rusqlite::Error) -> Error + '_ {
-    move |source| Error::Index {
-        path: path.to_path_buf(),
+/// An SQLite failure of the build, naming the bag and what was being written (`table
+/// demo:Image`): never the temporary file in the cache, which means nothing to a user.
+fn build_err(bag: &Path, what: String) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |source| Error::IndexBuild {
+        bag: bag.to_path_buf(),
+        what,
         source,
     }
 }
@@ -273,6 +291,8 @@ impl Failure {
 struct BuildShared<'a> {
     req: &'a BuildRequest<'a>,
     files: &'a [CsvFile],
+    /// The manifest digest of each file.
+    expected: &'a [&'a Expected],
     layouts: &'a HashMap<TableName, TableLayout>,
     pool: &'a ChunkPool,
     failure: &'a Failure,
@@ -287,18 +307,42 @@ struct PartStats {
     load_ms: u64,
     index_ms: u64,
     commit_ms: u64,
+    /// Rows whose RID an earlier row had with other values.
+    conflicts: Vec<RidConflict>,
+}
+
+/// Where a row came from, as one integer in its hidden origin column: `line × files + file`
+/// (small numbers, so a few bytes per row). `None` past `i64`, which no real file reaches.
+fn origin(file: usize, files: usize, line: u64) -> Option<i64> {
+    let files = i64::try_from(files.max(1)).ok()?;
+    i64::try_from(line)
+        .ok()?
+        .checked_mul(files)?
+        .checked_add(i64::try_from(file).ok()?)
+}
+
+/// The (file index, line) an [`origin`] stands for.
+fn decode_origin(origin: i64, files: usize) -> (usize, u64) {
+    let files = files.max(1) as i64;
+    let origin = origin.max(0);
+    ((origin % files) as usize, (origin / files) as u64)
 }
 
 /// Builds the index into temporary files, one per part (main first), and returns
-/// `(temporary, final)` path pairs ready to publish. On error the temporaries are removed.
-fn build_into(target: &Path, req: &BuildRequest<'_>) -> Result<Vec<(PathBuf, PathBuf)>> {
+/// `(temporary, final)` path pairs ready to publish, with what was verified on the way. On
+/// error the temporaries are removed.
+fn build_into(
+    target: &Path,
+    req: &BuildRequest<'_>,
+) -> Result<(Vec<(PathBuf, PathBuf)>, Verified)> {
     let started = std::time::Instant::now();
-    let files = discover(req.bag_root, req.model)?;
-    let layouts: HashMap<TableName, TableLayout> = req
-        .model
-        .tables()
-        .map(|t| (t.name.clone(), TableLayout::new(req.model, t)))
-        .collect();
+    let found = scan(req.bag_root, req.model)?;
+    let files = found.files;
+    // Nothing is parsed before the bag vouches for every file the index will hold.
+    let digests = PayloadDigests::read(req.bag_root)?;
+    check_schema(req, &digests)?;
+    let expected = expected_digests(&files, &digests)?;
+    let layouts = layouts(req.model);
     let mut names: Vec<&TableName> = layouts.keys().collect();
     names.sort();
     let tables_with_rows = {
@@ -335,6 +379,7 @@ fn build_into(target: &Path, req: &BuildRequest<'_>) -> Result<Vec<(PathBuf, Pat
     let failure = Failure::new();
     let next_file = AtomicUsize::new(0);
     let pool = ChunkPool::default();
+    let stamps: Mutex<Vec<Option<FileStamp>>> = Mutex::new(vec![None; files.len()]);
     let (senders, receivers): (Senders, Vec<Receiver<ChunkMsg>>) = files
         .iter()
         .map(|_| {
@@ -353,6 +398,7 @@ fn build_into(target: &Path, req: &BuildRequest<'_>) -> Result<Vec<(PathBuf, Pat
     let shared = BuildShared {
         req,
         files: &files,
+        expected: &expected,
         layouts: &layouts,
         pool: &pool,
         failure: &failure,
@@ -363,7 +409,7 @@ fn build_into(target: &Path, req: &BuildRequest<'_>) -> Result<Vec<(PathBuf, Pat
         for _ in 0..workers {
             scope.spawn(|| {
                 let _guard = CloseOnPanic(&senders);
-                parse_worker(&files, &layouts, &senders, &next_file, &failure, &pool)
+                parse_worker(&shared, &senders, &next_file, &stamps)
             });
         }
         let writers: Vec<_> = mine
@@ -397,20 +443,79 @@ fn build_into(target: &Path, req: &BuildRequest<'_>) -> Result<Vec<(PathBuf, Pat
         return Err(e);
     }
     let stats: Vec<PartStats> = stats.into_iter().flatten().collect();
+    let conflicts: Vec<&RidConflict> = stats.iter().flat_map(|s| &s.conflicts).collect();
+    if let Err(e) = store_conflicts(req.bag_root, &temps[0].0, &conflicts) {
+        remove_temps(&temps);
+        return Err(e);
+    }
     tracing::info!(
         bag = %req.bag_root.display(),
         files = files.len(),
         parts,
         rows = stats.iter().map(|s| s.inserted).sum::<u64>(),
         duplicates = stats.iter().map(|s| s.ignored).sum::<u64>(),
+        conflicts = conflicts.len(),
         load_ms = ?stats.iter().map(|s| s.load_ms).collect::<Vec<_>>(),
         index_ms = ?stats.iter().map(|s| s.index_ms).collect::<Vec<_>>(),
         commit_ms = ?stats.iter().map(|s| s.commit_ms).collect::<Vec<_>>(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "built bag index"
     );
-    Ok(temps)
+    let stamps = stamps.into_inner().unwrap_or_else(|p| p.into_inner());
+    let verified = Verified {
+        dirs: found
+            .dirs
+            .iter()
+            .map(|(rel, m)| (rel.clone(), FileStamp::of(m)))
+            .collect(),
+        // Every file was parsed to its end and checked, or the build failed above.
+        files: files
+            .iter()
+            .zip(stamps)
+            .filter_map(|(f, s)| s.map(|s| (f.relative.clone(), s)))
+            .collect(),
+    };
+    Ok((temps, verified))
 }
+
+/// Writes the duplicate RIDs the writers found into the main file's [`CONFLICTS_TABLE`]
+/// (created empty by part 0), once every part is done.
+fn store_conflicts(bag: &Path, main_temp: &Path, conflicts: &[&RidConflict]) -> Result<()> {
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let what = || format!("the duplicate RIDs ({CONFLICTS_TABLE})");
+    let mut conn = Connection::open(main_temp).map_err(build_err(bag, what()))?;
+    conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        .map_err(build_err(bag, what()))?;
+    let tx = conn.transaction().map_err(build_err(bag, what()))?;
+    {
+        let mut stmt = tx
+            .prepare(&format!(
+                "INSERT INTO {CONFLICTS_TABLE} (schema_name, table_name, rid, first_file, \
+                 first_line, file, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))
+            .map_err(build_err(bag, what()))?;
+        for c in conflicts {
+            stmt.execute(rusqlite::params![
+                c.table.schema,
+                c.table.table,
+                c.rid,
+                c.first_file,
+                c.first_line as i64,
+                c.file,
+                c.line as i64
+            ])
+            .map_err(build_err(bag, what()))?;
+        }
+    }
+    tx.commit().map_err(build_err(bag, what()))?;
+    conn.close().map_err(|(_, e)| build_err(bag, what())(e))
+}
+
+/// The temporary table a writer's conflict triggers fill (see
+/// [`TableLayout::conflict_trigger_sql`]).
+const FOUND_CONFLICTS: &str = "found_conflicts";
 
 /// One part's writer: creates its tables in `temp`, loads their files in file order, creates
 /// their indexes, and (part 0) the metadata. `Ok(None)` when it stopped because an earlier
@@ -422,10 +527,17 @@ fn write_part(
     tables: &[&TableName],
     receivers: Vec<(usize, Receiver<ChunkMsg>)>,
 ) -> std::result::Result<Option<PartStats>, (usize, Error)> {
-    let ie = index_err(temp);
-    let setup = |e: rusqlite::Error| (0, ie(e));
+    let bag = shared.req.bag_root;
+    let setup = |what: &str| {
+        let err = build_err(bag, what.to_string());
+        move |e: rusqlite::Error| (0, err(e))
+    };
+    let table_err = |at: usize, name: &TableName| {
+        let err = build_err(bag, format!("table {name}"));
+        move |e: rusqlite::Error| (at, err(e))
+    };
     let _ = std::fs::remove_file(temp);
-    let mut conn = Connection::open(temp).map_err(setup)?;
+    let mut conn = Connection::open(temp).map_err(setup("the index file"))?;
     // A private file nobody reads until it is renamed into place: no journal, no fsync.
     // 16 KiB pages cut B-tree balancing and write calls by about a fifth on a 20k-image bag.
     // A small page cache (8 MiB over all parts): rows arrive in RID order, so the inserts
@@ -435,20 +547,43 @@ fn write_part(
     // so index creation stays flat as the bag grows (66 → 46 MiB peak at 200k images).
     conn.execute_batch(&format!(
         "PRAGMA page_size = 16384; PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE;
-         PRAGMA temp_store = FILE; PRAGMA cache_size = -{};",
+         PRAGMA temp_store = FILE; PRAGMA cache_size = -{};
+         CREATE TEMP TABLE {FOUND_CONFLICTS} (table_no INTEGER, rid TEXT, first INTEGER, later INTEGER);",
         8192 / shared.parts.max(1)
     ))
-    .map_err(setup)?;
-    let tx = conn.transaction().map_err(setup)?;
+    .map_err(setup("the index file"))?;
+    let tx = conn.transaction().map_err(setup("the index file"))?;
     if part == 0 {
         tx.execute_batch(&format!(
-            "CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT)"
+            "CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT);
+             CREATE TABLE {FILES_TABLE} (path TEXT PRIMARY KEY, algorithm TEXT, digest TEXT);
+             CREATE TABLE {CONFLICTS_TABLE} (schema_name TEXT, table_name TEXT, rid TEXT,
+                 first_file TEXT, first_line INTEGER, file TEXT, line INTEGER);"
         ))
-        .map_err(setup)?;
+        .map_err(setup("the index metadata"))?;
+        let mut stmt = tx
+            .prepare(&format!(
+                "INSERT INTO {FILES_TABLE} (path, algorithm, digest) VALUES (?1, ?2, ?3)"
+            ))
+            .map_err(setup("the index metadata"))?;
+        for (file, expected) in shared.files.iter().zip(shared.expected) {
+            stmt.execute([
+                file.relative.as_str(),
+                expected.algorithm.name(),
+                expected.digest.as_str(),
+            ])
+            .map_err(setup("the index metadata"))?;
+        }
     }
-    for name in tables {
-        tx.execute_batch(&shared.layouts[*name].create_sql())
-            .map_err(setup)?;
+    for (n, name) in tables.iter().enumerate() {
+        let layout = &shared.layouts[*name];
+        tx.execute_batch(&layout.create_sql())
+            .map_err(table_err(0, name))?;
+        // Conflicts are rare; the trigger fires only for them, never per row.
+        if let Some(trigger) = layout.conflict_trigger_sql(&format!("dup:{n}"), n, FOUND_CONFLICTS)
+        {
+            tx.execute_batch(&trigger).map_err(table_err(0, name))?;
+        }
     }
 
     let load_started = std::time::Instant::now();
@@ -463,7 +598,7 @@ fn write_part(
         let (mut ins, mut ign) = (0u64, 0u64);
         for msg in receiver.iter() {
             let chunk = msg.map_err(|e| (i, e))?;
-            let counts = insert_chunk(&tx, &sql, &chunk).map_err(|e| (i, ie(e)))?;
+            let counts = insert_chunk(&tx, &sql, &chunk).map_err(table_err(i, &file.table))?;
             shared.pool.give(chunk);
             ins += counts.0;
             ign += counts.1;
@@ -486,16 +621,18 @@ fn write_part(
     }
     let load_ms = load_started.elapsed().as_millis() as u64;
 
-    // Indexes after the inserts: one sort per index instead of a B-tree insert per row.
     let done = shared.files.len();
-    let late = |e: rusqlite::Error| (done, ie(e));
+    let conflicts = found_conflicts(&tx, shared, tables).map_err(setup("the duplicate RIDs"))?;
+
+    // Indexes after the inserts: one sort per index instead of a B-tree insert per row.
     let index_started = std::time::Instant::now();
     for name in tables {
         for sql in shared.layouts[*name].index_sql() {
-            tx.execute_batch(&sql).map_err(late)?;
+            tx.execute_batch(&sql).map_err(table_err(done, name))?;
         }
     }
     let index_ms = index_started.elapsed().as_millis() as u64;
+    let late = |e: rusqlite::Error| (done, build_err(bag, "the index metadata".into())(e));
     if part == 0 {
         let req = shared.req;
         let build_time = chrono::Utc::now().to_rfc3339();
@@ -528,7 +665,47 @@ fn write_part(
         load_ms,
         index_ms,
         commit_ms: commit_started.elapsed().as_millis() as u64,
+        conflicts,
     }))
+}
+
+/// The conflicts this writer's triggers recorded, with files and lines decoded.
+fn found_conflicts(
+    conn: &Connection,
+    shared: &BuildShared<'_>,
+    tables: &[&TableName],
+) -> rusqlite::Result<Vec<RidConflict>> {
+    let files = shared.files;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT table_no, rid, first, later FROM temp.{FOUND_CONFLICTS} ORDER BY rowid"
+    ))?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (table_no, rid, first, later) = row?;
+        let Some(table) = usize::try_from(table_no).ok().and_then(|n| tables.get(n)) else {
+            continue;
+        };
+        let (first_file, first_line) = decode_origin(first, files.len());
+        let (file, line) = decode_origin(later, files.len());
+        let path = |i: usize| files.get(i).map(|f| f.relative.clone()).unwrap_or_default();
+        out.push(RidConflict {
+            table: (*table).clone(),
+            rid,
+            first_file: path(first_file),
+            first_line,
+            file: path(file),
+            line,
+        });
+    }
+    Ok(out)
 }
 
 /// Rows per multi-row `INSERT` (fewer for wide tables, to stay under SQLite's bound
@@ -549,7 +726,7 @@ struct InsertSql {
 
 impl InsertSql {
     fn new(layout: &TableLayout) -> InsertSql {
-        let width = layout.read_width();
+        let width = layout.insert_width();
         let batch = batch_rows(width);
         InsertSql {
             width,
@@ -602,15 +779,15 @@ fn insert_chunk(conn: &Connection, sql: &InsertSql, chunk: &Chunk) -> rusqlite::
 
 /// One parser thread: claims the next file in order, streams it into its channel, repeats
 /// until every file is claimed. A file after a failure is claimed only to drop its sender, so
-/// no writer waits on it.
+/// no writer waits on it. A file's last message is its digest check: a file that differs
+/// from its manifest digest fails the build even after all its rows were sent.
 fn parse_worker(
-    files: &[CsvFile],
-    layouts: &HashMap<TableName, TableLayout>,
+    shared: &BuildShared<'_>,
     senders: &Senders,
     next_file: &AtomicUsize,
-    failure: &Failure,
-    pool: &ChunkPool,
+    stamps: &Mutex<Vec<Option<FileStamp>>>,
 ) {
+    let (files, failure, pool) = (shared.files, shared.failure, shared.pool);
     loop {
         let i = next_file.fetch_add(1, Ordering::Relaxed);
         let Some(file) = files.get(i) else {
@@ -622,7 +799,8 @@ fn parse_worker(
         if failure.stops(i) {
             continue;
         }
-        let mut parser = match FileParser::open(file, &layouts[&file.table]) {
+        let layout = &shared.layouts[&file.table];
+        let mut parser = match FileParser::open(file, layout, shared.expected[i], i, files.len()) {
             Ok(p) => p,
             Err(e) => {
                 // The receiver only disappears when its writer stopped; nothing to do then.
@@ -641,11 +819,19 @@ fn parse_worker(
                         break; // its writer stopped
                     }
                     if !more {
+                        match parser.finish() {
+                            Ok(stamp) => {
+                                stamps.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(stamp)
+                            }
+                            Err(e) => {
+                                let _ = sender.send(Err(e));
+                            }
+                        }
                         break;
                     }
                 }
                 Err(e) => {
-                    let _ = sender.send(Err(e));
+                    let _ = sender.send(Err(parser.explain(e)));
                     break;
                 }
             }
@@ -654,32 +840,72 @@ fn parse_worker(
     }
 }
 
-/// Streams one table CSV as typed cells, [`CHUNK_ROWS`] rows at a time.
-struct FileParser<'a> {
+/// Streams one table CSV as typed cells, [`CHUNK_ROWS`] rows at a time. The build reads
+/// files through a [`DigestReader`]; the fuzz targets read bytes.
+struct FileParser<'a, R = DigestReader> {
     path: &'a Path,
     layout: &'a TableLayout,
-    reader: CsvReader<BufReader<File>>,
+    reader: CsvReader<BufReader<R>>,
     /// For each CSV column, its visible column in the layout.
     map: Vec<usize>,
     /// For each visible column, its hidden UTC slot.
     utc_slot: Vec<Option<usize>>,
     rid_col: Option<usize>,
+    /// Cells per row: the layout's read columns, then the origin.
     width: usize,
+    /// This file's place among the build's files, and their number (see [`origin`]).
+    file_no: usize,
+    files: usize,
     rec: Record,
     json_buf: Vec<u8>,
     /// Per visible column: the last timestamptz text parsed and its UTC microseconds.
     last_utc: Vec<(String, Option<i64>)>,
 }
 
-impl<'a> FileParser<'a> {
-    /// Opens the file and maps its header onto the layout.
-    fn open(file: &'a CsvFile, layout: &'a TableLayout) -> Result<FileParser<'a>> {
-        let path: &PathBuf = &file.path;
-        let f = File::open(path).map_err(|e| Error::io(path, e))?;
-        let mut reader = CsvReader::new(BufReader::with_capacity(1 << 16, f), path.clone());
-        let header = reader.read_header()?;
+impl<'a> FileParser<'a, DigestReader> {
+    /// Opens the file (hashing what is read against `expected`) and maps its header onto the
+    /// layout.
+    fn open(
+        file: &'a CsvFile,
+        layout: &'a TableLayout,
+        expected: &Expected,
+        file_no: usize,
+        files: usize,
+    ) -> Result<FileParser<'a>> {
+        let f = DigestReader::open(&file.path, expected)?;
+        FileParser::new(&file.path, layout, f, file_no, files).map_err(|(e, f)| f.explain(e))
+    }
 
-        let width = layout.read_width();
+    /// After [`fill`](Self::fill) reported the end of the file: checks its digest and returns
+    /// its identity.
+    fn finish(self) -> Result<FileStamp> {
+        self.reader.into_inner().into_inner().finish()
+    }
+
+    /// The error to report for a parse error of this file (see [`DigestReader::explain`]).
+    fn explain(self, error: Error) -> Error {
+        self.reader.into_inner().into_inner().explain(error)
+    }
+}
+
+impl<'a, R: std::io::Read> FileParser<'a, R> {
+    /// Reads the header of `inner` (named `path` in errors) and maps it onto the layout; on
+    /// failure the error and the reader back.
+    fn new(
+        path: &'a Path,
+        layout: &'a TableLayout,
+        inner: R,
+        file_no: usize,
+        files: usize,
+    ) -> std::result::Result<FileParser<'a, R>, (Error, R)> {
+        let mut reader = CsvReader::new(BufReader::with_capacity(1 << 16, inner), path);
+        let map = match reader
+            .read_header()
+            .and_then(|header| Self::map_header(path, layout, &header))
+        {
+            Ok(m) => m,
+            Err(e) => return Err((e, reader.into_inner().into_inner())),
+        };
         let mut utc_slot = vec![None; layout.columns.len()];
         let mut next_hidden = layout.columns.len();
         for (i, c) in layout.columns.iter().enumerate() {
@@ -688,24 +914,6 @@ impl<'a> FileParser<'a> {
                 next_hidden += 1;
             }
         }
-        let mut map = Vec::with_capacity(header.len());
-        for (i, name) in header.iter().enumerate() {
-            if header[..i].contains(name) {
-                return Err(Error::Csv {
-                    path: path.clone(),
-                    line: 1,
-                    detail: format!("header names column {name:?} twice"),
-                });
-            }
-            let Some(col) = layout.column_index(name) else {
-                return Err(Error::UnknownColumn {
-                    path: path.clone(),
-                    table: layout.name.to_string(),
-                    column: name.clone(),
-                });
-            };
-            map.push(col);
-        }
         Ok(FileParser {
             path,
             layout,
@@ -713,11 +921,36 @@ impl<'a> FileParser<'a> {
             map,
             utc_slot,
             rid_col: layout.column_index("RID"),
-            width,
+            width: layout.insert_width(),
+            file_no,
+            files,
             rec: Record::default(),
             json_buf: Vec::new(),
             last_utc: vec![(String::new(), None); layout.columns.len()],
         })
+    }
+
+    /// For each header column, its visible column in the layout.
+    fn map_header(path: &Path, layout: &TableLayout, header: &[String]) -> Result<Vec<usize>> {
+        let mut map = Vec::with_capacity(header.len());
+        for (i, name) in header.iter().enumerate() {
+            if header[..i].contains(name) {
+                return Err(Error::Csv {
+                    path: path.to_path_buf(),
+                    line: 1,
+                    detail: format!("header names column {name:?} twice"),
+                });
+            }
+            let Some(col) = layout.column_index(name) else {
+                return Err(Error::UnknownColumn {
+                    path: path.to_path_buf(),
+                    table: layout.name.to_string(),
+                    column: name.clone(),
+                });
+            };
+            map.push(col);
+        }
+        Ok(map)
     }
 
     /// Appends up to [`CHUNK_ROWS`] rows to `chunk`; `Ok(false)` once the file is exhausted.
@@ -734,6 +967,14 @@ impl<'a> FileParser<'a> {
             }
             let base = cells.len();
             cells.resize(base + width, Cell::Null);
+            let Some(origin) = origin(self.file_no, self.files, rec.line()) else {
+                return Err(Error::Csv {
+                    path: path.to_path_buf(),
+                    line: rec.line(),
+                    detail: "too many lines to index".into(),
+                });
+            };
+            cells[base + width - 1] = Cell::Int(origin);
             for (i, &col) in self.map.iter().enumerate() {
                 let Some(Field::Text(text)) = rec.field(i) else {
                     continue; // NULL: the cell stays Null
@@ -832,9 +1073,133 @@ impl<'a> FileParser<'a> {
     }
 }
 
+/// Parses `csv` as one file of the table of `layout` exactly as the build does, loads its
+/// rows into an in-memory SQLite table of that layout (duplicate-RID check included) and
+/// reads them back in key order: the whole path of a CSV row into the index and out again,
+/// without files or a cache. Parse errors are returned as the build returns them; an SQLite
+/// failure is [`Error::IndexBuild`] (never expected: the fuzz targets look for one).
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn load_in_memory(
+    layout: &TableLayout,
+    csv: &[u8],
+) -> Result<(Vec<deriva_bag_features::Row>, usize)> {
+    let path = Path::new("fuzz.csv");
+    let bag = Path::new(":memory:");
+    let sql = |e| build_err(bag, format!("table {}", layout.name))(e);
+    let conn = Connection::open_in_memory().map_err(sql)?;
+    conn.execute_batch(&format!(
+        "CREATE TEMP TABLE {FOUND_CONFLICTS} (table_no INTEGER, rid TEXT, first INTEGER, later INTEGER);"
+    ))
+    .map_err(sql)?;
+    conn.execute_batch(&layout.create_sql()).map_err(sql)?;
+    if let Some(trigger) = layout.conflict_trigger_sql("dup:0", 0, FOUND_CONFLICTS) {
+        conn.execute_batch(&trigger).map_err(sql)?;
+    }
+    let mut parser = FileParser::new(path, layout, csv, 0, 1).map_err(|(e, _)| e)?;
+    let insert = InsertSql::new(layout);
+    loop {
+        let mut chunk = Chunk::default();
+        let more = parser.fill(&mut chunk)?;
+        insert_chunk(&conn, &insert, &chunk).map_err(sql)?;
+        if !more {
+            break;
+        }
+    }
+    for index in layout.index_sql() {
+        conn.execute_batch(&index).map_err(sql)?;
+    }
+    let conflicts: i64 = conn
+        .query_row(
+            &format!("SELECT count(*) FROM temp.{FOUND_CONFLICTS}"),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    let select = if layout.select_list.is_empty() {
+        "NULL"
+    } else {
+        &layout.select_list
+    };
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT {select} FROM {} ORDER BY {}",
+            layout.sql_name,
+            layout.key_sql()
+        ))
+        .map_err(sql)?;
+    let rows = stmt
+        .query_map([], |r| layout.row_from_sql(r))
+        .map_err(sql)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(sql)?;
+    Ok((rows, conflicts.max(0) as usize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn thing_layout() -> TableLayout {
+        let json = br#"{"schemas":{"demo":{"tables":{"Thing":{"column_definitions":[
+          {"name":"RID","type":{"typename":"ermrest_rid","is_domain":true,"base_type":{"typename":"text"}}},
+          {"name":"RCT","type":{"typename":"ermrest_rct","is_domain":true,"base_type":{"typename":"timestamptz"}}},
+          {"name":"Name","type":{"typename":"text"}},
+          {"name":"name","type":{"typename":"int4"}},
+          {"name":"Tags","type":{"typename":"text[]","is_array":true,"base_type":{"typename":"text"}}},
+          {"name":"Score","type":{"typename":"float8"}}]}}}}}"#;
+        let model = CatalogModel::from_json(json).unwrap();
+        layouts(&model)
+            .remove(&TableName::new("demo", "Thing"))
+            .unwrap()
+    }
+
+    #[test]
+    fn rows_load_and_read_back_with_differing_repeats_counted() {
+        let layout = thing_layout();
+        let csv = "RID,Name,name,Score\n1-A,x,1,NaN\n1-B,y,2,\n1-A,x,1,NaN\n1-A,z,1,NaN\n";
+        let (rows, conflicts) = load_in_memory(&layout, csv.as_bytes()).unwrap();
+        let got: Vec<(String, String, Option<i64>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.text("RID").unwrap().to_string(),
+                    r.text("Name").unwrap().to_string(),
+                    r.get("name").and_then(|v| v.as_i64()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("1-A".to_string(), "x".to_string(), Some(1)),
+                ("1-B".to_string(), "y".to_string(), Some(2))
+            ]
+        );
+        // Line 4 repeats line 2 exactly (silent); line 5 differs.
+        assert_eq!(conflicts, 1);
+    }
+
+    proptest! {
+        #[test]
+        fn typed_csv_reading_never_panics_and_errors_are_parse_errors(
+            body in proptest::collection::vec(
+                prop_oneof![Just(b','), Just(b'"'), Just(b'\n'), Just(b'{'), Just(b'}'), any::<u8>(),
+                            Just(b'1'), Just(b'-'), Just(b'A')],
+                0..120),
+            header in 0usize..4,
+        ) {
+            let layout = thing_layout();
+            let headers = ["RID,Name,name", "RID,RCT,Tags", "RID,Score,name,Name", "Name,name"];
+            let mut csv = format!("{}\n", headers[header]).into_bytes();
+            csv.extend(body);
+            match load_in_memory(&layout, &csv) {
+                Ok((rows, _)) => prop_assert!(rows.len() <= csv.iter().filter(|b| **b == b'\n').count()),
+                Err(Error::Csv { .. } | Error::BadValue { .. } | Error::UnknownColumn { .. }) => {}
+                Err(other) => prop_assert!(false, "{other:?}"),
+            }
+        }
+    }
 
     fn csv(table: &TableName, relative: &str, size: u64) -> CsvFile {
         CsvFile {
@@ -920,6 +1285,10 @@ mod fixture_tests {
             text.push_str("x,y\n");
             std::fs::write(data.join(name), text).unwrap();
         }
+        // Bad CSVs the manifests vouch for (made so), so the CSV errors are what is reported.
+        crate::bagit::write::BagWriter::new()
+            .write(&g.path)
+            .unwrap();
         let cache = tmp.path().join("cache");
         let opts = OpenOptions {
             cache_dir: Some(cache.clone()),

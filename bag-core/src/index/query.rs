@@ -8,7 +8,7 @@ use deriva_bag_features::{CatalogModel, Row, TableName};
 use rusqlite::{Connection, OpenFlags, Params};
 
 use super::build::{part_path, MAX_PARTS};
-use super::schema::{quote_ident, TableLayout, META_TABLE};
+use super::schema::{layouts, TableLayout, CONFLICTS_TABLE, META_TABLE};
 use crate::{Error, Result};
 
 /// An opened index: a read-only SQLite connection plus the layout of every model table.
@@ -64,9 +64,9 @@ impl Index {
             conn.execute(&format!("ATTACH DATABASE ?1 AS \"part{n}\""), [name])
                 .map_err(|source| Error::Index { path: part, source })?;
         }
-        let layouts = model
-            .tables()
-            .map(|t| (t.name.clone(), Arc::new(TableLayout::new(model, t))))
+        let layouts = layouts(model)
+            .into_iter()
+            .map(|(name, layout)| (name, Arc::new(layout)))
             .collect();
         Ok(Index {
             path: path.to_path_buf(),
@@ -163,12 +163,64 @@ impl Index {
             .map(|n| n.max(0) as u64)
     }
 
-    /// True when the model table has a column with this name.
-    pub(crate) fn has_column(&self, table: &TableName, column: &str) -> bool {
-        self.layouts
-            .get(table)
-            .is_some_and(|l| l.column_index(column).is_some())
+    /// The quoted SQLite identifier of `column` of `table`, when the model has both.
+    pub(crate) fn col(&self, table: &TableName, column: &str) -> Option<&str> {
+        self.layouts.get(table)?.col(column)
     }
+
+    /// The distinct non-NULL values of `column` of `table` as text, sorted; empty when the
+    /// model lacks the table or the column.
+    pub(crate) fn distinct_strings(&self, table: &TableName, column: &str) -> Result<Vec<String>> {
+        let Some(layout) = self.layouts.get(table) else {
+            return Ok(Vec::new());
+        };
+        let Some(col) = layout.col(column) else {
+            return Ok(Vec::new());
+        };
+        self.query_strings(
+            &format!(
+                "SELECT DISTINCT {col} FROM {} ORDER BY {col}",
+                layout.sql_name
+            ),
+            [],
+        )
+    }
+
+    /// Every row of the bag whose RID an earlier row of its table already had with other
+    /// values (found while building), in table, file and line order.
+    pub(crate) fn rid_conflicts(&self) -> Result<Vec<RidConflict>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT schema_name, table_name, rid, first_file, first_line, file, line \
+                 FROM main.{CONFLICTS_TABLE} ORDER BY schema_name, table_name, file, line"
+            ))?;
+            let rows = stmt.query_map([], |r| {
+                Ok(RidConflict {
+                    table: TableName::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                    rid: r.get(2)?,
+                    first_file: r.get(3)?,
+                    first_line: r.get::<_, i64>(4)?.max(0) as u64,
+                    file: r.get(5)?,
+                    line: r.get::<_, i64>(6)?.max(0) as u64,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+/// A row whose RID an earlier row of the same table already had, with other values: the
+/// earlier row is the one the index keeps (the first row per RID wins).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RidConflict {
+    pub table: TableName,
+    pub rid: String,
+    /// Bag-relative path and line of the row the index keeps.
+    pub first_file: String,
+    pub first_line: u64,
+    /// Bag-relative path and line of the row that differs from it.
+    pub file: String,
+    pub line: u64,
 }
 
 /// Rows of one table, read page by page in RID order so memory stays flat.
@@ -201,11 +253,7 @@ impl TableRows {
     pub(crate) fn new(index: Arc<Index>, table: &TableName) -> Result<TableRows> {
         let layout = index.layout(table)?.clone();
         // Keyset pagination on RID (the primary key), or on rowid for a table without RID.
-        let key = if layout.has_rid {
-            quote_ident("RID")
-        } else {
-            "rowid".to_string()
-        };
+        let key = layout.key_sql().to_string();
         let select = format!(
             "SELECT {}, {key} FROM {}",
             if layout.select_list.is_empty() {

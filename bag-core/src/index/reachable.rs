@@ -15,7 +15,8 @@ use std::collections::BTreeSet;
 use deriva_bag_features::model::{is_system_schema, ML_SCHEMA};
 use deriva_bag_features::{CatalogModel, ForeignKey, Table, TableName};
 
-use super::schema::{quote_ident, sql_table_name};
+use super::query::Index;
+use super::schema::TableLayout;
 
 /// Tables the walker never enters (by bare name, as the reference compares them).
 pub(crate) const SKIP_TABLES: [&str; 2] = ["Dataset_Dataset", "Execution"];
@@ -148,16 +149,18 @@ pub(crate) fn paths_to(model: &CatalogModel, target: &TableName) -> Vec<Vec<Tabl
     walker.paths
 }
 
-fn column_list(alias: &str, cols: &[String]) -> String {
-    let list: Vec<String> = cols
+/// `alias.col` or `(alias.a, alias.b, …)` with the layout's identifiers; `None` when the
+/// table lacks one of the columns.
+fn column_list(alias: &str, layout: &TableLayout, cols: &[String]) -> Option<String> {
+    let list = cols
         .iter()
-        .map(|c| format!("{alias}.{}", quote_ident(c)))
-        .collect();
-    if list.len() == 1 {
+        .map(|c| layout.col(c).map(|sql| format!("{alias}.{sql}")))
+        .collect::<Option<Vec<String>>>()?;
+    Some(if list.len() == 1 {
         list[0].clone()
     } else {
         format!("({})", list.join(", "))
-    }
+    })
 }
 
 /// SQL literal for a text value.
@@ -170,6 +173,7 @@ pub(crate) fn sql_text(value: &str) -> String {
 /// can be embedded as `… IN (<fragment>)`.
 pub(crate) fn reachable_rids_sql(
     model: &CatalogModel,
+    index: &Index,
     target: &TableName,
     dataset_rids: &[String],
 ) -> String {
@@ -187,7 +191,7 @@ pub(crate) fn reachable_rids_sql(
     };
     let mut selects = Vec::new();
     for path in paths_to(model, target) {
-        if let Some(sql) = path_sql(model, &path, &ds_list) {
+        if let Some(sql) = path_sql(model, index, &path, &ds_list) {
             selects.push(sql);
         }
     }
@@ -198,14 +202,20 @@ pub(crate) fn reachable_rids_sql(
 }
 
 /// RIDs of the last table of `path` reached along it.
-fn path_sql(model: &CatalogModel, path: &[TableName], ds_list: &str) -> Option<String> {
+fn path_sql(
+    model: &CatalogModel,
+    index: &Index,
+    path: &[TableName],
+    ds_list: &str,
+) -> Option<String> {
     // Level 0: the dataset RIDs themselves (the path starts at Dataset).
     let mut current = ds_list.to_string();
     for pair in path.windows(2) {
         let (from, to) = (&pair[0], &pair[1]);
         let from_t = model.table(from)?;
         let to_t = model.table(to)?;
-        let from_sql = sql_table_name(from);
+        let (from_l, to_l) = (index.layout(from).ok()?, index.layout(to).ok()?);
+        let (from_sql, from_rid) = (&from_l.sql_name, from_l.col("RID")?);
         let mut conds = Vec::new();
         // from.fk -> to.ref
         for fk in from_t
@@ -214,9 +224,9 @@ fn path_sql(model: &CatalogModel, path: &[TableName], ds_list: &str) -> Option<S
             .filter(|fk| &fk.referenced_table == to)
         {
             conds.push(format!(
-                "{} IN (SELECT {} FROM {from_sql} AS f WHERE f.\"RID\" IN ({current}))",
-                column_list("t", &fk.referenced_columns),
-                column_list("f", &fk.columns),
+                "{} IN (SELECT {} FROM {from_sql} AS f WHERE f.{from_rid} IN ({current}))",
+                column_list("t", to_l, &fk.referenced_columns)?,
+                column_list("f", from_l, &fk.columns)?,
             ));
         }
         // to.fk -> from.ref
@@ -226,25 +236,28 @@ fn path_sql(model: &CatalogModel, path: &[TableName], ds_list: &str) -> Option<S
             .filter(|fk| &fk.referenced_table == from)
         {
             conds.push(format!(
-                "{} IN (SELECT {} FROM {from_sql} AS f WHERE f.\"RID\" IN ({current}))",
-                column_list("t", &fk.columns),
-                column_list("f", &fk.referenced_columns),
+                "{} IN (SELECT {} FROM {from_sql} AS f WHERE f.{from_rid} IN ({current}))",
+                column_list("t", to_l, &fk.columns)?,
+                column_list("f", from_l, &fk.referenced_columns)?,
             ));
         }
         if conds.is_empty() {
             return None;
         }
         current = format!(
-            "SELECT t.\"RID\" FROM {} AS t WHERE {}",
-            sql_table_name(to),
+            "SELECT t.{} FROM {} AS t WHERE {}",
+            to_l.col("RID")?,
+            to_l.sql_name,
             conds.join(" OR ")
         );
     }
     if path.len() == 1 {
         // The target is Dataset itself.
+        let l = index.layout(&path[0]).ok()?;
+        let rid = l.col("RID")?;
         current = format!(
-            "SELECT t.\"RID\" FROM {} AS t WHERE t.\"RID\" IN ({current})",
-            sql_table_name(&path[0])
+            "SELECT t.{rid} FROM {} AS t WHERE t.{rid} IN ({current})",
+            l.sql_name
         );
     }
     Some(current)

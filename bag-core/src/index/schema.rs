@@ -1,27 +1,42 @@
 //! The SQLite layout of the index and how [`Value`]s are stored so they read back identically.
 //!
-//! One SQLite table per model table, named `"<schema>:<table>"` (quoted: schema names contain
-//! `-`), columns in catalog order under their own names, then hidden helper columns. `RID` is
-//! the primary key of a `WITHOUT ROWID` table (`INSERT OR IGNORE` makes the first row per RID
-//! win; a table without a `RID` column is an ordinary rowid table); foreign-key columns that
-//! some query looks rows up by get an index (see `indexed_fk`). No other constraint is enforced: bags legitimately carry dangling
-//! references (`reference/bag-format.md` §12).
+//! One SQLite table per model table, columns in catalog order, then hidden helper columns.
+//! `RID` is the primary key of a `WITHOUT ROWID` table (the first row per RID wins; a table
+//! without a `RID` column is an ordinary rowid table); foreign-key columns that some query
+//! looks rows up by get an index (see `indexed_fk`). No other constraint is enforced: bags
+//! legitimately carry dangling references (`reference/bag-format.md` §12).
+//!
+//! **Identifiers.** Model names never reach SQL text on their own: [`layouts`] gives every
+//! table, column and index of one model its SQLite identifier, and every query takes its
+//! identifiers from the [`TableLayout`]. SQLite compares identifiers ignoring ASCII case, so
+//! the columns `Name` and `name`, or the tables `Subject` and `subject`, would be one
+//! identifier; joining schema and table with `:` could make two tables one name (`a:b` + `c`
+//! and `a` + `b:c`); and a model column `T__utc` could meet the hidden UTC column of a
+//! timestamptz `T`. Each identifier is its natural text (`"demo:Image"`, `"Name"`,
+//! `"RCT__utc"`) where no identifier claimed before it equals that text ignoring ASCII case,
+//! else that text with `#2`, `#3`, … appended. Claims go in a fixed order (tables sorted by
+//! name, then index names; per table the visible columns in catalog order, then the hidden
+//! ones), so one model always gets the same layout, and visible names keep their natural text
+//! before any hidden column does.
 //!
 //! | value kind (from `schema.json`) | SQLite storage | read back as |
 //! |---|---|---|
 //! | text, markdown, ermrest_rid, ermrest_curie, … | TEXT as written (`""` stays `""`) | `Value::Text` |
-//! | int2/int4/int8/serial | INTEGER | `Value::Int` |
+//! | int2/int4/int8/serial | INTEGER (range-checked by the column type) | `Value::Int` |
 //! | float4/float8/numeric | REAL; `NaN` as the TEXT `'NaN'` (SQLite would turn a NaN into NULL) | `Value::Float` |
 //! | boolean | INTEGER 0/1 | `Value::Bool` |
 //! | date | TEXT `YYYY-MM-DD` | `Value::Date` |
 //! | timestamp | TEXT as written | `Value::Timestamp` (re-parsed) |
-//! | timestamptz, ermrest_rct, ermrest_rmt | TEXT as written, plus hidden `"<col>__utc"` INTEGER (µs since the Unix epoch, UTC) for ordering by instant | `Value::TimestampTz` (re-parsed from the text) |
+//! | timestamptz, ermrest_rct, ermrest_rmt | TEXT as written, plus a hidden `"<col>__utc"` INTEGER (µs since the Unix epoch, UTC) for ordering by instant | `Value::TimestampTz` (re-parsed from the text) |
 //! | json, jsonb | TEXT as written | `Value::Json` |
 //! | arrays (`text[]`, …) | TEXT holding a JSON array (queryable with `json_each`) | `Value::Array` |
 //!
-//! NULL is SQL NULL everywhere. A model column named `X__utc` would collide with the hidden
-//! column of a timestamptz column `X`; ERMrest catalogs do not use that suffix.
+//! NULL is SQL NULL everywhere. Two more hidden columns serve the duplicate-RID check of the
+//! build: `"__origin"` (which CSV file and line the row came from) and, on tables with a
+//! `RID`, `"__conflict"` (the origin of a later row with the same RID and different values;
+//! NULL almost always).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use deriva_bag_features::model::{is_system_schema, ValueKind};
@@ -35,10 +50,24 @@ use super::reachable::{
 /// Version of the index layout; an index with another version is rebuilt.
 /// 3: FK indexes only where a query looks rows up by the column (`indexed_fk`), covering on
 /// Dataset associations (`index_columns`); tables spread over part files (`build::part_path`).
-pub(crate) const INDEX_FORMAT: &str = "3";
+/// 4: identifiers from [`layouts`]; hidden origin/conflict columns; the files the index was
+/// built from ([`FILES_TABLE`]) and the duplicate RIDs found ([`CONFLICTS_TABLE`]).
+pub(crate) const INDEX_FORMAT: &str = "4";
 
-/// Name of the metadata table (cannot collide with `"<schema>:<table>"` names).
+/// Name of the metadata table (reserved: no model table can take it).
 pub(crate) const META_TABLE: &str = "meta";
+
+/// The CSV files (bag-relative paths) the index was built from, with the manifest digest
+/// each was checked against; in the main file.
+pub(crate) const FILES_TABLE: &str = "indexed_files";
+
+/// Rows whose RID an earlier row of the same table already had, with different values; in
+/// the main file.
+pub(crate) const CONFLICTS_TABLE: &str = "rid_conflicts";
+
+/// Names SQLite gives a rowid table's row key unless a column takes them; no model column
+/// may, so `rowid` always means the key.
+const ROWID_ALIASES: [&str; 3] = ["rowid", "oid", "_rowid_"];
 
 /// How one column is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +115,10 @@ pub(crate) struct ColumnLayout {
     pub name: String,
     pub ty: ColumnType,
     pub storage: Storage,
+    /// The column's quoted SQLite identifier.
+    pub sql: String,
+    /// For a timestamptz column, the quoted identifier of its hidden UTC column.
+    pub utc_sql: Option<String>,
 }
 
 /// The SQLite shape of one model table.
@@ -100,8 +133,13 @@ pub(crate) struct TableLayout {
     pub has_rid: bool,
     /// Comma-separated quoted read columns: visible ones, then the hidden UTC ones.
     pub select_list: String,
-    /// Column lists that get an index: an indexed foreign key's columns, see [`index_columns`].
-    fk_columns: Vec<Vec<String>>,
+    /// Hidden column: where the row came from (an origin number of the build).
+    origin_sql: String,
+    /// Hidden column (tables with a RID): the origin of a later row with the same RID and
+    /// different values.
+    conflict_sql: Option<String>,
+    /// Each FK index: its quoted name and the model columns it covers, see [`index_columns`].
+    fk_indexes: Vec<(String, Vec<String>)>,
 }
 
 /// Whether the foreign key `fk` of `table` gets an index. An FK index only pays for queries
@@ -163,45 +201,126 @@ fn index_columns(model: &CatalogModel, table: &Table) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Quotes an SQL identifier.
-pub(crate) fn quote_ident(name: &str) -> String {
+/// Quotes an SQL identifier. Private: identifiers come from [`layouts`], never from a model
+/// name quoted on the spot.
+fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Quoted SQLite name of a model table.
-pub(crate) fn sql_table_name(table: &TableName) -> String {
-    quote_ident(&format!("{}:{}", table.schema, table.table))
+/// The SQLite identifiers claimed so far in one namespace (the tables and indexes of an
+/// index, or the columns of one table), compared as SQLite compares them: ignoring ASCII case.
+struct Identifiers {
+    taken: HashSet<String>,
 }
 
-/// Name of the hidden UTC column of a timestamptz column.
-pub(crate) fn utc_column(column: &str) -> String {
-    format!("{column}__utc")
+impl Identifiers {
+    fn reserving(names: &[&str]) -> Identifiers {
+        Identifiers {
+            taken: names.iter().map(|n| n.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    /// Claims `wanted`, or `wanted#2`, `wanted#3`, … when it is taken (or empty); returns
+    /// the claimed identifier quoted. NUL, which SQL text cannot carry, becomes U+FFFD.
+    fn claim(&mut self, wanted: &str) -> String {
+        let wanted = wanted.replace('\0', "\u{FFFD}");
+        let mut n = 1usize;
+        loop {
+            let candidate = if n == 1 {
+                wanted.clone()
+            } else {
+                format!("{wanted}#{n}")
+            };
+            if !candidate.is_empty() && self.taken.insert(candidate.to_ascii_lowercase()) {
+                return quote_ident(&candidate);
+            }
+            n += 1;
+        }
+    }
+
+    /// [`claim`](Self::claim) for a table or index name: SQLite reserves names that start
+    /// with `sqlite_` for itself, so those get a leading `_`.
+    fn claim_object(&mut self, wanted: &str) -> String {
+        let reserved = wanted
+            .as_bytes()
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"sqlite_"));
+        if reserved {
+            self.claim(&format!("_{wanted}"))
+        } else {
+            self.claim(wanted)
+        }
+    }
+}
+
+/// The layout of every table of `model`, with the SQLite identifiers described in the module
+/// docs: unique ignoring ASCII case, natural where possible, the same for the same model.
+pub(crate) fn layouts(model: &CatalogModel) -> HashMap<TableName, TableLayout> {
+    let mut tables: Vec<&Table> = model.tables().collect();
+    tables.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut objects = Identifiers::reserving(&[META_TABLE, FILES_TABLE, CONFLICTS_TABLE]);
+    let mut out: Vec<TableLayout> = tables
+        .iter()
+        .map(|t| {
+            let sql_name = objects.claim_object(&format!("{}:{}", t.name.schema, t.name.table));
+            TableLayout::new(t, sql_name)
+        })
+        .collect();
+    // Index names after every table name, so that no index takes a table's natural name.
+    for (layout, table) in out.iter_mut().zip(&tables) {
+        let mut seen: Vec<Vec<String>> = Vec::new();
+        for cols in index_columns(model, table) {
+            if seen.contains(&cols) || cols.iter().any(|c| layout.column_index(c).is_none()) {
+                continue;
+            }
+            let name = objects.claim_object(&format!(
+                "ix:{}:{}:{}",
+                table.name.schema,
+                table.name.table,
+                cols.join(",")
+            ));
+            seen.push(cols.clone());
+            layout.fk_indexes.push((name, cols));
+        }
+    }
+    out.into_iter().map(|l| (l.name.clone(), l)).collect()
 }
 
 impl TableLayout {
-    pub(crate) fn new(model: &CatalogModel, table: &Table) -> TableLayout {
-        let columns: Vec<ColumnLayout> = table
+    /// The layout of `table` under the SQLite name `sql_name` (claimed by [`layouts`]), its
+    /// columns named per the module docs; FK indexes are added by [`layouts`].
+    fn new(table: &Table, sql_name: String) -> TableLayout {
+        let mut idents = Identifiers::reserving(&ROWID_ALIASES);
+        let mut columns: Vec<ColumnLayout> = table
             .columns
             .iter()
             .map(|c| ColumnLayout {
                 name: c.name.clone(),
                 ty: c.ty.clone(),
                 storage: Storage::of(&c.ty),
+                sql: idents.claim(&c.name),
+                utc_sql: None,
             })
             .collect();
+        for c in &mut columns {
+            if c.storage == Storage::TimestampTz {
+                c.utc_sql = Some(idents.claim(&format!("{}__utc", c.name)));
+            }
+        }
+        let has_rid = columns.iter().any(|c| c.name == "RID");
+        let origin_sql = idents.claim("__origin");
+        let conflict_sql = has_rid.then(|| idents.claim("__conflict"));
         let names: Arc<[Arc<str>]> = columns.iter().map(|c| Arc::from(c.name.as_str())).collect();
-        let select_list = read_columns(&columns)
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let select_list = read_columns(&columns).join(", ");
         TableLayout {
             name: table.name.clone(),
-            sql_name: sql_table_name(&table.name),
-            has_rid: columns.iter().any(|c| c.name == "RID"),
+            sql_name,
+            has_rid,
             names,
             select_list,
-            fk_columns: index_columns(model, table),
+            origin_sql,
+            conflict_sql,
+            fk_indexes: Vec::new(),
             columns,
         }
     }
@@ -211,20 +330,33 @@ impl TableLayout {
         self.columns.iter().position(|c| c.name == name)
     }
 
-    /// Number of result columns [`row_from_sql`](Self::row_from_sql) consumes.
-    pub(crate) fn read_width(&self) -> usize {
-        self.physical_columns().len()
+    /// The quoted SQLite identifier of the visible column `name`, if the table has it.
+    pub(crate) fn col(&self, name: &str) -> Option<&str> {
+        self.column_index(name)
+            .map(|i| self.columns[i].sql.as_str())
     }
 
-    /// The physical columns in insert order: visible columns, then the hidden UTC columns.
-    pub(crate) fn physical_columns(&self) -> Vec<String> {
-        let mut cols: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
-        cols.extend(
-            self.columns
-                .iter()
-                .filter(|c| c.storage == Storage::TimestampTz)
-                .map(|c| utc_column(&c.name)),
-        );
+    /// The key rows are ordered and paged by: the `RID` column, or `rowid` for a table
+    /// without one (no column can take that name, see [`ROWID_ALIASES`]).
+    pub(crate) fn key_sql(&self) -> &str {
+        self.col("RID").unwrap_or("rowid")
+    }
+
+    /// Number of result columns [`row_from_sql`](Self::row_from_sql) consumes: the visible
+    /// columns, then the hidden UTC ones.
+    pub(crate) fn read_width(&self) -> usize {
+        self.columns.len() + self.columns.iter().filter(|c| c.utc_sql.is_some()).count()
+    }
+
+    /// Number of values one inserted row binds: the read columns, then the origin.
+    pub(crate) fn insert_width(&self) -> usize {
+        self.read_width() + 1
+    }
+
+    /// The physical columns a row is inserted into, quoted: the read columns, then the origin.
+    fn insert_columns(&self) -> Vec<&str> {
+        let mut cols = read_columns(&self.columns);
+        cols.push(&self.origin_sql);
         cols
     }
 
@@ -235,18 +367,18 @@ impl TableLayout {
             .iter()
             .map(|c| {
                 let pk = if c.name == "RID" { " PRIMARY KEY" } else { "" };
-                format!("{} {}{pk}", quote_ident(&c.name), c.storage.affinity())
+                format!("{} {}{pk}", c.sql, c.storage.affinity())
             })
             .collect();
         defs.extend(
             self.columns
                 .iter()
-                .filter(|c| c.storage == Storage::TimestampTz)
-                .map(|c| format!("{} INTEGER", quote_ident(&utc_column(&c.name)))),
+                .filter_map(|c| c.utc_sql.as_ref())
+                .map(|utc| format!("{utc} INTEGER")),
         );
-        if defs.is_empty() {
-            // A table without columns in schema.json still needs a valid definition.
-            defs.push("\"__empty\" INTEGER".into());
+        defs.push(format!("{} INTEGER", self.origin_sql));
+        if let Some(conflict) = &self.conflict_sql {
+            defs.push(format!("{conflict} INTEGER"));
         }
         // WITHOUT ROWID: the RID primary key is the table's one b-tree (no second index to
         // maintain while loading); RID is never NULL (the build rejects an empty RID).
@@ -260,51 +392,80 @@ impl TableLayout {
 
     /// `CREATE INDEX` statements: one per indexed foreign key (see [`index_columns`]).
     pub(crate) fn index_sql(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut seen: Vec<&Vec<String>> = Vec::new();
-        for cols in &self.fk_columns {
-            if seen.contains(&cols) || cols.iter().any(|c| self.column_index(c).is_none()) {
-                continue;
-            }
-            seen.push(cols);
-            let name = quote_ident(&format!(
-                "ix:{}:{}:{}",
-                self.name.schema,
-                self.name.table,
-                cols.join(",")
-            ));
-            let list = cols
-                .iter()
-                .map(|c| quote_ident(c))
-                .collect::<Vec<_>>()
-                .join(", ");
-            out.push(format!("CREATE INDEX {name} ON {} ({list})", self.sql_name));
-        }
-        out
+        self.fk_indexes
+            .iter()
+            .map(|(name, cols)| {
+                let list: Vec<&str> = cols.iter().filter_map(|c| self.col(c)).collect();
+                format!(
+                    "CREATE INDEX {name} ON {} ({})",
+                    self.sql_name,
+                    list.join(", ")
+                )
+            })
+            .collect()
     }
 
-    /// `INSERT OR IGNORE` over [`physical_columns`](Self::physical_columns), one row.
+    /// Inserts one row, see [`insert_rows_sql`](Self::insert_rows_sql).
     pub(crate) fn insert_sql(&self) -> String {
         self.insert_rows_sql(1)
     }
 
-    /// `INSERT OR IGNORE` of `rows` rows in one statement (`VALUES (…), (…), …`). SQLite
-    /// applies `OR IGNORE` to each row in order, so the first row per RID still wins; one
-    /// statement step per batch instead of per row saves the per-statement overhead
-    /// (cursor open/close, reset, unbind) that dominated single-row inserts.
+    /// Inserts `rows` rows in one statement (`VALUES (…), (…), …`): one statement step per
+    /// batch instead of per row saves the per-statement overhead (cursor open/close, reset,
+    /// unbind) that dominated single-row inserts.
+    ///
+    /// On a table with a `RID`, a row whose RID is already there is not inserted (the first
+    /// row per RID wins; SQLite handles the rows of one statement in order); when any of its
+    /// visible values differs from the stored row's, its origin goes into the hidden conflict
+    /// column (the stored values stay), where [`conflict_trigger_sql`](Self::conflict_trigger_sql)
+    /// picks it up. Identical duplicates, normal in path-encoded exports, change nothing.
     pub(crate) fn insert_rows_sql(&self, rows: usize) -> String {
-        let cols = self.physical_columns();
-        let list = cols
-            .iter()
-            .map(|c| quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let cols = self.insert_columns();
         let row = format!("({})", vec!["?"; cols.len()].join(", "));
         let values = vec![row.as_str(); rows.max(1)].join(", ");
-        format!(
-            "INSERT OR IGNORE INTO {} ({list}) VALUES {values}",
-            self.sql_name
-        )
+        let mut sql = format!(
+            "INSERT INTO {} ({}) VALUES {values}",
+            self.sql_name,
+            cols.join(", ")
+        );
+        if let (Some(rid), Some(conflict)) = (self.col("RID"), &self.conflict_sql) {
+            let differs: Vec<String> = self
+                .columns
+                .iter()
+                .filter(|c| c.name != "RID")
+                .map(|c| format!("excluded.{0} IS NOT {0}", c.sql))
+                .collect();
+            if differs.is_empty() {
+                sql.push_str(&format!(" ON CONFLICT ({rid}) DO NOTHING"));
+            } else {
+                sql.push_str(&format!(
+                    " ON CONFLICT ({rid}) DO UPDATE SET {conflict} = excluded.{} WHERE {}",
+                    self.origin_sql,
+                    balanced_or(&differs)
+                ));
+            }
+        }
+        sql
+    }
+
+    /// A `TEMP` trigger named `trigger` that copies every conflict the inserts record (see
+    /// [`insert_rows_sql`](Self::insert_rows_sql)) into the temporary table `found` as
+    /// `(table_no, RID, first origin, conflicting origin)`. `None` for a table without a RID.
+    pub(crate) fn conflict_trigger_sql(
+        &self,
+        trigger: &str,
+        table_no: usize,
+        found: &str,
+    ) -> Option<String> {
+        let rid = self.col("RID")?;
+        let conflict = self.conflict_sql.as_ref()?;
+        Some(format!(
+            "CREATE TEMP TRIGGER {} AFTER UPDATE OF {conflict} ON {} BEGIN \
+             INSERT INTO {found} VALUES ({table_no}, NEW.{rid}, NEW.{}, NEW.{conflict}); END",
+            quote_ident(trigger),
+            self.sql_name,
+            self.origin_sql,
+        ))
     }
 
     /// Builds a [`Row`] from a result row whose first columns are this table's visible columns.
@@ -328,15 +489,24 @@ impl TableLayout {
     }
 }
 
-/// Visible column names, then the hidden UTC column of each timestamptz column.
-fn read_columns(columns: &[ColumnLayout]) -> Vec<String> {
-    let mut out: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
-    out.extend(
-        columns
-            .iter()
-            .filter(|c| c.storage == Storage::TimestampTz)
-            .map(|c| utc_column(&c.name)),
-    );
+/// `a OR b OR …` as a balanced tree: a left-deep chain of one `OR` per column would pass
+/// SQLite's expression depth limit (1000) on a table that wide.
+fn balanced_or(terms: &[String]) -> String {
+    match terms {
+        [] => "0".to_string(),
+        [one] => one.clone(),
+        _ => {
+            let (a, b) = terms.split_at(terms.len() / 2);
+            format!("({} OR {})", balanced_or(a), balanced_or(b))
+        }
+    }
+}
+
+/// The quoted read columns: visible columns, then the hidden UTC column of each timestamptz
+/// column.
+fn read_columns(columns: &[ColumnLayout]) -> Vec<&str> {
+    let mut out: Vec<&str> = columns.iter().map(|c| c.sql.as_str()).collect();
+    out.extend(columns.iter().filter_map(|c| c.utc_sql.as_deref()));
     out
 }
 
@@ -426,13 +596,19 @@ mod tests {
         CatalogModel::from_json(json).unwrap()
     }
 
+    fn layout_of(model: &CatalogModel, schema: &str, table: &str) -> TableLayout {
+        layouts(model)
+            .remove(&TableName::new(schema, table))
+            .unwrap()
+    }
+
     #[test]
-    fn ddl_quotes_names_and_adds_hidden_utc_columns() {
+    fn ddl_quotes_names_and_adds_hidden_columns() {
         let model = model();
-        let layout = TableLayout::new(&model, model.tables().next().unwrap());
+        let layout = layout_of(&model, "deriva-ml", "T");
         assert_eq!(
             layout.create_sql(),
-            r#"CREATE TABLE "deriva-ml:T" ("RID" TEXT PRIMARY KEY, "RCT" TEXT, "Other" TEXT, "RCT__utc" INTEGER) WITHOUT ROWID"#
+            r#"CREATE TABLE "deriva-ml:T" ("RID" TEXT PRIMARY KEY, "RCT" TEXT, "Other" TEXT, "RCT__utc" INTEGER, "__origin" INTEGER, "__conflict" INTEGER) WITHOUT ROWID"#
         );
         assert_eq!(
             layout.index_sql(),
@@ -440,13 +616,156 @@ mod tests {
         );
         assert_eq!(
             layout.insert_sql(),
-            r#"INSERT OR IGNORE INTO "deriva-ml:T" ("RID", "RCT", "Other", "RCT__utc") VALUES (?, ?, ?, ?)"#
+            r#"INSERT INTO "deriva-ml:T" ("RID", "RCT", "Other", "RCT__utc", "__origin") VALUES (?, ?, ?, ?, ?) ON CONFLICT ("RID") DO UPDATE SET "__conflict" = excluded."__origin" WHERE (excluded."RCT" IS NOT "RCT" OR excluded."Other" IS NOT "Other")"#
         );
+        assert_eq!(layout.select_list, r#""RID", "RCT", "Other", "RCT__utc""#);
     }
 
     #[test]
     fn identifiers_with_quotes_are_escaped() {
         assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
+    }
+
+    /// A model whose names collide once SQLite folds ASCII case or joins schema and table.
+    fn colliding_model() -> CatalogModel {
+        let col =
+            |name: &str, ty: &str| format!(r#"{{"name":"{name}","type":{{"typename":"{ty}"}}}}"#);
+        let table = |cols: &[String]| format!(r#"{{"column_definitions":[{}]}}"#, cols.join(","));
+        let json = format!(
+            r#"{{"schemas":{{
+              "demo":{{"tables":{{
+                "Subject":{},
+                "subject":{},
+                "Thing":{}}}}},
+              "a:b":{{"tables":{{"c":{}}}}},
+              "a":{{"tables":{{"b:c":{}}}}},
+              "sqlite_x":{{"tables":{{"T":{}}}}}}}}}"#,
+            table(&[
+                col("RID", "text"),
+                col("Name", "text"),
+                col("name", "text"),
+                col("NAME", "int4")
+            ]),
+            table(&[col("RID", "text")]),
+            table(&[
+                col("T", "timestamptz"),
+                col("T__utc", "text"),
+                col("t__UTC", "text"),
+                col("rowid", "text"),
+                col("", "text")
+            ]),
+            table(&[col("RID", "text")]),
+            table(&[col("RID", "text")]),
+            table(&[col("RID", "text")]),
+        );
+        CatalogModel::from_json(json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn identifiers_that_sqlite_would_confuse_get_distinct_names() {
+        let model = colliding_model();
+        let all = layouts(&model);
+        let name = |s: &str, t: &str| all[&TableName::new(s, t)].sql_name.clone();
+        // Sorted by (schema, table): "a" < "a:b" < "demo" < "sqlite_x"; "Subject" < "Thing" < "subject".
+        assert_eq!(name("a", "b:c"), r#""a:b:c""#);
+        assert_eq!(name("a:b", "c"), r#""a:b:c#2""#);
+        assert_eq!(name("demo", "Subject"), r#""demo:Subject""#);
+        assert_eq!(name("demo", "subject"), r#""demo:subject#2""#);
+        assert_eq!(name("sqlite_x", "T"), r#""_sqlite_x:T""#);
+        let subject = &all[&TableName::new("demo", "Subject")];
+        let cols: Vec<&str> = subject.columns.iter().map(|c| c.sql.as_str()).collect();
+        assert_eq!(
+            cols,
+            [r#""RID""#, r#""Name""#, r#""name#2""#, r#""NAME#3""#]
+        );
+        assert_eq!(subject.col("name"), Some(r#""name#2""#));
+        let thing = &all[&TableName::new("demo", "Thing")];
+        let cols: Vec<&str> = thing.columns.iter().map(|c| c.sql.as_str()).collect();
+        assert_eq!(
+            cols,
+            [
+                r#""T""#,
+                r#""T__utc""#,
+                r#""t__UTC#2""#,
+                r#""rowid#2""#,
+                r##""#2""##
+            ]
+        );
+        // The hidden UTC column of T yields to the model's own T__utc.
+        assert_eq!(thing.columns[0].utc_sql.as_deref(), Some(r#""T__utc#3""#));
+        assert_eq!(thing.key_sql(), "rowid");
+        // Every table's DDL is accepted by SQLite, all in one database.
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut sorted: Vec<&TableLayout> = all.values().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        for layout in sorted {
+            conn.execute_batch(&layout.create_sql()).unwrap();
+            conn.execute_batch(
+                &layout
+                    .insert_sql()
+                    .replace('?', "NULL")
+                    .replacen("NULL", "'x'", 1),
+            )
+            .unwrap();
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn column_identifiers_never_collide_and_sqlite_accepts_them(
+            names in proptest::collection::vec("[aAbBtT_#:\"]{0,3}(__utc|__UTC)?", 1..8),
+            timestamptz in proptest::collection::vec(proptest::bool::ANY, 8),
+        ) {
+            let mut seen = std::collections::HashSet::new();
+            let columns: Vec<serde_json::Value> = std::iter::once("RID".to_string())
+                .chain(names)
+                .filter(|n| seen.insert(n.clone()))
+                .enumerate()
+                .map(|(i, n)| {
+                    let ty = if timestamptz[i % 8] { "timestamptz" } else { "text" };
+                    serde_json::json!({"name": n, "type": {"typename": ty}})
+                })
+                .collect();
+            let json = serde_json::json!({"schemas": {"demo": {"tables": {
+                "T": {"column_definitions": columns.clone()},
+                "t": {"column_definitions": columns}}}}});
+            let model = CatalogModel::from_json(json.to_string().as_bytes()).unwrap();
+            let all = layouts(&model);
+            let conn = rusqlite::Connection::open_in_memory().unwrap();
+            for layout in all.values() {
+                let mut idents: Vec<String> = layout
+                    .columns
+                    .iter()
+                    .flat_map(|c| std::iter::once(c.sql.clone()).chain(c.utc_sql.clone()))
+                    .map(|s| s.to_ascii_lowercase())
+                    .collect();
+                let n = idents.len();
+                idents.sort();
+                idents.dedup();
+                proptest::prop_assert_eq!(idents.len(), n);
+                conn.execute_batch(&layout.create_sql()).unwrap();
+                conn.prepare(&layout.insert_sql()).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn wide_tables_compare_duplicates_within_sqlites_expression_depth() {
+        let cols: Vec<String> =
+            std::iter::once(r#"{"name":"RID","type":{"typename":"text"}}"#.to_string())
+                .chain(
+                    (0..1500).map(|i| format!(r#"{{"name":"c{i}","type":{{"typename":"text"}}}}"#)),
+                )
+                .collect();
+        let json = format!(
+            r#"{{"schemas":{{"demo":{{"tables":{{"Wide":{{"column_definitions":[{}]}}}}}}}}}}"#,
+            cols.join(",")
+        );
+        let model = CatalogModel::from_json(json.as_bytes()).unwrap();
+        let layout = layout_of(&model, "demo", "Wide");
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(&layout.create_sql()).unwrap();
+        conn.prepare(&layout.insert_sql()).unwrap();
     }
 
     #[cfg(feature = "fixtures")]
@@ -459,7 +778,7 @@ mod tests {
                 .unwrap();
         let indexes = |schema: &str, table: &str| {
             let t = model.table(&TableName::new(schema, table)).unwrap();
-            TableLayout::new(&model, t).index_sql()
+            layout_of(&model, &t.name.schema, &t.name.table).index_sql()
         };
         // Members: by the dataset column only; the walker never enters Dataset_Image from Image.
         assert_eq!(

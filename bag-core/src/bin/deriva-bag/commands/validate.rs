@@ -1,8 +1,11 @@
 //! `deriva-bag validate BAG [--mode structure|completeness|fast|full]`.
 //!
-//! Validation reads only the BagIt tag files and payload, never the CSVs or the index: a
+//! Validation checks the BagIt tag files and payload first, without the CSVs or the index: a
 //! bag whose `Image.csv` is corrupted must be reported as a checksum mismatch (exit 1),
-//! not fail to open as a CSV error (exit 2).
+//! not fail to open as a CSV error (exit 2). Then, for a DerivaML bag (one with
+//! `data/schema.json`) that opens, the index's findings are added (`duplicate-rid`: a row
+//! that repeats a RID of its table with other values); a bag that does not open adds none,
+//! its BagIt findings stand.
 //!
 //! Default mode: `full` when the bag is materialized (every `fetch.txt` file is on disk),
 //! else `completeness`. Full validation counts a not-yet-fetched file as missing, so on a
@@ -112,7 +115,13 @@ impl Run for ValidateArgs {
         let progress = |done: u64, total: u64| bar.update(done, total);
         let report = files.validate(mode, Some(&progress));
         bar.finish();
-        let report = report?;
+        let mut report = report?;
+        if dir.join("data").join("schema.json").is_file() {
+            match ctx.open(&dir) {
+                Ok(bag) => report.extend(bag.index_findings()?),
+                Err(e) => tracing::debug!(error = %e, "no index findings: the bag does not open"),
+            }
+        }
         if ctx.json {
             write_json(out, &report_json(&report))?;
         } else {
