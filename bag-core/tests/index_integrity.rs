@@ -317,7 +317,10 @@ fn duplicate_rids_with_different_values_warn_at_open_and_are_a_validate_finding(
                  data/demo/Dataset_Thing/Thing.csv line 2, whose row is used"
             .into(),
     };
-    assert_eq!(duplicate_rid_issues(&bag), std::slice::from_ref(&expected_issue));
+    assert_eq!(
+        duplicate_rid_issues(&bag),
+        std::slice::from_ref(&expected_issue)
+    );
     let report = bag.validate(ValidationMode::Full).unwrap();
     assert!(!report.valid);
     assert_eq!(report.errors, [expected_issue]);
