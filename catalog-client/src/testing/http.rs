@@ -186,7 +186,7 @@ fn query_params(full: &str) -> Vec<(String, String)> {
 /// Who is calling: `Ok(None)` anonymous, `Err` a bad credential.
 fn identity(state: &State, headers: &HeaderMap) -> Result<Option<Identity>, ()> {
     let who = || Identity {
-        id: "test-user".to_string(),
+        id: super::clients::TEST_CLIENT_ID.to_string(),
         owner: state.options.owner,
     };
     if let Some(auth) = headers.get("authorization") {
@@ -218,12 +218,7 @@ async fn route(
     };
     if raw_path == "/authn/session" && method == Method::GET {
         return match who {
-            Some(w) => json_resp(
-                200,
-                &json!({"client": {"id": w.id, "display_name": "Test User", "full_name": "Test User",
-                                   "email": null, "identities": [w.id]},
-                        "attributes": [{"id": w.id}], "seconds_remaining": 3600}),
-            ),
+            Some(w) => json_resp(200, &super::clients::session(&w.id)),
             None => text(404, "no session"),
         };
     }

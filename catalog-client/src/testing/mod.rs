@@ -28,6 +28,7 @@
 //! ```
 
 mod bagseed;
+mod clients;
 mod http;
 mod seed;
 mod store;
@@ -194,6 +195,7 @@ fn seeded_store() -> Result<Store, ApiError> {
     for (table, rows) in seed::rows(&urls) {
         store.insert(table, &rows, &Default::default(), &seeder, true)?;
     }
+    clients::register(&mut store)?;
     Ok(store)
 }
 

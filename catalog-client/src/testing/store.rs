@@ -870,6 +870,19 @@ impl Store {
         Ok(rows.len())
     }
 
+    /// Every client named in a row's `RCB` or `RMB`, in order.
+    pub(crate) fn row_authors(&self) -> ApiResult<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT v FROM (SELECT CAST(json_extract(doc, '$.RCB') AS TEXT) AS v FROM rows
+                            UNION SELECT CAST(json_extract(doc, '$.RMB') AS TEXT) FROM rows)
+             WHERE v IS NOT NULL AND v <> '' ORDER BY v",
+        )?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
+    }
+
     /// `/entity_rid/<rid>`: the table holding `rid`, live or as of snaptime `at`.
     pub(crate) fn resolve_rid(&self, rid: &str, at: Option<u64>) -> ApiResult<Option<TableName>> {
         let earliest_change_after: Option<(String, Option<String>)> = match at {
