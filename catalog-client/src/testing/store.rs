@@ -538,6 +538,7 @@ impl Store {
         let model_fks = table.foreign_keys.clone();
         // Seeding writes the catalog's past: only requests are changes with a snaptime.
         let snap = (!trusted_seed).then(|| self.next_snap());
+        let mut logged = false;
         let tx = self.conn.transaction()?;
         let mut inserted = Vec::new();
         let mut batch_keys: HashSet<(String, String)> = HashSet::new();
@@ -598,6 +599,7 @@ impl Store {
                                 |r| r.get(0),
                             )?;
                             log_change(&tx, snap, &l, "public:ERMrest_RID_Lease", Some(&doc))?;
+                            logged = true;
                         }
                         tx.execute("DELETE FROM rows WHERE rid = ?1", params![l])?;
                         tx.execute("DELETE FROM keyvals WHERE rid = ?1", params![l])?;
@@ -724,6 +726,7 @@ impl Store {
             )?;
             if let Some(snap) = snap {
                 log_change(&tx, snap, &rid, &table.name.to_string(), None)?;
+                logged = true;
             }
             for (kname, val) in keyvals {
                 tx.execute(
@@ -735,7 +738,7 @@ impl Store {
             inserted.push(row);
         }
         tx.commit()?;
-        if let (Some(snap), false) = (snap, inserted.is_empty()) {
+        if let (Some(snap), true) = (snap, logged) {
             self.snap = snap;
         }
         Ok(inserted)
