@@ -113,8 +113,10 @@ impl std::fmt::Debug for DerivaML {
 }
 
 impl DerivaML {
-    /// Connects to `catalog_id` on `host_url` (`https://example.org`, or `http://127.0.0.1:PORT`
-    /// for loopback only) with the credential file's credential for that host.
+    /// Connects to `catalog_id` on `host_url` with the credential file's credential for that
+    /// host. `host_url` is a bare host name as the chapter writes it (`example.org`, https
+    /// implied), an `https://` URL, or `http://` to loopback only (`http://127.0.0.1:PORT`);
+    /// see [`AllowedUrl::parse_server`].
     pub async fn connect(host_url: &str, catalog_id: &str) -> Result<DerivaML> {
         Self::connect_with(host_url, catalog_id, ConnectOptions::default()).await
     }
@@ -125,7 +127,7 @@ impl DerivaML {
         catalog_id: &str,
         options: ConnectOptions,
     ) -> Result<DerivaML> {
-        let url = AllowedUrl::parse(host_url)?;
+        let url = AllowedUrl::parse_server(host_url)?;
         if catalog_id.is_empty() || catalog_id.contains(['/', '?', '#']) {
             return Err(Error::InvalidUrl {
                 url: host_url.to_string(),

@@ -7,13 +7,19 @@
 //! [`BagWriter`](deriva_bag_core::bagit::write::BagWriter) write md5+sha256 manifests and
 //! `fetch.txt`. The cache lives at `<working_dir>/cache/bags/<RID>_<version>_<snapshot>/` (not
 //! the chapter's `~/.deriva/bags/…`, which the reference does not use either).
+//!
+//! The cache never hands out a path that does not hold the bag: a cached bag is reused only
+//! while every file its tag files list is on disk (files of `fetch.txt` aside, which
+//! materializing fetches). "Delete the bag directory for a fresh download", as the chapter
+//! says, works in whole or in part: the next download builds the bag again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use deriva_bag_core::bagit::paths::safe_join;
 use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
-use deriva_bag_core::bagit::Algorithm;
+use deriva_bag_core::bagit::{Algorithm, BagItFiles};
 use deriva_bag_core::csv;
 use deriva_bag_features::{CatalogModel, Rid, Table, TableName};
 use serde_json::{Map, Value as Json};
@@ -185,6 +191,24 @@ fn table_csv(table: &Table, rows: &[Map<String, Json>]) -> String {
         csv::push_line(&mut out, cells.iter().map(|c| c.as_deref()));
     }
     out
+}
+
+/// Whether a cached bag is still whole: its tag files parse and every file its payload and
+/// tag manifests list is on disk, except `fetch.txt` files (materializing fetches those).
+/// A bag deleted in whole or in part is not, and is built again.
+fn cached_bag_is_whole(bag_dir: &Path) -> bool {
+    let Ok(files) = BagItFiles::read(bag_dir) else {
+        return false;
+    };
+    let fetched: BTreeSet<&str> = files.fetch.iter().map(|f| f.path.as_str()).collect();
+    let manifest = bag_dir.join("manifest-md5.txt");
+    files
+        .manifests
+        .iter()
+        .chain(&files.tag_manifests)
+        .flat_map(|m| &m.entries)
+        .filter(|e| !fetched.contains(e.path.as_str()))
+        .all(|e| safe_join(bag_dir, &e.path, &manifest).is_ok_and(|p| p.is_file()))
 }
 
 impl DerivaML {
@@ -561,7 +585,9 @@ impl DerivaML {
 
     /// Downloads (or reuses from the cache) the bag of a dataset version; with
     /// `spec.materialize`, also fetches every asset. A cached, fully materialized bag with
-    /// an explicit version is returned without any network traffic.
+    /// an explicit version is returned without any network traffic. A cached bag that was
+    /// deleted, in whole or in part, is downloaded afresh: the returned path always holds
+    /// the bag.
     pub async fn download_dataset_bag(&self, spec: DatasetSpec) -> Result<DownloadedBag> {
         let rid = spec.rid.as_str().to_string();
         let bag_name = PathSegment::parse(&format!("Dataset_{rid}"), "dataset RID")?;
@@ -576,6 +602,9 @@ impl DerivaML {
                         continue;
                     }
                     let path = e.path().join(&bag_name);
+                    if !cached_bag_is_whole(&path) {
+                        continue;
+                    }
                     let materialized = fully_materialized(&path)?;
                     if materialized || !spec.materialize {
                         let snapshot = name[prefix.len()..].to_string();
@@ -596,7 +625,7 @@ impl DerivaML {
         let dir = self.cache_dir(&rid, &version, snapshot.as_deref());
         let path = dir.join(&bag_name);
         let mut from_cache = true;
-        if !dir.join("complete.json").is_file() {
+        if !dir.join("complete.json").is_file() || !cached_bag_is_whole(&path) {
             from_cache = false;
             self.build_bag(&rid, snapshot.as_deref(), &dir, &bag_name)
                 .await?;

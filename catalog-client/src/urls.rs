@@ -58,6 +58,52 @@ impl AllowedUrl {
         Self::check(url, raw)
     }
 
+    /// A catalog server as a user names it: a bare host name with an optional port, as the
+    /// chapter writes it (`example.org`, `example.org:8443`), means `https://` that host;
+    /// anything with a scheme (`https://example.org`, `http://127.0.0.1:8080`) is a URL.
+    /// Either way the result passes the rule of [`AllowedUrl::parse`]. A bare name with a
+    /// path, query, fragment, user name or space is [`Error::InvalidUrl`].
+    ///
+    /// ```
+    /// use deriva_catalog_client::{AllowedUrl, Error};
+    ///
+    /// assert_eq!(AllowedUrl::parse_server("example.org").unwrap().as_str(), "https://example.org/");
+    /// assert_eq!(
+    ///     AllowedUrl::parse_server("http://127.0.0.1:8080").unwrap().as_str(),
+    ///     "http://127.0.0.1:8080/"
+    /// );
+    /// assert!(matches!(
+    ///     AllowedUrl::parse_server("http://example.org"),
+    ///     Err(Error::InsecureUrl { .. })
+    /// ));
+    /// ```
+    pub fn parse_server(raw: &str) -> Result<AllowedUrl> {
+        if raw.contains("://") {
+            return Self::parse(raw);
+        }
+        if raw.is_empty()
+            || raw.contains(['/', '?', '#', '@', '\\'])
+            || raw.contains(char::is_whitespace)
+        {
+            return Err(Error::InvalidUrl {
+                url: if raw.contains('@') {
+                    "<redacted: the host name embeds a user name>".to_string()
+                } else {
+                    raw.to_string()
+                },
+                reason: "expected a host name (https is implied) or an https:// URL".to_string(),
+            });
+        }
+        let url = format!("https://{raw}");
+        Self::parse(&url).map_err(|e| match e {
+            Error::InvalidUrl { reason, .. } => Error::InvalidUrl {
+                url: raw.to_string(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
     fn check(url: Url, raw: &str) -> Result<AllowedUrl> {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(Error::InvalidUrl {
@@ -239,6 +285,47 @@ mod tests {
                     assert_eq!(t, shown);
                 }
                 other => panic!("{to}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_bare_host_name_means_https() {
+        for (given, formed) in [
+            ("example.invalid", "https://example.invalid/"),
+            ("Example.Invalid", "https://example.invalid/"),
+            ("x.invalid:8443", "https://x.invalid:8443/"),
+            ("127.0.0.1:8080", "https://127.0.0.1:8080/"),
+            ("[::1]:8443", "https://[::1]:8443/"),
+            ("https://x.invalid", "https://x.invalid/"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080/"),
+        ] {
+            assert_eq!(
+                AllowedUrl::parse_server(given).unwrap().as_str(),
+                formed,
+                "{given}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_server_given_as_a_url_still_follows_the_https_rule() {
+        match AllowedUrl::parse_server("http://x.invalid") {
+            Err(Error::InsecureUrl { url }) => assert_eq!(url, "http://x.invalid"),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "",
+            "x.invalid/ermrest",
+            "x.invalid?a=b",
+            "x.invalid#f",
+            "user@x.invalid",
+            "x .invalid",
+            "ftp://x.invalid",
+        ] {
+            match AllowedUrl::parse_server(bad) {
+                Err(Error::InvalidUrl { .. }) => {}
+                other => panic!("{bad:?}: {other:?}"),
             }
         }
     }

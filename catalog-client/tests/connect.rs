@@ -127,3 +127,62 @@ async fn plain_http_to_a_remote_host_is_refused_before_any_request() {
     assert!(matches!(err, Error::InsecureUrl { .. }), "{err:?}");
     assert!(err.to_string().contains("https is required"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_refuses_plain_http_to_a_remote_host_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = DerivaML::connect_with("http://x.invalid", "1", options(dir.path(), None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InsecureUrl { ref url } if url == "http://x.invalid"),
+        "{err:?}"
+    );
+    // Refused before the working directory (and so anything else) was touched.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// A bare host name, as the chapter writes it (`hostname="example.org"`), means https: the
+/// first bytes the client sends to a loopback listener named that way are a TLS handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_with_a_bare_host_name_speaks_https() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    // The first byte of the first connection within 10 s, if any.
+    let first_byte = std::thread::spawn(move || {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok((mut socket, _)) = listener.accept() {
+                socket.set_nonblocking(false).unwrap();
+                socket
+                    .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                let mut byte = [0u8; 1];
+                return socket.read_exact(&mut byte).ok().map(|_| byte[0]);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        None
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), None);
+    opts.timeout = deriva_catalog_client::Timeouts::new(2, 2);
+    opts.retry = Some(deriva_catalog_client::RetryPolicy {
+        attempts: 1,
+        base_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(1),
+    });
+    let err = DerivaML::connect_with(&format!("127.0.0.1:{port}"), "1", opts)
+        .await
+        .unwrap_err();
+    // 0x16: a TLS handshake record (a plain-http client would send `G` of `GET`).
+    assert_eq!(first_byte.join().unwrap(), Some(0x16), "{err:?}");
+    assert!(
+        err.to_string().contains(&format!(
+            "https://127.0.0.1:{port}/ermrest/catalog/1/schema"
+        )),
+        "{err}"
+    );
+}

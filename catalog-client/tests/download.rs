@@ -402,3 +402,81 @@ async fn part_files_left_in_data_by_an_interrupted_run_are_removed_by_the_next()
     let report = opened.validate(ValidationMode::Full).unwrap();
     assert!(report.valid, "{:?}", report.errors);
 }
+
+/// A download of 1-D001 1.0.0, materialized or metadata-only.
+fn d001(materialize: bool) -> DatasetSpec {
+    DatasetSpec {
+        materialize,
+        ..DatasetSpec::new("1-D001", Some("1.0.0"))
+    }
+}
+
+/// The downloaded bag is whole: it opens, validates (fully when materialized) and holds the
+/// dataset's three images.
+fn assert_whole(path: &std::path::Path, materialize: bool) {
+    let bag = DatasetBag::open(path).unwrap();
+    let mode = if materialize {
+        ValidationMode::Full
+    } else {
+        ValidationMode::Structure
+    };
+    let report = bag.validate(mode).unwrap();
+    assert!(report.valid, "{:?}", report.errors);
+    let images: Vec<String> = bag
+        .get_table("Image")
+        .unwrap()
+        .iter()
+        .map(|r| r.rid().unwrap().to_string())
+        .collect();
+    assert_eq!(images, ["1-I001", "1-I002", "1-I005"]);
+    assert_eq!(bag.is_materialized(), materialize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_bag_directory_gives_a_fresh_download_for_both_spec_kinds() {
+    let server = TestCatalog::start().await.unwrap();
+    for materialize in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let ml = connect(&server, dir.path()).await;
+        let first = ml.download_dataset_bag(d001(materialize)).await.unwrap();
+        std::fs::remove_dir_all(&first.path).unwrap();
+        let again = ml.download_dataset_bag(d001(materialize)).await.unwrap();
+        assert_eq!(again.path, first.path, "materialize={materialize}");
+        assert!(!again.from_cache, "materialize={materialize}");
+        assert_eq!(again.materialized, materialize);
+        assert_whole(&again.path, materialize);
+        // The fresh bag is cached again.
+        let third = ml.download_dataset_bag(d001(materialize)).await.unwrap();
+        assert!(third.from_cache, "materialize={materialize}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_deleted_cached_bag_is_downloaded_afresh_for_both_spec_kinds() {
+    let server = TestCatalog::start().await.unwrap();
+    for materialize in [true, false] {
+        for victim in [
+            "data/demo/Image.csv",
+            "data/schema.json",
+            "bagit.txt",
+            "data",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let ml = connect(&server, dir.path()).await;
+            let first = ml.download_dataset_bag(d001(materialize)).await.unwrap();
+            let gone = first.path.join(victim);
+            if gone.is_dir() {
+                std::fs::remove_dir_all(&gone).unwrap();
+            } else {
+                std::fs::remove_file(&gone).unwrap();
+            }
+            let again = ml
+                .download_dataset_bag(d001(materialize))
+                .await
+                .unwrap_or_else(|e| panic!("{victim}, materialize={materialize}: {e}"));
+            assert!(!again.from_cache, "{victim}, materialize={materialize}");
+            assert!(gone.exists(), "{victim}, materialize={materialize}");
+            assert_whole(&again.path, materialize);
+        }
+    }
+}

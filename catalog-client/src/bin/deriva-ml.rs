@@ -18,7 +18,8 @@ use serde_json::json;
     about = "Online DerivaML: bags, executions, crash-safe commits"
 )]
 struct Cli {
-    /// Server URL, e.g. https://example.org (plain http only to loopback).
+    /// Server: a host name (https implied), e.g. example.org, or a URL such as
+    /// https://example.org (plain http only to loopback).
     #[arg(long)]
     host: String,
     /// Catalog id.

@@ -114,7 +114,7 @@ pub(crate) fn store_from_bag(bag: &Path) -> Result<Store, ApiError> {
         }
         store.insert(&file.table.to_string(), &rows, &options, &seeder, true)?;
     }
-    register_test_client(&mut store, &seeder)?;
+    super::clients::register(&mut store)?;
     let bagit = BagItFiles::read(bag).map_err(bad)?;
     let fetch_txt = bag.join("fetch.txt");
     for entry in &bagit.fetch {
@@ -135,30 +135,4 @@ pub(crate) fn store_from_bag(bag: &Path) -> Result<Store, ApiError> {
         };
     }
     Ok(store)
-}
-
-/// The client id every authenticated request runs as (see `http::identity`).
-const TEST_CLIENT_ID: &str = "test-user";
-
-/// Registers the test client in `public:ERMrest_Client`, as ERMrest registers each webauthn
-/// client on first access. Bags never carry ERMrest_Client rows, and a bag's model gives
-/// every table RCB/RMB foreign keys to it, so without this row no authenticated insert
-/// (e.g. a new Execution) would satisfy the model.
-fn register_test_client(store: &mut Store, seeder: &Identity) -> Result<(), ApiError> {
-    let client = deriva_bag_features::TableName::new("public", "ERMrest_Client");
-    if store.model.table(&client).is_none() {
-        return Ok(());
-    }
-    let options = InsertOptions {
-        skip_conflicts: true,
-        ..Default::default()
-    };
-    store.insert(
-        &client.to_string(),
-        &[json!({"ID": TEST_CLIENT_ID, "Display_Name": "Test User"})],
-        &options,
-        seeder,
-        true,
-    )?;
-    Ok(())
 }

@@ -186,7 +186,7 @@ fn query_params(full: &str) -> Vec<(String, String)> {
 /// Who is calling: `Ok(None)` anonymous, `Err` a bad credential.
 fn identity(state: &State, headers: &HeaderMap) -> Result<Option<Identity>, ()> {
     let who = || Identity {
-        id: "test-user".to_string(),
+        id: super::clients::TEST_CLIENT_ID.to_string(),
         owner: state.options.owner,
     };
     if let Some(auth) = headers.get("authorization") {
@@ -218,12 +218,7 @@ async fn route(
     };
     if raw_path == "/authn/session" && method == Method::GET {
         return match who {
-            Some(w) => json_resp(
-                200,
-                &json!({"client": {"id": w.id, "display_name": "Test User", "full_name": "Test User",
-                                   "email": null, "identities": [w.id]},
-                        "attributes": [{"id": w.id}], "seconds_remaining": 3600}),
-            ),
+            Some(w) => json_resp(200, &super::clients::session(&w.id)),
             None => text(404, "no session"),
         };
     }
@@ -381,17 +376,19 @@ fn ermrest(
     let format = negotiate(full, headers);
     let result: ApiResult<Resp> = (|| {
         let mut store = state.lock_store();
+        // A read at `@snap` sees the catalog as of that snaptime (see `store`'s docs).
+        let at = snap.map(|s| store.snapshot(s)).transpose()?;
         match (method.as_str(), api) {
             ("GET", "") => Ok(json_resp(
                 200,
-                &json!({"id": cid, "snaptime": store.schema_json["snaptime"],
+                &json!({"id": cid, "snaptime": store.normalized_snaptime(at)?,
                         "rights": {"owner": who.owner, "create": true},
                         "features": {"rid_lease": true, "quantified_rid_lists": true}}),
             )),
-            ("GET", "schema") => Ok(json_resp(200, &store.schema_json)),
+            ("GET", "schema") => Ok(json_resp(200, &store.schema_at(at)?)),
             ("GET", "entity_rid") => {
                 let rid = percent_decode_str(path).decode_utf8_lossy().into_owned();
-                match store.resolve_rid(&rid)? {
+                match store.resolve_rid(&rid, at)? {
                     Some(t) => Ok(json_resp(
                         200,
                         &json!({"schema_name": t.schema, "table_name": t.table, "RID": rid}),
@@ -401,13 +398,13 @@ fn ermrest(
             }
             ("GET", "entity") => {
                 let p = parse_data_path(path, false).map_err(|e| ApiError::new(400, e))?;
-                let (table, rows) = store.select(&p, limit)?;
+                let (table, rows) = store.select(&p, limit, at)?;
                 let cols = table.columns.iter().map(|c| c.name.clone()).collect();
                 Ok(rows_resp(rows, cols, format))
             }
             ("GET", "attribute") | ("GET", "attributegroup") | ("GET", "aggregate") => {
                 let p = parse_data_path(path, true).map_err(|e| ApiError::new(400, e))?;
-                let rows = store.project(&p, limit, api == "attributegroup")?;
+                let rows = store.project(&p, limit, api == "attributegroup", at)?;
                 let cols = rows
                     .first()
                     .map(|r| r.keys().cloned().collect())

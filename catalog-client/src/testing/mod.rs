@@ -3,7 +3,12 @@
 //! It implements the subset of `reference/catalog-protocol.md` §2.2–§2.3 that DerivaML's
 //! offline workflow needs, on `127.0.0.1` with an ephemeral port, backed by an in-memory
 //! SQLite database seeded with the small fixture dataset (`notes/fixture-oracle.md` rows plus
-//! Hatrac objects for the six images). Besides the catalog it serves a test control plane:
+//! Hatrac objects for the six images). Reads at `/ermrest/catalog/<id>@<snaptime>/…` see the
+//! catalog as of that snaptime: every request that changes rows advances the catalog's
+//! snaptime (`GET /ermrest/catalog/<id>/`), and a dataset version stamped with it keeps
+//! reading the rows of that moment (see `store`; seeded rows are visible at every snapshot,
+//! a snaptime that is not ERMrest base-32 is 404). Besides the catalog it serves a test
+//! control plane:
 //! `POST /_test/fault` (fault injection: `commit_then_500`, `commit_then_drop_connection`,
 //! `fail_before_commit_503`, `stall_ms`), `GET /_test/log` (every request with its status and
 //! `Range` header),
@@ -23,6 +28,7 @@
 //! ```
 
 mod bagseed;
+mod clients;
 mod http;
 mod seed;
 mod store;
@@ -189,6 +195,7 @@ fn seeded_store() -> Result<Store, ApiError> {
     for (table, rows) in seed::rows(&urls) {
         store.insert(table, &rows, &Default::default(), &seeder, true)?;
     }
+    clients::register(&mut store)?;
     Ok(store)
 }
 
@@ -360,7 +367,7 @@ impl TestCatalog {
         let path = urlpath::parse_data_path(entity_path, false)?;
         let store = self.state.lock_store();
         store
-            .select(&path, None)
+            .select(&path, None, None)
             .map(|(_, r)| r)
             .map_err(|e| e.message)
     }
@@ -375,6 +382,7 @@ impl TestCatalog {
     }
 
     /// Inserts rows directly as the owner with the given RIDs (for benchmarks and tests).
+    /// They join the seed: like seeded rows, they are visible at every snapshot.
     pub fn insert_rows(&self, table: &str, rows: &[Json]) -> Result<usize, String> {
         let mut store = self.state.lock_store();
         let who = store::Identity {

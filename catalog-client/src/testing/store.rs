@@ -4,6 +4,16 @@
 //! unique key, so unique-key conflicts and foreign keys are checked by SQLite indexes even for
 //! 100,000-row tables. Every mutating call runs in one SQLite transaction: a request is atomic,
 //! as in ERMrest.
+//!
+//! ## Snapshots
+//!
+//! Each request that changes rows gets one snaptime (microseconds since the epoch, strictly
+//! increasing; shown in ERMrest's base-32 form) and records, in `history`, the row image
+//! *before* the change (none for an insert). The catalog's snaptime is that of its latest
+//! change, or the seed's when nothing changed since. A read at snapshot `S` starts from the
+//! live rows and undoes, per RID, the earliest change after `S`: it sees exactly the rows
+//! committed at or before `S`. Seeded rows (and rows added with `TestCatalog::insert_rows`)
+//! have no history: they stand for the catalog's past, visible at every snapshot.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -49,6 +59,22 @@ pub(crate) struct Identity {
 
 /// ERMrest's base-32 alphabet (`ermrest_schema.sql::urlb32_encode`).
 const B32: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// Decodes ERMrest's base-32 form (the inverse of [`urlb32_encode`]; `-` separators ignored,
+/// letters in either case). `None` for any other character or a value over 64 bits.
+pub(crate) fn urlb32_decode(text: &str) -> Option<u64> {
+    let mut value: u64 = 0;
+    let mut digits = 0;
+    for c in text.bytes() {
+        if c == b'-' {
+            continue;
+        }
+        let d = B32.iter().position(|&b| b == c.to_ascii_uppercase())? as u64;
+        value = value.checked_mul(32)?.checked_add(d)?;
+        digits += 1;
+    }
+    (digits > 0).then_some(value)
+}
 
 /// Encodes `value` the way ERMrest writes RIDs and snaptimes: base 32, grouped in fours from
 /// the right with `-`.
@@ -108,15 +134,38 @@ pub(crate) struct UploadJob {
 pub(crate) struct Store {
     conn: Connection,
     pub model: CatalogModel,
-    /// The `/schema` document as served.
+    /// The `/schema` document as served (its `snaptime` is replaced by the snapshot read).
     pub schema_json: Json,
     next_rid: u64,
+    /// The seed's snaptime (microseconds): the state before any logged change.
+    seed_snap: u64,
+    /// The snaptime of the latest change (`seed_snap` when nothing changed).
+    snap: u64,
 }
 
 const SYSTEM_COLUMNS: [&str; 5] = ["RID", "RCT", "RMT", "RCB", "RMB"];
 
 fn now_text() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+}
+
+fn now_micros() -> u64 {
+    Utc::now().timestamp_micros().max(0) as u64
+}
+
+/// Records the image of row `rid` before a change at `snap` (`None`: the row did not exist).
+fn log_change(
+    tx: &rusqlite::Transaction<'_>,
+    snap: u64,
+    rid: &str,
+    tname: &str,
+    before: Option<&str>,
+) -> ApiResult<()> {
+    tx.execute(
+        "INSERT INTO history (snap, rid, tname, before) VALUES (?1, ?2, ?3, ?4)",
+        params![snap as i64, rid, tname, before],
+    )?;
+    Ok(())
 }
 
 fn key_name(table: &Table, index: usize) -> String {
@@ -167,15 +216,65 @@ impl Store {
                                 content_length INTEGER NOT NULL, md5 TEXT, sha256 TEXT, ctype TEXT,
                                 cdisp TEXT);
              CREATE TABLE chunks (job TEXT NOT NULL, n INTEGER NOT NULL, bytes BLOB NOT NULL,
-                                  PRIMARY KEY (job, n));",
+                                  PRIMARY KEY (job, n));
+             CREATE TABLE history (seq INTEGER PRIMARY KEY AUTOINCREMENT, snap INTEGER NOT NULL,
+                                   rid TEXT NOT NULL, tname TEXT NOT NULL, before TEXT);
+             CREATE INDEX history_table ON history(tname, snap);
+             CREATE INDEX history_rid ON history(rid, snap);",
         )?;
+        let seed_snap = schema_json
+            .get("snaptime")
+            .and_then(Json::as_str)
+            .and_then(urlb32_decode)
+            .unwrap_or_else(now_micros);
         Ok(Store {
             conn,
             model,
             schema_json,
             // 32^5: "10-0000", above every hand-written fixture RID such as 1-D000.
             next_rid: 32u64.pow(5),
+            seed_snap,
+            snap: seed_snap,
         })
+    }
+
+    /// The snaptime of the latest change, in ERMrest's form.
+    pub(crate) fn snaptime(&self) -> String {
+        urlb32_encode(self.snap)
+    }
+
+    /// Resolves a `@snapshot` of a URL to the point in history it reads: 404 when it is not
+    /// a base-32 snaptime. Times before the seed read the seed (it stands for the past).
+    pub(crate) fn snapshot(&self, text: &str) -> ApiResult<u64> {
+        urlb32_decode(text)
+            .ok_or_else(|| ApiError::new(404, format!("snapshot {text:?} not found")))
+    }
+
+    /// The snaptime ERMrest reports for a read at `at`: the latest change at or before it
+    /// (the seed's when there is none).
+    pub(crate) fn normalized_snaptime(&self, at: Option<u64>) -> ApiResult<String> {
+        let Some(at) = at else {
+            return Ok(self.snaptime());
+        };
+        let latest: Option<i64> = self.conn.query_row(
+            "SELECT MAX(snap) FROM history WHERE snap <= ?1",
+            params![at.min(i64::MAX as u64) as i64],
+            |r| r.get(0),
+        )?;
+        Ok(urlb32_encode(latest.map_or(self.seed_snap, |s| s as u64)))
+    }
+
+    /// The `/schema` document as of `at`, stamped with its snaptime (the model itself does not
+    /// change in the test catalog).
+    pub(crate) fn schema_at(&self, at: Option<u64>) -> ApiResult<Json> {
+        let mut doc = self.schema_json.clone();
+        doc["snaptime"] = Json::String(self.normalized_snaptime(at)?);
+        Ok(doc)
+    }
+
+    /// The snaptime for the next change: strictly after the latest one.
+    fn next_snap(&self) -> u64 {
+        now_micros().max(self.snap + 1)
     }
 
     fn allocate_rid(&mut self) -> String {
@@ -192,14 +291,37 @@ impl Store {
             .map_err(|e| ApiError::new(404, e.to_string()))
     }
 
-    fn load_rows(&self, table: &TableName) -> ApiResult<Vec<Map<String, Json>>> {
+    /// Rows of `table` in RID order, live (`at` = `None`) or as of snaptime `at`.
+    fn load_rows(&self, table: &TableName, at: Option<u64>) -> ApiResult<Vec<Map<String, Json>>> {
+        let tname = table.to_string();
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT doc FROM rows WHERE tname = ?1 ORDER BY rid")?;
-        let docs = stmt
-            .query_map(params![table.to_string()], |r| r.get::<_, String>(0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        docs.into_iter()
+            .prepare_cached("SELECT rid, doc FROM rows WHERE tname = ?1 ORDER BY rid")?;
+        let mut docs: BTreeMap<String, String> = stmt
+            .query_map(params![tname], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        if let Some(at) = at.filter(|&at| at < self.snap) {
+            // Undo, per RID, the earliest change after `at`.
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT rid, before FROM history WHERE tname = ?1 AND snap > ?2 ORDER BY seq",
+            )?;
+            let changes = stmt
+                .query_map(params![tname, at as i64], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut undone = HashSet::new();
+            for (rid, before) in changes {
+                if !undone.insert(rid.clone()) {
+                    continue;
+                }
+                match before {
+                    Some(doc) => docs.insert(rid, doc),
+                    None => docs.remove(&rid),
+                };
+            }
+        }
+        docs.into_values()
             .map(|d| match serde_json::from_str::<Json>(&d) {
                 Ok(Json::Object(m)) => Ok(m),
                 _ => Err(ApiError::new(500, "corrupt row document")),
@@ -207,18 +329,20 @@ impl Store {
             .collect()
     }
 
-    /// Rows of the path's table that pass its filters, sorted and paged.
+    /// Rows of the path's table that pass its filters, sorted and paged; live (`at` =
+    /// `None`) or as of snaptime `at`.
     pub(crate) fn select(
         &self,
         path: &DataPath,
         limit: Option<usize>,
+        at: Option<u64>,
     ) -> ApiResult<(Table, Vec<Map<String, Json>>)> {
         let table = self.table(&path.table)?;
         for f in &path.filters {
             check_filter_columns(&table, f)?;
         }
         let mut rows: Vec<_> = self
-            .load_rows(&table.name)?
+            .load_rows(&table.name, at)?
             .into_iter()
             .filter(|r| path.filters.iter().all(|f| eval(f, r)))
             .collect();
@@ -268,8 +392,9 @@ impl Store {
         path: &DataPath,
         limit: Option<usize>,
         grouped: bool,
+        at: Option<u64>,
     ) -> ApiResult<Vec<Map<String, Json>>> {
-        let (table, rows) = self.select(path, limit)?;
+        let (table, rows) = self.select(path, limit, at)?;
         let (keys, rest) = path
             .projection
             .clone()
@@ -411,6 +536,9 @@ impl Store {
             });
         }
         let model_fks = table.foreign_keys.clone();
+        // Seeding writes the catalog's past: only requests are changes with a snaptime.
+        let snap = (!trusted_seed).then(|| self.next_snap());
+        let mut logged = false;
         let tx = self.conn.transaction()?;
         let mut inserted = Vec::new();
         let mut batch_keys: HashSet<(String, String)> = HashSet::new();
@@ -464,6 +592,15 @@ impl Store {
                     .optional()?;
                 match lease_rid {
                     Some(l) => {
+                        if let Some(snap) = snap {
+                            let doc: String = tx.query_row(
+                                "SELECT doc FROM rows WHERE rid = ?1",
+                                params![l],
+                                |r| r.get(0),
+                            )?;
+                            log_change(&tx, snap, &l, "public:ERMrest_RID_Lease", Some(&doc))?;
+                            logged = true;
+                        }
                         tx.execute("DELETE FROM rows WHERE rid = ?1", params![l])?;
                         tx.execute("DELETE FROM keyvals WHERE rid = ?1", params![l])?;
                     }
@@ -587,6 +724,10 @@ impl Store {
                     Json::Object(row.clone()).to_string()
                 ],
             )?;
+            if let Some(snap) = snap {
+                log_change(&tx, snap, &rid, &table.name.to_string(), None)?;
+                logged = true;
+            }
             for (kname, val) in keyvals {
                 tx.execute(
                     "INSERT INTO keyvals (tname, keyname, val, rid) VALUES (?1, ?2, ?3, ?4)",
@@ -597,6 +738,9 @@ impl Store {
             inserted.push(row);
         }
         tx.commit()?;
+        if let (Some(snap), true) = (snap, logged) {
+            self.snap = snap;
+        }
         Ok(inserted)
     }
 
@@ -625,7 +769,9 @@ impl Store {
         let corr = names(&corr)?;
         let targets = names(&targets)?;
         let now = now_text();
-        let existing = self.load_rows(&table.name)?;
+        let existing = self.load_rows(&table.name, None)?;
+        let snap = self.next_snap();
+        let tname = table.name.to_string();
         let tx = self.conn.transaction()?;
         let mut out = Vec::new();
         for (i, input) in rows.iter().enumerate() {
@@ -669,6 +815,11 @@ impl Store {
                 row.insert("RMT".into(), Json::String(now.clone()));
                 row.insert("RMB".into(), Json::String(who.id.clone()));
                 let rid = scalar_text(row.get("RID").unwrap_or(&Json::Null)).unwrap_or_default();
+                let before: String =
+                    tx.query_row("SELECT doc FROM rows WHERE rid = ?1", params![rid], |r| {
+                        r.get(0)
+                    })?;
+                log_change(&tx, snap, &rid, &tname, Some(&before))?;
                 tx.execute(
                     "UPDATE rows SET doc = ?1 WHERE rid = ?2",
                     params![Json::Object(row.clone()).to_string(), rid],
@@ -691,30 +842,74 @@ impl Store {
             }
         }
         tx.commit()?;
+        if !out.is_empty() {
+            self.snap = snap;
+        }
         Ok(out)
     }
 
     /// `DELETE /entity/...`: returns how many rows went.
     pub(crate) fn delete(&mut self, path: &DataPath) -> ApiResult<usize> {
-        let (_, rows) = self.select(path, None)?;
+        let (table, rows) = self.select(path, None, None)?;
+        let snap = self.next_snap();
+        let tname = table.name.to_string();
         let tx = self.conn.transaction()?;
         for r in &rows {
             let rid = scalar_text(r.get("RID").unwrap_or(&Json::Null)).unwrap_or_default();
+            log_change(
+                &tx,
+                snap,
+                &rid,
+                &tname,
+                Some(&Json::Object(r.clone()).to_string()),
+            )?;
             tx.execute("DELETE FROM rows WHERE rid = ?1", params![rid])?;
             tx.execute("DELETE FROM keyvals WHERE rid = ?1", params![rid])?;
         }
         tx.commit()?;
+        if !rows.is_empty() {
+            self.snap = snap;
+        }
         Ok(rows.len())
     }
 
-    /// `/entity_rid/<rid>`: the table holding `rid`.
-    pub(crate) fn resolve_rid(&self, rid: &str) -> ApiResult<Option<TableName>> {
-        let t: Option<String> = self
-            .conn
-            .query_row("SELECT tname FROM rows WHERE rid = ?1", params![rid], |r| {
-                r.get(0)
-            })
-            .optional()?;
+    /// Every client named in a row's `RCB` or `RMB`, in order.
+    pub(crate) fn row_authors(&self) -> ApiResult<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT v FROM (SELECT CAST(json_extract(doc, '$.RCB') AS TEXT) AS v FROM rows
+                            UNION SELECT CAST(json_extract(doc, '$.RMB') AS TEXT) FROM rows)
+             WHERE v IS NOT NULL AND v <> '' ORDER BY v",
+        )?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
+    }
+
+    /// `/entity_rid/<rid>`: the table holding `rid`, live or as of snaptime `at`.
+    pub(crate) fn resolve_rid(&self, rid: &str, at: Option<u64>) -> ApiResult<Option<TableName>> {
+        let earliest_change_after: Option<(String, Option<String>)> = match at {
+            Some(at) if at < self.snap => self
+                .conn
+                .query_row(
+                    "SELECT tname, before FROM history WHERE rid = ?1 AND snap > ?2
+                     ORDER BY seq LIMIT 1",
+                    params![rid, at as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?,
+            _ => None,
+        };
+        let t: Option<String> = match earliest_change_after {
+            // The row as it was then: present unless the change was its insert.
+            Some((tname, before)) => before.map(|_| tname),
+            None => self
+                .conn
+                .query_row("SELECT tname FROM rows WHERE rid = ?1", params![rid], |r| {
+                    r.get(0)
+                })
+                .optional()?,
+        };
         Ok(t.and_then(|t| TableName::parse_qualified(&t)))
     }
 
@@ -959,5 +1154,110 @@ mod tests {
         assert_eq!(urlb32_encode(32u64.pow(5)), "10-0000");
         assert_eq!(urlb32_encode(31), "Z");
         assert_eq!(urlb32_encode(32u64.pow(4) + 1), "1-0001");
+    }
+
+    #[test]
+    fn urlb32_decode_inverts_encode_and_refuses_letters_outside_the_alphabet() {
+        for v in [0, 31, 32u64.pow(5), 1_796_000_000_000_000, u64::MAX] {
+            assert_eq!(urlb32_decode(&urlb32_encode(v)), Some(v));
+        }
+        assert_eq!(
+            urlb32_decode("2ta-8zqr-5e2c"),
+            urlb32_decode("2TA-8ZQR-5E2C")
+        );
+        for bad in ["", "-", "2TA-8ZQR-5E2U", "1I", "0L", "O", "1-A2B3 ", "1_A"] {
+            assert_eq!(urlb32_decode(bad), None, "{bad:?}");
+        }
+        // 14 digits of 'Z' overflow 64 bits.
+        assert_eq!(urlb32_decode("ZZZZZZZZZZZZZZ"), None);
+    }
+
+    fn names_at(store: &Store, at: Option<u64>) -> Vec<(String, String)> {
+        let path = super::super::urlpath::parse_data_path("demo:Subject", false).unwrap();
+        let (_, rows) = store.select(&path, None, at).unwrap();
+        rows.iter()
+            .map(|r| {
+                let t = |c: &str| r[c].as_str().unwrap().to_string();
+                (t("RID"), t("Name"))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_read_at_a_snapshot_undoes_every_later_insert_update_and_delete() {
+        use super::super::urlpath::parse_data_path;
+        let mut store = Store::new(super::super::seed::schema_json("1")).unwrap();
+        assert_eq!(store.snaptime(), "1");
+        let who = Identity {
+            id: "u".into(),
+            owner: true,
+        };
+        let with_rids = InsertOptions {
+            nondefaults: ["RID".to_string()].into(),
+            ..Default::default()
+        };
+        let subject = |rid: &str, name: &str| serde_json::json!({"RID": rid, "Name": name});
+        store
+            .insert(
+                "demo:Subject",
+                &[subject("1-S001", "a"), subject("1-S002", "b")],
+                &with_rids,
+                &who,
+                false,
+            )
+            .unwrap();
+        let first = store.snap;
+        assert!(first > 1);
+        let rename = parse_data_path("demo:Subject/RID;Name", true).unwrap();
+        store
+            .update(&rename, &[subject("1-S001", "a2")], &who)
+            .unwrap();
+        let renamed = store.snap;
+        store
+            .delete(&parse_data_path("demo:Subject/RID=1-S002", false).unwrap())
+            .unwrap();
+        store
+            .insert(
+                "demo:Subject",
+                &[subject("1-S003", "c")],
+                &with_rids,
+                &who,
+                false,
+            )
+            .unwrap();
+        let pair = |r: &str, n: &str| (r.to_string(), n.to_string());
+        assert_eq!(names_at(&store, Some(0)), []);
+        assert_eq!(names_at(&store, Some(1)), []);
+        assert_eq!(
+            names_at(&store, Some(first)),
+            [pair("1-S001", "a"), pair("1-S002", "b")]
+        );
+        assert_eq!(
+            names_at(&store, Some(renamed)),
+            [pair("1-S001", "a2"), pair("1-S002", "b")]
+        );
+        let live = [pair("1-S001", "a2"), pair("1-S003", "c")];
+        assert_eq!(names_at(&store, None), live);
+        assert_eq!(names_at(&store, Some(store.snap)), live);
+        assert_eq!(names_at(&store, Some(u64::MAX)), live);
+        // Each change advanced the catalog's snaptime; a read reports the change it sees.
+        assert_eq!(
+            store.normalized_snaptime(Some(first)).unwrap(),
+            urlb32_encode(first)
+        );
+        assert_eq!(
+            store.normalized_snaptime(Some(renamed - 1)).unwrap(),
+            urlb32_encode(first)
+        );
+        assert_eq!(store.normalized_snaptime(Some(0)).unwrap(), "1");
+        assert_eq!(store.resolve_rid("1-S003", Some(renamed)).unwrap(), None);
+        assert_eq!(
+            store
+                .resolve_rid("1-S002", Some(renamed))
+                .unwrap()
+                .map(|t| t.to_string()),
+            Some("demo:Subject".to_string())
+        );
+        assert_eq!(store.resolve_rid("1-S002", None).unwrap(), None);
     }
 }
