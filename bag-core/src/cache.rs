@@ -2,7 +2,9 @@
 //!
 //! Layout: `<root>/extracted/<key>/<bag dir>` for archives, `<root>/index/<key>.sqlite` (plus
 //! its part files `<key>.<n>.sqlite`, written in parallel) for indexes, and
-//! `<root>/keys/<fingerprint>` for remembered cache keys of bag directories. Several
+//! `<root>/keys/<fingerprint>` for remembered cache keys of bag directories, and
+//! `<root>/verified/<digest>` for the identities of the files each bag directory showed when
+//! its index was last checked against the manifests (`index::integrity`). Several
 //! processes may open one bag at once: each builds into private temporary paths under an
 //! exclusive file lock and publishes them by atomic renames, the main index file last.
 //!

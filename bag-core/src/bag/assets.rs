@@ -171,9 +171,13 @@ impl DatasetBag {
     /// Errors: unknown table or RID, or a `Filename`/fetch path that escapes the bag.
     pub fn asset_path(&self, table: &str, rid: &Rid) -> Result<Option<PathBuf>> {
         let table = self.resolve_table(table)?;
+        // The SQL name of the RID column comes from the layout, like every other name.
+        let rid_sql = self.index().col(&table, "RID").ok_or_else(|| {
+            deriva_bag_features::Error::Invalid(format!("table {table} has no RID column"))
+        })?;
         let rows = self
             .index()
-            .select_rows(&table, "WHERE \"RID\" = ?1", [rid.as_str()])?;
+            .select_rows(&table, &format!("WHERE {rid_sql} = ?1"), [rid.as_str()])?;
         let Some(row) = rows.into_iter().next() else {
             return Err(deriva_bag_features::Error::Invalid(format!(
                 "table {table} has no row with RID {rid} in this bag"
