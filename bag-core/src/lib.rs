@@ -53,12 +53,8 @@
 pub mod archive;
 pub mod archive_write;
 mod bag;
-pub mod bagit;
-pub mod cache;
 #[cfg(any(feature = "restructure", feature = "torch", feature = "tf"))]
 mod convenience;
-pub mod csv;
-mod error;
 #[cfg(feature = "fixtures")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fixtures")))]
 pub mod fixtures;
@@ -66,10 +62,12 @@ pub mod fixtures;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
-pub mod version;
 
 pub use bag::{BuildProgress, DatasetBag, MissingAsset, OpenOptions, ProgressFn};
 pub use deriva_bag_features as features;
+// The bag format lives in `deriva-bag-format` (shared with the catalog client); its modules
+// and error type are bag-core's own public paths.
+pub use deriva_bag_format::{bagit, cache, csv, version, Error, Result};
 #[cfg(feature = "restructure")]
 #[cfg_attr(docsrs, doc(cfg(feature = "restructure")))]
 pub use deriva_bag_restructure as restructure;
@@ -79,5 +77,4 @@ pub use deriva_bag_tf as tf;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub use deriva_bag_torch as torch;
-pub use error::{Error, Result};
 pub use index::TableRows;

@@ -26,7 +26,7 @@ use crate::{Error, Result};
 ///
 /// ```
 /// use std::path::Path;
-/// use deriva_bag_core::bagit::fetch::parse_fetch;
+/// use deriva_bag_format::bagit::fetch::parse_fetch;
 /// let text = b"https://h/hatrac/a.jpg:2RQ\t12\tdata/asset/1-I001/Image/50%25 a.jpg\n";
 /// let entries = parse_fetch(text, Path::new("fetch.txt")).unwrap();
 /// assert_eq!(entries[0].path, "data/asset/1-I001/Image/50% a.jpg");

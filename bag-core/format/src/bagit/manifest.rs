@@ -97,7 +97,7 @@ pub(crate) fn with_line(source: &Path, line: usize) -> std::path::PathBuf {
 ///
 /// ```
 /// use std::path::Path;
-/// use deriva_bag_core::bagit::{manifest::parse_manifest, Algorithm};
+/// use deriva_bag_format::bagit::{manifest::parse_manifest, Algorithm};
 /// let text = b"d41d8cd98f00b204e9800998ecf8427e  data/Image 01%0A.csv\n";
 /// let entries = parse_manifest(text, Algorithm::Md5, Path::new("manifest-md5.txt")).unwrap();
 /// assert_eq!(entries[0].path, "data/Image 01\n.csv");

@@ -11,7 +11,7 @@ use std::fmt;
 /// and compared last as text).
 ///
 /// ```
-/// use deriva_bag_core::version::Pep440;
+/// use deriva_bag_format::version::Pep440;
 /// let v = |s| Pep440::parse(s).unwrap();
 /// assert!(v("0.4.0") < v("0.4.0.post1.dev3"));
 /// assert!(v("0.4.0.post1.dev3") < v("0.4.0.post1"));

@@ -105,7 +105,7 @@ pub struct ValidationIssue {
     /// What is wrong: `missing-tag-file`, `missing-file`, `unexpected-file`,
     /// `missing-manifest-entry`, `fetch-not-in-manifest`, `unsafe-path`, `missing-oxum`,
     /// `invalid-oxum`, `oxum-mismatch`, `checksum-mismatch` or `tagmanifest-mismatch`; from
-    /// the index of a DerivaML bag ([`crate::DatasetBag::index_findings`]) also
+    /// the index of a DerivaML bag (`deriva_bag_core::DatasetBag::index_findings`) also
     /// `duplicate-rid` (a row repeats the RID of an earlier row of its table with other
     /// values; the earlier row is the one served).
     pub kind: String,
@@ -126,7 +126,8 @@ impl ValidationIssue {
 
     /// `duplicate-rid`: line `line` of `file` repeats the RID `rid` of table `table` that
     /// line `first_line` of `first_file` already had, with other values.
-    pub(crate) fn duplicate_rid(
+    #[doc(hidden)]
+    pub fn duplicate_rid(
         file: &str,
         line: u64,
         table: &str,
@@ -147,11 +148,11 @@ impl ValidationIssue {
 
 impl ValidationReport {
     /// Adds findings from beyond the BagIt checks (such as
-    /// [`DatasetBag::index_findings`](crate::DatasetBag::index_findings)), keeping the
+    /// `deriva_bag_core::DatasetBag::index_findings`), keeping the
     /// report sorted by path then kind and `valid` true exactly when there is no finding.
     ///
     /// ```
-    /// use deriva_bag_core::bagit::{ValidationIssue, ValidationReport};
+    /// use deriva_bag_format::bagit::{ValidationIssue, ValidationReport};
     /// let mut report = ValidationReport { valid: true, errors: vec![] };
     /// report.extend([ValidationIssue {
     ///     kind: "duplicate-rid".into(),

@@ -9,7 +9,7 @@
 //! its metadata-only twin carry identical tag files, as bdbag's do.
 //!
 //! ```
-//! use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
+//! use deriva_bag_format::bagit::write::{BagWriter, RemoteFile};
 //! let dir = tempfile::tempdir().unwrap();
 //! let bag = dir.path().join("Dataset_1-D000");
 //! std::fs::create_dir_all(bag.join("data/demo")).unwrap();

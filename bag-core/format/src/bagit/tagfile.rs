@@ -101,7 +101,7 @@ fn parse_tags(bytes: &[u8], source: &Path) -> Result<Vec<(usize, String, String)
 ///
 /// ```
 /// use std::path::Path;
-/// use deriva_bag_core::bagit::{tagfile::parse_bagit_txt, BagItVersion};
+/// use deriva_bag_format::bagit::{tagfile::parse_bagit_txt, BagItVersion};
 /// let text = b"BagIt-Version: 0.97\nTag-File-Character-Encoding: UTF-8\n";
 /// assert_eq!(parse_bagit_txt(text, Path::new("bagit.txt")).unwrap(), BagItVersion::V0_97);
 /// ```
@@ -157,7 +157,7 @@ pub fn parse_bagit_txt(bytes: &[u8], source: &Path) -> Result<BagItVersion> {
 ///
 /// ```
 /// use std::path::Path;
-/// use deriva_bag_core::bagit::tagfile::parse_bag_info;
+/// use deriva_bag_format::bagit::tagfile::parse_bag_info;
 /// let text = b"Payload-Oxum: 83.4\nExternal-Description: a long\n  wrapped value\n";
 /// let info = parse_bag_info(text, Path::new("bag-info.txt")).unwrap();
 /// assert_eq!(info[0], ("Payload-Oxum".to_string(), "83.4".to_string()));

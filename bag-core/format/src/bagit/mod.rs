@@ -99,7 +99,7 @@ impl BagItFiles {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use deriva_bag_core::bagit::{BagItFiles, BagItVersion, ValidationMode};
+    /// use deriva_bag_format::bagit::{BagItFiles, BagItVersion, ValidationMode};
     /// let dir = tempfile::tempdir()?;
     /// let bag = dir.path();
     /// std::fs::create_dir(bag.join("data"))?;
@@ -175,7 +175,7 @@ impl BagItFiles {
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use deriva_bag_core::bagit::BagItFiles;
+    /// use deriva_bag_format::bagit::BagItFiles;
     /// let dir = tempfile::tempdir()?;
     /// let bag = dir.path();
     /// std::fs::create_dir(bag.join("data"))?;
@@ -198,7 +198,8 @@ impl BagItFiles {
     /// hashed again. As with git's racy-index rule, a memo is only written once every tag file
     /// is older than [`MEMO_SETTLE`]: a file rewritten within the timestamp granularity of its
     /// last write could otherwise keep its old times.
-    pub(crate) fn cache_key_memo(root: &Path, memo_dir: &Path) -> Result<String> {
+    #[doc(hidden)]
+    pub fn cache_key_memo(root: &Path, memo_dir: &Path) -> Result<String> {
         cache_key_memo_settled(root, memo_dir, MEMO_SETTLE)
     }
 
@@ -256,7 +257,8 @@ impl BagItFiles {
 
 /// The md5 and sha256 payload manifests at `root`, each with the lines that parse (see
 /// [`manifest::parse_manifest_lenient`]): what the index checks the files it reads against.
-pub(crate) fn payload_manifests_lenient(root: &Path) -> Result<Vec<Manifest>> {
+#[doc(hidden)]
+pub fn payload_manifests_lenient(root: &Path) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
     for name in tag_file_names(root)? {
         let Some((false, alg_name)) = manifest::manifest_file_kind(&name) else {
@@ -294,7 +296,8 @@ fn tag_file_names(root: &Path) -> Result<Vec<String>> {
 
 /// How old every tag file must be before its cache key is remembered (see
 /// [`BagItFiles::cache_key_memo`]); the index's identity records use the same rule.
-pub(crate) const MEMO_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+#[doc(hidden)]
+pub const MEMO_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The BagIt version and the tag file names of a bag, after the "is this a bag" checks
 /// [`BagItFiles::read`] and [`BagItFiles::cache_key_of`] share: a directory with a valid

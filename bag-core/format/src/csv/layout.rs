@@ -36,7 +36,7 @@ pub struct CsvFile {
 /// none (not a CSV, under `data/asset/`, or a stem matching no table).
 ///
 /// ```
-/// use deriva_bag_core::csv::table_for_csv;
+/// use deriva_bag_format::csv::table_for_csv;
 /// use deriva_bag_features::{CatalogModel, TableName};
 /// let json = br#"{"schemas":{
 ///   "demo":{"tables":{"Image":{"column_definitions":[]}}},
@@ -94,7 +94,8 @@ pub fn discover(root: &Path, model: &CatalogModel) -> Result<Vec<CsvFile>> {
 
 /// What [`scan`] found under `data/`.
 #[derive(Debug)]
-pub(crate) struct Scan {
+#[doc(hidden)]
+pub struct Scan {
     /// The table CSVs, as [`discover`] returns them.
     pub files: Vec<CsvFile>,
     /// Every directory walked (`data/` and below, not `data/asset/`), by bag-relative path,
@@ -104,7 +105,8 @@ pub(crate) struct Scan {
 }
 
 /// [`discover`], also returning the directories it walked.
-pub(crate) fn scan(root: &Path, model: &CatalogModel) -> Result<Scan> {
+#[doc(hidden)]
+pub fn scan(root: &Path, model: &CatalogModel) -> Result<Scan> {
     let data = root.join("data");
     let mut out = Vec::new();
     let mut dirs = Vec::new();

@@ -142,7 +142,8 @@ fn process_running(pid: u32) -> bool {
 
 /// Which temporaries in a cache directory a lock guards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Guard {
+#[doc(hidden)]
+pub enum Guard {
     /// Built under the key's [`lock_for`] lock (`extracted/`, `index/`): a leftover is
     /// removed only while that lock is free.
     KeyLock,
@@ -155,7 +156,8 @@ pub(crate) enum Guard {
 /// [`Guard::KeyLock`]) nobody holds. A live builder holds that lock from before it creates
 /// its temporary until after it publishes it, so its work is never removed. Best effort and
 /// silent where the cache is read-only: nothing here can fail an open.
-pub(crate) fn remove_leftovers(dir: &Path, guard: Guard) {
+#[doc(hidden)]
+pub fn remove_leftovers(dir: &Path, guard: Guard) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };

@@ -33,7 +33,7 @@ use crate::{Error, Result};
 ///
 /// ```
 /// use std::path::Path;
-/// use deriva_bag_core::bagit::paths::normalize;
+/// use deriva_bag_format::bagit::paths::normalize;
 /// let src = Path::new("manifest-md5.txt");
 /// assert_eq!(normalize("./data//a/./b.csv", src).unwrap(), "data/a/b.csv");
 /// assert!(normalize("data/../../etc/passwd", src).is_err());
@@ -71,7 +71,7 @@ pub fn normalize(relative: &str, source_file: &Path) -> Result<String> {
 ///
 /// ```
 /// use std::path::Path;
-/// use deriva_bag_core::bagit::paths::safe_join;
+/// use deriva_bag_format::bagit::paths::safe_join;
 /// let root = Path::new("/bags/Dataset_1-D000");
 /// let src = Path::new("fetch.txt");
 /// assert_eq!(
@@ -96,7 +96,7 @@ pub fn safe_join(root: &Path, relative: &str, source_file: &Path) -> Result<Path
 /// ```
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::path::Path;
-/// use deriva_bag_core::bagit::paths::{BagRoot, InBag};
+/// use deriva_bag_format::bagit::paths::{BagRoot, InBag};
 /// let dir = tempfile::tempdir()?;
 /// let bag = dir.path().join("bag");
 /// std::fs::create_dir_all(bag.join("data"))?;
@@ -234,7 +234,8 @@ fn has_drive_prefix(path: &str) -> bool {
 ///
 /// Only valid where no symlinks exist on disk below the root (archive extraction never
 /// creates any), so lexical resolution equals physical resolution.
-pub(crate) fn resolve_link_target(link_rel: &str, target: &str) -> Option<String> {
+#[doc(hidden)]
+pub fn resolve_link_target(link_rel: &str, target: &str) -> Option<String> {
     if target.is_empty()
         || target.contains('\0')
         || target.starts_with('/')

@@ -1,4 +1,5 @@
-//! The one error type of bag-core. Every variant names the file, line, value or RID at fault.
+//! The one error type of the bag format and of bag-core (re-exported unchanged as
+//! `deriva_bag_core::Error`). Every variant names the file, line, value or RID at fault.
 
 use std::path::PathBuf;
 
@@ -40,7 +41,7 @@ pub enum Error {
     LinkEscapesBag { path: PathBuf, target: PathBuf },
 
     /// Extracting an archive would write more bytes than the cap allows (an archive bomb, or
-    /// a bag larger than the default cap; see [`crate::archive`]). Nothing is left behind.
+    /// a bag larger than the default cap; see `deriva_bag_core::archive`). Nothing is left behind.
     #[error(
         "{path}: extracting it would write more than {limit} bytes ({why}); nothing was kept. \
          If the archive is genuine, raise the cap with OpenOptions::max_extracted_bytes or \
@@ -157,7 +158,7 @@ pub enum Error {
     ReadOnly { operation: &'static str },
 }
 
-/// Result alias for bag-core.
+/// Result alias for the bag format and bag-core.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

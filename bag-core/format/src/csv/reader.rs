@@ -85,7 +85,7 @@ enum State {
 /// Streaming reader over any [`BufRead`]; see the module docs for the dialect.
 ///
 /// ```
-/// use deriva_bag_core::csv::{CsvReader, Field, Record};
+/// use deriva_bag_format::csv::{CsvReader, Field, Record};
 /// let data = "RID,Name,Note\n1-S001,\"\",\n1-S002,\"two\nlines\",x\n";
 /// let mut reader = CsvReader::new(data.as_bytes(), "Subject.csv");
 /// let header = reader.read_header().unwrap();

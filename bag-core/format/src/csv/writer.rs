@@ -10,11 +10,11 @@ use serde_json::Value as Json;
 ///
 /// ```
 /// let mut line = String::new();
-/// deriva_bag_core::csv::push_field(&mut line, Some("a,b"));
+/// deriva_bag_format::csv::push_field(&mut line, Some("a,b"));
 /// line.push(',');
-/// deriva_bag_core::csv::push_field(&mut line, None);
+/// deriva_bag_format::csv::push_field(&mut line, None);
 /// line.push(',');
-/// deriva_bag_core::csv::push_field(&mut line, Some(""));
+/// deriva_bag_format::csv::push_field(&mut line, Some(""));
 /// assert_eq!(line, r#""a,b",,"""#);
 /// ```
 pub fn push_field(out: &mut String, cell: Option<&str>) {
@@ -58,7 +58,7 @@ pub fn push_line<'a>(out: &mut String, cells: impl IntoIterator<Item = Option<&'
 ///
 /// ```
 /// use serde_json::json;
-/// use deriva_bag_core::csv::json_cell;
+/// use deriva_bag_format::csv::json_cell;
 /// assert_eq!(json_cell(&json!(null)), None);
 /// assert_eq!(json_cell(&json!(true)).as_deref(), Some("t"));
 /// assert_eq!(json_cell(&json!(["a b", null, "c"])).as_deref(), Some(r#"{"a b",NULL,c}"#));
