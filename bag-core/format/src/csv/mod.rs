@@ -6,8 +6,8 @@ mod layout;
 mod reader;
 mod writer;
 
+pub use layout::{discover, resolve_bare, table_for_csv, CsvFile};
 #[doc(hidden)]
 pub use layout::{scan, Scan};
-pub use layout::{discover, resolve_bare, table_for_csv, CsvFile};
 pub use reader::{CsvReader, Field, Record};
 pub use writer::{json_cell, push_field, push_line, render};
