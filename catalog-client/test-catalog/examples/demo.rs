@@ -4,11 +4,11 @@
 //! images, commit them through a new Execution and verify them in the catalog.
 //!
 //! ```sh
-//! cargo run -p deriva-catalog-client --features demo --example demo -- --work target/demo
+//! cargo run -p deriva-test-catalog --example demo -- --work target/demo
 //! ```
 //!
 //! Exits 0 after printing `OK: …`, 1 on any failure (the error names the step), 2 on bad
-//! arguments. See [`deriva_catalog_client::demo`] for what is written under `--work`.
+//! arguments. See [`deriva_test_catalog::demo`] for what is written under `--work`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match deriva_catalog_client::demo::run_demo(&work, &mut std::io::stdout()) {
+    match deriva_test_catalog::demo::run_demo(&work, &mut std::io::stdout()) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("demo failed: {e}");

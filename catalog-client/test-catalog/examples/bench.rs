@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
 use deriva_bag_features::{FeatureId, FeatureRecord};
-use deriva_catalog_client::testing::{image_bytes, TestCatalog};
 use deriva_catalog_client::{ConnectOptions, Credential, DerivaML, ExecutionConfiguration};
+use deriva_test_catalog::{image_bytes, TestCatalog};
 use md5::Digest;
 use serde_json::json;
 

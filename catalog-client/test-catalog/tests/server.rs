@@ -1,7 +1,7 @@
 //! The test catalog's protocol behaviour (`reference/catalog-protocol.md` §2.2–§2.3), checked
 //! over HTTP with a plain client.
 
-use deriva_catalog_client::testing::{TestCatalog, TestCatalogOptions};
+use deriva_test_catalog::{TestCatalog, TestCatalogOptions};
 use serde_json::{json, Value};
 
 struct Client {

@@ -1,8 +1,7 @@
-//! The end-to-end demo (cargo feature `demo`): the whole offline chapter in one run, against
-//! the local test catalog.
+//! The end-to-end demo: the whole offline chapter in one run, against the local test catalog.
 //!
 //! [`run_demo`] generates the small fixture bag (`FixtureSpec::default()`), serves it from a
-//! [`TestCatalog`](crate::testing::TestCatalog), downloads dataset `1-D000` with
+//! [`TestCatalog`](crate::TestCatalog), downloads dataset `1-D000` with
 //! `materialize = true`, opens it as a [`DatasetBag`], prints its info, members and newest
 //! Glaucoma label counts, restructures it into class folders, builds Glaucoma records offline
 //! for the unlabeled images (validated against the bag's vocabulary, saved to JSON and
@@ -21,12 +20,12 @@
 //! | `summary.json` | the [`DemoSummary`] |
 //!
 //! ```no_run
-//! let summary = deriva_catalog_client::demo::run_demo(
+//! let summary = deriva_test_catalog::demo::run_demo(
 //!     std::path::Path::new("target/demo"),
 //!     &mut std::io::stdout(),
 //! )?;
 //! assert_eq!(summary.committed, summary.unlabeled.len());
-//! # Ok::<(), deriva_catalog_client::Error>(())
+//! # Ok::<(), deriva_test_catalog::demo::Error>(())
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,9 +39,61 @@ use deriva_bag_features::{FeatureRecord, Selector, TermCache};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
-use crate::testing::{TestCatalog, TestCatalogOptions};
-use crate::{ConnectOptions, Credential, DatasetSpec, DerivaML, Error, ExecutionConfiguration};
-use crate::{Result, UploadReport};
+use deriva_catalog_client::{
+    ConnectOptions, Credential, DatasetSpec, DerivaML, ExecutionConfiguration, UploadReport,
+};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::{TestCatalog, TestCatalogOptions};
+
+/// Why the demo stopped: a client, bag or I/O failure, or a step whose result was not the
+/// expected one.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The catalog client (or a bag it read or wrote) failed.
+    #[error(transparent)]
+    Client(#[from] deriva_catalog_client::Error),
+    /// A step of the end-to-end demo failed or found a result it did not expect.
+    #[error("demo step {step:?}: {reason}")]
+    Demo {
+        /// The step (e.g. `restructure`, `verify`).
+        step: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Result alias for the demo.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Client(deriva_catalog_client::Error::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+impl From<deriva_bag_core::Error> for Error {
+    fn from(e: deriva_bag_core::Error) -> Self {
+        Error::Client(e.into())
+    }
+}
+
+impl From<deriva_bag_features::Error> for Error {
+    fn from(e: deriva_bag_features::Error) -> Self {
+        Error::Client(e.into())
+    }
+}
+
+/// Characters kept verbatim in an ERMrest URL literal (deriva-py quotes with `safe=''`).
+const LITERAL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// The dataset the demo downloads (the fixture's root dataset).
 pub const DEMO_DATASET: &str = "1-D000";
@@ -666,7 +717,7 @@ fn count_files(root: &Path, dir: &Path) -> Result<BTreeMap<String, usize>> {
 }
 
 fn enc(text: &str) -> String {
-    crate::client::q(text)
+    utf8_percent_encode(text, LITERAL).to_string()
 }
 
 /// `schema:table` with both names percent-encoded.

@@ -1,14 +1,15 @@
 //! Dataset versions read their catalog snapshot: the test catalog serves `@snapshot` reads as
 //! of that snaptime, so labels committed after a release stay out of that release's bag.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;
 
 use common::*;
 use deriva_bag_core::DatasetBag;
-use deriva_catalog_client::testing::TestCatalog;
 use deriva_catalog_client::DatasetSpec;
+use deriva_test_catalog::TestCatalog;
 use serde_json::{json, Value as Json};
 
 /// Releases `version` of `dataset` the way deriva-ml does (`catalog-protocol.md` §1.4 step 5):

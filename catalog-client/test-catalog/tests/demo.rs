@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use deriva_catalog_client::demo::{run_demo, DemoSummary, NOT_A_TERM};
+use deriva_test_catalog::demo::{run_demo, DemoSummary, NOT_A_TERM};
 
 fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
     pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()

@@ -3,7 +3,7 @@
 //! until killed, after printing one JSON line
 //! `{"url": "http://127.0.0.1:PORT", "catalog_id": "1", "token": "test-token"}`.
 
-use deriva_catalog_client::testing::{Seed, TestCatalog, TestCatalogOptions};
+use deriva_test_catalog::{Seed, TestCatalog, TestCatalogOptions};
 
 fn main() {
     let mut args = std::env::args().skip(1);

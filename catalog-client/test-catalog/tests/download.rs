@@ -1,13 +1,14 @@
 //! Downloading, materializing and estimating dataset bags from the local test catalog.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use common::*;
 use deriva_bag_core::bagit::ValidationMode;
 use deriva_bag_core::DatasetBag;
 use deriva_bag_features::Rid;
-use deriva_catalog_client::testing::{Fault, FaultMode, TestCatalog};
 use deriva_catalog_client::{fully_materialized, DatasetSpec, Error};
+use deriva_test_catalog::{Fault, FaultMode, TestCatalog};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_dataset_bag_writes_a_valid_materialized_format_b_bag() {

@@ -1,4 +1,9 @@
-//! A local ERMrest/Hatrac/webauthn-compatible test catalog (cargo feature `test-server`).
+//! A local ERMrest/Hatrac/webauthn-compatible test catalog for `deriva-catalog-client`, and the
+//! end-to-end [`demo`].
+//!
+//! A nested crate of its own (`catalog-client/test-catalog`) so that the catalog client
+//! depends on no fixture or bag-core code: the catalog client's tests use it as a
+//! dev-dependency, and it seeds itself from `deriva_bag_core::fixtures` bags.
 //!
 //! It implements the subset of `reference/catalog-protocol.md` §2.2–§2.3 that DerivaML's
 //! offline workflow needs, on `127.0.0.1` with an ephemeral port, backed by an in-memory
@@ -16,7 +21,7 @@
 //!
 //! ```
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use deriva_catalog_client::testing::TestCatalog;
+//! use deriva_test_catalog::TestCatalog;
 //! let server = TestCatalog::start().await.unwrap();
 //! let body = reqwest::Client::new()
 //!     .get(format!("{}/ermrest/catalog/1/entity/demo:Subject", server.url()))
@@ -29,6 +34,7 @@
 
 mod bagseed;
 mod clients;
+pub mod demo;
 mod http;
 mod seed;
 mod store;

@@ -1,12 +1,13 @@
 //! The test catalog serves bags exported with deriva-ml's real model, whose ERMrest system
 //! tables carry ERMrest's own constraints (`Client_Object jsonb NOT NULL`).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;
 
 use common::*;
-use deriva_catalog_client::testing::TestCatalog;
+use deriva_test_catalog::TestCatalog;
 use serde_json::{json, Value as Json};
 
 /// The fixture's RCB/RMB client (`deriva_bag_core::fixtures`, rows.rs).
