@@ -2,7 +2,7 @@
 //!
 //! [`run_demo`] generates the small fixture bag (`FixtureSpec::default()`), serves it from a
 //! [`TestCatalog`](crate::TestCatalog), downloads dataset `1-D000` with
-//! `materialize = true`, opens it as a [`DatasetBag`], prints its info, members and newest
+//! `materialize = true`, opens it as a [`DatasetBag`](deriva_bag_core::DatasetBag), prints its info, members and newest
 //! Glaucoma label counts, restructures it into class folders, builds Glaucoma records offline
 //! for the unlabeled images (validated against the bag's vocabulary, saved to JSON and
 //! reloaded), commits them through a new Execution and reads them back from the catalog.
@@ -34,13 +34,14 @@ use std::path::{Path, PathBuf};
 
 use deriva_bag_core::fixtures::{generate, FixtureSpec};
 use deriva_bag_core::restructure::{RestructureOptions, Targets, LEDGER_NAME};
-use deriva_bag_core::{DatasetBag, OpenOptions};
+use deriva_bag_core::OpenOptions;
 use deriva_bag_features::{FeatureRecord, Selector, TermCache};
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 
-use deriva_catalog_client::{
-    ConnectOptions, Credential, DatasetSpec, DerivaML, ExecutionConfiguration, UploadReport,
+use deriva_bag_core::catalog::{
+    ConnectOptions, Credential, DatasetSpec, DerivaML, DerivaMlExt, ExecutionConfiguration,
+    UploadReport,
 };
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
@@ -52,7 +53,7 @@ use crate::{TestCatalog, TestCatalogOptions};
 pub enum Error {
     /// The catalog client (or a bag it read or wrote) failed.
     #[error(transparent)]
-    Client(#[from] deriva_catalog_client::Error),
+    Client(#[from] deriva_bag_core::catalog::Error),
     /// A step of the end-to-end demo failed or found a result it did not expect.
     #[error("demo step {step:?}: {reason}")]
     Demo {
@@ -69,7 +70,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Client(deriva_catalog_client::Error::Io {
+        Error::Client(deriva_bag_core::catalog::Error::Io {
             path: path.into(),
             source,
         })
@@ -247,31 +248,31 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
         out,
         "== 3. Download dataset {DEMO_DATASET} (materialize = true)"
     );
-    let downloaded = ml
-        .download_dataset_bag(DatasetSpec::new(DEMO_DATASET, None))
+    // Through the facade: download (or reuse) the bag and open it as a DatasetBag.
+    let bag = ml
+        .download_dataset_bag_opened_with(
+            DatasetSpec::new(DEMO_DATASET, None),
+            &OpenOptions {
+                cache_dir: Some(work.join("bag-index")),
+                ..OpenOptions::default()
+            },
+        )
         .await?;
-    if !downloaded.materialized {
+    if !bag.is_materialized() {
         return Err(fail(
             "download",
-            format!("{} is not fully materialized", downloaded.path.display()),
+            format!("{} is not fully materialized", bag.path().display()),
         ));
     }
     say!(
         out,
         "   version {} -> {}",
-        downloaded.version,
-        downloaded.path.display()
+        bag.version().unwrap_or("-"),
+        bag.path().display()
     );
 
-    // 4. Offline: open and inspect.
-    say!(out, "== 4. Open it offline as a DatasetBag");
-    let bag = DatasetBag::open_with(
-        &downloaded.path,
-        &OpenOptions {
-            cache_dir: Some(work.join("bag-index")),
-            ..OpenOptions::default()
-        },
-    )?;
+    // 4. Offline: inspect.
+    say!(out, "== 4. Inspect it offline as a DatasetBag");
     let missing = bag.missing_assets()?;
     say!(
         out,
@@ -641,9 +642,9 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
     let summary = DemoSummary {
         source_bag: generated.path.clone(),
         catalog_url,
-        downloaded_bag: downloaded.path.clone(),
-        dataset: downloaded.rid.clone(),
-        version: downloaded.version.clone(),
+        downloaded_bag: bag.path().to_path_buf(),
+        dataset: bag.rid().as_str().to_string(),
+        version: bag.version().unwrap_or("-").to_string(),
         dataset_types: bag.dataset_types().to_vec(),
         table_rows,
         members,
