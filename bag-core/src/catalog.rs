@@ -7,16 +7,35 @@
 //! crate pulls in no HTTP client and no async runtime.
 //!
 //! ```no_run
-//! # async fn run() -> deriva_bag_core::catalog::Result<()> {
-//! use deriva_bag_core::catalog::{DatasetSpec, DerivaML, DerivaMlExt};
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use deriva_bag_core::catalog::{DatasetSpec, DerivaML, DerivaMlExt, ExecutionConfiguration};
 //! use deriva_bag_core::features::Selector;
 //!
-//! let ml = DerivaML::connect("www.example.org", "1").await?;
+//! // The credential comes from ~/.deriva/credential.json (or DERIVA_CREDENTIAL_FILE).
+//! let ml = DerivaML::connect("https://example.org", "1").await?;
+//! // Download (or reuse) the bag of a dataset version, opened as a DatasetBag.
 //! let bag = ml
 //!     .download_dataset_bag_opened(DatasetSpec::new("1-D000", Some("1.0.0")))
 //!     .await?;
 //! let labels = bag.feature_values("Image", "Glaucoma", Some(&Selector::newest()))?;
 //! println!("{} labelled images in {}", labels.len(), bag.path().display());
+//! // A record built offline, committed through an execution linked to the version it read.
+//! let feature = bag.lookup_feature("Image", "Glaucoma")?;
+//! let record = feature
+//!     .record_builder()
+//!     .set("Image", "1-I004")
+//!     .set("Glaucoma", "Normal")
+//!     .build(&bag)?;
+//! let workflow = ml.find_workflows().await?[0].clone();
+//! let exe = ml
+//!     .create_execution(ExecutionConfiguration {
+//!         description: "Offline inference results".into(),
+//!         workflow,
+//!         datasets: vec![DatasetSpec::new("1-D000", Some("1.0.0"))],
+//!     })
+//!     .await?;
+//! exe.add_features(&[record])?; // staged locally, no HTTP
+//! exe.upload_execution_outputs().await?; // the crash-safe commit
 //! # Ok(())
 //! # }
 //! ```

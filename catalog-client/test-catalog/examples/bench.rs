@@ -1,5 +1,5 @@
 //! Loopback benchmarks of the catalog client against the local test catalog (run in release:
-//! `cargo run -p deriva-catalog-client --release --example bench --features test-server`).
+//! `cargo run -p deriva-test-catalog --release --example bench`).
 //!
 //! 1. materialize 2,000 × 100 KB assets from `fetch.txt` with parallelism 1 and 8;
 //! 2. stage and commit 100,000 feature records.
