@@ -71,26 +71,19 @@ pub trait DerivaMlExt {
 }
 
 impl DerivaMlExt for DerivaML {
-    fn download_dataset_bag_opened(
-        &self,
-        spec: DatasetSpec,
-    ) -> impl Future<Output = Result<DatasetBag>> + Send {
-        async move {
-            let downloaded = self.download_dataset_bag(spec).await?;
-            open_blocking(downloaded.path, OpenOptions::default()).await
-        }
+    async fn download_dataset_bag_opened(&self, spec: DatasetSpec) -> Result<DatasetBag> {
+        let downloaded = self.download_dataset_bag(spec).await?;
+        open_blocking(downloaded.path, OpenOptions::default()).await
     }
 
-    fn download_dataset_bag_opened_with(
+    async fn download_dataset_bag_opened_with(
         &self,
         spec: DatasetSpec,
         options: &OpenOptions,
-    ) -> impl Future<Output = Result<DatasetBag>> + Send {
+    ) -> Result<DatasetBag> {
         let options = options.clone();
-        async move {
-            let downloaded = self.download_dataset_bag(spec).await?;
-            open_blocking(downloaded.path, options).await
-        }
+        let downloaded = self.download_dataset_bag(spec).await?;
+        open_blocking(downloaded.path, options).await
     }
 }
 
