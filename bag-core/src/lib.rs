@@ -43,7 +43,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | *(default)* | `DatasetBag`, validation, features, selectors, offline records. No libtorch, TensorFlow, reqwest or tokio. |
-//! | `catalog` | [`catalog`]: online DerivaML (re-exports `deriva-catalog-client`) and `download_dataset_bag_opened` returning a `DatasetBag`. Pulls in reqwest and tokio. |
+//! | `catalog` | `deriva_bag_core::catalog`: online DerivaML (re-exports `deriva-catalog-client`) and `download_dataset_bag_opened` returning a `DatasetBag`. Pulls in reqwest and tokio. |
 //! | `restructure` | `DatasetBag::restructure_assets` and the [`restructure`] crate re-export. |
 //! | `torch` | `DatasetBag::as_torch_dataset` and the `torch` re-export (needs libtorch; see README). |
 //! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export (needs the TensorFlow C library). |

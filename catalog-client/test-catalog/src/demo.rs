@@ -1,10 +1,10 @@
 //! The end-to-end demo: the whole offline chapter in one run, against the local test catalog.
 //!
 //! [`run_demo`] generates the small fixture bag (`FixtureSpec::default()`), serves it from a
-//! [`TestCatalog`](crate::TestCatalog), downloads dataset `1-D000` with
-//! `materialize = true`, opens it as a [`DatasetBag`](deriva_bag_core::DatasetBag), prints its info, members and newest
-//! Glaucoma label counts, restructures it into class folders, builds Glaucoma records offline
-//! for the unlabeled images (validated against the bag's vocabulary, saved to JSON and
+//! [`TestCatalog`], downloads dataset `1-D000` with `materialize = true` and opens it as a
+//! [`DatasetBag`](deriva_bag_core::DatasetBag) (both through the facade,
+//! `deriva_bag_core::catalog`), prints its info, members and newest Glaucoma label counts,
+//! restructures it into class folders, builds Glaucoma records offline for the unlabeled images (validated against the bag's vocabulary, saved to JSON and
 //! reloaded), commits them through a new Execution and reads them back from the catalog.
 //! Every number it prints comes from the APIs; any disagreement is an error.
 //!
