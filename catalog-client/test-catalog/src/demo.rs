@@ -4,8 +4,9 @@
 //! [`TestCatalog`], downloads dataset `1-D000` with `materialize = true` and opens it as a
 //! [`DatasetBag`](deriva_bag_core::DatasetBag) (both through the facade,
 //! `deriva_bag_core::catalog`), prints its info, members and newest Glaucoma label counts,
-//! restructures it into class folders, builds Glaucoma records offline for the unlabeled images (validated against the bag's vocabulary, saved to JSON and
-//! reloaded), commits them through a new Execution and reads them back from the catalog.
+//! restructures it into class folders, builds Glaucoma records offline for the unlabeled
+//! images (validated against the bag's vocabulary, saved to JSON and reloaded), commits them
+//! through a new Execution and reads them back from the catalog.
 //! Every number it prints comes from the APIs; any disagreement is an error.
 //!
 //! Layout under the work directory (only these entries are removed on a re-run):
