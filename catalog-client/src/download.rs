@@ -60,7 +60,8 @@ impl DatasetSpec {
 /// A downloaded bag.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DownloadedBag {
-    /// The bag directory `…/Dataset_<RID>`; open it with `deriva_bag_core::DatasetBag::open` (or download through bag-core's `catalog` feature, which opens it).
+    /// The bag directory `…/Dataset_<RID>`; open it with `deriva_bag_core::DatasetBag::open`
+    /// (bag-core's `catalog` feature has `download_dataset_bag_opened`, which does).
     pub path: PathBuf,
     /// Dataset RID.
     pub rid: String,
