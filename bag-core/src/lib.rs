@@ -15,8 +15,9 @@
 //! e.g. `50G`), else the smaller of 100 × the archive's size and the cache volume's free
 //! space. A warm cache is only read, so it may be read-only ([`cache`]).
 //!
-//! It is not for talking to a catalog (that is `deriva-catalog-client`) and it does not
-//! train models: the framework adapters come in through cargo features.
+//! Talking to a catalog and training models come in through cargo features: `catalog`
+//! re-exports the online client (`deriva-catalog-client`) as `deriva_bag_core::catalog`,
+//! and `torch` / `tf` the framework adapters.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -42,6 +43,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | *(default)* | `DatasetBag`, validation, features, selectors, offline records. No libtorch, TensorFlow, reqwest or tokio. |
+//! | `catalog` | `deriva_bag_core::catalog`: online DerivaML (re-exports `deriva-catalog-client`) and `download_dataset_bag_opened` returning a `DatasetBag`. Pulls in reqwest and tokio. |
 //! | `restructure` | `DatasetBag::restructure_assets` and the [`restructure`] crate re-export. |
 //! | `torch` | `DatasetBag::as_torch_dataset` and the `torch` re-export (needs libtorch; see README). |
 //! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export (needs the TensorFlow C library). |
@@ -53,12 +55,11 @@
 pub mod archive;
 pub mod archive_write;
 mod bag;
-pub mod bagit;
-pub mod cache;
+#[cfg(feature = "catalog")]
+#[cfg_attr(docsrs, doc(cfg(feature = "catalog")))]
+pub mod catalog;
 #[cfg(any(feature = "restructure", feature = "torch", feature = "tf"))]
 mod convenience;
-pub mod csv;
-mod error;
 #[cfg(feature = "fixtures")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fixtures")))]
 pub mod fixtures;
@@ -66,10 +67,12 @@ pub mod fixtures;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
-pub mod version;
 
 pub use bag::{BuildProgress, DatasetBag, MissingAsset, OpenOptions, ProgressFn};
 pub use deriva_bag_features as features;
+// The bag format lives in `deriva-bag-format` (shared with the catalog client); its modules
+// and error type are bag-core's own public paths.
+pub use deriva_bag_format::{bagit, cache, csv, version, Error, Result};
 #[cfg(feature = "restructure")]
 #[cfg_attr(docsrs, doc(cfg(feature = "restructure")))]
 pub use deriva_bag_restructure as restructure;
@@ -79,5 +82,4 @@ pub use deriva_bag_tf as tf;
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 pub use deriva_bag_torch as torch;
-pub use error::{Error, Result};
 pub use index::TableRows;

@@ -4,7 +4,7 @@
 //! The bag is built client-side, as the reference's Tier 3 does: resolve the version's
 //! snapshot, read each table the dataset reaches (whole-table scans, joined in memory), write
 //! `data/schema.json` and `data/<schema>/<table>.csv`, and let bag-core's
-//! [`BagWriter`](deriva_bag_core::bagit::write::BagWriter) write md5+sha256 manifests and
+//! [`BagWriter`](deriva_bag_format::bagit::write::BagWriter) write md5+sha256 manifests and
 //! `fetch.txt`. The cache lives at `<working_dir>/cache/bags/<RID>_<version>_<snapshot>/` (not
 //! the chapter's `~/.deriva/bags/…`, which the reference does not use either).
 //!
@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use deriva_bag_core::bagit::paths::safe_join;
-use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
-use deriva_bag_core::bagit::{Algorithm, BagItFiles};
-use deriva_bag_core::csv;
 use deriva_bag_features::{CatalogModel, Rid, Table, TableName};
+use deriva_bag_format::bagit::paths::safe_join;
+use deriva_bag_format::bagit::write::{BagWriter, RemoteFile};
+use deriva_bag_format::bagit::{Algorithm, BagItFiles};
+use deriva_bag_format::csv;
 use serde_json::{Map, Value as Json};
 
 use crate::client::{q, DerivaML};
@@ -60,7 +60,8 @@ impl DatasetSpec {
 /// A downloaded bag.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DownloadedBag {
-    /// The bag directory `…/Dataset_<RID>`; open it with `deriva_bag_core::DatasetBag::open`.
+    /// The bag directory `…/Dataset_<RID>`; open it with `deriva_bag_core::DatasetBag::open`
+    /// (bag-core's `catalog` feature has `download_dataset_bag_opened`, which does).
     pub path: PathBuf,
     /// Dataset RID.
     pub rid: String,
@@ -288,7 +289,7 @@ impl DerivaML {
             .collect();
         let wanted = match &spec.version {
             Some(v) => v.clone(),
-            None => deriva_bag_core::version::max_version(texts.iter().map(String::as_str))
+            None => deriva_bag_format::version::max_version(texts.iter().map(String::as_str))
                 .map(str::to_string)
                 .ok_or_else(|| Error::Validation(format!("dataset {rid} has no versions")))?,
         };

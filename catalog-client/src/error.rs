@@ -261,25 +261,15 @@ pub enum Error {
 
     /// Reading or writing a bag failed (boxed: bag errors are large).
     #[error(transparent)]
-    Bag(Box<deriva_bag_core::Error>),
+    Bag(Box<deriva_bag_format::Error>),
 
     /// The catalog model or a record is invalid (boxed: model errors are large).
     #[error(transparent)]
     Model(Box<deriva_bag_features::Error>),
-
-    /// A step of the end-to-end demo failed or found a result it did not expect.
-    #[cfg(feature = "demo")]
-    #[error("demo step {step:?}: {reason}")]
-    Demo {
-        /// The step (e.g. `restructure`, `verify`).
-        step: String,
-        /// What went wrong.
-        reason: String,
-    },
 }
 
-impl From<deriva_bag_core::Error> for Error {
-    fn from(e: deriva_bag_core::Error) -> Self {
+impl From<deriva_bag_format::Error> for Error {
+    fn from(e: deriva_bag_format::Error) -> Self {
         Error::Bag(Box::new(e))
     }
 }

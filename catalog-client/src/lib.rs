@@ -24,13 +24,16 @@
 //! rows, and status changes are written locally first and flushed to the catalog later if the
 //! catalog is unreachable.
 //!
-//! The `test-server` feature adds [`testing::TestCatalog`], a local ERMrest/Hatrac/webauthn
-//! subset seeded with the small demo dataset, used by the tests and this example:
+//! Most programs use this crate through `deriva-bag-core`'s `catalog` feature
+//! (`deriva_bag_core::catalog`), which re-exports it and opens downloaded bags as
+//! `DatasetBag`s. This crate itself depends only on the bag format (`deriva-bag-format`) and
+//! the feature model, not on bag-core, so that bag-core can re-export it. Its tests run
+//! against `deriva-test-catalog` (the nested crate `catalog-client/test-catalog`), a local
+//! ERMrest/Hatrac/webauthn subset seeded with the small demo dataset, as in this example:
 //!
 //! ```
-//! # #[cfg(feature = "test-server")]
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use deriva_catalog_client::testing::TestCatalog;
+//! use deriva_test_catalog::TestCatalog;
 //! use deriva_catalog_client::{
 //!     ConnectOptions, Credential, DatasetSpec, DerivaML, ExecutionConfiguration,
 //! };
@@ -82,11 +85,6 @@ mod names;
 mod state;
 mod transport;
 mod urls;
-
-#[cfg(feature = "demo")]
-pub mod demo;
-#[cfg(feature = "test-server")]
-pub mod testing;
 
 pub use client::{ConnectOptions, DerivaML, ExecutionConfiguration, Session, Workflow};
 pub use credentials::{default_credential_file, load_credential, Credential};

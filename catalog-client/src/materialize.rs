@@ -26,8 +26,8 @@ use std::fs::TryLockError;
 use std::io::{Read, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use deriva_bag_core::bagit::paths::safe_join;
-use deriva_bag_core::bagit::{Algorithm, BagItFiles};
+use deriva_bag_format::bagit::paths::safe_join;
+use deriva_bag_format::bagit::{Algorithm, BagItFiles};
 use futures_util::StreamExt;
 use md5::Digest;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_RANGE, RANGE};

@@ -4,13 +4,13 @@
 //! A catalog is untrusted input. ERMrest allows almost any text as a schema or table name, so
 //! a name like `/home/user/.ssh` or `../../x` is a valid model and would, joined onto the bag
 //! directory, write outside it. [`PathSegment`] is built only by [`PathSegment::parse`], which
-//! runs bag-core's path-safety check ([`deriva_bag_core::bagit::paths::normalize`], the one
+//! runs bag-core's path-safety check ([`deriva_bag_format::bagit::paths::normalize`], the one
 //! `fetch.txt` and manifests go through) and additionally requires a single component.
 
 use std::fmt;
 use std::path::Path;
 
-use deriva_bag_core::bagit::paths::normalize;
+use deriva_bag_format::bagit::paths::normalize;
 
 use crate::error::{Error, Result};
 

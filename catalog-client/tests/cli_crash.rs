@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use deriva_catalog_client::testing::{Fault, FaultMode, TestCatalog};
+use deriva_test_catalog::{Fault, FaultMode, TestCatalog};
 use serde_json::Value;
 
 fn deriva_ml(server: &TestCatalog, dir: &std::path::Path) -> Command {

@@ -8,8 +8,8 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use deriva_catalog_client::testing::{Fault, FaultMode, TestCatalog};
 use deriva_catalog_client::{DatasetSpec, Error, ExecutionStatus};
+use deriva_test_catalog::{Fault, FaultMode, TestCatalog};
 
 const FEATURE_POST: &str = "/ermrest/catalog/1/entity/demo:Execution_Image_Glaucoma";
 const STATUS_PUT: &str = "/ermrest/catalog/1/attributegroup/deriva-ml:Execution";
@@ -243,7 +243,7 @@ async fn c4_crash_mid_chunked_upload_resumes_the_job_and_commits_the_asset_once(
     let server = TestCatalog::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("heatmap 01.png");
-    let bytes = deriva_catalog_client::testing::image_bytes(99, 1500);
+    let bytes = deriva_test_catalog::image_bytes(99, 1500);
     std::fs::write(&file, &bytes).unwrap();
     let rid = {
         let ml = connect(&server, &dir.path().join("work")).await;

@@ -3,8 +3,8 @@
 mod common;
 
 use common::*;
-use deriva_catalog_client::testing::TestCatalog;
 use deriva_catalog_client::{ConnectOptions, Credential, DerivaML, Error};
+use deriva_test_catalog::TestCatalog;
 
 fn options(dir: &std::path::Path, credential: Option<Credential>) -> ConnectOptions {
     ConnectOptions {

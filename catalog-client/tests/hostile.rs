@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::hostile::{holey_bag, md5_hex, Hostile, Reply};
 use common::*;
-use deriva_catalog_client::testing::TestCatalog;
 use deriva_catalog_client::{Error, Timeouts};
+use deriva_test_catalog::TestCatalog;
 
 /// A 1 s connect timeout and a read timeout of `read_ms`.
 fn short(read_ms: u64) -> Timeouts {

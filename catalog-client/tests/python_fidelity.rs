@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use deriva_catalog_client::testing::TestCatalog;
+use deriva_test_catalog::TestCatalog;
 use serde_json::Value;
 
 /// A venv with deriva 1.7.12 under the cargo target tmp dir (created once, then reused).

@@ -1,6 +1,6 @@
 //! `cargo xtask demo [--work DIR] [--train]`: the README's main job.
 //!
-//! Runs the end-to-end demo example of `deriva-catalog-client` (generate the demo bag, serve
+//! Runs the end-to-end demo example of `deriva-test-catalog` (generate the demo bag, serve
 //! it from the local test catalog, download it materialized, inspect, restructure, build
 //! Glaucoma records offline, commit them through a new Execution, verify them in the
 //! catalog). Then, with `--train` — or automatically when libtorch and TensorFlow are already
@@ -50,9 +50,7 @@ pub fn run(args: &Args) -> Result<(), String> {
         "run",
         "--quiet",
         "-p",
-        "deriva-catalog-client",
-        "--features",
-        "demo",
+        "deriva-test-catalog",
         "--example",
         "demo",
         "--",

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
-use deriva_bag_core::bagit::Algorithm;
+use deriva_bag_format::bagit::write::{BagWriter, RemoteFile};
+use deriva_bag_format::bagit::Algorithm;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -7,10 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use deriva_bag_features::{FeatureId, FeatureRecord};
-use deriva_catalog_client::testing::TestCatalog;
 use deriva_catalog_client::{
     ConnectOptions, Credential, DerivaML, ExecutionConfiguration, RetryPolicy,
 };
+use deriva_test_catalog::TestCatalog;
 use indexmap::IndexMap;
 use serde_json::json;
 

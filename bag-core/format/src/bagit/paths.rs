@@ -1,0 +1,376 @@
+//! Path safety: the checks that keep a bag-relative path inside the bag.
+//!
+//! Two halves, each in one place:
+//!
+//! * **Lexical.** Every path that comes from bag content — manifest lines, `fetch.txt`
+//!   PATHs, archive entry names and asset `Filename`s — goes through [`safe_join`] (or
+//!   [`normalize`], its lexical half) before it touches the file system. The check is
+//!   lexical, like bagit's `_path_is_dangerous`, but stricter: bagit accepts `a/../b` because
+//!   it normalises first; we reject every `..` component, because no producer writes one.
+//! * **Physical.** A directory bag may hold symbolic links (an archive never does: extraction
+//!   creates none). [`BagRoot`] is the one place that turns a bag-relative path into a path
+//!   that may be opened: it follows the links and refuses a path whose resolution leaves the
+//!   bag root ([`InBag::Outside`], [`Error::LinkEscapesBag`]). Tag files, `schema.json`,
+//!   payload files under validation and asset files are all reached through it; CSV discovery
+//!   walks `data/` without following links at all. A link that stays inside the bag works.
+//!
+//! The physical check resolves the path when it is asked, not when the file is opened: it
+//! guards against hostile bag *content*, not against another local process swapping links
+//! while a bag is being read.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Checks `relative` and returns its normalised form: `/`-separated components with empty
+/// and `.` components removed.
+///
+/// Rejected with [`Error::UnsafePath`] (naming `source_file` and the path): an empty path
+/// (or one that normalises to the bag root), a NUL byte, a leading `/` or `\`, a Windows
+/// drive or UNC prefix (`C:`, `\\server`), and any `..` component — where a backslash also
+/// counts as a separator, so `..\..\etc` is caught even on Unix.
+///
+/// ```
+/// use std::path::Path;
+/// use deriva_bag_format::bagit::paths::normalize;
+/// let src = Path::new("manifest-md5.txt");
+/// assert_eq!(normalize("./data//a/./b.csv", src).unwrap(), "data/a/b.csv");
+/// assert!(normalize("data/../../etc/passwd", src).is_err());
+/// ```
+pub fn normalize(relative: &str, source_file: &Path) -> Result<String> {
+    let unsafe_path = || Error::UnsafePath {
+        source_file: source_file.to_path_buf(),
+        path: relative.to_string(),
+    };
+    if relative.contains('\0') || relative.starts_with('/') || relative.starts_with('\\') {
+        return Err(unsafe_path());
+    }
+    if has_drive_prefix(relative) {
+        return Err(unsafe_path());
+    }
+    // A backslash is an ordinary file-name byte on Unix, but a separator on Windows and in
+    // archives made there; treat it as a separator for the `..` test only.
+    if relative.split(['/', '\\']).any(|c| c == "..") {
+        return Err(unsafe_path());
+    }
+    let parts: Vec<&str> = relative
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if parts.is_empty() {
+        return Err(unsafe_path());
+    }
+    Ok(parts.join("/"))
+}
+
+/// Joins the bag-relative `relative` onto `root` after [`normalize`] accepted it.
+///
+/// The result always starts with `root`. `source_file` is the file the path came from (a
+/// manifest, `fetch.txt`, an archive, a CSV); it is named in the error.
+///
+/// ```
+/// use std::path::Path;
+/// use deriva_bag_format::bagit::paths::safe_join;
+/// let root = Path::new("/bags/Dataset_1-D000");
+/// let src = Path::new("fetch.txt");
+/// assert_eq!(
+///     safe_join(root, "data/asset/1-I001/Image/a.png", src).unwrap(),
+///     root.join("data/asset/1-I001/Image/a.png")
+/// );
+/// assert!(safe_join(root, "/etc/passwd", src).is_err());
+/// assert!(safe_join(root, "data/../../x", src).is_err());
+/// ```
+pub fn safe_join(root: &Path, relative: &str, source_file: &Path) -> Result<PathBuf> {
+    let normalized = normalize(relative, source_file)?;
+    let mut out = root.to_path_buf();
+    for part in normalized.split('/') {
+        out.push(part);
+    }
+    Ok(out)
+}
+
+/// A bag directory as a boundary: the one place that turns a bag-relative path into a path
+/// that may be opened, refusing one that a symbolic link leads out of the bag.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::path::Path;
+/// use deriva_bag_format::bagit::paths::{BagRoot, InBag};
+/// let dir = tempfile::tempdir()?;
+/// let bag = dir.path().join("bag");
+/// std::fs::create_dir_all(bag.join("data"))?;
+/// std::fs::write(bag.join("data/a.txt"), "a")?;
+/// std::fs::write(dir.path().join("secret"), "s")?;
+/// # #[cfg(unix)] {
+/// std::os::unix::fs::symlink(dir.path().join("secret"), bag.join("data/link"))?;
+/// std::os::unix::fs::symlink("a.txt", bag.join("data/inside"))?;
+/// let root = BagRoot::new(&bag)?;
+/// let src = Path::new("manifest-md5.txt");
+/// assert_eq!(root.resolve("data/a.txt", src)?, InBag::Inside(bag.join("data/a.txt")));
+/// assert_eq!(root.resolve("data/inside", src)?, InBag::Inside(bag.join("data/inside")));
+/// assert_eq!(root.resolve("data/none", src)?, InBag::Absent(bag.join("data/none")));
+/// assert!(matches!(root.resolve("data/link", src)?, InBag::Outside { .. }));
+/// assert!(root.read("data/link", src).is_err());
+/// # }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct BagRoot {
+    /// The bag directory as given.
+    root: PathBuf,
+    /// The same with every symbolic link resolved: what "inside the bag" means.
+    canonical: PathBuf,
+}
+
+/// Where a bag-relative path leads (see [`BagRoot::resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InBag {
+    /// Something exists there and it resolves inside the bag: the bag root joined with the
+    /// relative path, which may be opened.
+    Inside(PathBuf),
+    /// Nothing is there (a missing file, a dangling link, a file where a directory should
+    /// be): the path where it would be.
+    Absent(PathBuf),
+    /// The path is, or runs through, a symbolic link that leads outside the bag.
+    Outside {
+        /// The bag root joined with the relative path.
+        path: PathBuf,
+        /// Where it leads, every link resolved.
+        target: PathBuf,
+    },
+}
+
+impl BagRoot {
+    /// The boundary of the bag directory `root` (resolved once, here).
+    pub fn new(root: &Path) -> Result<BagRoot> {
+        let canonical = root.canonicalize().map_err(|e| Error::io(root, e))?;
+        Ok(BagRoot {
+            root: root.to_path_buf(),
+            canonical,
+        })
+    }
+
+    /// The bag directory as given.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the bag-relative `relative` (from `source_file`, named in errors) leads: after
+    /// the lexical check of [`safe_join`] ([`Error::UnsafePath`]), every symbolic link on
+    /// the way is followed and the result compared with the bag root.
+    pub fn resolve(&self, relative: &str, source_file: &Path) -> Result<InBag> {
+        let joined = safe_join(&self.root, relative, source_file)?;
+        self.resolve_joined(joined)
+    }
+
+    fn resolve_joined(&self, path: PathBuf) -> Result<InBag> {
+        match path.canonicalize() {
+            Ok(target) if target.starts_with(&self.canonical) => Ok(InBag::Inside(path)),
+            Ok(target) => Ok(InBag::Outside { path, target }),
+            Err(e) => {
+                // Absent unless something is there that cannot be resolved for another
+                // reason than a dangling or looping link (e.g. a permission error).
+                let gone = matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) || !std::fs::symlink_metadata(&path)
+                    .is_ok_and(|md| !md.file_type().is_symlink());
+                if gone {
+                    Ok(InBag::Absent(path))
+                } else {
+                    Err(Error::io(&path, e))
+                }
+            }
+        }
+    }
+
+    /// The path to open for `relative`: `Ok(None)` when nothing is there,
+    /// [`Error::LinkEscapesBag`] when a link leads out of the bag.
+    pub fn existing(&self, relative: &str, source_file: &Path) -> Result<Option<PathBuf>> {
+        match self.resolve(relative, source_file)? {
+            InBag::Inside(path) => Ok(Some(path)),
+            InBag::Absent(_) => Ok(None),
+            InBag::Outside { path, target } => Err(Error::LinkEscapesBag { path, target }),
+        }
+    }
+
+    /// The bytes of the file at `relative`, `Ok(None)` when it does not exist (see
+    /// [`existing`](Self::existing)).
+    pub fn read(&self, relative: &str, source_file: &Path) -> Result<Option<Vec<u8>>> {
+        let Some(path) = self.existing(relative, source_file)? else {
+            return Ok(None);
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// The file at `relative`, opened for reading; `Ok(None)` when it does not exist (see
+    /// [`existing`](Self::existing)).
+    pub fn open(&self, relative: &str, source_file: &Path) -> Result<Option<File>> {
+        let Some(path) = self.existing(relative, source_file)? else {
+            return Ok(None);
+        };
+        match File::open(&path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+}
+
+/// `C:`, `c:\…`, `C:foo` — a Windows drive-relative or absolute path.
+fn has_drive_prefix(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':'
+}
+
+/// Resolves a symlink target found in an archive entry at `link_rel` (a normalised
+/// bag-relative path) lexically, allowing `..` as long as it never climbs above the root.
+/// Returns the normalised target, or `None` when it is absolute or escapes.
+///
+/// Only valid where no symlinks exist on disk below the root (archive extraction never
+/// creates any), so lexical resolution equals physical resolution.
+#[doc(hidden)]
+pub fn resolve_link_target(link_rel: &str, target: &str) -> Option<String> {
+    if target.is_empty()
+        || target.contains('\0')
+        || target.starts_with('/')
+        || target.starts_with('\\')
+        || has_drive_prefix(target)
+    {
+        return None;
+    }
+    let mut parts: Vec<&str> = link_rel.split('/').collect();
+    parts.pop(); // the link's own name
+    for comp in target.split(['/', '\\']) {
+        match comp {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("/"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn src() -> &'static Path {
+        Path::new("manifest-md5.txt")
+    }
+
+    #[test]
+    fn safe_join_normalizes_dot_and_empty_components() {
+        let root = Path::new("/bag");
+        assert_eq!(
+            safe_join(root, "./data/./x//y.csv", src()).unwrap(),
+            PathBuf::from("/bag/data/x/y.csv")
+        );
+    }
+
+    #[test]
+    fn safe_join_rejects_parent_components_absolute_nul_and_drives() {
+        let root = Path::new("/bag");
+        for bad in [
+            "../x",
+            "data/../../x",
+            "data/..",
+            "/etc/passwd",
+            "\\windows\\system32",
+            "..\\..\\etc",
+            "data\\..\\..\\x",
+            "C:\\x",
+            "c:x",
+            "data/a\0b",
+            "",
+            ".",
+            "./",
+            "//",
+        ] {
+            match safe_join(root, bad, src()) {
+                Err(Error::UnsafePath { source_file, path }) => {
+                    assert_eq!(source_file, PathBuf::from("manifest-md5.txt"));
+                    assert_eq!(path, bad);
+                }
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn safe_join_keeps_dots_inside_names() {
+        let root = Path::new("/bag");
+        assert_eq!(
+            safe_join(root, "data/..hidden/a..b", src()).unwrap(),
+            PathBuf::from("/bag/data/..hidden/a..b")
+        );
+    }
+
+    #[test]
+    fn unsafe_path_message_names_file_and_path() {
+        let err = safe_join(
+            Path::new("/bag"),
+            "../../etc/passwd",
+            Path::new("fetch.txt"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fetch.txt: path \"../../etc/passwd\" escapes the bag"
+        );
+    }
+
+    #[test]
+    fn resolve_link_target_stays_inside_or_fails() {
+        assert_eq!(
+            resolve_link_target("d/data/a/link", "../b/file").as_deref(),
+            Some("d/data/b/file")
+        );
+        assert_eq!(resolve_link_target("d/link", "../../x"), None);
+        assert_eq!(resolve_link_target("d/link", "/etc/passwd"), None);
+        assert_eq!(resolve_link_target("d/link", ".."), None);
+    }
+
+    proptest! {
+        #[test]
+        fn safe_join_never_panics_and_stays_under_root(rel in any::<String>()) {
+            let root = Path::new("/bag/root");
+            if let Ok(p) = safe_join(root, &rel, src()) {
+                prop_assert!(p.starts_with(root));
+                prop_assert!(p != root);
+                prop_assert!(!p.components().any(|c| c == std::path::Component::ParentDir));
+            }
+        }
+
+        #[test]
+        fn safe_join_on_path_like_strings_stays_under_root(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("..".to_string()), Just(".".to_string()), Just("".to_string()),
+                    Just("/".to_string()), Just("\\".to_string()), Just("C:".to_string()),
+                    "[a-z.]{1,4}"
+                ],
+                0..6,
+            )
+        ) {
+            let rel = parts.join("/");
+            let root = Path::new("/bag/root");
+            if let Ok(p) = safe_join(root, &rel, src()) {
+                prop_assert!(p.starts_with(root));
+                prop_assert!(!p.components().any(|c| c == std::path::Component::ParentDir));
+            }
+        }
+    }
+}
