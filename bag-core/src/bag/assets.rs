@@ -175,9 +175,9 @@ impl DatasetBag {
         let rid_sql = self.index().col(&table, "RID").ok_or_else(|| {
             deriva_bag_features::Error::Invalid(format!("table {table} has no RID column"))
         })?;
-        let rows = self
-            .index()
-            .select_rows(&table, &format!("WHERE {rid_sql} = ?1"), [rid.as_str()])?;
+        let rows =
+            self.index()
+                .select_rows(&table, &format!("WHERE {rid_sql} = ?1"), [rid.as_str()])?;
         let Some(row) = rows.into_iter().next() else {
             return Err(deriva_bag_features::Error::Invalid(format!(
                 "table {table} has no row with RID {rid} in this bag"
