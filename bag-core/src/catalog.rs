@@ -1,7 +1,9 @@
 //! Online DerivaML through the facade (cargo feature `catalog`): everything of
 //! `deriva-catalog-client` — [`DerivaML`], [`DatasetSpec`], executions, the crash-safe commit —
 //! re-exported here, plus [`DerivaMlExt`], which downloads a dataset bag and returns it opened
-//! as a [`DatasetBag`], the chapter's `ml.download_dataset_bag(spec)`.
+//! as a [`DatasetBag`], the chapter's `ml.download_dataset_bag(spec)`, and [`ExecutionExt`],
+//! the same inside an execution (`exe.download_dataset_bag(spec)`), which also links the
+//! dataset version to the execution as one of its inputs.
 //!
 //! Depend on `deriva-bag-core` alone, with `features = ["catalog"]`; without the feature this
 //! crate pulls in no HTTP client and no async runtime.
@@ -71,6 +73,70 @@ pub trait DerivaMlExt {
 }
 
 impl DerivaMlExt for DerivaML {
+    async fn download_dataset_bag_opened(&self, spec: DatasetSpec) -> Result<DatasetBag> {
+        let downloaded = self.download_dataset_bag(spec).await?;
+        open_blocking(downloaded.path, OpenOptions::default()).await
+    }
+
+    async fn download_dataset_bag_opened_with(
+        &self,
+        spec: DatasetSpec,
+        options: &OpenOptions,
+    ) -> Result<DatasetBag> {
+        let options = options.clone();
+        let downloaded = self.download_dataset_bag(spec).await?;
+        open_blocking(downloaded.path, options).await
+    }
+}
+
+/// The chapter's `exe.download_dataset_bag(spec)` returning the bag opened.
+///
+/// [`Execution::download_dataset_bag`] (the catalog client's own) downloads (or reuses) the
+/// bag and links the dataset version to the execution as one of its inputs, returning a
+/// [`DownloadedBag`]; these methods do the same and open the bag as a [`DatasetBag`] on a
+/// blocking thread, as [`DerivaMlExt`] does. (The inherent method keeps the plain name, so
+/// the opened form is `download_dataset_bag_opened`, as on [`DerivaML`].)
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use deriva_bag_core::catalog::{DatasetSpec, DerivaML, ExecutionConfiguration, ExecutionExt};
+///
+/// let ml = DerivaML::connect("https://example.org", "1").await?;
+/// let workflow = ml.find_workflows().await?[0].clone();
+/// let exe = ml
+///     .create_execution(ExecutionConfiguration {
+///         description: "Training run".into(),
+///         workflow,
+///         datasets: vec![],
+///     })
+///     .await?;
+/// // Downloaded (or reused), linked to the execution, and opened.
+/// let bag = exe
+///     .download_dataset_bag_opened(DatasetSpec::new("1-D000", Some("1.0.0")))
+///     .await?;
+/// let members = bag.list_dataset_members(true, None)?;
+/// println!("{} member tables in {}", members.len(), bag.path().display());
+/// # Ok(())
+/// # }
+/// ```
+pub trait ExecutionExt {
+    /// Downloads (or reuses) the bag of `spec`, links its version to this execution, and
+    /// opens it with the default [`OpenOptions`].
+    fn download_dataset_bag_opened(
+        &self,
+        spec: DatasetSpec,
+    ) -> impl Future<Output = Result<DatasetBag>> + Send;
+
+    /// [`download_dataset_bag_opened`](Self::download_dataset_bag_opened) with explicit
+    /// [`OpenOptions`] (e.g. the index cache directory).
+    fn download_dataset_bag_opened_with(
+        &self,
+        spec: DatasetSpec,
+        options: &OpenOptions,
+    ) -> impl Future<Output = Result<DatasetBag>> + Send;
+}
+
+impl ExecutionExt for Execution {
     async fn download_dataset_bag_opened(&self, spec: DatasetSpec) -> Result<DatasetBag> {
         let downloaded = self.download_dataset_bag(spec).await?;
         open_blocking(downloaded.path, OpenOptions::default()).await

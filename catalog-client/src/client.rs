@@ -374,7 +374,7 @@ impl DerivaML {
     /// registry has not seen land. `onconflict=skip` on the (Dataset, Execution) key makes a
     /// resend after a lost response harmless, so a crash anywhere leaves one row per input.
     /// A catalog without the table (or its `Dataset_Version` column) gets what it can hold.
-    async fn link_inputs(&self, rid: &str) -> Result<()> {
+    pub(crate) async fn link_inputs(&self, rid: &str) -> Result<()> {
         let pending = self.state().unlinked_inputs(rid)?;
         if pending.is_empty() {
             return Ok(());
@@ -447,7 +447,11 @@ impl DerivaML {
                     rid: rid.to_string(),
                     path: self.state().path.clone(),
                 })?;
-        if !record.created_in_catalog {
+        if record.created_in_catalog {
+            // Inputs recorded later (`Execution::download_dataset_bag`) whose link did not
+            // land before the crash.
+            self.link_inputs(rid.as_str()).await?;
+        } else {
             self.ensure_execution_row(rid.as_str()).await?;
         }
         let exe = Execution::new(self.clone(), rid.clone());

@@ -28,6 +28,7 @@ use reqwest::Method;
 use serde_json::{json, Map, Value as Json};
 
 use crate::client::{q, DerivaML};
+use crate::download::{DatasetSpec, DownloadedBag};
 use crate::error::{Error, Result};
 use crate::state::{ExecutionStatus, StagedAsset};
 use crate::transport::RequestBody;
@@ -105,6 +106,63 @@ impl Execution {
     /// `(pending, uploaded)` staged feature-record counts.
     pub fn record_counts(&self) -> Result<(u64, u64)> {
         self.ml.state().record_counts(self.rid.as_str())
+    }
+
+    /// Downloads (or reuses from the cache) the bag of `spec`, exactly as
+    /// [`DerivaML::download_dataset_bag`] does, and records the dataset version as an input
+    /// of this execution: the chapter's `exe.download_dataset_bag(spec)`.
+    ///
+    /// The input is recorded in the local registry first and then linked by the same
+    /// `Dataset_Execution` POST (`onconflict=skip`) that links the inputs of
+    /// [`DerivaML::create_execution`], so calling this twice, or again after a crash (or
+    /// [`DerivaML::resume_execution`], which links what is still unlinked), leaves one link row.
+    /// The catalog holds one link per (dataset, execution): a dataset that is already an input
+    /// keeps the version it was first recorded with, and its second download sends no
+    /// request beyond the download's own (none at all for a cached bag with an explicit
+    /// version).
+    ///
+    /// bag-core's `catalog` feature has `download_dataset_bag_opened`, which returns the bag
+    /// opened as a `DatasetBag`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> deriva_catalog_client::Result<()> {
+    /// use deriva_catalog_client::{DatasetSpec, DerivaML, ExecutionConfiguration};
+    ///
+    /// let ml = DerivaML::connect("https://example.org", "1").await?;
+    /// let workflow = ml.find_workflows().await?[0].clone();
+    /// let exe = ml
+    ///     .create_execution(ExecutionConfiguration {
+    ///         description: "Training run".into(),
+    ///         workflow,
+    ///         datasets: vec![],
+    ///     })
+    ///     .await?;
+    /// // Downloaded (or reused) and linked to the execution as one of its inputs.
+    /// let bag = exe
+    ///     .download_dataset_bag(DatasetSpec::new("1-D000", Some("1.0.0")))
+    ///     .await?;
+    /// println!("version {} at {}", bag.version, bag.path.display());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn download_dataset_bag(&self, spec: DatasetSpec) -> Result<DownloadedBag> {
+        let state = self.ml.state();
+        if state.execution(self.rid.as_str())?.is_none() {
+            return Err(Error::ExecutionNotFound {
+                rid: self.rid.to_string(),
+                path: state.path.clone(),
+            });
+        }
+        let dataset = spec.rid.as_str().to_string();
+        let bag = self.ml.download_dataset_bag(spec).await?;
+        if !state.has_input(self.rid.as_str(), &dataset)? {
+            // The version the bag holds, now explicit, names its Dataset_Version row.
+            let downloaded = DatasetSpec::new(dataset.clone(), Some(&bag.version));
+            let (_, _, version_rid) = self.ml.resolve_version(&downloaded).await?;
+            state.add_input(self.rid.as_str(), &dataset, &version_rid)?;
+        }
+        self.ml.link_inputs(self.rid.as_str()).await?;
+        Ok(bag)
     }
 
     /// Created → Running (the chapter's `with ml.create_execution(cfg) as exe:` entry).

@@ -6,9 +6,10 @@
 //! loopback), [`DerivaML::download_dataset_bag`] (a Format-B bag with md5+sha256 manifests and
 //! `fetch.txt`, cached, materialized in parallel with md5 checks),
 //! [`DerivaML::estimate_bag_size`], [`DerivaML::find_workflows`],
-//! [`DerivaML::create_execution`], [`Execution::add_features`] (staged in local SQLite, no
-//! HTTP), [`Execution::upload_execution_outputs`] (the commit) and
-//! [`DerivaML::resume_execution`].
+//! [`DerivaML::create_execution`], [`Execution::download_dataset_bag`] (the download inside
+//! an execution, which links the dataset version to it as an input),
+//! [`Execution::add_features`] (staged in local SQLite, no HTTP),
+//! [`Execution::upload_execution_outputs`] (the commit) and [`DerivaML::resume_execution`].
 //!
 //! Catalog responses and bags are untrusted input, each rule enforced in one place: URLs
 //! through [`AllowedUrl`] (https, or http to loopback; same-origin redirects only; the

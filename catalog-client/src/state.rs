@@ -247,6 +247,33 @@ impl StateStore {
         })
     }
 
+    /// Whether `dataset` is already an input of execution `rid` (linked or not).
+    pub(crate) fn has_input(&self, rid: &str, dataset: &str) -> Result<bool> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT 1 FROM execution_inputs WHERE execution_rid = ?1 AND dataset_rid = ?2",
+                params![rid, dataset],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|found| found.is_some())
+        })
+    }
+
+    /// Records `dataset` at `version_rid` as an input of execution `rid`, not yet linked in
+    /// the catalog. An input already recorded for that dataset is kept as it is (the
+    /// catalog's `Dataset_Execution` holds one row per (dataset, execution)).
+    pub(crate) fn add_input(&self, rid: &str, dataset: &str, version_rid: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO execution_inputs (execution_rid, dataset_rid, version_rid)
+                 VALUES (?1, ?2, ?3)",
+                params![rid, dataset, version_rid],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// The input datasets of `rid` not yet linked in the catalog: `(dataset, version RID)`.
     pub(crate) fn unlinked_inputs(&self, rid: &str) -> Result<Vec<(String, String)>> {
         self.with(|c| {
