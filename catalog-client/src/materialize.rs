@@ -36,7 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::client::DerivaML;
 use crate::error::{Error, Result};
-use crate::transport::{Timeouts, Transport};
+use crate::transport::{RetryPolicy, Timeouts, Transport};
 use crate::urls::AllowedUrl;
 
 /// Default number of concurrent asset downloads (`DatasetSpec.fetch_concurrency` in the
@@ -225,52 +225,100 @@ impl DerivaML {
         parallelism: usize,
         timeouts: Timeouts,
     ) -> Result<MaterializeReport> {
-        let files = BagItFiles::read(bag_dir)?;
-        let md5s: HashMap<String, String> = files
-            .manifest(Algorithm::Md5)
-            .map(|m| {
-                m.entries
-                    .iter()
-                    .map(|e| (e.path.clone(), e.digest.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let fetch_txt = bag_dir.join("fetch.txt");
-        // Every URL is checked before the first request: a bag with one refused URL fetches
-        // nothing.
-        let mut jobs = Vec::with_capacity(files.fetch.len());
-        for entry in &files.fetch {
-            jobs.push(Job {
-                url: AllowedUrl::parse(&entry.url)?,
-                rel: entry.path.clone(),
-                dest: safe_join(bag_dir, &entry.path, &fetch_txt)?,
-                length: entry.length,
-                md5: md5s.get(&entry.path).cloned(),
-            });
-        }
-        let partials = Partials::prepare(bag_dir, &jobs)?;
+        let jobs = read_jobs(bag_dir)?;
         let transport = self.transport().with_timeouts(timeouts)?;
-        let (transport, partials_ref) = (&transport, &partials);
-        let results: Vec<Result<Outcome>> = futures_util::stream::iter(jobs)
-            .map(move |job| async move { fetch_one(transport, partials_ref, &job).await })
-            .buffer_unordered(parallelism.max(1))
-            .collect()
-            .await;
-        partials.finish();
-        let mut report = MaterializeReport::default();
-        for r in results {
-            match r? {
-                Outcome::Fetched { bytes, resumed } => {
-                    report.fetched += 1;
-                    report.bytes += bytes;
-                    report.resumed += usize::from(resumed);
-                }
-                Outcome::Present => report.already_present += 1,
-            }
-        }
-        tracing::info!(bag = %bag_dir.display(), ?report, "materialized");
-        Ok(report)
+        run_jobs(&transport, bag_dir, jobs, parallelism).await
     }
+}
+
+/// Materializes `bag_dir` without a catalog — the `bdbag --resolve-fetch all` use case: the
+/// same checks as [`DerivaML::materialize_with`] (every URL an [`AllowedUrl`], LENGTH bound,
+/// md5, partial files resumed with `Range`), but no credential is sent anywhere.
+///
+/// ```no_run
+/// # async fn run() -> deriva_catalog_client::Result<()> {
+/// use deriva_catalog_client::{materialize_bag, Timeouts};
+///
+/// let report = materialize_bag("Dataset_1-D000".as_ref(), 8, Timeouts::default()).await?;
+/// println!("{} files, {} bytes fetched", report.fetched, report.bytes);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn materialize_bag(
+    bag_dir: &Path,
+    parallelism: usize,
+    timeouts: Timeouts,
+) -> Result<MaterializeReport> {
+    let jobs = read_jobs(bag_dir)?;
+    let Some(first) = jobs.first() else {
+        return run_jobs_without_transport(bag_dir, jobs);
+    };
+    // The base only scopes a credential, and there is none.
+    let transport = Transport::new(&first.url, None, RetryPolicy::default(), timeouts)?;
+    run_jobs(&transport, bag_dir, jobs, parallelism).await
+}
+
+/// The checked `fetch.txt` entries of `bag_dir`. Every URL is checked here, before the first
+/// request: a bag with one refused URL fetches nothing.
+fn read_jobs(bag_dir: &Path) -> Result<Vec<Job>> {
+    let files = BagItFiles::read(bag_dir)?;
+    let md5s: HashMap<String, String> = files
+        .manifest(Algorithm::Md5)
+        .map(|m| {
+            m.entries
+                .iter()
+                .map(|e| (e.path.clone(), e.digest.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let fetch_txt = bag_dir.join("fetch.txt");
+    let mut jobs = Vec::with_capacity(files.fetch.len());
+    for entry in &files.fetch {
+        jobs.push(Job {
+            url: AllowedUrl::parse(&entry.url)?,
+            rel: entry.path.clone(),
+            dest: safe_join(bag_dir, &entry.path, &fetch_txt)?,
+            length: entry.length,
+            md5: md5s.get(&entry.path).cloned(),
+        });
+    }
+    Ok(jobs)
+}
+
+/// A bag with an empty `fetch.txt`: only the partial directory is tidied.
+fn run_jobs_without_transport(bag_dir: &Path, jobs: Vec<Job>) -> Result<MaterializeReport> {
+    Partials::prepare(bag_dir, &jobs)?.finish();
+    Ok(MaterializeReport::default())
+}
+
+/// Fetches `jobs`, `parallelism` at a time.
+async fn run_jobs(
+    transport: &Transport,
+    bag_dir: &Path,
+    jobs: Vec<Job>,
+    parallelism: usize,
+) -> Result<MaterializeReport> {
+    let partials = Partials::prepare(bag_dir, &jobs)?;
+    let partials_ref = &partials;
+    let results: Vec<Result<Outcome>> = futures_util::stream::iter(jobs)
+        .map(move |job| async move { fetch_one(transport, partials_ref, &job).await })
+        .buffer_unordered(parallelism.max(1))
+        .collect()
+        .await;
+    partials.finish();
+    let mut report = MaterializeReport::default();
+    for r in results {
+        match r? {
+            Outcome::Fetched { bytes, resumed } => {
+                report.fetched += 1;
+                report.bytes += bytes;
+                report.resumed += usize::from(resumed);
+            }
+            Outcome::Present => report.already_present += 1,
+        }
+    }
+    tracing::info!(bag = %bag_dir.display(), ?report, "materialized");
+    Ok(report)
 }
 
 /// Fetches one file, retrying what may be transient; the partial file survives a retryable
