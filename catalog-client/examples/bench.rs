@@ -12,8 +12,9 @@
 //! static file server in this process (`static`, the default: in-memory objects, keep-alive,
 //! `Range`) or the test catalog's Hatrac (`catalog`: bdbag gets its token through a keychain
 //! file). Each `--dir` (e.g. one on disk and one under `/dev/shm`) gets its own copy of the
-//! bag; every run removes the fetched files first. Prints one line per run with files/s,
-//! MB/s and the load average.
+//! bag; every run gets a fresh copy. Prints one line per run with files/s, MB/s, the CPU
+//! seconds the client used (ours: this process without the server's threads; bdbag: the
+//! child process) and the load average.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -217,70 +218,110 @@ fn static_server(objects: HashMap<String, Bytes>) -> String {
     std_listener.set_nonblocking(true).expect("nonblocking");
     let url = format!("http://{}", std_listener.local_addr().expect("addr"));
     let objects = Arc::new(objects);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("server runtime");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let objects = objects.clone();
-                tokio::spawn(async move {
-                    let svc =
-                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let objects = objects.clone();
-                            async move {
-                                let mut resp = Response::new(Full::new(Bytes::new()));
-                                let Some(body) = objects.get(req.uri().path()) else {
-                                    *resp.status_mut() = StatusCode::NOT_FOUND;
-                                    return Ok::<_, Infallible>(resp);
-                                };
-                                let start = req
-                                    .headers()
-                                    .get("range")
-                                    .and_then(|r| r.to_str().ok())
-                                    .and_then(|r| r.strip_prefix("bytes="))
-                                    .and_then(|r| r.strip_suffix('-'))
-                                    .and_then(|r| r.parse::<usize>().ok())
-                                    .filter(|s| *s < body.len());
-                                let part = body.slice(start.unwrap_or(0)..);
-                                let headers = resp.headers_mut();
-                                headers.insert("content-length", part.len().into());
-                                headers.insert(
-                                    "content-type",
-                                    hyper::header::HeaderValue::from_static(
-                                        "application/octet-stream",
-                                    ),
-                                );
-                                if let Some(s) = start {
-                                    let range =
-                                        format!("bytes {s}-{}/{}", body.len() - 1, body.len());
-                                    if let Ok(v) = range.parse() {
-                                        headers.insert("content-range", v);
+    let spawned = std::thread::Builder::new()
+        .name(SERVER_THREAD.into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(SERVER_THREAD)
+                .enable_all()
+                .build()
+                .expect("server runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let objects = objects.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(
+                            move |req: Request<hyper::body::Incoming>| {
+                                let objects = objects.clone();
+                                async move {
+                                    let mut resp = Response::new(Full::new(Bytes::new()));
+                                    let Some(body) = objects.get(req.uri().path()) else {
+                                        *resp.status_mut() = StatusCode::NOT_FOUND;
+                                        return Ok::<_, Infallible>(resp);
+                                    };
+                                    let start = req
+                                        .headers()
+                                        .get("range")
+                                        .and_then(|r| r.to_str().ok())
+                                        .and_then(|r| r.strip_prefix("bytes="))
+                                        .and_then(|r| r.strip_suffix('-'))
+                                        .and_then(|r| r.parse::<usize>().ok())
+                                        .filter(|s| *s < body.len());
+                                    let part = body.slice(start.unwrap_or(0)..);
+                                    let headers = resp.headers_mut();
+                                    headers.insert("content-length", part.len().into());
+                                    headers.insert(
+                                        "content-type",
+                                        hyper::header::HeaderValue::from_static(
+                                            "application/octet-stream",
+                                        ),
+                                    );
+                                    if let Some(s) = start {
+                                        let range =
+                                            format!("bytes {s}-{}/{}", body.len() - 1, body.len());
+                                        if let Ok(v) = range.parse() {
+                                            headers.insert("content-range", v);
+                                        }
+                                        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
                                     }
-                                    *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+                                    if req.method() != hyper::Method::HEAD {
+                                        *resp.body_mut() = Full::new(part);
+                                    }
+                                    Ok(resp)
                                 }
-                                if req.method() != hyper::Method::HEAD {
-                                    *resp.body_mut() = Full::new(part);
-                                }
-                                Ok(resp)
-                            }
-                        });
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
-                });
-            }
+                            },
+                        );
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, svc)
+                            .await;
+                    });
+                }
+            });
         });
-    });
+    spawned.expect("server thread");
     url
+}
+
+/// The name of the static server's threads (their CPU time is not the client's).
+const SERVER_THREAD: &str = "bench-server";
+
+/// CPU seconds (user + system) of `/proc/self/stat`-like text: fields 14-15, or 16-17 for
+/// waited-for children.
+fn stat_cpu(stat: &str, children: bool) -> f64 {
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    // `rest` starts at field 3.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let at = if children { 13 } else { 11 };
+    let ticks: u64 = fields[at..at + 2]
+        .iter()
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
+
+/// CPU seconds of this process without the static server's threads, and of its waited-for
+/// children.
+fn cpu_seconds() -> (f64, f64) {
+    let own = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let mut server = 0.0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            if stat.contains(&format!("({SERVER_THREAD})")) {
+                server += stat_cpu(&stat, false);
+            }
+        }
+    }
+    (stat_cpu(&own, false) - server, stat_cpu(&own, true))
 }
 
 fn loadavg() -> String {
@@ -397,6 +438,7 @@ async fn materialize_vs_bdbag(args: &[String]) {
         for run in 1..=a.runs {
             for &p in &a.parallelism {
                 let bag = fresh_bag(dir, format!("bench-bag-{run}-ours-p{p}"));
+                let (cpu0, _) = cpu_seconds();
                 let t = Instant::now();
                 let report = match &ml {
                     Some(ml) => ml.materialize(&bag, p).await,
@@ -404,9 +446,10 @@ async fn materialize_vs_bdbag(args: &[String]) {
                 }
                 .expect("materialize");
                 let s = t.elapsed().as_secs_f64();
+                let cpu = cpu_seconds().0 - cpu0;
                 assert_eq!((report.fetched, report.bytes), (files, total_bytes));
                 println!(
-                    "{} run {run} ours  p={p}: {s:6.2} s {:7.0} files/s {:7.1} MB/s  load {}",
+                    "{} run {run} ours  p={p}: {s:6.2} s {:7.0} files/s {:7.1} MB/s  cpu {cpu:5.2} s  load {}",
                     dir.display(),
                     files as f64 / s,
                     mb / s,
@@ -421,14 +464,16 @@ async fn materialize_vs_bdbag(args: &[String]) {
                     cmd.arg("--keychain-file").arg(k);
                 }
                 cmd.arg(&bag);
+                let (_, cpu0) = cpu_seconds();
                 let t = Instant::now();
                 let status = cmd.status().expect("run bdbag");
                 let s = t.elapsed().as_secs_f64();
+                let cpu = cpu_seconds().1 - cpu0;
                 assert!(status.success(), "bdbag failed: {status}");
                 let (n, bytes) = tree_size(&bag.join("data/asset"));
                 assert_eq!((n, bytes), (files, total_bytes), "bdbag fetched");
                 println!(
-                    "{} run {run} bdbag p=1: {s:6.2} s {:7.0} files/s {:7.1} MB/s  load {}",
+                    "{} run {run} bdbag p=1: {s:6.2} s {:7.0} files/s {:7.1} MB/s  cpu {cpu:5.2} s  load {}",
                     dir.display(),
                     files as f64 / s,
                     mb / s,

@@ -435,8 +435,12 @@ impl Sink {
     /// Keeps the first `from` bytes of the file (hashing them again) and writes after them.
     fn restart_at(&mut self, from: u64) -> std::io::Result<()> {
         use std::io::Seek;
-        self.file.set_len(from)?;
         self.hasher = md5::Md5::new();
+        if from == 0 && self.len == 0 {
+            // A new, empty partial file: nothing to cut or hash, and writing is at its start.
+            return Ok(());
+        }
+        self.file.set_len(from)?;
         self.file.seek(SeekFrom::Start(0))?;
         let mut left = from;
         let mut buf = vec![0u8; WRITE_BLOCK.min(usize::try_from(from).unwrap_or(WRITE_BLOCK))];
@@ -791,7 +795,110 @@ pub fn fully_materialized(bag_dir: &Path) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
+
     use super::*;
+
+    const CONTENT: &[u8] = b"the asset's bytes, as the server has them\n";
+
+    /// A loopback server answering every request with `CONTENT`; counts the requests.
+    async fn counting_server() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = vec![0u8; 4096];
+                let _ = stream.read(&mut head).await;
+                seen.fetch_add(1, Ordering::SeqCst);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    CONTENT.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = stream.write_all(CONTENT).await;
+            }
+        });
+        (url, count)
+    }
+
+    /// A holey bag with `data/asset/a.bin` fetched from `url`; returns its partial file's
+    /// path.
+    fn holey_bag(bag: &Path, url: &str) -> PathBuf {
+        std::fs::create_dir_all(bag.join("data")).unwrap();
+        std::fs::write(bag.join("data/README.txt"), "test bag\n").unwrap();
+        BagWriter::new()
+            .remote_files(vec![RemoteFile {
+                url: format!("{url}/a.bin"),
+                length: CONTENT.len() as u64,
+                path: "data/asset/a.bin".into(),
+                md5: hex::encode(md5::Md5::digest(CONTENT)),
+                sha256: None,
+            }])
+            .write(bag)
+            .unwrap();
+        let jobs = read_jobs(bag).unwrap();
+        bag.join(PARTIAL_DIR).join(jobs[0].partial_name())
+    }
+
+    /// A crash after the last byte but before the rename reached the disk leaves a complete
+    /// partial file: the next run checks it and renames it without fetching it again.
+    #[tokio::test]
+    async fn a_complete_partial_file_left_by_a_crash_is_checked_and_renamed_without_a_request() {
+        let (url, requests) = counting_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let bag = dir.path().join("bag");
+        let partial = holey_bag(&bag, &url);
+        std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+        std::fs::write(&partial, CONTENT).unwrap();
+        let report = materialize_bag(&bag, 1, Timeouts::default()).await.unwrap();
+        assert_eq!(
+            report,
+            MaterializeReport {
+                fetched: 1,
+                already_present: 0,
+                bytes: 0,
+                resumed: 1
+            }
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            std::fs::read(bag.join("data/asset/a.bin")).unwrap(),
+            CONTENT
+        );
+        assert!(!bag.join(PARTIAL_DIR).exists());
+    }
+
+    /// The same, with bytes that do not match the md5 (torn by the crash): fetched afresh.
+    #[tokio::test]
+    async fn a_complete_partial_file_with_wrong_bytes_is_fetched_again() {
+        let (url, requests) = counting_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let bag = dir.path().join("bag");
+        let partial = holey_bag(&bag, &url);
+        std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+        std::fs::write(&partial, vec![0u8; CONTENT.len()]).unwrap();
+        let report = materialize_bag(&bag, 1, Timeouts::default()).await.unwrap();
+        assert_eq!(
+            report,
+            MaterializeReport {
+                fetched: 1,
+                already_present: 0,
+                bytes: CONTENT.len() as u64,
+                resumed: 0
+            }
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            std::fs::read(bag.join("data/asset/a.bin")).unwrap(),
+            CONTENT
+        );
+        assert!(!bag.join(PARTIAL_DIR).exists());
+    }
 
     #[test]
     fn only_our_own_legacy_part_files_are_recognized() {
