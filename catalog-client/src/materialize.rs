@@ -24,7 +24,8 @@
 //! ## Speed and durability
 //!
 //! Per file the async side only talks HTTP; the disk work runs on blocking threads in few
-//! steps: one that creates the destination's folder and opens the partial file; one per
+//! steps: one that creates the destination's folder and opens the partial file (a few files
+//! ahead of the downloads, `OPEN_AHEAD`); one per
 //! `WRITE_BLOCK` of body (or per pause of the network), which also feeds the md5; and a
 //! finishing task that writes the last piece, checks LENGTH and md5, syncs the file and
 //! renames it — while the next download already runs. At most `FINISHING_AT_ONCE` files
@@ -67,6 +68,9 @@ const WRITE_BLOCK: usize = 256 * 1024;
 
 /// Downloaded files that may be checked, synced and renamed at once in the background.
 const FINISHING_AT_ONCE: usize = 32;
+
+/// Files checked and opened ahead of the downloads (beyond the parallelism).
+const OPEN_AHEAD: usize = 8;
 
 /// What [`DerivaML::materialize`] did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -317,9 +321,17 @@ async fn run_jobs(
 ) -> Result<MaterializeReport> {
     let partials = Partials::prepare(bag_dir, &jobs)?;
     let (partials, finishing) = (&partials, &Arc::new(Semaphore::new(FINISHING_AT_ONCE)));
+    let parallelism = parallelism.max(1);
     let results: Vec<Result<Fetched>> = futures_util::stream::iter(jobs)
-        .map(move |job| fetch_one(transport, partials, job, finishing))
-        .buffer_unordered(parallelism.max(1))
+        .map(move |job| prepare_one(partials, job))
+        .buffer_unordered(parallelism + OPEN_AHEAD)
+        .map(move |prepared| async move {
+            match prepared? {
+                Prepared::Present => Ok(Fetched::Present),
+                Prepared::Open(job, slot) => fetch_one(transport, job, slot, finishing).await,
+            }
+        })
+        .buffer_unordered(parallelism)
         .collect()
         .await;
     // Every finishing task is awaited, failed runs included: nothing is renamed after return.
@@ -358,22 +370,37 @@ async fn run_jobs(
     Ok(report)
 }
 
+/// What [`prepare_one`] found.
+enum Prepared {
+    /// Already in place with the right length and md5.
+    Present,
+    /// To fetch, into this partial file.
+    Open(Job, Slot),
+}
+
+/// Checks whether `job`'s file is already in place and, if not, creates its folder and
+/// opens its partial file. Runs up to `OPEN_AHEAD` files ahead of the downloads, so that
+/// this disk work overlaps them.
+async fn prepare_one(partials: &Partials, job: Job) -> Result<Prepared> {
+    if job.dest.is_file() && file_matches(&job.dest, job.length, job.md5.as_deref()).await? {
+        // A partial file an interrupted run left for it is of no use any more.
+        remove_unless_locked(&partials.dir.join(job.partial_name()));
+        return Ok(Prepared::Present);
+    }
+    let slot = Slot::open(partials, &job).await?;
+    Ok(Prepared::Open(job, slot))
+}
+
 /// Fetches one file, retrying what may be transient; the partial file survives a retryable
 /// failure (the next attempt or run resumes it) and is removed on any other. A downloaded
 /// file is checked, synced and renamed by a [`Finishing`] task, so that the next download
 /// need not wait for the disk.
 async fn fetch_one(
     transport: &Transport,
-    partials: &Partials,
     job: Job,
+    mut slot: Slot,
     finishing: &Arc<Semaphore>,
 ) -> Result<Fetched> {
-    if job.dest.is_file() && file_matches(&job.dest, job.length, job.md5.as_deref()).await? {
-        // A partial file an interrupted run left for it is of no use any more.
-        remove_unless_locked(&partials.dir.join(job.partial_name()));
-        return Ok(Fetched::Present);
-    }
-    let mut slot = Slot::open(partials, &job).await?;
     let retry = transport.retry;
     let mut attempt = 0;
     let mut bytes = 0;
