@@ -328,7 +328,10 @@ async fn run_jobs(
         .map(move |prepared| async move {
             match prepared? {
                 Prepared::Present => Ok(Fetched::Present),
-                Prepared::Open(job, slot) => fetch_one(transport, job, slot, finishing).await,
+                Prepared::Open(open) => {
+                    let (job, slot) = *open;
+                    fetch_one(transport, job, slot, finishing).await
+                }
             }
         })
         .buffer_unordered(parallelism)
@@ -375,7 +378,7 @@ enum Prepared {
     /// Already in place with the right length and md5.
     Present,
     /// To fetch, into this partial file.
-    Open(Job, Slot),
+    Open(Box<(Job, Slot)>),
 }
 
 /// Checks whether `job`'s file is already in place and, if not, creates its folder and
@@ -388,7 +391,7 @@ async fn prepare_one(partials: &Partials, job: Job) -> Result<Prepared> {
         return Ok(Prepared::Present);
     }
     let slot = Slot::open(partials, &job).await?;
-    Ok(Prepared::Open(job, slot))
+    Ok(Prepared::Open(Box::new((job, slot))))
 }
 
 /// Fetches one file, retrying what may be transient; the partial file survives a retryable
