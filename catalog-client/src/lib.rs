@@ -92,7 +92,9 @@ pub use credentials::{default_credential_file, load_credential, Credential};
 pub use download::{BagSizeEstimate, DatasetSpec, DownloadedBag, TableEstimate};
 pub use error::{Error, Result};
 pub use execution::{Execution, UploadReport, DEFAULT_CHUNK_BYTES, FEATURE_BATCH_ROWS};
-pub use materialize::{fully_materialized, MaterializeReport, DEFAULT_PARALLELISM, PARTIAL_DIR};
+pub use materialize::{
+    fully_materialized, materialize_bag, MaterializeReport, DEFAULT_PARALLELISM, PARTIAL_DIR,
+};
 pub use names::PathSegment;
 pub use state::{ExecutionRecord, ExecutionStatus};
 pub use transport::{RetryPolicy, Timeouts};

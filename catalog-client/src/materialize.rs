@@ -20,23 +20,39 @@
 //! removes partial files no entry needs any more, and removes the `.NAME.part-UUID` files
 //! that earlier versions of this client left next to the payload files. The partial
 //! directory is removed when a run leaves it empty.
+//!
+//! ## Speed and durability
+//!
+//! Per file the async side only talks HTTP; the disk work runs on blocking threads in few
+//! steps: one that creates the destination's folder and opens the partial file (a few files
+//! ahead of the downloads, `OPEN_AHEAD`); one per
+//! `WRITE_BLOCK` of body (or per pause of the network), which also feeds the md5; and a
+//! finishing task that writes the last piece, checks LENGTH and md5, syncs the file and
+//! renames it — while the next download already runs. At most `FINISHING_AT_ONCE` files
+//! are finishing at once, and a run returns only once all have finished. Every file is still
+//! synced before its rename, so a crash never leaves a file in place whose bytes were lost; a
+//! crash before a rename reached the disk leaves the complete partial file, which the next
+//! run checks (length and md5) and renames without fetching it again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs::TryLockError;
 use std::io::{Read, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use deriva_bag_format::bagit::paths::safe_join;
 use deriva_bag_format::bagit::{Algorithm, BagItFiles};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use md5::Digest;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_RANGE, RANGE};
 use reqwest::Method;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::client::DerivaML;
 use crate::error::{Error, Result};
-use crate::transport::{Timeouts, Transport};
+use crate::transport::{RetryPolicy, Timeouts, Transport};
 use crate::urls::AllowedUrl;
 
 /// Default number of concurrent asset downloads (`DatasetSpec.fetch_concurrency` in the
@@ -45,6 +61,16 @@ pub const DEFAULT_PARALLELISM: usize = 8;
 
 /// The directory under the bag root that holds partial downloads (never inside `data/`).
 pub const PARTIAL_DIR: &str = ".deriva-partial";
+
+/// Body pieces are gathered up to this size before one write, unless the network pauses
+/// first.
+const WRITE_BLOCK: usize = 256 * 1024;
+
+/// Downloaded files that may be checked, synced and renamed at once in the background.
+const FINISHING_AT_ONCE: usize = 32;
+
+/// Files checked and opened ahead of the downloads (beyond the parallelism).
+const OPEN_AHEAD: usize = 8;
 
 /// What [`DerivaML::materialize`] did.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -80,11 +106,6 @@ impl Job {
     }
 }
 
-enum Outcome {
-    Present,
-    Fetched { bytes: u64, resumed: bool },
-}
-
 /// The partial directory of one bag.
 struct Partials {
     dir: PathBuf,
@@ -114,7 +135,12 @@ impl Partials {
                     }
                 }
             }
-            Err(_) => {}
+            Err(_) => match std::fs::create_dir(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(Error::io(&dir, e))
+                }
+                _ => {}
+            },
         }
         let parents: BTreeSet<&Path> = jobs.iter().filter_map(|j| j.dest.parent()).collect();
         let names: BTreeSet<String> = jobs
@@ -137,20 +163,15 @@ impl Partials {
         Ok(Partials { dir })
     }
 
-    /// Opens (creating) the partial file of `job`, locked for this process. If another
+    /// Opens (creating) the partial file `name` in `dir`, locked for this process. If another
     /// process holds it, a fresh uniquely named file is used instead (no resume).
-    fn open(&self, job: &Job) -> Result<(std::fs::File, PathBuf)> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
-        let path = self.dir.join(job.partial_name());
+    fn open(dir: &Path, name: &str) -> Result<(std::fs::File, PathBuf)> {
+        let path = dir.join(name);
         let file = open_rw(&path)?;
         match file.try_lock() {
             Ok(()) => Ok((file, path)),
             Err(TryLockError::WouldBlock) => {
-                let path = self.dir.join(format!(
-                    "{}-{}",
-                    uuid::Uuid::new_v4().simple(),
-                    job.partial_name()
-                ));
+                let path = dir.join(format!("{}-{name}", uuid::Uuid::new_v4().simple()));
                 let file = open_rw(&path)?;
                 file.try_lock()
                     .map_err(|e| Error::io(&path, std::io::Error::other(e.to_string())))?;
@@ -225,78 +246,181 @@ impl DerivaML {
         parallelism: usize,
         timeouts: Timeouts,
     ) -> Result<MaterializeReport> {
-        let files = BagItFiles::read(bag_dir)?;
-        let md5s: HashMap<String, String> = files
-            .manifest(Algorithm::Md5)
-            .map(|m| {
-                m.entries
-                    .iter()
-                    .map(|e| (e.path.clone(), e.digest.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let fetch_txt = bag_dir.join("fetch.txt");
-        // Every URL is checked before the first request: a bag with one refused URL fetches
-        // nothing.
-        let mut jobs = Vec::with_capacity(files.fetch.len());
-        for entry in &files.fetch {
-            jobs.push(Job {
-                url: AllowedUrl::parse(&entry.url)?,
-                rel: entry.path.clone(),
-                dest: safe_join(bag_dir, &entry.path, &fetch_txt)?,
-                length: entry.length,
-                md5: md5s.get(&entry.path).cloned(),
-            });
-        }
-        let partials = Partials::prepare(bag_dir, &jobs)?;
+        let jobs = read_jobs(bag_dir)?;
         let transport = self.transport().with_timeouts(timeouts)?;
-        let (transport, partials_ref) = (&transport, &partials);
-        let results: Vec<Result<Outcome>> = futures_util::stream::iter(jobs)
-            .map(move |job| async move { fetch_one(transport, partials_ref, &job).await })
-            .buffer_unordered(parallelism.max(1))
-            .collect()
-            .await;
-        partials.finish();
-        let mut report = MaterializeReport::default();
-        for r in results {
-            match r? {
-                Outcome::Fetched { bytes, resumed } => {
+        run_jobs(&transport, bag_dir, jobs, parallelism).await
+    }
+}
+
+/// Materializes `bag_dir` without a catalog — the `bdbag --resolve-fetch all` use case: the
+/// same checks as [`DerivaML::materialize_with`] (every URL an [`AllowedUrl`], LENGTH bound,
+/// md5, partial files resumed with `Range`), but no credential is sent anywhere.
+///
+/// ```no_run
+/// # async fn run() -> deriva_catalog_client::Result<()> {
+/// use deriva_catalog_client::{materialize_bag, Timeouts};
+///
+/// let report = materialize_bag("Dataset_1-D000".as_ref(), 8, Timeouts::default()).await?;
+/// println!("{} files, {} bytes fetched", report.fetched, report.bytes);
+/// # Ok(())
+/// # }
+/// ```
+pub async fn materialize_bag(
+    bag_dir: &Path,
+    parallelism: usize,
+    timeouts: Timeouts,
+) -> Result<MaterializeReport> {
+    let jobs = read_jobs(bag_dir)?;
+    let Some(first) = jobs.first() else {
+        return run_jobs_without_transport(bag_dir, jobs);
+    };
+    // The base only scopes a credential, and there is none.
+    let transport = Transport::new(&first.url, None, RetryPolicy::default(), timeouts)?;
+    run_jobs(&transport, bag_dir, jobs, parallelism).await
+}
+
+/// The checked `fetch.txt` entries of `bag_dir`. Every URL is checked here, before the first
+/// request: a bag with one refused URL fetches nothing.
+fn read_jobs(bag_dir: &Path) -> Result<Vec<Job>> {
+    let files = BagItFiles::read(bag_dir)?;
+    let md5s: HashMap<String, String> = files
+        .manifest(Algorithm::Md5)
+        .map(|m| {
+            m.entries
+                .iter()
+                .map(|e| (e.path.clone(), e.digest.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let fetch_txt = bag_dir.join("fetch.txt");
+    let mut jobs = Vec::with_capacity(files.fetch.len());
+    for entry in &files.fetch {
+        jobs.push(Job {
+            url: AllowedUrl::parse(&entry.url)?,
+            rel: entry.path.clone(),
+            dest: safe_join(bag_dir, &entry.path, &fetch_txt)?,
+            length: entry.length,
+            md5: md5s.get(&entry.path).cloned(),
+        });
+    }
+    Ok(jobs)
+}
+
+/// A bag with an empty `fetch.txt`: only the partial directory is tidied.
+fn run_jobs_without_transport(bag_dir: &Path, jobs: Vec<Job>) -> Result<MaterializeReport> {
+    Partials::prepare(bag_dir, &jobs)?.finish();
+    Ok(MaterializeReport::default())
+}
+
+/// Fetches `jobs`, `parallelism` at a time.
+async fn run_jobs(
+    transport: &Transport,
+    bag_dir: &Path,
+    jobs: Vec<Job>,
+    parallelism: usize,
+) -> Result<MaterializeReport> {
+    let partials = Partials::prepare(bag_dir, &jobs)?;
+    let (partials, finishing) = (&partials, &Arc::new(Semaphore::new(FINISHING_AT_ONCE)));
+    let parallelism = parallelism.max(1);
+    let results: Vec<Result<Fetched>> = futures_util::stream::iter(jobs)
+        .map(move |job| prepare_one(partials, job))
+        .buffer_unordered(parallelism + OPEN_AHEAD)
+        .map(move |prepared| async move {
+            match prepared? {
+                Prepared::Present => Ok(Fetched::Present),
+                Prepared::Open(open) => {
+                    let (job, slot) = *open;
+                    fetch_one(transport, job, slot, finishing).await
+                }
+            }
+        })
+        .buffer_unordered(parallelism)
+        .collect()
+        .await;
+    // Every finishing task is awaited, failed runs included: nothing is renamed after return.
+    let mut report = MaterializeReport::default();
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(Fetched::Present) => report.already_present += 1,
+            Ok(Fetched::Downloaded {
+                bytes,
+                resumed,
+                task,
+            }) => match task.await {
+                Ok(Ok(())) => {
                     report.fetched += 1;
                     report.bytes += bytes;
                     report.resumed += usize::from(resumed);
                 }
-                Outcome::Present => report.already_present += 1,
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(Error::io(bag_dir, std::io::Error::other(e)));
+                }
+            },
+            Err(e) => {
+                first_error.get_or_insert(e);
             }
         }
-        tracing::info!(bag = %bag_dir.display(), ?report, "materialized");
-        Ok(report)
     }
+    partials.finish();
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    tracing::info!(bag = %bag_dir.display(), ?report, "materialized");
+    Ok(report)
 }
 
-/// Fetches one file, retrying what may be transient; the partial file survives a retryable
-/// failure (the next attempt or run resumes it) and is removed on any other.
-async fn fetch_one(transport: &Transport, partials: &Partials, job: &Job) -> Result<Outcome> {
+/// What [`prepare_one`] found.
+enum Prepared {
+    /// Already in place with the right length and md5.
+    Present,
+    /// To fetch, into this partial file.
+    Open(Box<(Job, Slot)>),
+}
+
+/// Checks whether `job`'s file is already in place and, if not, creates its folder and
+/// opens its partial file. Runs up to `OPEN_AHEAD` files ahead of the downloads, so that
+/// this disk work overlaps them.
+async fn prepare_one(partials: &Partials, job: Job) -> Result<Prepared> {
     if job.dest.is_file() && file_matches(&job.dest, job.length, job.md5.as_deref()).await? {
         // A partial file an interrupted run left for it is of no use any more.
         remove_unless_locked(&partials.dir.join(job.partial_name()));
-        return Ok(Outcome::Present);
+        return Ok(Prepared::Present);
     }
-    if let Some(parent) = job.dest.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| Error::io(parent, e))?;
-    }
-    let (file, partial) = partials.open(job)?;
-    let mut file = tokio::fs::File::from_std(file);
+    let slot = Slot::open(partials, &job).await?;
+    Ok(Prepared::Open(Box::new((job, slot))))
+}
+
+/// Fetches one file, retrying what may be transient; the partial file survives a retryable
+/// failure (the next attempt or run resumes it) and is removed on any other. A downloaded
+/// file is checked, synced and renamed by a [`Finishing`] task, so that the next download
+/// need not wait for the disk.
+async fn fetch_one(
+    transport: &Transport,
+    job: Job,
+    mut slot: Slot,
+    finishing: &Arc<Semaphore>,
+) -> Result<Fetched> {
     let retry = transport.retry;
     let mut attempt = 0;
     let mut bytes = 0;
-    let mut resumed = false;
     loop {
-        match download_into(transport, job, &mut file, &partial, &mut bytes).await {
-            Ok(from) => {
-                resumed |= from > 0;
-                return Ok(Outcome::Fetched { bytes, resumed });
+        match download_into(transport, &job, &mut slot, &mut bytes).await {
+            Ok((from, restart, rest)) => {
+                let permit = finishing
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| Error::io(&slot.path, std::io::Error::other(e)))?;
+                let task = slot.finish(job, restart, rest, permit)?;
+                return Ok(Fetched::Downloaded {
+                    bytes,
+                    resumed: from > 0,
+                    task,
+                });
             }
             Err(e) if e.is_retryable() && attempt + 1 < retry.attempts => {
                 tracing::warn!(error = %e, url = %job.url, attempt, "retrying asset download");
@@ -305,8 +429,7 @@ async fn fetch_one(transport: &Transport, partials: &Partials, job: &Job) -> Res
             }
             Err(e) => {
                 if !e.is_retryable() {
-                    drop(file);
-                    let _ = tokio::fs::remove_file(&partial).await;
+                    slot.discard().await;
                 }
                 return Err(e);
             }
@@ -314,30 +437,228 @@ async fn fetch_one(transport: &Transport, partials: &Partials, job: &Job) -> Res
     }
 }
 
-/// One attempt: continues the partial file from its current length (a `Range` request),
-/// checks length and digest, renames it into place. Returns the offset it resumed from;
-/// adds the bytes received to `bytes`.
+/// What [`fetch_one`] did.
+enum Fetched {
+    Present,
+    Downloaded {
+        bytes: u64,
+        resumed: bool,
+        /// Checks length and md5, syncs and renames the file into place.
+        task: Finishing,
+    },
+}
+
+/// The background task that finishes one downloaded file.
+type Finishing = tokio::task::JoinHandle<Result<()>>;
+
+/// A partial file, locked for this process, with the md5 of the bytes it holds. Its file
+/// operations run on tokio's blocking threads, several at once ([`Slot::run`]).
+struct Sink {
+    file: std::fs::File,
+    /// Bytes in the file.
+    len: u64,
+    /// md5 of those bytes.
+    hasher: md5::Md5,
+}
+
+impl Sink {
+    /// Keeps the first `from` bytes of the file (hashing them again) and writes after them.
+    fn restart_at(&mut self, from: u64) -> std::io::Result<()> {
+        use std::io::Seek;
+        self.hasher = md5::Md5::new();
+        if from == 0 && self.len == 0 {
+            // A new, empty partial file: nothing to cut or hash, and writing is at its start.
+            return Ok(());
+        }
+        self.file.set_len(from)?;
+        self.file.seek(SeekFrom::Start(0))?;
+        let mut left = from;
+        let mut buf = vec![0u8; WRITE_BLOCK.min(usize::try_from(from).unwrap_or(WRITE_BLOCK))];
+        while left > 0 {
+            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let n = self.file.read(&mut buf[..want])?;
+            if n == 0 {
+                break;
+            }
+            self.hasher.update(&buf[..n]);
+            left -= n as u64;
+        }
+        self.file.seek(SeekFrom::Start(from))?;
+        self.len = from;
+        Ok(())
+    }
+
+    /// Appends `pieces`.
+    fn write(&mut self, pieces: &[Bytes]) -> std::io::Result<()> {
+        use std::io::Write;
+        for piece in pieces {
+            self.file.write_all(piece)?;
+            self.hasher.update(piece);
+            self.len += piece.len() as u64;
+        }
+        Ok(())
+    }
+
+    fn md5(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+}
+
+/// Where a [`Sink`] lives between blocking operations.
+struct Slot {
+    sink: Option<Sink>,
+    path: PathBuf,
+}
+
+impl Slot {
+    /// Creates the destination's folder and opens (resuming) the partial file of `job`, in
+    /// one blocking operation.
+    async fn open(partials: &Partials, job: &Job) -> Result<Slot> {
+        let parent = job.dest.parent().map(Path::to_path_buf);
+        let (dir, name) = (partials.dir.clone(), job.partial_name());
+        let opened =
+            tokio::task::spawn_blocking(move || -> Result<(std::fs::File, PathBuf, u64)> {
+                if let Some(parent) = parent {
+                    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+                }
+                let (file, path) = Partials::open(&dir, &name)?;
+                let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+                Ok((file, path, len))
+            })
+            .await
+            .map_err(|e| Error::io(&job.dest, std::io::Error::other(e)))?;
+        let (file, path, len) = opened?;
+        Ok(Slot {
+            sink: Some(Sink {
+                file,
+                len,
+                // Valid once `restart_at` has run; every download starts with it.
+                hasher: md5::Md5::new(),
+            }),
+            path,
+        })
+    }
+
+    /// Bytes in the partial file.
+    fn len(&self) -> u64 {
+        self.sink.as_ref().map_or(0, |s| s.len)
+    }
+
+    /// Runs `op` on the sink in a blocking thread.
+    async fn run<T: Send + 'static>(
+        &mut self,
+        op: impl FnOnce(&mut Sink) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let Some(mut sink) = self.sink.take() else {
+            return Err(Error::io(
+                &self.path,
+                std::io::Error::other("partial file lost"),
+            ));
+        };
+        let (sink, out) = tokio::task::spawn_blocking(move || {
+            let out = op(&mut sink);
+            (sink, out)
+        })
+        .await
+        .map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;
+        self.sink = Some(sink);
+        out.map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Closes and removes the partial file.
+    async fn discard(mut self) {
+        self.sink.take();
+        let _ = tokio::fs::remove_file(&self.path).await;
+    }
+
+    /// Starts the task that writes `rest` (after truncating the file to `restart` bytes,
+    /// when given), checks the partial file's length and md5 against
+    /// `job`, syncs it and renames it onto the destination (same file system: both are
+    /// inside the bag). A mismatch removes the partial file. `permit` bounds how many such
+    /// tasks run at once.
+    fn finish(
+        mut self,
+        job: Job,
+        restart: Option<u64>,
+        rest: Vec<Bytes>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Finishing> {
+        let Some(mut sink) = self.sink.take() else {
+            return Err(Error::io(
+                &self.path,
+                std::io::Error::other("partial file lost"),
+            ));
+        };
+        let path = self.path;
+        Ok(tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let io = |e| Error::io(&path, e);
+            if let Some(from) = restart {
+                sink.restart_at(from).map_err(io)?;
+            }
+            sink.write(&rest).map_err(io)?;
+            let mismatch = if let Some(expected) = job.length.filter(|l| sink.len != *l) {
+                Some(Error::LengthMismatch {
+                    url: job.url.to_string(),
+                    path: job.rel.clone(),
+                    expected,
+                    received: sink.len,
+                })
+            } else {
+                let actual = sink.md5();
+                job.md5
+                    .as_deref()
+                    .filter(|expected| !expected.eq_ignore_ascii_case(&actual))
+                    .map(|expected| Error::ChecksumMismatch {
+                        url: job.url.to_string(),
+                        path: job.rel.clone(),
+                        expected: expected.to_string(),
+                        actual,
+                    })
+            };
+            if let Some(e) = mismatch {
+                drop(sink);
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+            sink.file.sync_all().map_err(io)?;
+            std::fs::rename(&path, &job.dest).map_err(|e| Error::io(&job.dest, e))
+        }))
+    }
+}
+
+/// One attempt: continues the partial file from its current length (a `Range` request)
+/// and stops reading past LENGTH. Returns the offset it resumed from, the length to truncate
+/// the partial file to when nothing was written yet, and the last pieces of the body, not
+/// yet written (the [`Finishing`] task writes them); adds the bytes received to `bytes`.
+///
+/// Pieces are gathered and written [`WRITE_BLOCK`] at a time, or as soon as the network
+/// pauses, so that a run killed while a download stalls leaves what arrived in the partial
+/// file; after a retryable error what arrived is written before the error is returned.
 async fn download_into(
     transport: &Transport,
     job: &Job,
-    file: &mut tokio::fs::File,
-    partial: &Path,
+    slot: &mut Slot,
     bytes: &mut u64,
-) -> Result<u64> {
-    let io = |e| Error::io(partial, e);
-    let mut have = file.metadata().await.map_err(io)?.len();
+) -> Result<(u64, Option<u64>, Vec<Bytes>)> {
+    let mut have = slot.len();
     if job.length.is_some_and(|l| have > l) {
         have = 0;
     }
     if have > 0 && job.length == Some(have) {
         // Killed after the last byte, before the rename: check what is there.
-        let (md5, _) = hash_prefix(file, have, partial).await?;
+        let md5 = slot
+            .run(move |s| {
+                s.restart_at(have)?;
+                Ok(s.md5())
+            })
+            .await?;
         if job
             .md5
             .as_deref()
             .is_none_or(|m| m.eq_ignore_ascii_case(&md5))
         {
-            return finish(file, partial, job).await.map(|()| have);
+            return Ok((have, None, Vec::new()));
         }
         have = 0;
     }
@@ -383,12 +704,24 @@ async fn download_into(
             reason: format!("unexpected status {status} for an asset"),
         });
     }
-    file.set_len(have).await.map_err(io)?;
-    let (_, mut hasher) = hash_prefix(file, have, partial).await?;
-    file.seek(SeekFrom::Start(have)).await.map_err(io)?;
+    // The first write truncates the partial file to `have` and hashes what it keeps.
+    let mut restart = Some(have);
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_len = 0;
     let mut total = have;
     let mut body = transport.body(&Method::GET, &url, resp);
-    while let Some(piece) = body.next().await? {
+    let mut next = body.next().await;
+    loop {
+        let piece = match next {
+            Ok(Some(piece)) => piece,
+            Ok(None) => break,
+            Err(e) => {
+                if e.is_retryable() {
+                    write_pending(slot, restart.take(), std::mem::take(&mut pending)).await?;
+                }
+                return Err(e);
+            }
+        };
         let received = total + piece.len() as u64;
         if let Some(expected) = job.length.filter(|l| received > *l) {
             return Err(Error::LengthExceeded {
@@ -398,12 +731,23 @@ async fn download_into(
                 received,
             });
         }
-        file.write_all(&piece).await.map_err(io)?;
-        hasher.update(&piece);
         *bytes += piece.len() as u64;
         total = received;
+        pending_len += piece.len();
+        pending.push(piece);
+        next = match body.next().now_or_never() {
+            Some(ready) if pending_len < WRITE_BLOCK => ready,
+            ready => {
+                // A full block, or the network paused: write what has arrived.
+                write_pending(slot, restart.take(), std::mem::take(&mut pending)).await?;
+                pending_len = 0;
+                match ready {
+                    Some(ready) => ready,
+                    None => body.next().await,
+                }
+            }
+        };
     }
-    file.flush().await.map_err(io)?;
     if let Some(expected) = job.length.filter(|l| total != *l) {
         return Err(Error::LengthMismatch {
             url: job.url.to_string(),
@@ -412,51 +756,19 @@ async fn download_into(
             received: total,
         });
     }
-    let actual = hex::encode(hasher.finalize());
-    if let Some(expected) = job.md5.as_deref() {
-        if !expected.eq_ignore_ascii_case(&actual) {
-            return Err(Error::ChecksumMismatch {
-                url: job.url.to_string(),
-                path: job.rel.clone(),
-                expected: expected.to_string(),
-                actual,
-            });
-        }
-    }
-    finish(file, partial, job).await?;
-    Ok(have)
+    Ok((have, restart, pending))
 }
 
-/// Syncs the partial file and renames it onto the destination (same file system: both are
-/// inside the bag).
-async fn finish(file: &mut tokio::fs::File, partial: &Path, job: &Job) -> Result<()> {
-    file.sync_all().await.map_err(|e| Error::io(partial, e))?;
-    tokio::fs::rename(partial, &job.dest)
-        .await
-        .map_err(|e| Error::io(&job.dest, e))
-}
-
-/// The md5 of the first `len` bytes of `file` (hex, and the hasher to continue with).
-async fn hash_prefix(
-    file: &mut tokio::fs::File,
-    len: u64,
-    path: &Path,
-) -> Result<(String, md5::Md5)> {
-    let io = |e| Error::io(path, e);
-    let mut hasher = md5::Md5::new();
-    file.seek(SeekFrom::Start(0)).await.map_err(io)?;
-    let mut left = len;
-    let mut buf = vec![0u8; 1 << 20];
-    while left > 0 {
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = file.read(&mut buf[..want]).await.map_err(io)?;
-        if n == 0 {
-            break;
+/// Writes `pieces` to the partial file in one blocking operation (after truncating it to
+/// `restart` bytes, when given).
+async fn write_pending(slot: &mut Slot, restart: Option<u64>, pieces: Vec<Bytes>) -> Result<()> {
+    slot.run(move |s| {
+        if let Some(from) = restart {
+            s.restart_at(from)?;
         }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok((hex::encode(hasher.clone().finalize()), hasher))
+        s.write(&pieces)
+    })
+    .await
 }
 
 /// `bytes START-END/TOTAL` → START.
@@ -513,7 +825,110 @@ pub fn fully_materialized(bag_dir: &Path) -> Result<bool> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
+
     use super::*;
+
+    const CONTENT: &[u8] = b"the asset's bytes, as the server has them\n";
+
+    /// A loopback server answering every request with `CONTENT`; counts the requests.
+    async fn counting_server() -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut head = vec![0u8; 4096];
+                let _ = stream.read(&mut head).await;
+                seen.fetch_add(1, Ordering::SeqCst);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    CONTENT.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = stream.write_all(CONTENT).await;
+            }
+        });
+        (url, count)
+    }
+
+    /// A holey bag with `data/asset/a.bin` fetched from `url`; returns its partial file's
+    /// path.
+    fn holey_bag(bag: &Path, url: &str) -> PathBuf {
+        std::fs::create_dir_all(bag.join("data")).unwrap();
+        std::fs::write(bag.join("data/README.txt"), "test bag\n").unwrap();
+        BagWriter::new()
+            .remote_files(vec![RemoteFile {
+                url: format!("{url}/a.bin"),
+                length: CONTENT.len() as u64,
+                path: "data/asset/a.bin".into(),
+                md5: hex::encode(md5::Md5::digest(CONTENT)),
+                sha256: None,
+            }])
+            .write(bag)
+            .unwrap();
+        let jobs = read_jobs(bag).unwrap();
+        bag.join(PARTIAL_DIR).join(jobs[0].partial_name())
+    }
+
+    /// A crash after the last byte but before the rename reached the disk leaves a complete
+    /// partial file: the next run checks it and renames it without fetching it again.
+    #[tokio::test]
+    async fn a_complete_partial_file_left_by_a_crash_is_checked_and_renamed_without_a_request() {
+        let (url, requests) = counting_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let bag = dir.path().join("bag");
+        let partial = holey_bag(&bag, &url);
+        std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+        std::fs::write(&partial, CONTENT).unwrap();
+        let report = materialize_bag(&bag, 1, Timeouts::default()).await.unwrap();
+        assert_eq!(
+            report,
+            MaterializeReport {
+                fetched: 1,
+                already_present: 0,
+                bytes: 0,
+                resumed: 1
+            }
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            std::fs::read(bag.join("data/asset/a.bin")).unwrap(),
+            CONTENT
+        );
+        assert!(!bag.join(PARTIAL_DIR).exists());
+    }
+
+    /// The same, with bytes that do not match the md5 (torn by the crash): fetched afresh.
+    #[tokio::test]
+    async fn a_complete_partial_file_with_wrong_bytes_is_fetched_again() {
+        let (url, requests) = counting_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let bag = dir.path().join("bag");
+        let partial = holey_bag(&bag, &url);
+        std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+        std::fs::write(&partial, vec![0u8; CONTENT.len()]).unwrap();
+        let report = materialize_bag(&bag, 1, Timeouts::default()).await.unwrap();
+        assert_eq!(
+            report,
+            MaterializeReport {
+                fetched: 1,
+                already_present: 0,
+                bytes: CONTENT.len() as u64,
+                resumed: 0
+            }
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            std::fs::read(bag.join("data/asset/a.bin")).unwrap(),
+            CONTENT
+        );
+        assert!(!bag.join(PARTIAL_DIR).exists());
+    }
 
     #[test]
     fn only_our_own_legacy_part_files_are_recognized() {
