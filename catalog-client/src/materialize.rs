@@ -827,7 +827,7 @@ pub fn fully_materialized(bag_dir: &Path) -> Result<bool> {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use deriva_bag_core::bagit::write::{BagWriter, RemoteFile};
+    use deriva_bag_format::bagit::write::{BagWriter, RemoteFile};
 
     use super::*;
 

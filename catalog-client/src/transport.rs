@@ -100,6 +100,31 @@ impl Default for Timeouts {
     }
 }
 
+/// `CONNECT,READ` in whole seconds, both positive (the CLIs' `--timeout` value), e.g. `10,1800`.
+///
+/// ```
+/// use deriva_catalog_client::Timeouts;
+/// assert_eq!("10,1800".parse::<Timeouts>()?, Timeouts::new(10, 1800));
+/// assert!("10".parse::<Timeouts>().is_err());
+/// # Ok::<(), String>(())
+/// ```
+impl std::str::FromStr for Timeouts {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Timeouts, String> {
+        let (connect, read) = text
+            .split_once(',')
+            .ok_or_else(|| format!("{text:?}: expected CONNECT,READ in seconds, e.g. 10,1800"))?;
+        let secs = |s: &str| match s.trim().parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "{s:?} in {text:?} is not a positive number of seconds"
+            )),
+        };
+        Ok(Timeouts::new(secs(connect)?, secs(read)?))
+    }
+}
+
 impl From<(Duration, Duration)> for Timeouts {
     fn from((connect, read): (Duration, Duration)) -> Self {
         Timeouts { connect, read }

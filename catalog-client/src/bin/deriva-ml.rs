@@ -193,18 +193,9 @@ async fn run(cli: Cli) -> Result<serde_json::Value, deriva_catalog_client::Error
     })
 }
 
-/// `CONNECT,READ` in seconds, both positive.
+/// `CONNECT,READ` in seconds, both positive (`Timeouts`' `FromStr`).
 fn parse_timeouts(text: &str) -> Result<Timeouts, String> {
-    let (connect, read) = text
-        .split_once(',')
-        .ok_or_else(|| format!("{text:?}: expected CONNECT,READ in seconds, e.g. 10,1800"))?;
-    let secs = |s: &str| match s.trim().parse::<u64>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!(
-            "{s:?} in {text:?} is not a positive number of seconds"
-        )),
-    };
-    Ok(Timeouts::new(secs(connect)?, secs(read)?))
+    text.parse()
 }
 
 /// A tiny object-safe "serialize to JSON" so the match arms can share one helper.

@@ -30,6 +30,10 @@ pub enum CliError {
     /// restructure refused (unknown target, unlabeled assets, unsafe label, occupied path…).
     #[error(transparent)]
     Restructure(Box<deriva_bag_core::restructure::Error>),
+    /// The online client refused (`materialize`: a URL, a length, a digest, a timeout…).
+    #[cfg(feature = "catalog")]
+    #[error(transparent)]
+    Catalog(Box<deriva_bag_core::catalog::Error>),
     /// Writing the output failed.
     #[error("writing to stdout: {0}")]
     Output(#[source] io::Error),
@@ -44,6 +48,13 @@ impl From<deriva_bag_core::Error> for CliError {
 impl From<deriva_bag_core::restructure::Error> for CliError {
     fn from(e: deriva_bag_core::restructure::Error) -> Self {
         CliError::Restructure(Box::new(e))
+    }
+}
+
+#[cfg(feature = "catalog")]
+impl From<deriva_bag_core::catalog::Error> for CliError {
+    fn from(e: deriva_bag_core::catalog::Error) -> Self {
+        CliError::Catalog(Box::new(e))
     }
 }
 

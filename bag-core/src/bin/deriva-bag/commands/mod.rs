@@ -1,6 +1,7 @@
 //! The subcommands. Each lives in its own module with its clap `Args` struct and a
 //! [`Run`] implementation; the [`subcommands!`] list below is the only other place that
-//! names it, so adding a subcommand is one new module plus one line here.
+//! names it, so adding a subcommand is one new module plus one line here (with a
+//! `#[cfg(feature = "…")]` line after its doc for one that needs a cargo feature).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -67,19 +68,19 @@ pub trait Run {
 /// Declares the subcommand modules, the clap `Command` enum (variant names become
 /// kebab-case subcommand names) and its dispatch, from one list.
 macro_rules! subcommands {
-    ($( $(#[$doc:meta])* $variant:ident => $module:ident :: $args:ident, )*) => {
-        $( pub mod $module; )*
+    ($( $(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $variant:ident => $module:ident :: $args:ident, )*) => {
+        $( $(#[cfg($cfg)])? pub mod $module; )*
 
         /// The subcommand to run.
         #[derive(Debug, clap::Subcommand)]
         pub enum Command {
-            $( $(#[$doc])* $variant($module::$args), )*
+            $( $(#[doc = $doc])* $(#[cfg($cfg)])? $variant($module::$args), )*
         }
 
         impl Run for Command {
             fn run(&self, ctx: &Context, out: &mut dyn Write) -> Result<Outcome, CliError> {
                 match self {
-                    $( Command::$variant(args) => args.run(ctx, out), )*
+                    $( $(#[cfg($cfg)])? Command::$variant(args) => args.run(ctx, out), )*
                 }
             }
         }
@@ -107,4 +108,8 @@ subcommands! {
     /// Lay the assets out as class folders (OUT/training/Severe/x.jpg) for ImageFolder-style
     /// tools: --targets, --selector, --missing, --copy, --type-map.
     Restructure => restructure::RestructureArgs,
+    /// Fetch the files a bag's fetch.txt lists into the bag directory (checked: https or
+    /// loopback http, LENGTH, md5; resumable), without a catalog. Cargo feature `catalog`.
+    #[cfg(feature = "catalog")]
+    Materialize => materialize::MaterializeArgs,
 }
