@@ -293,12 +293,14 @@ fn read_jobs(bag_dir: &Path) -> Result<Vec<Job>> {
         })
         .unwrap_or_default();
     let fetch_txt = bag_dir.join("fetch.txt");
+    let bag_root = files.bag_root();
     let mut jobs = Vec::with_capacity(files.fetch.len());
     for entry in &files.fetch {
         jobs.push(Job {
             url: AllowedUrl::parse(&entry.url)?,
             rel: entry.path.clone(),
-            dest: safe_join(bag_dir, &entry.path, &fetch_txt)?,
+            // Never through a directory that links out of the bag.
+            dest: bag_root.writable(&entry.path, &fetch_txt)?,
             length: entry.length,
             md5: md5s.get(&entry.path).cloned(),
         });
@@ -951,5 +953,35 @@ mod tests {
         assert_eq!(content_range_start("bytes 100-1999/2000"), Some(100));
         assert_eq!(content_range_start("bytes */2000"), None);
         assert_eq!(content_range_start("items 1-2/3"), None);
+    }
+
+    /// A bag directory is input too: a `data/` subdirectory that is a symbolic link out of
+    /// the bag must not carry a fetched file (or its partial) outside the bag.
+    #[tokio::test]
+    async fn a_fetch_path_through_a_directory_linking_out_of_the_bag_is_refused_before_any_request()
+    {
+        let (url, requests) = counting_server().await;
+        let dir = tempfile::tempdir().unwrap();
+        let bag = dir.path().join("bag");
+        holey_bag(&bag, &url);
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, bag.join("data/asset")).unwrap();
+        let err = materialize_bag(&bag, 1, Timeouts::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Error::Bag(e) if matches!(
+                    &**e,
+                    deriva_bag_format::Error::LinkEscapesBag { path, .. }
+                        if path == &bag.join("data/asset")
+                )
+            ),
+            "{err:?}"
+        );
+        assert_eq!(requests.load(Ordering::SeqCst), 0);
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
     }
 }

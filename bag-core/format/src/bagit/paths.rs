@@ -195,6 +195,44 @@ impl BagRoot {
         }
     }
 
+    /// The path at which a file for `relative` may be written (e.g. by materialize): after
+    /// the lexical check, the deepest part of the path that already exists must resolve
+    /// inside the bag, so a directory that links out of the bag cannot carry a new file out
+    /// ([`Error::LinkEscapesBag`], naming that directory). What does not exist yet is
+    /// created later as real directories.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::path::Path;
+    /// use deriva_bag_format::bagit::paths::BagRoot;
+    /// let dir = tempfile::tempdir()?;
+    /// let bag = dir.path().join("bag");
+    /// std::fs::create_dir_all(bag.join("data"))?;
+    /// let root = BagRoot::new(&bag)?;
+    /// let src = Path::new("fetch.txt");
+    /// assert_eq!(root.writable("data/asset/a.bin", src)?, bag.join("data/asset/a.bin"));
+    /// # #[cfg(unix)] {
+    /// std::os::unix::fs::symlink(dir.path(), bag.join("data/out"))?;
+    /// assert!(root.writable("data/out/a.bin", src).is_err());
+    /// # }
+    /// # Ok(()) }
+    /// ```
+    pub fn writable(&self, relative: &str, source_file: &Path) -> Result<PathBuf> {
+        let joined = safe_join(&self.root, relative, source_file)?;
+        // `safe_join` keeps the result under the root, so the walk up ends there at worst.
+        let mut probe = joined.as_path();
+        while std::fs::symlink_metadata(probe).is_err() {
+            match probe.parent() {
+                Some(parent) if parent.starts_with(&self.root) => probe = parent,
+                _ => return Ok(joined),
+            }
+        }
+        match self.resolve_joined(probe.to_path_buf())? {
+            InBag::Outside { path, target } => Err(Error::LinkEscapesBag { path, target }),
+            InBag::Inside(_) | InBag::Absent(_) => Ok(joined),
+        }
+    }
+
     /// The bytes of the file at `relative`, `Ok(None)` when it does not exist (see
     /// [`existing`](Self::existing)).
     pub fn read(&self, relative: &str, source_file: &Path) -> Result<Option<Vec<u8>>> {
