@@ -10,7 +10,8 @@
 //!
 //! [`image`] decodes, resizes, crops and normalizes images into `float32 [H, W, 3]` samples
 //! with the same pipeline as the PyTorch adapter. It is not a model library: build your
-//! graph with `tensorflow::ops`.
+//! graph with `tensorflow::ops`, through the re-exported [`tensorflow`] (so its version always
+//! matches this adapter's).
 //!
 //! Build and run with the TF 2.13.0 C library (`. .ci/ml-libs.sh` provisions it and sets
 //! `PKG_CONFIG_PATH`/`LD_LIBRARY_PATH`).
@@ -45,3 +46,14 @@ pub use deriva_bag_features::loader::elements::{Label, Sample, Target};
 pub use deriva_bag_features::loader::{Batches, LoaderOptions};
 pub use error::Error;
 pub use spec::{DType, Signature, TargetSpec, TensorSpec, TfSample};
+/// The `tensorflow` crate this adapter is built with (exactly `=0.21.0`, for the TF 2.13.0 C
+/// API). A training loop names it as `deriva_bag_tf::tensorflow` (or
+/// `deriva_bag_core::tf::tensorflow`) instead of depending on `tensorflow` itself, so the
+/// tensors it feeds are the adapter's.
+///
+/// ```no_run
+/// use deriva_bag_tf::tensorflow::{Scope, Session, SessionOptions};
+/// let scope = Scope::new_root_scope();
+/// let _session = Session::new(&SessionOptions::new(), &scope.graph()).unwrap();
+/// ```
+pub use tensorflow;

@@ -308,3 +308,57 @@ fn read_bytes_of_a_missing_file_names_it() {
         "{err}"
     );
 }
+
+#[test]
+fn disagreeing_annotators_without_a_selector_are_refused_naming_the_rids() {
+    let f = common::small();
+    // `graded()` with the selector taken away.
+    let options = graded().targets(Targets::names(["Glaucoma"]));
+    let err = as_tf_dataset(&f.bag, "Image", options.clone(), None).unwrap_err();
+    match &err {
+        deriva_bag_tf::Error::Dataset(deriva_bag_features::Error::ConflictingTargetValues {
+            target,
+            conflicts,
+            more,
+            ..
+        }) => {
+            assert_eq!(target, "Glaucoma");
+            let elements: Vec<&str> = conflicts.iter().map(|(e, _)| e.as_str()).collect();
+            assert_eq!(elements, ["1-I001", "1-I003", "1-I005"]);
+            assert_eq!(*more, 0);
+        }
+        other => panic!("expected a conflict error, got {other}"),
+    }
+    assert!(
+        err.to_string().contains("1-I005: [1-A006, 1-A008, 1-A007]"),
+        "{err}"
+    );
+
+    // Restructure's escape hatch: the oldest label (first by RCT).
+    let ds = as_tf_dataset(&f.bag, "Image", options.enforce_vocabulary(false), None).unwrap();
+    let got: Vec<(String, Option<String>)> = ds
+        .plan()
+        .elements
+        .iter()
+        .map(|e| (e.rid.to_string(), e.target.as_ref().and_then(Target::label)))
+        .collect();
+    let some = |rid: &str, term: &str| (rid.to_string(), Some(term.to_string()));
+    assert_eq!(
+        got,
+        [
+            some("1-I001", "Normal"),
+            some("1-I002", "Mild"),
+            some("1-I003", "Normal"),
+            some("1-I005", "Mild"),
+            some("1-I006", "Normal"),
+        ]
+    );
+
+    // A selector resolves the disagreement; no error.
+    assert_eq!(
+        as_tf_dataset(&f.bag, "Image", graded(), None)
+            .unwrap()
+            .len(),
+        5
+    );
+}

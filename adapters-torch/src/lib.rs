@@ -11,7 +11,8 @@
 //! `(rank, world_size)`, `drop_last` and worker threads — all from the framework-neutral
 //! loader core in `deriva-bag-features`, which the TensorFlow adapter shares.
 //!
-//! It is not a model zoo or a training framework: bring your own `tch::nn` model.
+//! It is not a model zoo or a training framework: bring your own `tch::nn` model, written
+//! against the re-exported [`tch`] (so the `tch` version always matches this adapter's).
 //!
 //! Build and run with libtorch 2.13.0 (`. .ci/ml-libs.sh` provisions it and sets
 //! `LIBTORCH`/`LD_LIBRARY_PATH`).
@@ -41,3 +42,15 @@ pub use dataset::{as_torch_dataset, TorchDataset, TorchItem, TorchOptions, SAMPL
 pub use deriva_bag_features::loader::elements::{Label, Sample, Target};
 pub use deriva_bag_features::loader::{Batches, LoaderOptions};
 pub use error::Error;
+/// The `tch` this adapter is built with (exactly `=0.26.0`, for libtorch 2.13.0). A training
+/// loop names it as `deriva_bag_torch::tch` (or `deriva_bag_core::torch::tch`) instead of
+/// depending on `tch` itself: a second `tch` version in one build does not link.
+///
+/// ```no_run
+/// use deriva_bag_torch::tch::{nn, Device, Kind, Tensor};
+/// let vs = nn::VarStore::new(Device::Cpu);
+/// let fc = nn::linear(vs.root(), 3, 4, Default::default());
+/// let logits = nn::Module::forward(&fc, &Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)));
+/// assert_eq!(logits.size(), [2, 4]);
+/// ```
+pub use tch;

@@ -321,3 +321,56 @@ fn sample_loader_on_a_non_asset_table_is_rejected() {
     assert!(err.contains("demo:Subject is not an asset table"), "{err}");
     assert!(err.contains("row_loader"), "{err}");
 }
+
+#[test]
+fn disagreeing_annotators_without_a_selector_are_refused_naming_the_rids() {
+    let f = common::small();
+    let options = images()
+        .targets(Targets::names(["Glaucoma"]))
+        .missing(Missing::Skip);
+    let err = as_torch_dataset(&f.bag, "Image", options.clone()).unwrap_err();
+    match &err {
+        deriva_bag_torch::Error::Dataset(deriva_bag_features::Error::ConflictingTargetValues {
+            target,
+            conflicts,
+            more,
+            ..
+        }) => {
+            assert_eq!(target, "Glaucoma");
+            let listed: Vec<(&str, Vec<&str>)> = conflicts
+                .iter()
+                .map(|(e, r)| (e.as_str(), r.iter().map(|r| r.as_str()).collect()))
+                .collect();
+            assert_eq!(
+                listed,
+                [
+                    ("1-I001", vec!["1-A001", "1-A002"]),
+                    ("1-I003", vec!["1-A004", "1-A005"]),
+                    ("1-I005", vec!["1-A006", "1-A008", "1-A007"]),
+                ]
+            );
+            assert_eq!(*more, 0);
+        }
+        other => panic!("expected a conflict error, got {other}"),
+    }
+
+    // Restructure's escape hatch: the oldest label (first by RCT).
+    let ds = as_torch_dataset(&f.bag, "Image", options.enforce_vocabulary(false)).unwrap();
+    assert_eq!(
+        labels(&ds),
+        [
+            ("1-I001".to_string(), "Normal".to_string()),
+            ("1-I002".to_string(), "Mild".to_string()),
+            ("1-I003".to_string(), "Normal".to_string()),
+            ("1-I005".to_string(), "Mild".to_string()),
+            ("1-I006".to_string(), "Normal".to_string()),
+        ]
+    );
+
+    // A selector resolves the disagreement; no error.
+    let newest = images()
+        .targets(Targets::new().with("Glaucoma", Selector::Newest))
+        .missing(Missing::Skip);
+    let ds = as_torch_dataset(&f.bag, "Image", newest).unwrap();
+    assert_eq!(labels(&ds).len(), 5);
+}

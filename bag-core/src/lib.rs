@@ -45,8 +45,8 @@
 //! | *(default)* | `DatasetBag`, validation, features, selectors, offline records. No libtorch, TensorFlow, reqwest or tokio. |
 //! | `catalog` | `deriva_bag_core::catalog`: online DerivaML (re-exports `deriva-catalog-client`) and `download_dataset_bag_opened` returning a `DatasetBag`. Pulls in reqwest and tokio. |
 //! | `restructure` | `DatasetBag::restructure_assets` and the [`restructure`] crate re-export. |
-//! | `torch` | `DatasetBag::as_torch_dataset` and the `torch` re-export (needs libtorch; see README). |
-//! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export (needs the TensorFlow C library). |
+//! | `torch` | `DatasetBag::as_torch_dataset` and the `torch` re-export of `deriva-bag-torch`, with its `tch` as `torch::tch` (needs libtorch; see README). |
+//! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export of `deriva-bag-tf`, with its `tensorflow` as `tf::tensorflow` (needs the TensorFlow C library). |
 //! | `cli` | the `deriva-bag` binary (implies `restructure`). |
 //! | `fixtures` | [`fixtures`]: deterministic demo and test bags with real PNG/JPEG assets. |
 //! | `fuzzing` | entry points for the cargo-fuzz targets in `bag-core/fuzz` (hidden, not a stable API). |

@@ -91,6 +91,12 @@ pub struct ElementQuery {
     /// `true`: rows reachable from the dataset (members and rows reached by foreign keys);
     /// `false`: only the dataset's (recursive) members.
     pub reachable: bool,
+    /// Restructure's `enforce_vocabulary`, with the same default (`true`) and meaning (SPEC §5
+    /// decision 3), passed to [`crate::resolve_targets`]: several differing values for one
+    /// target without a selector are an error listing the conflicting record RIDs, and a
+    /// feature target must have a vocabulary term column. `false`: any feature (e.g. a float
+    /// measurement as a regression target), and the first value by RCT where values differ.
+    pub enforce_vocabulary: bool,
 }
 
 impl Default for ElementQuery {
@@ -99,6 +105,7 @@ impl Default for ElementQuery {
             targets: Targets::new(),
             missing: Missing::Error,
             reachable: true,
+            enforce_vocabulary: true,
         }
     }
 }
@@ -132,8 +139,10 @@ pub struct ElementPlan {
 impl ElementPlan {
     /// Enumerates, resolves and checks the elements of `element_table` (bare or qualified).
     ///
-    /// Errors: unknown table; unknown target name; unlabeled elements under
-    /// [`Missing::Error`] (listing RIDs); kept asset files not on disk
+    /// Errors: unknown table; unknown target name; under `enforce_vocabulary`, a feature
+    /// target without a vocabulary term column, or annotators who disagree and no selector
+    /// ([`Error::ConflictingTargetValues`], naming the target and the record RIDs); unlabeled
+    /// elements under [`Missing::Error`] (listing RIDs); kept asset files not on disk
     /// ([`Error::MissingAssetFiles`], listing RIDs and file names).
     pub fn build<D: DatasetLike>(
         dataset: &D,
@@ -161,9 +170,7 @@ impl ElementPlan {
             &rows,
             &query.targets,
             query.missing,
-            // The adapters accept any feature (a float measurement is a fine regression
-            // target); with several values and no selector the first by RCT is used.
-            false,
+            query.enforce_vocabulary,
         )?;
         let names: Vec<String> = resolution.targets.iter().map(|t| t.name.clone()).collect();
 
@@ -365,6 +372,22 @@ impl<S> ElementOptions<S> {
         self.query.reachable = reachable;
         self
     }
+
+    /// Restructure's `enforce_vocabulary` (default `true`; see [`ElementQuery`]): `true`
+    /// refuses a target whose annotators disagree unless it has a selector, and a feature
+    /// target without a vocabulary term column; `false` takes the first value by RCT and
+    /// accepts any feature.
+    ///
+    /// ```
+    /// use deriva_bag_features::loader::elements::ElementOptions;
+    /// let options = ElementOptions::<Vec<u8>>::default();
+    /// assert!(options.query.enforce_vocabulary);
+    /// assert!(!options.enforce_vocabulary(false).query.enforce_vocabulary);
+    /// ```
+    pub fn enforce_vocabulary(mut self, yes: bool) -> Self {
+        self.query.enforce_vocabulary = yes;
+        self
+    }
 }
 
 /// Lazily produces `(sample, target, rid)` items from a plan; a [`SampleSource`].
@@ -474,7 +497,206 @@ impl<S> SampleSource for ElementDataset<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Value;
+    use crate::{
+        apply_selector, find_features, lookup_feature, testing, CatalogModel, DatasetInfo, Feature,
+        FeatureRecord, Members, Selector, Value,
+    };
+
+    /// Two images of the demo model: `1-I001` graded Severe (`1-A001`, older) then Normal
+    /// (`1-A002`) by two annotators; `1-I002` graded Mild once.
+    struct Disagreeing {
+        info: DatasetInfo,
+        model: CatalogModel,
+    }
+
+    impl Disagreeing {
+        fn new() -> Self {
+            Disagreeing {
+                info: DatasetInfo {
+                    rid: Rid::new("1-D001"),
+                    version: None,
+                    types: vec!["Training".into()],
+                    description: None,
+                },
+                model: testing::demo_model().unwrap(),
+            }
+        }
+
+        fn images() -> Vec<Row> {
+            let columns: Arc<[Arc<str>]> = ["RID", "Filename"].map(Arc::from).into();
+            ["1-I001", "1-I002"]
+                .iter()
+                .map(|rid| {
+                    Row::new(
+                        columns.clone(),
+                        vec![
+                            Value::Text((*rid).into()),
+                            Value::Text(format!("{rid}.png")),
+                        ],
+                    )
+                })
+                .collect()
+        }
+
+        fn record(
+            feature: &Feature,
+            rid: &str,
+            image: &str,
+            rct: &str,
+            term: &str,
+        ) -> FeatureRecord {
+            let mut fields = IndexMap::new();
+            fields.insert("Execution".to_string(), serde_json::json!("1-E001"));
+            fields.insert("Feature_Name".to_string(), serde_json::json!("Glaucoma"));
+            fields.insert("RCT".to_string(), serde_json::json!(rct));
+            fields.insert("Glaucoma".to_string(), serde_json::json!(term));
+            fields.insert("Image".to_string(), serde_json::json!(image));
+            FeatureRecord {
+                feature: feature.id(),
+                target_column: "Image".into(),
+                rid: Some(Rid::new(rid)),
+                fields,
+            }
+        }
+    }
+
+    impl DatasetLike for Disagreeing {
+        fn info(&self) -> &DatasetInfo {
+            &self.info
+        }
+        fn model(&self) -> &CatalogModel {
+            &self.model
+        }
+        fn list_dataset_members(&self, _: bool, _: Option<usize>) -> Result<Members, Error> {
+            let image = self.model.resolve_table("demo:Image")?.name.clone();
+            Ok([(image, Self::images())].into_iter().collect())
+        }
+        fn list_dataset_children(&self, _: bool) -> Result<Vec<DatasetInfo>, Error> {
+            Ok(Vec::new())
+        }
+        fn list_dataset_parents(&self, _: bool) -> Result<Vec<DatasetInfo>, Error> {
+            Ok(Vec::new())
+        }
+        fn dataset(&self, _: &Rid) -> Result<Self, Error> {
+            Ok(Disagreeing::new())
+        }
+        fn find_features(&self, table: Option<&str>) -> Result<Vec<Feature>, Error> {
+            find_features(&self.model, table)
+        }
+        fn lookup_feature(&self, table: &str, name: &str) -> Result<Feature, Error> {
+            lookup_feature(&self.model, table, name)
+        }
+        fn feature_values(
+            &self,
+            table: &str,
+            name: &str,
+            selector: Option<&Selector>,
+        ) -> Result<Vec<FeatureRecord>, Error> {
+            let feature = lookup_feature(&self.model, table, name)?;
+            let records = vec![
+                Self::record(
+                    &feature,
+                    "1-A001",
+                    "1-I001",
+                    "2026-05-28T10:00:00Z",
+                    "Severe",
+                ),
+                Self::record(
+                    &feature,
+                    "1-A002",
+                    "1-I001",
+                    "2026-05-28T11:00:00Z",
+                    "Normal",
+                ),
+                Self::record(&feature, "1-A003", "1-I002", "2026-05-28T10:00:00Z", "Mild"),
+            ];
+            apply_selector(&feature, records, selector)
+        }
+        fn list_workflow_executions(&self, _: &str) -> Result<Vec<Rid>, Error> {
+            Ok(Vec::new())
+        }
+        fn reachable_rows(&self, _: &TableName) -> Result<Vec<Row>, Error> {
+            Ok(Self::images())
+        }
+        fn table_rows(&self, _: &TableName) -> Result<Vec<Row>, Error> {
+            Ok(Self::images())
+        }
+        fn asset_path(&self, _: &TableName, row: &Row) -> Option<PathBuf> {
+            row.text("Filename").map(PathBuf::from)
+        }
+    }
+
+    fn grades(plan: &ElementPlan) -> Vec<(String, Option<String>)> {
+        plan.elements
+            .iter()
+            .map(|e| {
+                let label = e.target.as_ref().and_then(Target::label);
+                (e.rid.to_string(), label)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn disagreeing_annotators_without_a_selector_are_an_error_naming_the_target_and_rids() {
+        let query = ElementQuery {
+            targets: Targets::names(["Glaucoma"]),
+            ..ElementQuery::default()
+        };
+        assert!(query.enforce_vocabulary, "the default is restructure's");
+        let err = ElementPlan::build(&Disagreeing::new(), "demo:Image", &query).unwrap_err();
+        match &err {
+            Error::ConflictingTargetValues {
+                target,
+                conflicts,
+                more,
+                ..
+            } => {
+                assert_eq!(target, "Glaucoma");
+                assert_eq!(
+                    conflicts,
+                    &vec![(
+                        "1-I001".to_string(),
+                        vec![Rid::new("1-A001"), Rid::new("1-A002")]
+                    )]
+                );
+                assert_eq!(*more, 0);
+            }
+            other => panic!("expected a conflict error, got {other}"),
+        }
+        assert!(
+            err.to_string().contains("1-I001: [1-A001, 1-A002]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn without_enforce_vocabulary_the_oldest_label_wins() {
+        let options = ElementOptions::<u8>::default()
+            .targets(Targets::names(["Glaucoma"]))
+            .enforce_vocabulary(false);
+        let plan = ElementPlan::build(&Disagreeing::new(), "demo:Image", &options.query).unwrap();
+        assert_eq!(
+            grades(&plan),
+            [
+                ("1-I001".to_string(), Some("Severe".to_string())),
+                ("1-I002".to_string(), Some("Mild".to_string())),
+            ]
+        );
+    }
+
+    #[test]
+    fn with_a_selector_disagreeing_annotators_are_resolved_without_error() {
+        let options = ElementOptions::<u8>::default()
+            .targets(Targets::new().with("Glaucoma", Selector::Newest));
+        let plan = ElementPlan::build(&Disagreeing::new(), "demo:Image", &options.query).unwrap();
+        assert_eq!(
+            grades(&plan),
+            [
+                ("1-I001".to_string(), Some("Normal".to_string())),
+                ("1-I002".to_string(), Some("Mild".to_string())),
+            ]
+        );
+    }
 
     fn column(v: &str) -> TargetValue {
         TargetValue::Column {
@@ -512,6 +734,7 @@ mod tests {
         let o = ElementOptions::<u8>::default();
         assert_eq!(o.query.missing, Missing::Error);
         assert!(o.query.reachable);
+        assert!(o.query.enforce_vocabulary);
         assert!(o.query.targets.is_empty());
         let o = o
             .missing(Missing::Skip)
