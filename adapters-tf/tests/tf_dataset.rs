@@ -274,8 +274,16 @@ fn even_shards_give_three_ranks_the_same_count_of_ten_images() {
     let padded = shards(Some(EvenShards::Pad));
     assert_eq!(sizes(&padded), [4, 4, 4]);
     let seen = count(&padded);
-    assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), all, "union covers all");
-    let twice: Vec<&String> = seen.iter().filter(|(_, &n)| n == 2).map(|(r, _)| r).collect();
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        all,
+        "union covers all"
+    );
+    let twice: Vec<&String> = seen
+        .iter()
+        .filter(|(_, &n)| n == 2)
+        .map(|(r, _)| r)
+        .collect();
     // The repeats are the first two of the epoch's order: rank 0's and rank 1's first.
     let mut firsts = vec![&padded[0][0], &padded[1][0]];
     firsts.sort();

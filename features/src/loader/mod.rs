@@ -720,7 +720,10 @@ mod tests {
             assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 4]);
             let mut counts = [0usize; 10];
             shards.concat().iter().for_each(|&i| counts[i] += 1);
-            assert!(counts.iter().all(|&c| c >= 1), "union covers all: {counts:?}");
+            assert!(
+                counts.iter().all(|&c| c >= 1),
+                "union covers all: {counts:?}"
+            );
             let twice: BTreeSet<usize> = (0..10).filter(|&i| counts[i] == 2).collect();
             assert_eq!(twice, BTreeSet::from([order[0], order[1]]), "{base:?}");
             assert_eq!(counts.iter().sum::<usize>(), 12);
@@ -753,11 +756,18 @@ mod tests {
             let distinct: BTreeSet<usize> = all.iter().copied().collect();
             assert_eq!(all.len(), 9);
             assert_eq!(distinct.len(), 9, "disjoint");
-            assert!(!distinct.contains(&order[9]), "the last of the order is dropped");
+            assert!(
+                !distinct.contains(&order[9]),
+                "the last of the order is dropped"
+            );
             assert_eq!(loader(10, base.clone().shard(0, 3)).len(), 2);
         }
         let exact = LoaderOptions::default().even_shards(EvenShards::Drop);
-        assert_eq!(per_rank(9, 3, 0, &exact).concat().len(), 9, "nothing to drop");
+        assert_eq!(
+            per_rank(9, 3, 0, &exact).concat().len(),
+            9,
+            "nothing to drop"
+        );
         assert_eq!(per_rank(2, 3, 0, &exact), [[0; 0]; 3]);
     }
 
@@ -783,7 +793,11 @@ mod tests {
                 let interleaved: Vec<usize> = (0..12).map(|p| shards[p % 3][p / 3]).collect();
                 assert_eq!(interleaved, global(epoch), "epoch {epoch}, {even:?}");
                 let distinct: BTreeSet<usize> = shards.concat().into_iter().collect();
-                assert_eq!(distinct.len(), 12, "disjoint within epoch {epoch} ({even:?})");
+                assert_eq!(
+                    distinct.len(),
+                    12,
+                    "disjoint within epoch {epoch} ({even:?})"
+                );
             }
             assert_ne!(per_rank(12, 3, 0, &base), per_rank(12, 3, 1, &base));
         }
