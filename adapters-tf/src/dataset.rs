@@ -148,8 +148,10 @@ impl TfDataset {
         (0..self.len()).map(|i| self.get(i))
     }
 
-    /// Batches (`.batch(n)`), shuffles (`.shuffle(seed)`), shards (`.shard(n, i)`) and
-    /// prefetches on worker threads, with the same loader core as the PyTorch adapter.
+    /// Batches (`.batch(n)`), shuffles (`.shuffle(seed)`), shards (`.shard(n, i)`, evened
+    /// out across ranks with `even_shards(Pad | Drop)`; see the crate docs for multi-node
+    /// training) and prefetches on worker threads, with the same loader core as the PyTorch
+    /// adapter.
     pub fn batches(&self, options: LoaderOptions) -> Result<TfLoader, Error> {
         Ok(TfLoader {
             inner: Loader::new(Arc::new(self.clone()), options, collate)?,

@@ -31,6 +31,47 @@
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! ## Multi-node training
+//!
+//! Every process (rank) opens the same bag and builds the same loader options, differing
+//! only in its `rank`; the launcher (`torchrun`, `mpirun`, Slurm, …) says which rank it is.
+//! The adapter reads no environment itself: read `RANK` and `WORLD_SIZE` (torchrun's names;
+//! e.g. `OMPI_COMM_WORLD_RANK` / `OMPI_COMM_WORLD_SIZE` under Open MPI) and pass them to
+//! [`LoaderOptions::shard`]. Use the same `shuffle` seed on every rank: the order of epoch
+//! `e` is a function of `(seed, e)` alone, so every rank computes the same permutation and
+//! the shards of an epoch are disjoint, reshuffled every epoch (torch's
+//! `DistributedSampler.set_epoch(e)` is `loader.epoch(e)`). Ask for
+//! [`EvenShards::Pad`] (repeat a few elements, wrapping to the start of the epoch's
+//! order) or [`EvenShards::Drop`] (leave out the last `len % world_size`) so that every rank
+//! runs the same number of steps — with uneven shards a rank with one batch fewer leaves
+//! the others waiting in a collective op (all-reduce) forever.
+//!
+//! ```no_run
+//! # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), Box<dyn std::error::Error>> {
+//! use deriva_bag_tf::{as_tf_dataset, EvenShards, LoaderOptions, TfOptions};
+//! // torchrun --nnodes=2 --nproc-per-node=4 … sets RANK in 0..8 and WORLD_SIZE=8.
+//! let env = |name: &str| -> Result<usize, Box<dyn std::error::Error>> {
+//!     Ok(std::env::var(name).map_err(|e| format!("{name}: {e}"))?.parse()?)
+//! };
+//! let (rank, world_size) = (env("RANK")?, env("WORLD_SIZE")?);
+//! let shard = LoaderOptions::default()
+//!     .batch_size(32)
+//!     .shuffle(2024) // the same seed on every rank
+//!     .shard(rank, world_size)
+//!     .even_shards(EvenShards::Pad);
+//! let options = TfOptions::default()
+//!     .sample_loader(|path, _row| deriva_bag_tf::image::load_rgb(path));
+//! let ds = as_tf_dataset(bag, "Image", options, None)?;
+//! let loader = ds.batches(shard)?;
+//! for epoch in 0..10 {
+//!     for batch in loader.epoch(epoch) {
+//!         let batch = batch?; // same number of batches on every rank
+//!         # let _ = batch;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 
 mod dataset;
@@ -43,7 +84,7 @@ pub use dataset::{
     TfLoader, TfOptions, SAMPLE_LOADER_EXAMPLE,
 };
 pub use deriva_bag_features::loader::elements::{Label, Sample, Target};
-pub use deriva_bag_features::loader::{Batches, LoaderOptions};
+pub use deriva_bag_features::loader::{Batches, EvenShards, LoaderOptions};
 pub use error::Error;
 pub use spec::{DType, Signature, TargetSpec, TensorSpec, TfSample};
 /// The `tensorflow` crate this adapter is built with (exactly `=0.21.0`, for the TF 2.13.0 C

@@ -11,8 +11,8 @@ use deriva_bag_core::fixtures::FixtureSpec;
 use deriva_bag_features::{Missing, Row, Selector, Targets};
 use deriva_bag_tf::image::{center_crop, decode_rgb, load_rgb};
 use deriva_bag_tf::{
-    as_tf_dataset, DType, Label, LoaderOptions, Signature, Target, TargetSpec, TensorSpec,
-    TfOptions, TfSample, SAMPLE_LOADER_EXAMPLE,
+    as_tf_dataset, DType, EvenShards, Label, LoaderOptions, Signature, Target, TargetSpec,
+    TensorSpec, TfOptions, TfSample, SAMPLE_LOADER_EXAMPLE,
 };
 use tensorflow::{ops, DataType, Scope, Session, SessionOptions, SessionRunArgs};
 
@@ -231,6 +231,69 @@ fn shards_cover_every_element_exactly_once() {
     }
     assert_eq!(seen.keys().collect::<Vec<_>>(), LABELED);
     assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+}
+
+#[test]
+fn even_shards_give_three_ranks_the_same_count_of_ten_images() {
+    let f = common::open(&FixtureSpec::with_images(10));
+    let options = TfOptions::default().sample_loader(|path, _row| hwc(path));
+    let ds = as_tf_dataset(&f.bag, "Image", options, None).unwrap();
+    assert_eq!(ds.len(), 10);
+    let shards = |even: Option<EvenShards>| -> Vec<Vec<String>> {
+        (0..3)
+            .map(|rank| {
+                let mut options = LoaderOptions::default()
+                    .batch_size(2)
+                    .shuffle(8)
+                    .shard(rank, 3);
+                if let Some(mode) = even {
+                    options = options.even_shards(mode);
+                }
+                let batches = ds.batches(options).unwrap();
+                let rids: Vec<String> = batches
+                    .epoch(0)
+                    .flat_map(|b| common::rids(&b.unwrap().rids))
+                    .collect();
+                assert_eq!(batches.len(), rids.len().div_ceil(2), "rank {rank}");
+                rids
+            })
+            .collect()
+    };
+    let sizes = |s: &[Vec<String>]| s.iter().map(Vec::len).collect::<Vec<_>>();
+    let count = |s: &[Vec<String>]| {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for rid in s.concat() {
+            *seen.entry(rid).or_default() += 1;
+        }
+        seen
+    };
+    let all: Vec<String> = ds.rids().iter().map(|r| r.to_string()).collect();
+
+    assert_eq!(sizes(&shards(None)), [4, 3, 3]);
+
+    let padded = shards(Some(EvenShards::Pad));
+    assert_eq!(sizes(&padded), [4, 4, 4]);
+    let seen = count(&padded);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        all,
+        "union covers all"
+    );
+    let twice: Vec<&String> = seen
+        .iter()
+        .filter(|(_, &n)| n == 2)
+        .map(|(r, _)| r)
+        .collect();
+    // The repeats are the first two of the epoch's order: rank 0's and rank 1's first.
+    let mut firsts = vec![&padded[0][0], &padded[1][0]];
+    firsts.sort();
+    assert_eq!(twice, firsts, "{seen:?}");
+
+    let dropped = shards(Some(EvenShards::Drop));
+    assert_eq!(sizes(&dropped), [3, 3, 3]);
+    let seen = count(&dropped);
+    assert_eq!(seen.len(), 9, "{seen:?}");
+    assert!(seen.values().all(|&n| n == 1), "disjoint: {seen:?}");
 }
 
 #[test]

@@ -158,8 +158,10 @@ fn stack_float_cpu(tensors: &[Tensor], shape: &[i64]) -> Tensor {
 }
 
 /// Batches a [`TorchDataset`]: `batch_size`, `shuffle(seed)`, `drop_last`, `num_workers`,
-/// `prefetch` and `shard(rank, world_size)` from [`LoaderOptions`]. Iterating (`for batch
-/// in &loader`) runs the next epoch; every epoch yields every kept element once.
+/// `prefetch`, `shard(rank, world_size)` and `even_shards(Pad | Drop)` from
+/// [`LoaderOptions`] (see the crate docs for multi-node training). Iterating (`for batch
+/// in &loader`) runs the next epoch; every epoch yields every kept element once (`Pad`
+/// repeats a few to even out the ranks).
 ///
 /// ```no_run
 /// # fn demo(ds: &deriva_bag_torch::TorchDataset) -> Result<(), deriva_bag_torch::Error> {

@@ -4,11 +4,12 @@ mod common;
 
 use std::collections::BTreeMap;
 
+use deriva_bag_core::fixtures::FixtureSpec;
 use deriva_bag_features::{Missing, Selector, Targets};
 use deriva_bag_torch::image::{ImagePipeline, ToTensor};
 use deriva_bag_torch::{
-    as_torch_dataset, BatchSamples, BatchTargets, DataLoader, Label, LoaderOptions, Target,
-    TorchDataset, TorchOptions,
+    as_torch_dataset, BatchSamples, BatchTargets, DataLoader, EvenShards, Label, LoaderOptions,
+    Target, TorchDataset, TorchOptions,
 };
 use tch::Kind;
 
@@ -177,6 +178,69 @@ fn shards_cover_every_element_exactly_once() {
         );
         assert!(seen.values().all(|&n| n == 1), "world {world}: {seen:?}");
     }
+}
+
+#[test]
+fn even_shards_give_three_ranks_the_same_count_of_ten_images() {
+    let f = common::open(&FixtureSpec::with_images(10));
+    let pipeline = ImagePipeline::new().resize(8).center_crop(8, 8);
+    let options = TorchOptions::default().sample_loader(move |path, _row| pipeline.load(path));
+    let ds = as_torch_dataset(&f.bag, "Image", options).unwrap();
+    assert_eq!(ds.len(), 10);
+    let shards = |even: Option<EvenShards>| -> Vec<Vec<String>> {
+        (0..3)
+            .map(|rank| {
+                let mut options = LoaderOptions::default()
+                    .batch_size(2)
+                    .shuffle(8)
+                    .shard(rank, 3);
+                if let Some(mode) = even {
+                    options = options.even_shards(mode);
+                }
+                let loader = DataLoader::new(&ds, options).unwrap();
+                let rids = rid_batches(&loader, 0).concat();
+                assert_eq!(loader.len(), rids.len().div_ceil(2), "rank {rank}");
+                rids
+            })
+            .collect()
+    };
+    let sizes = |s: &[Vec<String>]| s.iter().map(Vec::len).collect::<Vec<_>>();
+    let count = |s: &[Vec<String>]| {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for rid in s.concat() {
+            *seen.entry(rid).or_default() += 1;
+        }
+        seen
+    };
+    let all: Vec<String> = common::rids(&ds.rids());
+
+    let uneven = shards(None);
+    assert_eq!(sizes(&uneven), [4, 3, 3]);
+
+    let padded = shards(Some(EvenShards::Pad));
+    assert_eq!(sizes(&padded), [4, 4, 4]);
+    let seen = count(&padded);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        all,
+        "union covers all"
+    );
+    let twice: Vec<&String> = seen
+        .iter()
+        .filter(|(_, &n)| n == 2)
+        .map(|(r, _)| r)
+        .collect();
+    assert_eq!(twice.len(), 2, "{seen:?}");
+    // The repeats are the first two of the epoch's order: rank 0's and rank 1's first.
+    let mut firsts = vec![&padded[0][0], &padded[1][0]];
+    firsts.sort();
+    assert_eq!(twice, firsts);
+
+    let dropped = shards(Some(EvenShards::Drop));
+    assert_eq!(sizes(&dropped), [3, 3, 3]);
+    let seen = count(&dropped);
+    assert_eq!(seen.len(), 9, "{seen:?}");
+    assert!(seen.values().all(|&n| n == 1), "disjoint: {seen:?}");
 }
 
 #[test]

@@ -16,8 +16,19 @@
 //! * with `shuffle(seed)`, the order is a pure function of `(seed, epoch)` — the same on every
 //!   machine, every run and every worker count;
 //! * across ranks `0..world_size` the shards are disjoint and together hold every index
-//!   exactly once (no padding, unlike torch's `DistributedSampler`: duplicated samples would
-//!   bias metrics);
+//!   exactly once (by default no padding, unlike torch's `DistributedSampler`: duplicated
+//!   samples would bias metrics), so shard sizes may differ by one;
+//! * with [`LoaderOptions::even_shards`] every rank gets the same number of elements, so
+//!   every rank runs the same number of steps and collective ops (all-reduce) do not hang:
+//!   [`EvenShards::Pad`] repeats the first elements of the epoch's order (wrapping around)
+//!   until the length divides by `world_size`, as `DistributedSampler(drop_last=False)`;
+//!   [`EvenShards::Drop`] leaves out the last `len % world_size` elements of the epoch's
+//!   order, as `DistributedSampler(drop_last=True)`. Shuffled, the padded or dropped
+//!   elements change from epoch to epoch;
+//! * every rank computes the same order for epoch `e` from `(seed, e)` alone (torch's
+//!   `set_epoch(e)` is [`Loader::epoch`]`(e)`, or the `e`-th call of [`Loader::iter`]), so
+//!   the shards of one epoch stay disjoint (but for `Pad`'s repeats) without any
+//!   communication between ranks;
 //! * batches are yielded in the same order whatever `num_workers` is;
 //! * every kept element (all of them unless `drop_last` drops a short final batch) is yielded
 //!   exactly once.
@@ -139,6 +150,22 @@ pub struct LoaderOptions {
     pub rank: usize,
     /// Number of shards (processes) in distributed training (≥ 1).
     pub world_size: usize,
+    /// `Some(mode)`: give every rank the same number of elements (see [`EvenShards`]);
+    /// `None`: shard sizes may differ by one.
+    pub even_shards: Option<EvenShards>,
+}
+
+/// How [`LoaderOptions::even_shards`] makes every rank's shard the same size when the
+/// number of elements `n` does not divide by `world_size` — torch's `DistributedSampler`
+/// `drop_last=False` / `drop_last=True`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvenShards {
+    /// Repeat elements from the start of the epoch's (shuffled) order, wrapping around, until
+    /// every rank has `ceil(n / world_size)`: every element is visited, a few twice.
+    Pad,
+    /// Leave out the last `n % world_size` elements of the epoch's (shuffled) order: every
+    /// rank has `floor(n / world_size)`, no element is visited twice.
+    Drop,
 }
 
 impl Default for LoaderOptions {
@@ -151,6 +178,7 @@ impl Default for LoaderOptions {
             prefetch: 2,
             rank: 0,
             world_size: 1,
+            even_shards: None,
         }
     }
 }
@@ -193,6 +221,36 @@ impl LoaderOptions {
         self
     }
 
+    /// Gives every rank the same number of elements per epoch, padding or dropping the tail
+    /// (see [`EvenShards`]); needed when ranks run collective ops in every step.
+    ///
+    /// ```
+    /// use deriva_bag_features::loader::{EvenShards, LoaderOptions};
+    ///
+    /// // 10 elements over 3 ranks: 4/3/3 by default, 4/4/4 padded, 3/3/3 dropped.
+    /// let sizes = |even: Option<EvenShards>| -> Vec<usize> {
+    ///     (0..3)
+    ///         .map(|rank| {
+    ///             let mut options = LoaderOptions::default().shard(rank, 3);
+    ///             if let Some(mode) = even {
+    ///                 options = options.even_shards(mode);
+    ///             }
+    ///             options.epoch_indices(10, 0).len()
+    ///         })
+    ///         .collect()
+    /// };
+    /// assert_eq!(sizes(None), [4, 3, 3]);
+    /// assert_eq!(sizes(Some(EvenShards::Pad)), [4, 4, 4]);
+    /// assert_eq!(sizes(Some(EvenShards::Drop)), [3, 3, 3]);
+    /// // Padding repeats the start of the order: rank 1 and 2 end with elements 0 and 1.
+    /// let padded = LoaderOptions::default().shard(1, 3).even_shards(EvenShards::Pad);
+    /// assert_eq!(padded.epoch_indices(10, 0), [1, 4, 7, 0]);
+    /// ```
+    pub fn even_shards(mut self, mode: EvenShards) -> Self {
+        self.even_shards = Some(mode);
+        self
+    }
+
     /// Checks the options, naming the bad value.
     pub fn validate(&self) -> Result<(), Error> {
         if self.batch_size == 0 {
@@ -216,14 +274,27 @@ impl LoaderOptions {
 
     /// The source indices this rank visits in `epoch`, in order, before batching.
     ///
-    /// All ranks compute the same global order (same seed, same epoch), then rank `r` takes
-    /// positions `r, r + world_size, …`: disjoint shards that cover everything once.
+    /// All ranks compute the same global order (same seed, same epoch), evened out per
+    /// [`EvenShards`] if asked (padded by wrapping around to its start, or cut to a multiple
+    /// of `world_size`), then rank `r` takes positions `r, r + world_size, …`: disjoint shards
+    /// that cover everything once (or every kept element once, or every element once plus
+    /// the padding).
     pub fn epoch_indices(&self, len: usize, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..len).collect();
         if let Some(seed) = self.shuffle {
             SplitMix64::for_epoch(seed, epoch).shuffle(&mut order);
         }
         let world = self.world_size.max(1);
+        match self.even_shards {
+            None => {}
+            Some(EvenShards::Drop) => order.truncate(len - len % world),
+            Some(EvenShards::Pad) => {
+                let padded = len.div_ceil(world) * world;
+                // Wraps around as often as needed (more than once when len < world_size).
+                let extra: Vec<usize> = order.iter().copied().cycle().take(padded - len).collect();
+                order.extend(extra);
+            }
+        }
         order.into_iter().skip(self.rank).step_by(world).collect()
     }
 
@@ -628,6 +699,108 @@ mod tests {
             })
             .collect();
         assert_eq!(sizes, vec![3, 3, 2, 2]);
+    }
+
+    /// Each rank's elements for `epoch`, from a loader per rank (as separate processes would).
+    fn per_rank(len: usize, world: usize, epoch: u64, base: &LoaderOptions) -> Vec<Vec<usize>> {
+        (0..world)
+            .map(|rank| flatten(&loader(len, base.clone().shard(rank, world)), epoch))
+            .collect()
+    }
+
+    #[test]
+    fn padded_shards_are_equal_and_repeat_the_start_of_the_order() {
+        for base in [
+            LoaderOptions::default().batch_size(2),
+            LoaderOptions::default().batch_size(2).shuffle(11),
+        ] {
+            let base = base.even_shards(EvenShards::Pad);
+            let order = base.clone().shard(0, 1).epoch_indices(10, 0);
+            let shards = per_rank(10, 3, 0, &base);
+            assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 4]);
+            let mut counts = [0usize; 10];
+            shards.concat().iter().for_each(|&i| counts[i] += 1);
+            assert!(
+                counts.iter().all(|&c| c >= 1),
+                "union covers all: {counts:?}"
+            );
+            let twice: BTreeSet<usize> = (0..10).filter(|&i| counts[i] == 2).collect();
+            assert_eq!(twice, BTreeSet::from([order[0], order[1]]), "{base:?}");
+            assert_eq!(counts.iter().sum::<usize>(), 12);
+            // The repeats are the last element of ranks 1 and 2 (positions 10 and 11).
+            assert_eq!(shards[1][3], order[0]);
+            assert_eq!(shards[2][3], order[1]);
+            let l = loader(10, base.clone().shard(2, 3));
+            assert_eq!(l.len(), 2);
+        }
+    }
+
+    #[test]
+    fn padding_wraps_around_more_than_once_when_there_are_fewer_elements_than_ranks() {
+        let base = LoaderOptions::default().even_shards(EvenShards::Pad);
+        assert_eq!(per_rank(2, 5, 0, &base), [[0], [1], [0], [1], [0]]);
+        assert_eq!(per_rank(0, 3, 0, &base), [[0; 0]; 3]);
+    }
+
+    #[test]
+    fn dropped_shards_are_equal_disjoint_and_leave_out_the_tail_of_the_order() {
+        for base in [
+            LoaderOptions::default().batch_size(2),
+            LoaderOptions::default().batch_size(2).shuffle(11),
+        ] {
+            let base = base.even_shards(EvenShards::Drop);
+            let order = base.clone().shard(0, 1).epoch_indices(10, 0);
+            let shards = per_rank(10, 3, 0, &base);
+            assert_eq!(shards.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3]);
+            let all = shards.concat();
+            let distinct: BTreeSet<usize> = all.iter().copied().collect();
+            assert_eq!(all.len(), 9);
+            assert_eq!(distinct.len(), 9, "disjoint");
+            assert!(
+                !distinct.contains(&order[9]),
+                "the last of the order is dropped"
+            );
+            assert_eq!(loader(10, base.clone().shard(0, 3)).len(), 2);
+        }
+        let exact = LoaderOptions::default().even_shards(EvenShards::Drop);
+        assert_eq!(
+            per_rank(9, 3, 0, &exact).concat().len(),
+            9,
+            "nothing to drop"
+        );
+        assert_eq!(per_rank(2, 3, 0, &exact), [[0; 0]; 3]);
+    }
+
+    #[test]
+    fn uneven_shards_stay_the_default() {
+        assert_eq!(LoaderOptions::default().even_shards, None);
+        let shards = per_rank(10, 3, 0, &LoaderOptions::default().batch_size(2));
+        assert_eq!(shards, [vec![0, 3, 6, 9], vec![1, 4, 7], vec![2, 5, 8]]);
+    }
+
+    #[test]
+    fn every_rank_reshuffles_alike_each_epoch_and_shards_stay_disjoint() {
+        for even in [None, Some(EvenShards::Drop)] {
+            let mut base = LoaderOptions::default().batch_size(2).shuffle(2024);
+            base.even_shards = even;
+            let global = |e: u64| LoaderOptions::default().shuffle(2024).epoch_indices(12, e);
+            assert_ne!(global(0), global(1), "epochs 0 and 1 differ");
+            for epoch in 0..2 {
+                // Each rank's loader is on its own (as in its own process), yet interleaving
+                // the shards gives back the one global order of (seed, epoch): every rank
+                // computed the same permutation.
+                let shards = per_rank(12, 3, epoch, &base);
+                let interleaved: Vec<usize> = (0..12).map(|p| shards[p % 3][p / 3]).collect();
+                assert_eq!(interleaved, global(epoch), "epoch {epoch}, {even:?}");
+                let distinct: BTreeSet<usize> = shards.concat().into_iter().collect();
+                assert_eq!(
+                    distinct.len(),
+                    12,
+                    "disjoint within epoch {epoch} ({even:?})"
+                );
+            }
+            assert_ne!(per_rank(12, 3, 0, &base), per_rank(12, 3, 1, &base));
+        }
     }
 
     #[test]
