@@ -74,8 +74,7 @@ pub trait DerivaMlExt {
 
 impl DerivaMlExt for DerivaML {
     async fn download_dataset_bag_opened(&self, spec: DatasetSpec) -> Result<DatasetBag> {
-        let downloaded = self.download_dataset_bag(spec).await?;
-        open_blocking(downloaded.path, OpenOptions::default()).await
+        opened(self.download_dataset_bag(spec), OpenOptions::default()).await
     }
 
     async fn download_dataset_bag_opened_with(
@@ -83,9 +82,7 @@ impl DerivaMlExt for DerivaML {
         spec: DatasetSpec,
         options: &OpenOptions,
     ) -> Result<DatasetBag> {
-        let options = options.clone();
-        let downloaded = self.download_dataset_bag(spec).await?;
-        open_blocking(downloaded.path, options).await
+        opened(self.download_dataset_bag(spec), options.clone()).await
     }
 }
 
@@ -138,8 +135,7 @@ pub trait ExecutionExt {
 
 impl ExecutionExt for Execution {
     async fn download_dataset_bag_opened(&self, spec: DatasetSpec) -> Result<DatasetBag> {
-        let downloaded = self.download_dataset_bag(spec).await?;
-        open_blocking(downloaded.path, OpenOptions::default()).await
+        opened(self.download_dataset_bag(spec), OpenOptions::default()).await
     }
 
     async fn download_dataset_bag_opened_with(
@@ -147,10 +143,17 @@ impl ExecutionExt for Execution {
         spec: DatasetSpec,
         options: &OpenOptions,
     ) -> Result<DatasetBag> {
-        let options = options.clone();
-        let downloaded = self.download_dataset_bag(spec).await?;
-        open_blocking(downloaded.path, options).await
+        opened(self.download_dataset_bag(spec), options.clone()).await
     }
+}
+
+/// Waits for a download (the client's, from [`DerivaML`] or an [`Execution`]), then opens
+/// its bag with `options`.
+async fn opened(
+    download: impl Future<Output = Result<DownloadedBag>>,
+    options: OpenOptions,
+) -> Result<DatasetBag> {
+    open_blocking(download.await?.path, options).await
 }
 
 /// Opens the bag at `path` on tokio's blocking pool (a cold open builds the index).
