@@ -476,27 +476,6 @@ async fn resume_adopts_an_abort_recorded_in_the_catalog_and_refuses_to_commit() 
     assert_eq!(feature_rows(&server, exe.rid().as_str()), 0);
 }
 
-fn dataset_links(server: &TestCatalog, execution: &str) -> Vec<(String, String)> {
-    let mut links: Vec<(String, String)> = server
-        .rows(&format!(
-            "deriva-ml:Dataset_Execution/Execution={execution}"
-        ))
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            (
-                r["Dataset"].as_str().unwrap_or_default().to_string(),
-                r["Dataset_Version"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
-        .collect();
-    links.sort();
-    links
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_execution_links_each_input_dataset_version_it_read() {
     let server = TestCatalog::start().await.unwrap();

@@ -5,34 +5,12 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::{config, connect};
+use common::{config, connect, dataset_links};
 use deriva_bag_core::catalog::{DatasetSpec, ExecutionExt};
 use deriva_bag_core::OpenOptions;
 use deriva_test_catalog::{Fault, FaultMode, TestCatalog};
 
 const LINKS: &str = "/ermrest/catalog/1/entity/deriva-ml:Dataset_Execution";
-
-/// The execution's `Dataset_Execution` rows as `(Dataset, Dataset_Version)`, sorted.
-fn dataset_links(server: &TestCatalog, execution: &str) -> Vec<(String, String)> {
-    let mut links: Vec<(String, String)> = server
-        .rows(&format!(
-            "deriva-ml:Dataset_Execution/Execution={execution}"
-        ))
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            (
-                r["Dataset"].as_str().unwrap_or_default().to_string(),
-                r["Dataset_Version"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        })
-        .collect();
-    links.sort();
-    links
-}
 
 /// `(method, path)` of every logged request that wrote a `Dataset_Execution` row.
 fn link_posts(server: &TestCatalog) -> Vec<String> {

@@ -102,3 +102,25 @@ pub fn add_images(server: &TestCatalog, n: usize) -> Vec<String> {
     server.insert_rows("demo:Image", &rows).unwrap();
     (0..n).map(|i| format!("2-{i:04}")).collect()
 }
+
+/// The execution's `Dataset_Execution` rows as `(Dataset, Dataset_Version)`, sorted.
+pub fn dataset_links(server: &TestCatalog, execution: &str) -> Vec<(String, String)> {
+    let mut links: Vec<(String, String)> = server
+        .rows(&format!(
+            "deriva-ml:Dataset_Execution/Execution={execution}"
+        ))
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r["Dataset"].as_str().unwrap_or_default().to_string(),
+                r["Dataset_Version"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    links.sort();
+    links
+}
