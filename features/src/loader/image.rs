@@ -1,11 +1,22 @@
 //! Framework-neutral image samples: decode PNG/JPEG, resize the shorter side, center-crop,
 //! normalize, and write `f32` values in `CHW` (PyTorch) or `HWC` (TensorFlow) order — the
-//! torchvision `Resize → CenterCrop → ToTensor → Normalize` chain, computed on `u8` pixels
-//! and fused so each output value is written once, straight into the framework's buffer.
+//! torchvision `Resize → CenterCrop → ToTensor → Normalize` chain, computed on the decoded
+//! pixels and fused so each output value is written once, straight into the framework's
+//! buffer.
 //!
 //! Both adapters wrap [`ImagePipeline`] (`deriva_bag_torch::image`, `deriva_bag_tf::image`),
 //! so a model sees the same pixels whichever framework feeds it. Decoding works on bytes in
 //! memory: reading the file is the adapter's job (this crate does no I/O).
+//!
+//! * **Large photographs.** [`ImagePipeline::decode`] reads a JPEG's header first; when the
+//!   resized output is at most half the source in both directions it decodes at 1/2, 1/4 or
+//!   1/8 scale in the DCT domain (the largest reduction still at least the output size) and
+//!   the antialiased resize does the rest. A 3,000 × 2,000 fundus photograph resized to 224
+//!   is decoded at 375 × 250 instead of 6 megapixels. See
+//!   [`ImagePipeline::reduced_jpeg_decode`].
+//! * **Medical images.** 8- and 16-bit, gray or colour PNGs keep their depth: values are
+//!   `p / 255` or `p / 65535` (never truncated to 8 bits first). [`Channels`] says whether
+//!   outputs have 3 channels (gray replicated) or 1 (colour converted to luma).
 //!
 //! ```
 //! use deriva_bag_features::loader::image::{ImagePipeline, Layout, Rgb, RgbImage};
@@ -18,12 +29,21 @@
 //! assert!((values[0] - (1.0 - 0.485) / 0.229).abs() < 1e-4); // red channel of pixel (0, 0)
 //! ```
 
-pub use image::{ImageError, Rgb, RgbImage};
+use image::DynamicImage;
+pub use image::{GrayImage, ImageBuffer, ImageError, ImageFormat, Luma, Rgb, RgbImage};
 
 /// ImageNet channel means (torchvision's usual `Normalize` values).
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// torchvision `Grayscale` / `rgb_to_grayscale` weights (ITU-R BT.601 luma).
+const LUMA: [f32; 3] = [0.2989, 0.587, 0.114];
+
+/// A 16-bit single-channel image (a 16-bit gray PNG).
+pub type Gray16Image = ImageBuffer<Luma<u16>, Vec<u16>>;
+/// A 16-bit RGB image (a 48-bit PNG).
+pub type Rgb16Image = ImageBuffer<Rgb<u16>, Vec<u16>>;
 
 /// Decodes an encoded image (PNG or JPEG, recognised by content, not by name) to 8-bit RGB.
 ///
@@ -35,13 +55,190 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     Ok(image::load_from_memory(bytes)?.into_rgb8())
 }
 
+/// Decoded pixels at their own bit depth and channel count.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pixels {
+    /// 8-bit gray (gray JPEGs, 8-bit gray PNGs).
+    Gray8(GrayImage),
+    /// 8-bit RGB.
+    Rgb8(RgbImage),
+    /// 16-bit gray (16-bit gray PNGs, e.g. radiographs).
+    Gray16(Gray16Image),
+    /// 16-bit RGB.
+    Rgb16(Rgb16Image),
+}
+
+impl Pixels {
+    /// The stored `(width, height)`.
+    pub fn dimensions(&self) -> (u32, u32) {
+        match self {
+            Pixels::Gray8(i) => i.dimensions(),
+            Pixels::Rgb8(i) => i.dimensions(),
+            Pixels::Gray16(i) => i.dimensions(),
+            Pixels::Rgb16(i) => i.dimensions(),
+        }
+    }
+
+    /// Keeps the depth and the channels that carry information: gray stays gray, alpha is
+    /// dropped (not composited, as `decode_rgb`), other layouts become 8- or 16-bit RGB.
+    fn from_dynamic(img: DynamicImage) -> Pixels {
+        match img {
+            DynamicImage::ImageLuma8(i) => Pixels::Gray8(i),
+            DynamicImage::ImageRgb8(i) => Pixels::Rgb8(i),
+            DynamicImage::ImageLuma16(i) => Pixels::Gray16(i),
+            DynamicImage::ImageRgb16(i) => Pixels::Rgb16(i),
+            i @ DynamicImage::ImageLumaA8(_) => Pixels::Gray8(i.into_luma8()),
+            i @ DynamicImage::ImageLumaA16(_) => Pixels::Gray16(i.into_luma16()),
+            i if i.color().bytes_per_pixel() > 4 => Pixels::Rgb16(i.into_rgb16()),
+            i => Pixels::Rgb8(i.into_rgb8()),
+        }
+    }
+}
+
+/// An image as [`ImagePipeline::decode`] returns it: its pixels, possibly decoded at a
+/// reduced size, and its size in the file.
+///
+/// The pipeline computes its geometry from [`dimensions`](Self::dimensions) (the file's
+/// size), so the output shape does not depend on how the image was decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedImage {
+    pixels: Pixels,
+    dimensions: (u32, u32),
+}
+
+impl DecodedImage {
+    /// The image's `(width, height)` in its file.
+    pub fn dimensions(&self) -> (u32, u32) {
+        self.dimensions
+    }
+
+    /// The decoded pixels; smaller than [`dimensions`](Self::dimensions) when decoded at a
+    /// reduced size.
+    pub fn pixels(&self) -> &Pixels {
+        &self.pixels
+    }
+
+    /// The decoded pixels, owned.
+    pub fn into_pixels(self) -> Pixels {
+        self.pixels
+    }
+}
+
+impl From<Pixels> for DecodedImage {
+    fn from(pixels: Pixels) -> Self {
+        DecodedImage {
+            dimensions: pixels.dimensions(),
+            pixels,
+        }
+    }
+}
+
+/// The samples of a [`PixelView`].
+#[derive(Debug, Clone, Copy)]
+enum Samples<'a> {
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+}
+
+/// Borrowed pixels an [`ImagePipeline`] reads: built from an [`RgbImage`], a [`GrayImage`],
+/// a [`Gray16Image`], an [`Rgb16Image`], [`Pixels`] or a [`DecodedImage`] with `.into()`
+/// (the pipeline's methods take `impl Into<PixelView>`, so pass `&img`).
+#[derive(Debug, Clone, Copy)]
+pub struct PixelView<'a> {
+    samples: Samples<'a>,
+    gray: bool,
+    stored: (u32, u32),
+    dimensions: (u32, u32),
+}
+
+impl PixelView<'_> {
+    /// The `(width, height)` the pipeline's geometry is computed from (for a
+    /// [`DecodedImage`], the size in the file).
+    pub fn dimensions(&self) -> (u32, u32) {
+        self.dimensions
+    }
+}
+
+macro_rules! pixel_view_from {
+    ($ty:ty, $variant:ident, $gray:expr) => {
+        impl<'a> From<&'a $ty> for PixelView<'a> {
+            fn from(img: &'a $ty) -> Self {
+                PixelView {
+                    samples: Samples::$variant(img.as_raw()),
+                    gray: $gray,
+                    stored: img.dimensions(),
+                    dimensions: img.dimensions(),
+                }
+            }
+        }
+    };
+}
+pixel_view_from!(RgbImage, U8, false);
+pixel_view_from!(GrayImage, U8, true);
+pixel_view_from!(Rgb16Image, U16, false);
+pixel_view_from!(Gray16Image, U16, true);
+
+impl<'a> From<&'a Pixels> for PixelView<'a> {
+    fn from(pixels: &'a Pixels) -> Self {
+        match pixels {
+            Pixels::Gray8(i) => i.into(),
+            Pixels::Rgb8(i) => i.into(),
+            Pixels::Gray16(i) => i.into(),
+            Pixels::Rgb16(i) => i.into(),
+        }
+    }
+}
+
+impl<'a> From<&'a DecodedImage> for PixelView<'a> {
+    fn from(img: &'a DecodedImage) -> Self {
+        PixelView {
+            dimensions: img.dimensions,
+            ..PixelView::from(&img.pixels)
+        }
+    }
+}
+
 /// The order of the values an [`ImagePipeline`] writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Layout {
-    /// Channels first, `[3, H, W]`: PyTorch / torchvision `ToTensor`.
+    /// Channels first, `[C, H, W]`: PyTorch / torchvision `ToTensor`.
     Chw,
-    /// Channels last, `[H, W, 3]`: TensorFlow / Keras (`NHWC` once batched).
+    /// Channels last, `[H, W, C]`: TensorFlow / Keras (`NHWC` once batched).
     Hwc,
+}
+
+/// How many channels an [`ImagePipeline`] writes, whatever the image has.
+///
+/// ```
+/// use deriva_bag_features::loader::image::{Channels, GrayImage, ImagePipeline, Layout, Luma};
+/// let xray = GrayImage::from_pixel(4, 2, Luma([51]));
+/// let (shape, values) = ImagePipeline::new().to_values(&xray, Layout::Chw);
+/// assert_eq!(shape, [3, 2, 4]); // the default replicates gray to R = G = B
+/// assert_eq!(values[0], values[8]);
+/// let (shape, values) = ImagePipeline::new().channels(Channels::Gray).to_values(&xray, Layout::Hwc);
+/// assert_eq!(shape, [2, 4, 1]);
+/// assert!((values[0] - 0.2).abs() < 1e-6);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Channels {
+    /// Three channels (the default; what ImageNet models expect): colour as decoded, a
+    /// gray image replicated to R = G = B (PIL's `convert("RGB")`).
+    #[default]
+    Rgb,
+    /// One channel: a gray image as decoded, a colour image converted to luma with
+    /// torchvision `Grayscale`'s weights (0.2989 R + 0.587 G + 0.114 B). Normalization uses
+    /// the first mean and standard deviation.
+    Gray,
+}
+
+impl Channels {
+    /// The number of channels written: 3 or 1.
+    pub fn count(self) -> usize {
+        match self {
+            Channels::Rgb => 3,
+            Channels::Gray => 1,
+        }
+    }
 }
 
 /// The `(width, height)` that [`resize_shorter`] produces: the shorter side becomes `size`, the
@@ -60,6 +257,71 @@ fn shorter_side_dims(w: u32, h: u32, size: u32) -> (u32, u32) {
     } else {
         (scaled(w, h), size)
     }
+}
+
+/// The JPEG size reduction (8, 4, 2 or 1) for a `w × h` source resized to `nw × nh`: none
+/// unless the output is at most half the source in both directions, else the largest whose
+/// decoded size (`ceil(w / d) × ceil(h / d)`, libjpeg's and jpeg-decoder's rounding) is
+/// still at least the output, so that what remains is a downscale.
+fn jpeg_reduction((w, h): (u32, u32), (nw, nh): (u32, u32)) -> u32 {
+    if nw == 0 || nh == 0 || 2 * u64::from(nw) > u64::from(w) || 2 * u64::from(nh) > u64::from(h) {
+        return 1;
+    }
+    [8, 4, 2]
+        .into_iter()
+        .find(|&d| w.div_ceil(d) >= nw && h.div_ceil(d) >= nh)
+        .unwrap_or(1)
+}
+
+/// A JPEG decoding error as the `image` crate reports one.
+fn jpeg_error(err: jpeg_decoder::Error) -> ImageError {
+    ImageError::Decoding(image::error::DecodingError::new(
+        ImageFormat::Jpeg.into(),
+        err,
+    ))
+}
+
+/// Decodes a baseline or progressive 8-bit gray or YCbCr JPEG at `1 / d` of its size, `d`
+/// chosen by [`jpeg_reduction`] for `target(w, h)` (the pipeline's resized size); `None`
+/// when no reduction applies or the JPEG is of a kind (CMYK, 12/16-bit) left to the full
+/// decoder.
+fn decode_jpeg_reduced(
+    bytes: &[u8],
+    target: impl FnOnce((u32, u32)) -> (u32, u32),
+) -> Result<Option<DecodedImage>, ImageError> {
+    use jpeg_decoder::PixelFormat;
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder.read_info().map_err(jpeg_error)?;
+    let Some(info) = decoder.info() else {
+        return Ok(None);
+    };
+    if !matches!(info.pixel_format, PixelFormat::L8 | PixelFormat::RGB24) {
+        return Ok(None);
+    }
+    let dimensions = (u32::from(info.width), u32::from(info.height));
+    let d = jpeg_reduction(dimensions, target(dimensions));
+    if d == 1 {
+        return Ok(None);
+    }
+    // JPEG sides are u16, so the reduced sides are too.
+    let requested = |side: u32| u16::try_from(side.div_ceil(d)).unwrap_or(u16::MAX);
+    let (sw, sh) = decoder
+        .scale(requested(dimensions.0), requested(dimensions.1))
+        .map_err(jpeg_error)?;
+    let data = decoder.decode().map_err(jpeg_error)?;
+    let (sw, sh) = (u32::from(sw), u32::from(sh));
+    let len = data.len();
+    let pixels = match info.pixel_format {
+        PixelFormat::L8 => GrayImage::from_raw(sw, sh, data).map(Pixels::Gray8),
+        _ => RgbImage::from_raw(sw, sh, data).map(Pixels::Rgb8),
+    }
+    .ok_or_else(|| {
+        jpeg_error(jpeg_decoder::Error::Format(format!(
+            "decoded {len} bytes for a {sw}x{sh} {:?} image",
+            info.pixel_format
+        )))
+    })?;
+    Ok(Some(DecodedImage { pixels, dimensions }))
 }
 
 /// Precomputed resampling taps along one axis, for a window of output positions.
@@ -135,9 +397,43 @@ impl AxisTaps {
     }
 }
 
-/// Resamples `img` to `nw × nh` (Triangle filter) but computes only the window
-/// `x0 .. x0 + cw`, `y0 .. y0 + ch` of the result, calling `emit_row(y, rgb)` for each
-/// window row `y` with `3 × cw` interleaved, unrounded `[0, 255]` values.
+/// A pixel sample type the resampler reads.
+trait Sample: Copy {
+    /// The value of full intensity (`1.0` after scaling).
+    const MAX: f32;
+    fn to_f32(self) -> f32;
+}
+
+impl Sample for u8 {
+    const MAX: f32 = 255.0;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f32::from(self)
+    }
+}
+
+impl Sample for u16 {
+    const MAX: f32 = 65535.0;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        f32::from(self)
+    }
+}
+
+/// Where the resampler reads and what it computes: a `stored` image of `C` interleaved
+/// channels resampled to `size`, of which only the `window` at `origin` is computed.
+#[derive(Debug, Clone, Copy)]
+struct Resample {
+    stored: (u32, u32),
+    size: (u32, u32),
+    origin: (u32, u32),
+    window: (u32, u32),
+}
+
+/// Resamples `raw` (`C` interleaved channels, `plan.stored` pixels) to `plan.size` (Triangle
+/// filter) but computes only the window `plan.origin`, `plan.window` of the result, calling
+/// `emit_row(y, values)` for each window row `y` with `C × cw` interleaved, unrounded
+/// `[0, T::MAX]` values.
 ///
 /// Separable: each output row first blends the few source rows it needs (a contiguous
 /// multiply-add over only the source columns the window reads, which the compiler
@@ -147,57 +443,51 @@ impl AxisTaps {
 /// On x86-64 CPUs with AVX2 and FMA (checked once per call, at run time) the same code is
 /// compiled for those instructions: 8-wide multiply-adds make resampling about twice as fast
 /// as the SSE2 baseline build, and the binary still runs on any x86-64.
-fn resample_window<F: FnMut(usize, &[f32])>(
-    img: &RgbImage,
-    size: (u32, u32),
-    origin: (u32, u32),
-    window: (u32, u32),
+fn resample_window<T: Sample, const C: usize, F: FnMut(usize, &[f32])>(
+    raw: &[T],
+    plan: Resample,
     emit_row: F,
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports every feature `resample_window_avx2` is compiled for.
-        unsafe { resample_window_avx2(img, size, origin, window, emit_row) };
+        unsafe { resample_window_avx2::<T, C, F>(raw, plan, emit_row) };
         return;
     }
-    resample_window_body(img, size, origin, window, emit_row);
+    resample_window_body::<T, C, F>(raw, plan, emit_row);
 }
 
 /// [`resample_window_body`] compiled for AVX2 + FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn resample_window_avx2<F: FnMut(usize, &[f32])>(
-    img: &RgbImage,
-    size: (u32, u32),
-    origin: (u32, u32),
-    window: (u32, u32),
+unsafe fn resample_window_avx2<T: Sample, const C: usize, F: FnMut(usize, &[f32])>(
+    raw: &[T],
+    plan: Resample,
     emit_row: F,
 ) {
-    resample_window_body(img, size, origin, window, emit_row);
+    resample_window_body::<T, C, F>(raw, plan, emit_row);
 }
 
 /// The resampler itself; always inlined so that each caller compiles it for its own
 /// target features.
 #[inline(always)]
-fn resample_window_body<F: FnMut(usize, &[f32])>(
-    img: &RgbImage,
-    (nw, nh): (u32, u32),
-    (x0, y0): (u32, u32),
-    (cw, ch): (u32, u32),
+fn resample_window_body<T: Sample, const C: usize, F: FnMut(usize, &[f32])>(
+    raw: &[T],
+    plan: Resample,
     mut emit_row: F,
 ) {
-    let (w, h) = img.dimensions();
+    let ((w, h), (nw, nh)) = (plan.stored, plan.size);
+    let ((x0, y0), (cw, ch)) = (plan.origin, plan.window);
     if w == 0 || h == 0 || cw == 0 || ch == 0 {
         return;
     }
-    let raw = img.as_raw();
-    let row_len = 3 * w as usize;
-    let mut out = vec![0f32; 3 * cw as usize];
+    let row_len = C * w as usize;
+    let mut out = vec![0f32; C * cw as usize];
     if (nw, nh) == (w, h) {
         for y in 0..ch as usize {
-            let row = &raw[(y0 as usize + y) * row_len + 3 * x0 as usize..][..out.len()];
+            let row = &raw[(y0 as usize + y) * row_len + C * x0 as usize..][..out.len()];
             for (o, &p) in out.iter_mut().zip(row) {
-                *o = f32::from(p);
+                *o = p.to_f32();
             }
             emit_row(y, &out);
         }
@@ -208,25 +498,25 @@ fn resample_window_body<F: FnMut(usize, &[f32])>(
     let (lo, hi) = cols.span();
     let taps = cols.count.iter().copied().max().unwrap_or(1);
     // Zero tail so that every column reads a full `taps` pixels (extra weights are 0).
-    let mut line = vec![0f32; 3 * (hi - lo + taps)];
-    let used = 3 * (hi - lo);
+    let mut line = vec![0f32; C * (hi - lo + taps)];
+    let used = C * (hi - lo);
     for y in 0..ch as usize {
         let (top, weights) = rows.get(y);
         line[..used].fill(0.0);
         for (k, &wt) in weights.iter().enumerate() {
-            let start = (top + k) * row_len + 3 * lo;
+            let start = (top + k) * row_len + C * lo;
             for (acc, &p) in line[..used].iter_mut().zip(&raw[start..start + used]) {
-                *acc += wt * f32::from(p);
+                *acc += wt * p.to_f32();
             }
         }
         match taps {
-            1 => blend_columns::<1>(&line, &cols, lo, &mut out),
-            2 => blend_columns::<2>(&line, &cols, lo, &mut out),
-            3 => blend_columns::<3>(&line, &cols, lo, &mut out),
-            4 => blend_columns::<4>(&line, &cols, lo, &mut out),
-            5 => blend_columns::<5>(&line, &cols, lo, &mut out),
-            6 => blend_columns::<6>(&line, &cols, lo, &mut out),
-            _ => blend_columns_any(&line, &cols, lo, taps, &mut out),
+            1 => blend_columns::<C, 1>(&line, &cols, lo, &mut out),
+            2 => blend_columns::<C, 2>(&line, &cols, lo, &mut out),
+            3 => blend_columns::<C, 3>(&line, &cols, lo, &mut out),
+            4 => blend_columns::<C, 4>(&line, &cols, lo, &mut out),
+            5 => blend_columns::<C, 5>(&line, &cols, lo, &mut out),
+            6 => blend_columns::<C, 6>(&line, &cols, lo, &mut out),
+            _ => blend_columns_any::<C>(&line, &cols, lo, taps, &mut out),
         }
         emit_row(y, &out);
     }
@@ -234,34 +524,45 @@ fn resample_window_body<F: FnMut(usize, &[f32])>(
 
 /// Horizontal pass with exactly `N` taps per output pixel (zero-padded weights).
 #[inline(always)]
-fn blend_columns<const N: usize>(line: &[f32], cols: &AxisTaps, lo: usize, out: &mut [f32]) {
-    for (x, o) in out.chunks_exact_mut(3).enumerate() {
+fn blend_columns<const C: usize, const N: usize>(
+    line: &[f32],
+    cols: &AxisTaps,
+    lo: usize,
+    out: &mut [f32],
+) {
+    for (x, o) in out.chunks_exact_mut(C).enumerate() {
         let w = &cols.weights[x * cols.stride..x * cols.stride + N];
-        let start = 3 * (cols.left[x] - lo);
-        let px = &line[start..start + 3 * N];
-        let mut rgb = [0f32; 3];
-        for k in 0..N {
-            rgb[0] += w[k] * px[3 * k];
-            rgb[1] += w[k] * px[3 * k + 1];
-            rgb[2] += w[k] * px[3 * k + 2];
+        let start = C * (cols.left[x] - lo);
+        let px = &line[start..start + C * N];
+        let mut acc = [0f32; C];
+        for (p, &wk) in px.chunks_exact(C).zip(w) {
+            for (a, &v) in acc.iter_mut().zip(p) {
+                *a += wk * v;
+            }
         }
-        o.copy_from_slice(&rgb);
+        o.copy_from_slice(&acc);
     }
 }
 
 /// [`blend_columns`] for a tap count only known at run time (strong downscales).
 #[inline(always)]
-fn blend_columns_any(line: &[f32], cols: &AxisTaps, lo: usize, taps: usize, out: &mut [f32]) {
-    for (x, o) in out.chunks_exact_mut(3).enumerate() {
+fn blend_columns_any<const C: usize>(
+    line: &[f32],
+    cols: &AxisTaps,
+    lo: usize,
+    taps: usize,
+    out: &mut [f32],
+) {
+    for (x, o) in out.chunks_exact_mut(C).enumerate() {
         let w = &cols.weights[x * cols.stride..][..taps];
-        let start = 3 * (cols.left[x] - lo);
-        let mut rgb = [0f32; 3];
-        for (p, &wt) in line[start..start + 3 * taps].chunks_exact(3).zip(w) {
-            rgb[0] += wt * p[0];
-            rgb[1] += wt * p[1];
-            rgb[2] += wt * p[2];
+        let start = C * (cols.left[x] - lo);
+        let mut acc = [0f32; C];
+        for (p, &wt) in line[start..start + C * taps].chunks_exact(C).zip(w) {
+            for (a, &v) in acc.iter_mut().zip(p) {
+                *a += wt * v;
+            }
         }
-        o.copy_from_slice(&rgb);
+        o.copy_from_slice(&acc);
     }
 }
 
@@ -288,7 +589,13 @@ pub fn resize_shorter(img: &RgbImage, size: u32) -> RgbImage {
     let mut out = RgbImage::new(nw, nh);
     let buf: &mut [u8] = &mut out;
     let stride = 3 * nw as usize;
-    resample_window(img, (nw, nh), (0, 0), (nw, nh), |y, rgb| {
+    let plan = Resample {
+        stored: (w, h),
+        size: (nw, nh),
+        origin: (0, 0),
+        window: (nw, nh),
+    };
+    resample_window::<u8, 3, _>(img.as_raw(), plan, |y, rgb| {
         for (d, &v) in buf[y * stride..][..stride].iter_mut().zip(rgb) {
             // Values are in [0, 255] (non-negative weights summing to 1); `as` saturates,
             // and `+ 0.5` rounds without a libm call.
@@ -318,13 +625,17 @@ pub fn to_chw(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
 /// A decode → resize → crop → normalize pipeline producing `f32` values in a chosen [`Layout`].
 ///
 /// Without [`normalize`](Self::normalize), values are in `[0, 1]` (torchvision `ToTensor`,
-/// TensorFlow `convert_image_dtype`).
+/// TensorFlow `convert_image_dtype`): `p / 255` for 8-bit images, `p / 65535` for 16-bit
+/// ones. Outputs have [`Channels::Rgb`] (3) channels unless [`channels`](Self::channels)
+/// says otherwise.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImagePipeline {
     resize: Option<u32>,
     crop: Option<(u32, u32)>,
     mean: [f32; 3],
     std: [f32; 3],
+    channels: Channels,
+    reduced_jpeg_decode: bool,
 }
 
 impl Default for ImagePipeline {
@@ -334,12 +645,14 @@ impl Default for ImagePipeline {
             crop: None,
             mean: [0.0; 3],
             std: [1.0; 3],
+            channels: Channels::Rgb,
+            reduced_jpeg_decode: true,
         }
     }
 }
 
 impl ImagePipeline {
-    /// No resize, no crop, values in `[0, 1]`.
+    /// No resize, no crop, values in `[0, 1]`, 3 channels, reduced-size JPEG decoding on.
     pub fn new() -> Self {
         ImagePipeline::default()
     }
@@ -356,7 +669,8 @@ impl ImagePipeline {
         self
     }
 
-    /// Normalizes each channel: `(x - mean) / std` on `[0, 1]` values.
+    /// Normalizes each channel: `(x - mean) / std` on `[0, 1]` values (one-channel outputs
+    /// use `mean[0]` and `std[0]`).
     pub fn normalize(mut self, mean: [f32; 3], std: [f32; 3]) -> Self {
         self.mean = mean;
         self.std = std;
@@ -366,6 +680,71 @@ impl ImagePipeline {
     /// Normalizes with [`IMAGENET_MEAN`] and [`IMAGENET_STD`].
     pub fn imagenet_normalize(self) -> Self {
         self.normalize(IMAGENET_MEAN, IMAGENET_STD)
+    }
+
+    /// How many channels the output has (see [`Channels`]; default [`Channels::Rgb`]).
+    ///
+    /// ```
+    /// use deriva_bag_features::loader::image::{Channels, ImagePipeline, Layout};
+    /// let pipeline = ImagePipeline::new().resize(256).center_crop(224, 224).channels(Channels::Gray);
+    /// assert_eq!(pipeline.output_shape((512, 512), Layout::Chw), [1, 224, 224]);
+    /// assert_eq!(pipeline.output_shape((512, 512), Layout::Hwc), [224, 224, 1]);
+    /// ```
+    pub fn channels(mut self, channels: Channels) -> Self {
+        self.channels = channels;
+        self
+    }
+
+    /// Whether [`decode`](Self::decode) may decode a JPEG at 1/2, 1/4 or 1/8 of its size
+    /// (on by default). It does when the resized output is at most half the source in both
+    /// directions, choosing the largest reduction whose size is still at least the output;
+    /// the antialiased resize then does the rest. Values stay within a few levels of a full
+    /// decode + resize (≥ 35 dB PSNR on textured photographs) at a fraction of the cost.
+    /// `false` always decodes in full (the reference path).
+    ///
+    /// ```
+    /// use deriva_bag_features::loader::image::{ImageFormat, ImagePipeline, Rgb, RgbImage};
+    /// let photo = RgbImage::from_fn(640, 480, |x, y| Rgb([x as u8, y as u8, 90]));
+    /// let mut jpeg = std::io::Cursor::new(Vec::new());
+    /// photo.write_to(&mut jpeg, ImageFormat::Jpeg).unwrap();
+    ///
+    /// let pipeline = ImagePipeline::new().resize(100);
+    /// let reduced = pipeline.decode(jpeg.get_ref()).unwrap();
+    /// assert_eq!(reduced.dimensions(), (640, 480)); // the size in the file …
+    /// assert_eq!(reduced.pixels().dimensions(), (160, 120)); // … decoded at 1/4
+    /// let full = pipeline.clone().reduced_jpeg_decode(false).decode(jpeg.get_ref()).unwrap();
+    /// assert_eq!(full.pixels().dimensions(), (640, 480));
+    /// ```
+    pub fn reduced_jpeg_decode(mut self, enabled: bool) -> Self {
+        self.reduced_jpeg_decode = enabled;
+        self
+    }
+
+    /// Decodes an encoded image (PNG or JPEG, by content) for this pipeline, keeping its bit
+    /// depth and whether it is gray; a JPEG whose output will be small is decoded at a
+    /// reduced size (see [`reduced_jpeg_decode`](Self::reduced_jpeg_decode)).
+    ///
+    /// ```
+    /// use deriva_bag_features::loader::image::{Gray16Image, ImageFormat, ImagePipeline, Layout, Luma};
+    /// let scan = Gray16Image::from_pixel(2, 1, Luma([257]));
+    /// let mut png = std::io::Cursor::new(Vec::new());
+    /// scan.write_to(&mut png, ImageFormat::Png).unwrap();
+    /// let pipeline = ImagePipeline::new();
+    /// let decoded = pipeline.decode(png.get_ref()).unwrap();
+    /// let (shape, values) = pipeline.to_values(&decoded, Layout::Chw);
+    /// assert_eq!(shape, [3, 1, 2]);
+    /// assert!(values.iter().all(|v| (v - 257.0 / 65535.0).abs() < 1e-9)); // 16 bits kept
+    /// ```
+    pub fn decode(&self, bytes: &[u8]) -> Result<DecodedImage, ImageError> {
+        if self.reduced_jpeg_decode
+            && self.resize.is_some()
+            && image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg)
+        {
+            if let Some(img) = decode_jpeg_reduced(bytes, |dims| self.geometry(dims).0)? {
+                return Ok(img);
+            }
+        }
+        Ok(Pixels::from_dynamic(image::load_from_memory(bytes)?).into())
     }
 
     /// The resized size and the crop window in it: `((nw, nh), (x0, y0, cw, ch))`.
@@ -378,17 +757,80 @@ impl ImagePipeline {
         ((nw, nh), window)
     }
 
-    /// The shape of the output for an image of `(width, height)` pixels.
+    /// The shape of the output for an image of `(width, height)` pixels (for a
+    /// [`DecodedImage`], its [`dimensions`](DecodedImage::dimensions)).
     pub fn output_shape(&self, dimensions: (u32, u32), layout: Layout) -> [usize; 3] {
         let (_, (_, _, cw, ch)) = self.geometry(dimensions);
+        let c = self.channels.count();
         match layout {
-            Layout::Chw => [3, ch as usize, cw as usize],
-            Layout::Hwc => [ch as usize, cw as usize, 3],
+            Layout::Chw => [c, ch as usize, cw as usize],
+            Layout::Hwc => [ch as usize, cw as usize, c],
         }
     }
 
-    /// Applies the pipeline to decoded pixels, writing `3 × H × W` values into `out` in
-    /// `layout` order (`H × W` from [`output_shape`](Self::output_shape)).
+    /// Runs the resampler over the crop window of `img` and hands `emit(y, values)` each
+    /// output row: `cw × channels` interleaved, converted and normalized values.
+    fn normalized_rows(&self, img: PixelView<'_>, emit: impl FnMut(usize, &[f32])) {
+        let ((nw, nh), (x0, y0, cw, ch)) = self.geometry(img.dimensions);
+        let plan = Resample {
+            stored: img.stored,
+            size: (nw, nh),
+            origin: (x0, y0),
+            window: (cw, ch),
+        };
+        match img.samples {
+            Samples::U8(raw) => self.rows_of(raw, img.gray, plan, emit),
+            Samples::U16(raw) => self.rows_of(raw, img.gray, plan, emit),
+        }
+    }
+
+    /// [`normalized_rows`](Self::normalized_rows) for one sample type.
+    fn rows_of<T: Sample>(
+        &self,
+        raw: &[T],
+        gray: bool,
+        plan: Resample,
+        mut emit: impl FnMut(usize, &[f32]),
+    ) {
+        // `x / MAX` then `(x - mean) / std`, as one multiply-add per value.
+        let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (T::MAX * self.std[c]));
+        let shift: [f32; 3] = std::array::from_fn(|c| self.mean[c] / self.std[c]);
+        let mut row = vec![0f32; self.channels.count() * plan.window.0 as usize];
+        match (gray, self.channels) {
+            (false, Channels::Rgb) => resample_window::<T, 3, _>(raw, plan, |y, px| {
+                for (o, p) in row.chunks_exact_mut(3).zip(px.chunks_exact(3)) {
+                    o[0] = p[0] * scale[0] - shift[0];
+                    o[1] = p[1] * scale[1] - shift[1];
+                    o[2] = p[2] * scale[2] - shift[2];
+                }
+                emit(y, &row);
+            }),
+            (true, Channels::Rgb) => resample_window::<T, 1, _>(raw, plan, |y, px| {
+                for (o, &p) in row.chunks_exact_mut(3).zip(px) {
+                    o[0] = p * scale[0] - shift[0];
+                    o[1] = p * scale[1] - shift[1];
+                    o[2] = p * scale[2] - shift[2];
+                }
+                emit(y, &row);
+            }),
+            (true, Channels::Gray) => resample_window::<T, 1, _>(raw, plan, |y, px| {
+                for (o, &p) in row.iter_mut().zip(px) {
+                    *o = p * scale[0] - shift[0];
+                }
+                emit(y, &row);
+            }),
+            (false, Channels::Gray) => resample_window::<T, 3, _>(raw, plan, |y, px| {
+                for (o, p) in row.iter_mut().zip(px.chunks_exact(3)) {
+                    let luma = LUMA[0] * p[0] + LUMA[1] * p[1] + LUMA[2] * p[2];
+                    *o = luma * scale[0] - shift[0];
+                }
+                emit(y, &row);
+            }),
+        }
+    }
+
+    /// Applies the pipeline to decoded pixels, writing `C × H × W` values into `out` in
+    /// `layout` order (the shape from [`output_shape`](Self::output_shape)).
     ///
     /// Resize, crop, layout and normalization are fused: only the cropped window of the
     /// resized image is computed, and each value is written once. Unlike chaining
@@ -398,100 +840,79 @@ impl ImagePipeline {
     /// # Panics
     /// When `out.len()` is not the product of [`output_shape`](Self::output_shape): the
     /// caller sizes the buffer, so a mismatch is a bug in the caller, not bad input.
-    pub fn apply_into(&self, img: &RgbImage, layout: Layout, out: &mut [f32]) {
-        let ((nw, nh), (x0, y0, cw, ch)) = self.geometry(img.dimensions());
+    pub fn apply_into<'a>(&self, img: impl Into<PixelView<'a>>, layout: Layout, out: &mut [f32]) {
+        let img = img.into();
+        let (_, (_, _, cw, ch)) = self.geometry(img.dimensions);
+        let c = self.channels.count();
         let (row, plane) = (cw as usize, cw as usize * ch as usize);
         assert_eq!(
             out.len(),
-            3 * plane,
-            "output buffer for a {cw}x{ch} RGB image must hold {} values",
-            3 * plane
+            c * plane,
+            "output buffer for a {cw}x{ch} image of {c} channels must hold {} values",
+            c * plane
         );
-        let (scale, shift) = self.affine();
-        match layout {
-            Layout::Chw => {
+        match (layout, c) {
+            (Layout::Chw, 3) => {
                 let (r, rest) = out.split_at_mut(plane);
                 let (g, b) = rest.split_at_mut(plane);
-                resample_window(img, (nw, nh), (x0, y0), (cw, ch), |y, rgb| {
+                self.normalized_rows(img, |y, rgb| {
                     let (r, g, b) = (
                         &mut r[y * row..][..row],
                         &mut g[y * row..][..row],
                         &mut b[y * row..][..row],
                     );
                     for (x, px) in rgb.chunks_exact(3).enumerate() {
-                        r[x] = px[0] * scale[0] - shift[0];
-                        g[x] = px[1] * scale[1] - shift[1];
-                        b[x] = px[2] * scale[2] - shift[2];
+                        r[x] = px[0];
+                        g[x] = px[1];
+                        b[x] = px[2];
                     }
                 });
             }
-            Layout::Hwc => {
-                resample_window(img, (nw, nh), (x0, y0), (cw, ch), |y, rgb| {
-                    normalize_interleaved(rgb, scale, shift, &mut out[3 * y * row..][..3 * row]);
-                });
-            }
+            // One channel, or channels last: rows are already in output order.
+            _ => self.normalized_rows(img, |y, values| {
+                out[y * c * row..][..c * row].copy_from_slice(values);
+            }),
         }
     }
 
     /// [`apply_into`](Self::apply_into) a new vector; returns it with its shape.
-    pub fn to_values(&self, img: &RgbImage, layout: Layout) -> ([usize; 3], Vec<f32>) {
-        let shape = self.output_shape(img.dimensions(), layout);
+    pub fn to_values<'a>(
+        &self,
+        img: impl Into<PixelView<'a>>,
+        layout: Layout,
+    ) -> ([usize; 3], Vec<f32>) {
+        let img = img.into();
+        let shape = self.output_shape(img.dimensions, layout);
         let len = shape.iter().product();
-        if layout == Layout::Chw {
+        if layout == Layout::Chw && self.channels.count() > 1 {
             let mut out = vec![0f32; len];
             self.apply_into(img, layout, &mut out);
             return (shape, out);
         }
-        // `HWC` rows arrive in order, so each is normalized straight into the vector's
-        // spare capacity: no zeroing first and no second copy (each would cost 600 KB of
-        // memory traffic per 224² image, a fifth of the resize).
-        let ((nw, nh), (x0, y0, cw, ch)) = self.geometry(img.dimensions());
-        let (scale, shift) = self.affine();
+        // Rows in output order arrive in order, so each is copied straight into the
+        // vector's spare capacity: no zeroing first and no second copy (each would cost
+        // 600 KB of memory traffic per 224² image, a fifth of the resize).
         let mut out: Vec<f32> = Vec::with_capacity(len);
-        let row = 3 * cw as usize;
-        let mut filled_rows = 0;
-        resample_window(img, (nw, nh), (x0, y0), (cw, ch), |y, rgb| {
+        let mut filled = 0;
+        self.normalized_rows(img, |y, values| {
             // Rows come in order 0, 1, …; anything else would leave a gap, so it is ignored
             // and caught by the assertion below.
-            if y != filled_rows {
+            if y * values.len() != filled {
                 return;
             }
-            let slots = &mut out.spare_capacity_mut()[y * row..][..row];
-            for (o, px) in slots.chunks_exact_mut(3).zip(rgb.chunks_exact(3)) {
-                o[0].write(px[0] * scale[0] - shift[0]);
-                o[1].write(px[1] * scale[1] - shift[1]);
-                o[2].write(px[2] * scale[2] - shift[2]);
+            for (o, &v) in out.spare_capacity_mut()[filled..][..values.len()]
+                .iter_mut()
+                .zip(values)
+            {
+                o.write(v);
             }
-            filled_rows += 1;
+            filled += values.len();
         });
-        // Every row written, in order: `ch × row = len` values (0 for an empty window).
-        assert_eq!(
-            filled_rows * row,
-            len,
-            "the resampler emits every row in order"
-        );
-        // SAFETY: rows `0..filled_rows` were each written in full (`row` values), so the
-        // first `filled_rows × row` elements are initialized.
-        unsafe { out.set_len(filled_rows * row) };
+        // Every row written, in order: `len` values (0 for an empty window).
+        assert_eq!(filled, len, "the resampler emits every row in order");
+        // SAFETY: the first `filled` elements were each written above.
+        unsafe { out.set_len(filled) };
         (shape, out)
-    }
-
-    /// `x / 255` then `(x - mean) / std`, as one multiply-add per value: `(scale, shift)`.
-    fn affine(&self) -> ([f32; 3], [f32; 3]) {
-        (
-            std::array::from_fn(|c| 1.0 / (255.0 * self.std[c])),
-            std::array::from_fn(|c| self.mean[c] / self.std[c]),
-        )
-    }
-}
-
-/// Normalizes one row of interleaved `[0, 255]` RGB values into `out` (same length).
-#[inline(always)]
-fn normalize_interleaved(rgb: &[f32], scale: [f32; 3], shift: [f32; 3], out: &mut [f32]) {
-    for (o, px) in out.chunks_exact_mut(3).zip(rgb.chunks_exact(3)) {
-        o[0] = px[0] * scale[0] - shift[0];
-        o[1] = px[1] * scale[1] - shift[1];
-        o[2] = px[2] * scale[2] - shift[2];
     }
 }
 
@@ -705,6 +1126,211 @@ mod tests {
         assert!(
             v.iter().zip(&expected).all(|(a, b)| (a - b).abs() < 1e-6),
             "{v:?} != {expected:?}"
+        );
+    }
+
+    /// A photograph-like test image: shading, waves of several periods (40, 13 and 6 px)
+    /// and per-pixel grain from a fixed LCG, so every scale has detail.
+    fn textured(w: u32, h: u32) -> RgbImage {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        RgbImage::from_fn(w, h, |x, y| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let grain = ((state >> 33) % 17) as f32 - 8.0;
+            let (fx, fy) = (x as f32, y as f32);
+            let waves = 30.0 * (fx / 40.0 + fy / 55.0).sin()
+                + 18.0 * (fx / 13.0).sin() * (fy / 17.0).cos()
+                + 10.0 * ((fx + fy) / 6.0).sin();
+            let base = 150.0 * (1.0 - 0.5 * fx / w as f32) + waves + grain;
+            Rgb([
+                (base + 40.0).clamp(0.0, 255.0) as u8,
+                (0.6 * base).clamp(0.0, 255.0) as u8,
+                (0.3 * base + 20.0).clamp(0.0, 255.0) as u8,
+            ])
+        })
+    }
+
+    fn encode(img: &RgbImage, quality: u8) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, quality)
+            .encode_image(img)
+            .unwrap();
+        bytes
+    }
+
+    /// Peak signal-to-noise ratio of two equally long runs of `[0, 1]` values, in dB.
+    fn psnr(a: &[f32], b: &[f32]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        let mse = a
+            .iter()
+            .zip(b)
+            .map(|(p, q)| f64::from(p - q).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
+        10.0 * (1.0 / mse).log10()
+    }
+
+    #[test]
+    fn jpeg_reduction_is_the_largest_that_still_covers_the_output() {
+        assert_eq!(jpeg_reduction((3000, 2000), (336, 224)), 8);
+        assert_eq!(jpeg_reduction((1024, 768), (128, 96)), 8);
+        assert_eq!(jpeg_reduction((1024, 768), (213, 160)), 4);
+        assert_eq!(jpeg_reduction((1024, 768), (400, 300)), 2);
+        // Exactly half still qualifies; a single pixel more than half does not.
+        assert_eq!(jpeg_reduction((300, 200), (150, 100)), 2);
+        assert_eq!(jpeg_reduction((300, 200), (151, 101)), 1);
+        assert_eq!(jpeg_reduction((256, 256), (224, 224)), 1);
+        // Rounded up as the decoder does: ceil(2001 / 8) = 251 ≥ 251.
+        assert_eq!(jpeg_reduction((2001, 3001), (251, 376)), 8);
+        assert_eq!(jpeg_reduction((2000, 3001), (251, 376)), 4);
+    }
+
+    #[test]
+    fn reduced_jpeg_decode_stays_within_35_db_of_full_decode_and_resize() {
+        let jpeg = encode(&textured(1024, 768), 90);
+        for (size, stored) in [(96, (128, 96)), (160, (256, 192)), (300, (512, 384))] {
+            let pipeline = ImagePipeline::new().resize(size);
+            let reduced = pipeline.decode(&jpeg).unwrap();
+            assert_eq!(reduced.dimensions(), (1024, 768));
+            assert_eq!(reduced.pixels().dimensions(), stored, "resize {size}");
+            let full = pipeline
+                .clone()
+                .reduced_jpeg_decode(false)
+                .decode(&jpeg)
+                .unwrap();
+            assert_eq!(full.pixels().dimensions(), (1024, 768));
+            let (shape, fast) = pipeline.to_values(&reduced, Layout::Chw);
+            let (full_shape, reference) = pipeline.to_values(&full, Layout::Chw);
+            assert_eq!(shape, full_shape);
+            assert_eq!(shape[1], size as usize);
+            let db = psnr(&fast, &reference);
+            eprintln!("resize {size}, decoded at {stored:?}: PSNR {db:.1} dB");
+            assert!(db >= 35.0, "resize {size}: PSNR {db:.1} dB");
+        }
+    }
+
+    #[test]
+    fn jpegs_that_stay_large_and_pngs_are_decoded_in_full() {
+        let img = textured(300, 200);
+        let jpeg = encode(&img, 90);
+        let pipeline = ImagePipeline::new().resize(120).center_crop(100, 100);
+        assert_eq!(
+            pipeline.decode(&jpeg).unwrap().pixels().dimensions(),
+            (300, 200)
+        );
+        let mut png = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut png, ImageFormat::Png).unwrap();
+        let small = ImagePipeline::new().resize(20);
+        let decoded = small.decode(png.get_ref()).unwrap();
+        assert_eq!(decoded.pixels(), &Pixels::Rgb8(img));
+        assert_eq!(decoded.dimensions(), (300, 200));
+    }
+
+    #[test]
+    fn a_gray_jpeg_is_reduced_and_stays_gray() {
+        let gray = image::DynamicImage::ImageRgb8(textured(640, 480)).into_luma8();
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .encode_image(&gray)
+            .unwrap();
+        let pipeline = ImagePipeline::new().resize(60).channels(Channels::Gray);
+        let decoded = pipeline.decode(&bytes).unwrap();
+        let Pixels::Gray8(pixels) = decoded.pixels() else {
+            panic!("not gray: {:?}", decoded.pixels().dimensions());
+        };
+        assert_eq!(pixels.dimensions(), (80, 60));
+        assert_eq!(pipeline.to_values(&decoded, Layout::Chw).0, [1, 60, 80]);
+    }
+
+    fn png_bytes<P: image::PixelWithColorType>(img: &ImageBuffer<P, Vec<P::Subpixel>>) -> Vec<u8>
+    where
+        [P::Subpixel]: image::EncodableLayout,
+    {
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut bytes, ImageFormat::Png).unwrap();
+        bytes.into_inner()
+    }
+
+    fn assert_values(found: &[f32], expected: &[f32]) {
+        assert_eq!(found.len(), expected.len(), "{found:?} != {expected:?}");
+        for (i, (a, b)) in found.iter().zip(expected).enumerate() {
+            // f32 rounding only: 1 / 65535 must not come out as 0 or as 1 / 255.
+            let tolerance = 1e-6 * b.abs().max(1e-2);
+            assert!(
+                (a - b).abs() <= tolerance,
+                "value {i}: {a} != {b} ({found:?})"
+            );
+        }
+    }
+
+    #[test]
+    fn a_16_bit_gray_png_scales_by_65535_under_both_channel_policies() {
+        let scan = Gray16Image::from_raw(3, 1, vec![1, 32768, 65535]).unwrap();
+        let decoded = ImagePipeline::new().decode(&png_bytes(&scan)).unwrap();
+        assert_eq!(decoded.pixels(), &Pixels::Gray16(scan));
+        // 1 / 65535 is not 0: the 16 bits are not truncated to 8.
+        let v = [1.0 / 65535.0, 32768.0 / 65535.0, 1.0];
+        let gray = ImagePipeline::new().channels(Channels::Gray);
+        assert_eq!(gray.to_values(&decoded, Layout::Chw).0, [1, 1, 3]);
+        assert_values(&gray.to_values(&decoded, Layout::Chw).1, &v);
+        assert_eq!(gray.to_values(&decoded, Layout::Hwc).0, [1, 3, 1]);
+        assert_values(&gray.to_values(&decoded, Layout::Hwc).1, &v);
+        let rgb = ImagePipeline::new().channels(Channels::Rgb);
+        let (shape, chw) = rgb.to_values(&decoded, Layout::Chw);
+        assert_eq!(shape, [3, 1, 3]);
+        assert_values(&chw, &[v, v, v].concat());
+        let (shape, hwc) = rgb.to_values(&decoded, Layout::Hwc);
+        assert_eq!(shape, [1, 3, 3]);
+        assert_values(&hwc, &[[v[0]; 3], [v[1]; 3], [v[2]; 3]].concat());
+    }
+
+    #[test]
+    fn an_8_bit_gray_png_scales_by_255_under_both_channel_policies() {
+        let scan = GrayImage::from_raw(2, 2, vec![0, 51, 204, 255]).unwrap();
+        let decoded = ImagePipeline::new().decode(&png_bytes(&scan)).unwrap();
+        assert_eq!(decoded.pixels(), &Pixels::Gray8(scan));
+        let v = [0.0, 0.2, 0.8, 1.0];
+        let gray = ImagePipeline::new().channels(Channels::Gray);
+        let (shape, chw) = gray.to_values(&decoded, Layout::Chw);
+        assert_eq!(shape, [1, 2, 2]);
+        assert_values(&chw, &v);
+        let mut hwc = vec![0.0; 4];
+        gray.apply_into(&decoded, Layout::Hwc, &mut hwc);
+        assert_values(&hwc, &v);
+        let rgb = ImagePipeline::new();
+        let (shape, chw) = rgb.to_values(&decoded, Layout::Chw);
+        assert_eq!(shape, [3, 2, 2]);
+        assert_values(&chw, &[v, v, v].concat());
+        let mut hwc = vec![0.0; 12];
+        rgb.apply_into(&decoded, Layout::Hwc, &mut hwc);
+        assert_values(&hwc, &v.iter().flat_map(|&x| [x; 3]).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn gray_output_of_a_colour_image_is_torchvision_luma_normalized_by_the_first_channel() {
+        let img = RgbImage::from_raw(2, 1, vec![255, 0, 0, 255, 255, 255]).unwrap();
+        let (shape, v) = ImagePipeline::new()
+            .channels(Channels::Gray)
+            .normalize([0.5, 9.0, 9.0], [0.25, 9.0, 9.0])
+            .to_values(&img, Layout::Chw);
+        assert_eq!(shape, [1, 1, 2]);
+        assert_values(&v, &[(0.2989 - 0.5) / 0.25, (0.9999 - 0.5) / 0.25]);
+    }
+
+    #[test]
+    fn a_16_bit_rgb_png_keeps_its_depth_and_gray_alpha_loses_its_alpha() {
+        let rgb16 = Rgb16Image::from_raw(1, 1, vec![65535, 1, 0]).unwrap();
+        let decoded = ImagePipeline::new().decode(&png_bytes(&rgb16)).unwrap();
+        assert_values(
+            &ImagePipeline::new().to_values(&decoded, Layout::Hwc).1,
+            &[1.0, 1.0 / 65535.0, 0.0],
+        );
+        let la = image::GrayAlphaImage::from_raw(1, 1, vec![51, 0]).unwrap();
+        let decoded = ImagePipeline::new().decode(&png_bytes(&la)).unwrap();
+        assert_eq!(
+            decoded.pixels(),
+            &Pixels::Gray8(GrayImage::from_raw(1, 1, vec![51]).unwrap())
         );
     }
 }
