@@ -2,7 +2,10 @@
 //! normalize into a `float32 [H, W, 3]` sample (channels last, as Keras and `tf.image`
 //! expect; batches become `NHWC`). The pixel work is the framework-neutral
 //! [`deriva_bag_features::loader::image`] pipeline, the one the PyTorch adapter uses in
-//! `CHW` order, so both frameworks see the same values.
+//! `CHW` order, so both frameworks see the same values. Large JPEGs are decoded at a
+//! reduced size when the output is small, 16-bit PNGs keep their 16 bits, and [`Channels`]
+//! sets the sample's channels (`[H, W, 3]` by default, gray replicated; `[H, W, 1]` with
+//! [`Channels::Gray`]).
 //!
 //! ```no_run
 //! use deriva_bag_tf::image::{ImagePipeline, ToSample};
@@ -17,21 +20,36 @@
 use std::path::Path;
 
 pub use deriva_bag_features::loader::image::{
-    center_crop, resize_shorter, ImagePipeline, Layout, RgbImage, IMAGENET_MEAN, IMAGENET_STD,
+    center_crop, resize_shorter, Channels, DecodedImage, Gray16Image, GrayImage, ImagePipeline,
+    Layout, PixelView, Pixels, Rgb16Image, RgbImage, IMAGENET_MEAN, IMAGENET_STD,
 };
 
 use crate::{Error, TfSample};
 
-/// Reads and decodes an image file (PNG or JPEG, by content) to 8-bit RGB.
-pub fn decode_rgb(path: &Path) -> Result<RgbImage, Error> {
+/// Reads an image file and decodes it with `decode`, naming the file in any error.
+fn read_and_decode<T>(
+    path: &Path,
+    decode: impl FnOnce(&[u8]) -> Result<T, deriva_bag_features::loader::image::ImageError>,
+) -> Result<T, Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    deriva_bag_features::loader::image::decode_rgb(&bytes).map_err(|source| Error::Image {
+    decode(&bytes).map_err(|source| Error::Image {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Reads and decodes an image file (PNG or JPEG, by content) to 8-bit RGB.
+pub fn decode_rgb(path: &Path) -> Result<RgbImage, Error> {
+    read_and_decode(path, deriva_bag_features::loader::image::decode_rgb)
+}
+
+/// Reads and decodes an image file for `pipeline`: at its own bit depth and channels, and a
+/// JPEG at a reduced size when the output is small (see [`ImagePipeline::decode`]).
+pub fn decode_for(pipeline: &ImagePipeline, path: &Path) -> Result<DecodedImage, Error> {
+    read_and_decode(path, |bytes| pipeline.decode(bytes))
 }
 
 /// Loads an image as `float32 [H, W, 3]` with values in `[0, 1]` (`tf.io.decode_image` then
@@ -51,17 +69,20 @@ pub fn load_rgb_u8(path: &Path) -> Result<TfSample, Error> {
     })
 }
 
-/// An [`ImagePipeline`] that ends in a `float32 [H, W, 3]` [`TfSample`].
+/// An [`ImagePipeline`] that ends in a `float32 [H, W, C]` [`TfSample`] (`C` from
+/// [`ImagePipeline::channels`]).
 pub trait ToSample {
-    /// Applies the pipeline to decoded pixels.
-    fn apply(&self, img: &RgbImage) -> TfSample;
+    /// Applies the pipeline to decoded pixels (`&RgbImage`, `&DecodedImage`, `&GrayImage`,
+    /// …).
+    fn apply<'a>(&self, img: impl Into<PixelView<'a>>) -> TfSample;
 
-    /// Decodes `path` and applies the pipeline: a ready `sample_loader` body.
+    /// Decodes `path` for the pipeline ([`decode_for`]) and applies it: a ready
+    /// `sample_loader` body.
     fn load(&self, path: &Path) -> Result<TfSample, Error>;
 }
 
 impl ToSample for ImagePipeline {
-    fn apply(&self, img: &RgbImage) -> TfSample {
+    fn apply<'a>(&self, img: impl Into<PixelView<'a>>) -> TfSample {
         let (shape, data) = self.to_values(img, Layout::Hwc);
         TfSample::Float {
             shape: shape.iter().map(|&d| d as u64).collect(),
@@ -70,7 +91,7 @@ impl ToSample for ImagePipeline {
     }
 
     fn load(&self, path: &Path) -> Result<TfSample, Error> {
-        Ok(ToSample::apply(self, &decode_rgb(path)?))
+        Ok(ToSample::apply(self, &decode_for(self, path)?))
     }
 }
 
@@ -121,6 +142,34 @@ mod tests {
         let raw = load_rgb_u8(&path).unwrap();
         assert_eq!(raw.shape(), [2, 3, 3]);
         assert_eq!(raw, TfSample::uint8([2, 3, 3], img.into_raw()).unwrap());
+    }
+
+    #[test]
+    fn an_8_bit_gray_png_loads_as_one_or_three_channels_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scan.png");
+        GrayImage::from_raw(2, 1, vec![51, 255])
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        let gray = ImagePipeline::new()
+            .channels(Channels::Gray)
+            .load(&path)
+            .unwrap();
+        let rgb = ImagePipeline::new().load(&path).unwrap();
+        for (sample, shape, expected) in [
+            (gray, [1, 2, 1], vec![0.2, 1.0]),
+            (rgb, [1, 2, 3], vec![0.2, 0.2, 0.2, 1.0, 1.0, 1.0]),
+        ] {
+            let TfSample::Float { shape: found, data } = sample else {
+                panic!("not float32: {sample:?}");
+            };
+            assert_eq!(found, shape);
+            assert_eq!(data.len(), expected.len());
+            for (a, b) in data.iter().zip(&expected) {
+                assert!((a - b).abs() <= 1e-6, "{data:?} != {expected:?}");
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! Normalize`. The pixel work is the framework-neutral
 //! [`deriva_bag_features::loader::image`] pipeline (the TensorFlow adapter uses the same one,
 //! in `HWC` order); this module reads the file and writes the values straight into a tensor.
+//! Large JPEGs are decoded at a reduced size when the output is small, 16-bit PNGs keep
+//! their 16 bits, and [`Channels`] sets the tensor's channels (`[3, H, W]` by default, gray
+//! replicated; `[1, H, W]` with [`Channels::Gray`]).
 //!
 //! ```no_run
 //! use deriva_bag_torch::image::{ImagePipeline, ToTensor};
@@ -14,23 +17,37 @@
 use std::path::Path;
 
 pub use deriva_bag_features::loader::image::{
-    center_crop, resize_shorter, to_chw, ImagePipeline, Layout, RgbImage, IMAGENET_MEAN,
-    IMAGENET_STD,
+    center_crop, resize_shorter, to_chw, Channels, DecodedImage, Gray16Image, GrayImage,
+    ImagePipeline, Layout, PixelView, Pixels, Rgb16Image, RgbImage, IMAGENET_MEAN, IMAGENET_STD,
 };
 use tch::{Device, Kind, Tensor};
 
 use crate::Error;
 
-/// Reads and decodes an image file (PNG or JPEG, by content) to 8-bit RGB.
-pub fn decode_rgb(path: &Path) -> Result<RgbImage, Error> {
+/// Reads an image file and decodes it with `decode`, naming the file in any error.
+fn read_and_decode<T>(
+    path: &Path,
+    decode: impl FnOnce(&[u8]) -> Result<T, deriva_bag_features::loader::image::ImageError>,
+) -> Result<T, Error> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    deriva_bag_features::loader::image::decode_rgb(&bytes).map_err(|source| Error::Image {
+    decode(&bytes).map_err(|source| Error::Image {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Reads and decodes an image file (PNG or JPEG, by content) to 8-bit RGB.
+pub fn decode_rgb(path: &Path) -> Result<RgbImage, Error> {
+    read_and_decode(path, deriva_bag_features::loader::image::decode_rgb)
+}
+
+/// Reads and decodes an image file for `pipeline`: at its own bit depth and channels, and a
+/// JPEG at a reduced size when the output is small (see [`ImagePipeline::decode`]).
+pub fn decode_for(pipeline: &ImagePipeline, path: &Path) -> Result<DecodedImage, Error> {
+    read_and_decode(path, |bytes| pipeline.decode(bytes))
 }
 
 /// Loads an image as a `[3, H, W]` `f32` tensor with values in `[0, 1]` (torchvision's
@@ -39,17 +56,21 @@ pub fn load_rgb(path: &Path) -> Result<Tensor, Error> {
     ImagePipeline::new().load(path)
 }
 
-/// An [`ImagePipeline`] that ends in a `[3, H, W]` CPU float tensor.
+/// An [`ImagePipeline`] that ends in a `[C, H, W]` CPU float tensor (`C` from
+/// [`ImagePipeline::channels`]).
 pub trait ToTensor {
-    /// Applies the pipeline to decoded pixels, writing each value once into a new tensor.
-    fn apply(&self, img: &RgbImage) -> Tensor;
+    /// Applies the pipeline to decoded pixels (`&RgbImage`, `&DecodedImage`, `&GrayImage`,
+    /// …), writing each value once into a new tensor.
+    fn apply<'a>(&self, img: impl Into<PixelView<'a>>) -> Tensor;
 
-    /// Decodes `path` and applies the pipeline: a ready `sample_loader` body.
+    /// Decodes `path` for the pipeline ([`decode_for`]) and applies it: a ready
+    /// `sample_loader` body.
     fn load(&self, path: &Path) -> Result<Tensor, Error>;
 }
 
 impl ToTensor for ImagePipeline {
-    fn apply(&self, img: &RgbImage) -> Tensor {
+    fn apply<'a>(&self, img: impl Into<PixelView<'a>>) -> Tensor {
+        let img = img.into();
         let [c, h, w] = self.output_shape(img.dimensions(), Layout::Chw);
         float_tensor_from_fn(&[c as i64, h as i64, w as i64], |out| {
             self.apply_into(img, Layout::Chw, out)
@@ -57,7 +78,7 @@ impl ToTensor for ImagePipeline {
     }
 
     fn load(&self, path: &Path) -> Result<Tensor, Error> {
-        Ok(ToTensor::apply(self, &decode_rgb(path)?))
+        Ok(ToTensor::apply(self, &decode_for(self, path)?))
     }
 }
 
@@ -96,6 +117,31 @@ mod tests {
         assert_eq!(t.kind(), Kind::Float);
         let values = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
         assert_eq!(values, pipeline.to_values(&img, Layout::Chw).1);
+    }
+
+    #[test]
+    fn a_16_bit_gray_png_loads_as_one_or_three_channels() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scan.png");
+        Gray16Image::from_raw(3, 1, vec![1, 32768, 65535])
+            .unwrap()
+            .save(&path)
+            .unwrap();
+        let v = [1.0 / 65535.0, 32768.0 / 65535.0, 1.0];
+        let gray = ImagePipeline::new()
+            .channels(Channels::Gray)
+            .load(&path)
+            .unwrap();
+        assert_eq!(gray.size(), [1, 1, 3]);
+        let rgb = ImagePipeline::new().load(&path).unwrap();
+        assert_eq!(rgb.size(), [3, 1, 3]);
+        for (t, expected) in [(gray, v.to_vec()), (rgb, [v, v, v].concat())] {
+            let values = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+            assert_eq!(values.len(), expected.len());
+            for (a, b) in values.iter().zip(&expected) {
+                assert!((a - b).abs() <= 1e-6 * b, "{values:?} != {expected:?}");
+            }
+        }
     }
 
     #[test]
