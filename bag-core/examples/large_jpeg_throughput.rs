@@ -9,7 +9,7 @@
 //! cargo run --release -p deriva-bag-core --features fixtures --example large_jpeg_throughput \
 //!     -- [jpegs] [width] [height] [workers] [dir]
 //! ```
-//! Defaults: 1000 JPEGs of 3000 × 2000 px (`FixtureSpec::photographs`, about 1 GB; the bag
+//! Defaults: 1000 JPEGs of 3000 × 2000 px (`FixtureSpec::photographs`, about 0.5 GB; the bag
 //! also holds the two hand-written PNGs, which are skipped), 2 workers, bag under
 //! `$TMPDIR/deriva-large-jpeg` (generated once, reused).
 

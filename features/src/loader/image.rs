@@ -12,7 +12,8 @@
 //!   resized output is at most half the source in both directions it decodes at 1/2, 1/4 or
 //!   1/8 scale in the DCT domain (the largest reduction still at least the output size) and
 //!   the antialiased resize does the rest. A 3,000 × 2,000 fundus photograph resized to 224
-//!   is decoded at 375 × 250 instead of 6 megapixels. See
+//!   is decoded at 375 × 250 instead of 6 megapixels, so the resize reads 64× fewer pixels.
+//!   See
 //!   [`ImagePipeline::reduced_jpeg_decode`].
 //! * **Medical images.** 8- and 16-bit, gray or colour PNGs keep their depth: values are
 //!   `p / 255` or `p / 65535` (never truncated to 8 bits first). [`Channels`] says whether
@@ -699,8 +700,11 @@ impl ImagePipeline {
     /// (on by default). It does when the resized output is at most half the source in both
     /// directions, choosing the largest reduction whose size is still at least the output;
     /// the antialiased resize then does the rest. Values stay within a few levels of a full
-    /// decode + resize (≥ 35 dB PSNR on textured photographs) at a fraction of the cost.
-    /// `false` always decodes in full (the reference path).
+    /// decode + resize (≥ 35 dB PSNR on textured photographs; 46 dB on the fixtures' fundus
+    /// photographs). The saving is the resize, which reads up to 64× fewer pixels: on
+    /// 3,000 × 2,000 JPEGs resized to 224 the whole pipeline ran 1.8× faster, while the
+    /// reduced decode itself (pure-Rust `jpeg-decoder`) costs about what a full decode with
+    /// `image`'s faster `zune-jpeg` does. `false` always decodes in full (the reference path).
     ///
     /// ```
     /// use deriva_bag_features::loader::image::{ImageFormat, ImagePipeline, Rgb, RgbImage};
