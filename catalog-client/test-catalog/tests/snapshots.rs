@@ -12,44 +12,6 @@ use deriva_catalog_client::DatasetSpec;
 use deriva_test_catalog::TestCatalog;
 use serde_json::{json, Value as Json};
 
-/// Releases `version` of `dataset` the way deriva-ml does (`catalog-protocol.md` §1.4 step 5):
-/// insert the `Dataset_Version` row, point `Dataset.Version` at it, read the catalog's
-/// snaptime, and stamp it into the row. Returns the snaptime.
-async fn release(server: &TestCatalog, dataset: &str, version: &str) -> String {
-    let http = reqwest::Client::new();
-    let base = format!("{}/ermrest/catalog/1", server.url());
-    let send = |req: reqwest::RequestBuilder| async move {
-        let resp = req.bearer_auth(server.token()).send().await.unwrap();
-        assert!(resp.status().is_success(), "{}", resp.status());
-        resp.json::<Json>().await.unwrap()
-    };
-    let rows = send(
-        http.post(format!("{base}/entity/deriva-ml:Dataset_Version"))
-            .json(&json!([{"Dataset": dataset, "Version": version, "Description": "release"}])),
-    )
-    .await;
-    let version_rid = rows[0]["RID"].as_str().unwrap().to_string();
-    send(
-        http.put(format!(
-            "{base}/attributegroup/deriva-ml:Dataset/RID;Version"
-        ))
-        .json(&json!([{"RID": dataset, "Version": version_rid}])),
-    )
-    .await;
-    let snaptime = send(http.get(format!("{base}/"))).await["snaptime"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    send(
-        http.put(format!(
-            "{base}/attributegroup/deriva-ml:Dataset_Version/RID;Snapshot"
-        ))
-        .json(&json!([{"RID": version_rid, "Snapshot": snaptime}])),
-    )
-    .await;
-    snaptime
-}
-
 /// `(Execution, Image, Glaucoma)` of every feature row in the bag.
 fn labels(bag: &DatasetBag) -> BTreeSet<(String, String, String)> {
     bag.get_table("Execution_Image_Glaucoma")

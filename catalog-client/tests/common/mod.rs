@@ -12,7 +12,7 @@ use deriva_catalog_client::{
 };
 use deriva_test_catalog::TestCatalog;
 use indexmap::IndexMap;
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 /// Connects with the server's bearer token, fast retries, and `dir` as working directory.
 pub async fn connect(server: &TestCatalog, dir: &Path) -> DerivaML {
@@ -123,4 +123,42 @@ pub fn dataset_links(server: &TestCatalog, execution: &str) -> Vec<(String, Stri
         .collect();
     links.sort();
     links
+}
+
+/// Releases `version` of `dataset` the way deriva-ml does (`catalog-protocol.md` §1.4 step 5):
+/// insert the `Dataset_Version` row, point `Dataset.Version` at it, read the catalog's
+/// snaptime, and stamp it into the row. Returns the snaptime.
+pub async fn release(server: &TestCatalog, dataset: &str, version: &str) -> String {
+    let http = reqwest::Client::new();
+    let base = format!("{}/ermrest/catalog/1", server.url());
+    let send = |req: reqwest::RequestBuilder| async move {
+        let resp = req.bearer_auth(server.token()).send().await.unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        resp.json::<Json>().await.unwrap()
+    };
+    let rows = send(
+        http.post(format!("{base}/entity/deriva-ml:Dataset_Version"))
+            .json(&json!([{"Dataset": dataset, "Version": version, "Description": "release"}])),
+    )
+    .await;
+    let version_rid = rows[0]["RID"].as_str().unwrap().to_string();
+    send(
+        http.put(format!(
+            "{base}/attributegroup/deriva-ml:Dataset/RID;Version"
+        ))
+        .json(&json!([{"RID": dataset, "Version": version_rid}])),
+    )
+    .await;
+    let snaptime = send(http.get(format!("{base}/"))).await["snaptime"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    send(
+        http.put(format!(
+            "{base}/attributegroup/deriva-ml:Dataset_Version/RID;Snapshot"
+        ))
+        .json(&json!([{"RID": version_rid, "Snapshot": snaptime}])),
+    )
+    .await;
+    snaptime
 }
