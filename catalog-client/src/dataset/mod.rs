@@ -71,7 +71,7 @@ use crate::error::Result;
 use crate::materialize::{MaterializeReport, DEFAULT_PARALLELISM};
 use assets::AssetCache;
 use queries::Shared;
-use snapshot::SnapshotReader;
+pub(crate) use snapshot::SnapshotReader;
 
 type ModelResult<T> = std::result::Result<T, deriva_bag_features::Error>;
 

@@ -302,3 +302,66 @@ async fn assets_are_fetched_once_into_a_content_addressed_cache_shared_by_lookup
     assert_eq!(again, paths);
     assert_eq!(hatrac_gets(&server), 3);
 }
+
+/// Tables read without any filter (`/entity/S:T@sort(RID)…`), from the request log.
+fn whole_table_reads(server: &TestCatalog) -> BTreeSet<String> {
+    server
+        .log()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .filter_map(|r| {
+            let (_, rest) = r
+                .path
+                .split_once("/entity/")
+                .or_else(|| r.path.split_once("/attribute/"))?;
+            let rest = rest.split(['@', '?']).next()?;
+            (!rest.contains('/')).then(|| {
+                percent_encoding::percent_decode_str(rest)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn download_and_the_live_dataset_read_no_table_whole_but_vocabularies() {
+    let server = TestCatalog::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ml = connect(&server, dir.path()).await;
+    let vocabularies: BTreeSet<String> = ml
+        .model()
+        .tables()
+        .filter(|t| t.is_vocabulary())
+        .map(|t| t.name.to_string())
+        .collect();
+    server.clear_log();
+    let spec = DatasetSpec {
+        materialize: false,
+        ..DatasetSpec::new("1-D001", Some("1.0.0"))
+    };
+    ml.download_dataset_bag(spec).await.unwrap();
+    let whole = whole_table_reads(&server);
+    assert!(whole.is_subset(&vocabularies), "{whole:?}");
+    assert!(whole.contains("demo:Glaucoma"), "{whole:?}");
+
+    server.clear_log();
+    let live = ml.lookup_dataset("1-D001", Some("1.0.0")).await.unwrap();
+    tokio::task::spawn_blocking(move || {
+        live.list_dataset_members(true, None).unwrap();
+        live.list_dataset_children(true).unwrap();
+        live.feature_values("Image", "Glaucoma", Some(&Selector::newest()))
+            .unwrap();
+        let restructured = restructure_assets(
+            &live,
+            &live.asset_cache_dir().with_file_name("ml_data"),
+            &RestructureOptions::new().targets(Targets::new().with("Glaucoma", Selector::Newest)),
+        )
+        .unwrap();
+        assert_eq!(restructured.len(), 3);
+    })
+    .await
+    .unwrap();
+    let whole = whole_table_reads(&server);
+    assert!(whole.is_subset(&vocabularies), "{whole:?}");
+}
