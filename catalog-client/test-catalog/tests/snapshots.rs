@@ -10,7 +10,7 @@ use common::*;
 use deriva_bag_core::DatasetBag;
 use deriva_catalog_client::DatasetSpec;
 use deriva_test_catalog::TestCatalog;
-use serde_json::{json, Value as Json};
+use serde_json::Value as Json;
 
 /// `(Execution, Image, Glaucoma)` of every feature row in the bag.
 fn labels(bag: &DatasetBag) -> BTreeSet<(String, String, String)> {
