@@ -61,17 +61,7 @@ async fn main() {
 
     let server = TestCatalog::start().await.expect("start test catalog");
     let work = tempfile::tempdir().expect("tempdir");
-    let ml = DerivaML::connect_with(
-        &server.url(),
-        "1",
-        ConnectOptions {
-            credential: Some(Credential::BearerToken(server.token().into())),
-            working_dir: Some(work.path().join("work")),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("connect");
+    let ml = connect(&server, &work.path().join("work")).await;
 
     // --- materialize ---
     let bag = work.path().join("bench-bag");
@@ -508,6 +498,21 @@ async fn materialize_vs_bdbag(args: &[String]) {
     let _ = std::process::Command::new("sync").status();
 }
 
+/// Connects to the test catalog with its token and `working_dir`.
+async fn connect(server: &TestCatalog, working_dir: &Path) -> DerivaML {
+    DerivaML::connect_with(
+        &server.url(),
+        "1",
+        ConnectOptions {
+            credential: Some(Credential::BearerToken(server.token().into())),
+            working_dir: Some(working_dir.to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("connect")
+}
+
 /// `bench live`: the live dataset against the downloaded bag (see the crate docs).
 async fn live_vs_bag(args: &[String]) {
     use deriva_bag_core::fixtures::{generate, FixtureSpec};
@@ -531,17 +536,7 @@ async fn live_vs_bag(args: &[String]) {
     .expect("generate the fixture bag");
     let server = TestCatalog::start_from_bag(&fixture.path, Default::default(), 0)
         .expect("start the test catalog");
-    let ml = DerivaML::connect_with(
-        &server.url(),
-        "1",
-        ConnectOptions {
-            credential: Some(Credential::BearerToken(server.token().into())),
-            working_dir: Some(work.path().join("work")),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("connect");
+    let ml = connect(&server, &work.path().join("work")).await;
     let rid = fixture.root_rid.to_string();
     let downloaded = ml
         .download_dataset_bag(DatasetSpec::new(rid.as_str(), Some("1.0.0")))

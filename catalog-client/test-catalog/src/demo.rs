@@ -391,11 +391,10 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
         "== 5. Restructure into {} (symlinks)",
         ml_data.display()
     );
+    let options =
+        RestructureOptions::new().targets(Targets::new().with(DEMO_FEATURE, Selector::Newest));
     let manifest = bag
-        .restructure_assets(
-            &ml_data,
-            &RestructureOptions::new().targets(Targets::new().with(DEMO_FEATURE, Selector::Newest)),
-        )
+        .restructure_assets(&ml_data, &options)
         .map_err(|e| fail("restructure", e))?;
     let class_folders = count_files(&ml_data, &ml_data)?;
     let on_disk: usize = class_folders.values().sum();
@@ -433,16 +432,12 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
     let live_cache = live.asset_cache_dir().to_path_buf();
     let live_out = ml_data_live.clone();
     // The DatasetLike methods block: off the async worker threads.
-    let live_manifest = tokio::task::spawn_blocking(move || {
-        restructure_assets(
-            &live,
-            &live_out,
-            &RestructureOptions::new().targets(Targets::new().with(DEMO_FEATURE, Selector::Newest)),
-        )
-    })
-    .await
-    .map_err(|e| fail("restructure live", e))?
-    .map_err(|e| fail("restructure live", e))?;
+    let live_options = options.clone();
+    let live_manifest =
+        tokio::task::spawn_blocking(move || restructure_assets(&live, &live_out, &live_options))
+            .await
+            .map_err(|e| fail("restructure live", e))?
+            .map_err(|e| fail("restructure live", e))?;
     let live_manifest_equal = layout(&live_manifest, &ml_data_live) == layout(&manifest, &ml_data);
     say!(
         out,

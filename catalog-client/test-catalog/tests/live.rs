@@ -174,15 +174,7 @@ async fn an_old_version_looked_up_live_shows_only_the_labels_of_its_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let ml = connect(&server, dir.path()).await;
     let old_snap = release(&server, "1-D001", "1.1.0").await;
-    let exe = ml
-        .create_execution(config(&ml, "relabel").await)
-        .await
-        .unwrap();
-    exe.start().await.unwrap();
-    exe.add_features(&[glaucoma("1-I001", "Moderate"), glaucoma("1-I002", "Severe")])
-        .unwrap();
-    exe.stop().await.unwrap();
-    exe.upload_execution_outputs().await.unwrap();
+    let exe = commit_two_new_labels(&ml).await;
     release(&server, "1-D001", "1.2.0").await;
 
     let old = ml.lookup_dataset("1-D001", Some("1.1.0")).await.unwrap();
@@ -202,18 +194,11 @@ async fn an_old_version_looked_up_live_shows_only_the_labels_of_its_snapshot() {
         })
     };
     let l = |e: &str, i: &str, g: &str| (e.to_string(), i.to_string(), g.to_string());
-    let seeded = BTreeSet::from([
-        l("1-E001", "1-I001", "Normal"),
-        l("1-E002", "1-I001", "Severe"),
-        l("1-E001", "1-I002", "Mild"),
-        l("1-E001", "1-I005", "Mild"),
-        l("1-E002", "1-I005", "Severe"),
-        l("1-E003", "1-I005", "Mild"),
-    ]);
+    let seeded = seeded_d001_labels();
     assert_eq!(labels(old).await.unwrap(), seeded);
     let mut expected = seeded;
-    expected.insert(l(exe.rid().as_str(), "1-I001", "Moderate"));
-    expected.insert(l(exe.rid().as_str(), "1-I002", "Severe"));
+    expected.insert(l(&exe, "1-I001", "Moderate"));
+    expected.insert(l(&exe, "1-I002", "Severe"));
     assert_eq!(labels(new).await.unwrap(), expected);
 }
 

@@ -36,21 +36,7 @@ async fn a_version_released_before_new_labels_downloads_without_them_and_the_nex
     let old_snap = release(&server, "1-D001", "1.1.0").await;
 
     // An execution commits two new labels about members of 1-D001.
-    let exe = ml
-        .create_execution(config(&ml, "relabel").await)
-        .await
-        .unwrap();
-    exe.start().await.unwrap();
-    exe.add_features(&[glaucoma("1-I001", "Moderate"), glaucoma("1-I002", "Severe")])
-        .unwrap();
-    exe.stop().await.unwrap();
-    assert_eq!(
-        exe.upload_execution_outputs()
-            .await
-            .unwrap()
-            .features_inserted,
-        2
-    );
+    let exe = commit_two_new_labels(&ml).await;
     let new_snap = release(&server, "1-D001", "1.2.0").await;
     assert_ne!(old_snap, new_snap);
 
@@ -58,14 +44,7 @@ async fn a_version_released_before_new_labels_downloads_without_them_and_the_nex
         materialize: false,
         ..DatasetSpec::new("1-D001", Some(v))
     };
-    let seeded = BTreeSet::from([
-        label("1-E001", "1-I001", "Normal"),
-        label("1-E002", "1-I001", "Severe"),
-        label("1-E001", "1-I002", "Mild"),
-        label("1-E001", "1-I005", "Mild"),
-        label("1-E002", "1-I005", "Severe"),
-        label("1-E003", "1-I005", "Mild"),
-    ]);
+    let seeded = seeded_d001_labels();
 
     let old = ml
         .download_dataset_bag(metadata_only("1.1.0"))
@@ -99,8 +78,8 @@ async fn a_version_released_before_new_labels_downloads_without_them_and_the_nex
     assert_eq!(new.snapshot.as_deref(), Some(new_snap.as_str()));
     let new_bag = DatasetBag::open(&new.path).unwrap();
     let mut expected = seeded.clone();
-    expected.insert(label(exe.rid().as_str(), "1-I001", "Moderate"));
-    expected.insert(label(exe.rid().as_str(), "1-I002", "Severe"));
+    expected.insert(label(exe.as_str(), "1-I001", "Moderate"));
+    expected.insert(label(exe.as_str(), "1-I002", "Severe"));
     assert_eq!(labels(&new_bag), expected);
     assert_eq!(versions(&new_bag), ["1.0.0", "1.1.0", "1.2.0"]);
 }

@@ -162,3 +162,34 @@ pub async fn release(server: &TestCatalog, dataset: &str, version: &str) -> Stri
     .await;
     snaptime
 }
+
+/// An execution commits two new Glaucoma labels about members of `1-D001` (`1-I001`
+/// Moderate, `1-I002` Severe); returns the execution's RID.
+pub async fn commit_two_new_labels(ml: &DerivaML) -> String {
+    let exe = ml
+        .create_execution(config(ml, "relabel").await)
+        .await
+        .unwrap();
+    exe.start().await.unwrap();
+    exe.add_features(&[glaucoma("1-I001", "Moderate"), glaucoma("1-I002", "Severe")])
+        .unwrap();
+    exe.stop().await.unwrap();
+    let report = exe.upload_execution_outputs().await.unwrap();
+    assert_eq!(report.features_inserted, 2);
+    exe.rid().as_str().to_string()
+}
+
+/// `(Execution, Image, Glaucoma)` of the seeded labels of `1-D001`'s images.
+pub fn seeded_d001_labels() -> std::collections::BTreeSet<(String, String, String)> {
+    [
+        ("1-E001", "1-I001", "Normal"),
+        ("1-E002", "1-I001", "Severe"),
+        ("1-E001", "1-I002", "Mild"),
+        ("1-E001", "1-I005", "Mild"),
+        ("1-E002", "1-I005", "Severe"),
+        ("1-E003", "1-I005", "Mild"),
+    ]
+    .iter()
+    .map(|(e, i, g)| (e.to_string(), i.to_string(), g.to_string()))
+    .collect()
+}
