@@ -14,7 +14,7 @@ use deriva_bag_core::catalog::Dataset;
 use deriva_bag_core::fixtures::{generate, FixtureSpec};
 use deriva_bag_core::restructure::{restructure_assets, Manifest, RestructureOptions, Targets};
 use deriva_bag_core::DatasetBag;
-use deriva_bag_features::{DatasetLike, Selector, TableName};
+use deriva_bag_features::{DatasetLike, Rid, Selector, TableName};
 use deriva_catalog_client::{DatasetSpec, DerivaML};
 use deriva_test_catalog::TestCatalog;
 
@@ -151,6 +151,32 @@ async fn the_live_demo_dataset_answers_exactly_like_its_downloaded_bag() {
     let ml = connect(&server, &dir.path().join("work")).await;
     let (bag, live) = both(&ml, "1-D000", "1.0.0").await;
     assert_eq!(live.snapshot(), None);
+    let workflow = ml.find_workflows().await.unwrap()[0].rid.clone();
+    let (b, l) = (bag.clone(), live.clone());
+    tokio::task::spawn_blocking(move || {
+        // Live: every execution of the workflow at the snapshot; the bag: those its export
+        // reached. Selecting by workflow gives the same records either way.
+        let executions = DatasetLike::list_workflow_executions(&l, workflow.as_str()).unwrap();
+        let rids = |v: &[Rid]| v.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+        assert_eq!(rids(&executions), ["1-E000", "1-E001", "1-E002", "1-E003"]);
+        let reached = DatasetLike::list_workflow_executions(&b, workflow.as_str()).unwrap();
+        assert_eq!(rids(&reached), ["1-E001", "1-E002", "1-E003"]);
+        let live_selector = Selector::select_by_workflow(workflow.as_str(), &l).unwrap();
+        let bag_selector = Selector::select_by_workflow(workflow.as_str(), &b).unwrap();
+        let selected = DatasetLike::feature_values(&l, "Image", "Glaucoma", Some(&live_selector));
+        assert_eq!(
+            selected.unwrap(),
+            DatasetLike::feature_values(&b, "Image", "Glaucoma", Some(&bag_selector)).unwrap()
+        );
+        match DatasetLike::dataset(&l, &Rid::new("1-ZZZZ")) {
+            Err(deriva_bag_features::Error::DatasetNotFound { rid }) => {
+                assert_eq!(rid.as_str(), "1-ZZZZ")
+            }
+            other => panic!("{other:?}"),
+        }
+    })
+    .await
+    .unwrap();
     let placed = assert_equivalent(bag, live, dir.path().to_path_buf()).await;
     assert_eq!(placed, 7);
 }
