@@ -376,3 +376,66 @@ async fn download_and_the_live_dataset_read_no_table_whole_but_vocabularies() {
     let whole = whole_table_reads(&server);
     assert!(whole.is_subset(&vocabularies), "{whole:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_asset_fetch_resumes_with_range_and_places_only_the_whole_file() {
+    use md5::Digest;
+    let server = TestCatalog::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ml = connect(&server, &dir.path().join("work")).await;
+    let cache = dir.path().join("assets");
+    let live = ml
+        .lookup_dataset("1-D001", Some("1.0.0"))
+        .await
+        .unwrap()
+        .with_asset_cache(&cache, 1);
+    let l = live.clone();
+    let row = tokio::task::spawn_blocking(move || {
+        let rows = l.reachable_rows(&image()).unwrap();
+        rows.into_iter()
+            .find(|r| r.text("RID") == Some("1-I001"))
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let url_path = row.text("URL").unwrap().to_string();
+    let md5 = row.text("MD5").unwrap().to_string();
+    let url = format!("{}{url_path}", server.url());
+    let whole = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(server.token())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(hex::encode(md5::Md5::digest(&whole)), md5.as_str());
+    // What a run killed halfway through this file left: half of it, in the partial file the
+    // cache names after the URL and the cache path.
+    let rel = format!("{}/{md5}/{}", &md5[..2], row.text("Filename").unwrap());
+    let key = hex::encode(sha2::Sha256::digest(format!("{url}\n{rel}").as_bytes()));
+    let partial = cache
+        .join(deriva_catalog_client::PARTIAL_DIR)
+        .join(format!("{}.part", &key[..32]));
+    std::fs::create_dir_all(partial.parent().unwrap()).unwrap();
+    let half = whole.len() / 2;
+    std::fs::write(&partial, &whole[..half]).unwrap();
+    let final_path = cache.join(&rel);
+    assert!(!final_path.exists());
+
+    server.clear_log();
+    let path = tokio::task::spawn_blocking(move || live.asset_path(&image(), &row).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(path, final_path);
+    assert_eq!(std::fs::read(&path).unwrap(), whole.to_vec());
+    assert!(!partial.exists());
+    let ranges: Vec<Option<String>> = server
+        .log()
+        .into_iter()
+        .filter(|r| r.method == "GET" && r.path == url_path)
+        .map(|r| r.range)
+        .collect();
+    assert_eq!(ranges, [Some(format!("bytes={half}-"))]);
+}
