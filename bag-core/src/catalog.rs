@@ -3,7 +3,9 @@
 //! re-exported here, plus [`DerivaMlExt`], which downloads a dataset bag and returns it opened
 //! as a [`DatasetBag`], the chapter's `ml.download_dataset_bag(spec)`, and [`ExecutionExt`],
 //! the same inside an execution (`exe.download_dataset_bag(spec)`), which also links the
-//! dataset version to the execution as one of its inputs.
+//! dataset version to the execution as one of its inputs. [`DerivaML::lookup_dataset`] gives
+//! the live [`Dataset`]: the same `DatasetLike` answers as the bag of that version, read from
+//! the catalog at the version's snapshot, with assets fetched on demand.
 //!
 //! Depend on `deriva-bag-core` alone, with `features = ["catalog"]`; without the feature this
 //! crate pulls in no HTTP client and no async runtime.
@@ -21,6 +23,16 @@
 //!     .await?;
 //! let labels = bag.feature_values("Image", "Glaucoma", Some(&Selector::newest()))?;
 //! println!("{} labelled images in {}", labels.len(), bag.path().display());
+//! // The same dataset version live, without a download: same answers, read at its snapshot
+//! // (the `DatasetLike` methods block; in async code run them in `spawn_blocking`).
+//! use deriva_bag_core::catalog::Dataset;
+//! use deriva_bag_core::features::DatasetLike;
+//! let live: Dataset = ml.lookup_dataset("1-D000", Some("1.0.0")).await?;
+//! let same = tokio::task::spawn_blocking(move || {
+//!     live.feature_values("Image", "Glaucoma", Some(&Selector::newest()))
+//! })
+//! .await??;
+//! assert_eq!(same, labels);
 //! // A record built offline, committed through an execution linked to the version it read.
 //! let feature = bag.lookup_feature("Image", "Glaucoma")?;
 //! let record = feature

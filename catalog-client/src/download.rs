@@ -2,7 +2,9 @@
 //! estimating its size (`reference/catalog-protocol.md` §1.4–§1.7).
 //!
 //! The bag is built client-side, as the reference's Tier 3 does: resolve the version's
-//! snapshot, read each table the dataset reaches (whole-table scans, joined in memory), write
+//! snapshot, read the rows the dataset reaches (paged and RID-chunked reads through the live
+//! dataset's `SnapshotReader`: each step reads only the rows linked to what was reached so
+//! far; vocabularies whole), write
 //! `data/schema.json` and `data/<schema>/<table>.csv`, and let bag-core's
 //! [`BagWriter`](deriva_bag_format::bagit::write::BagWriter) write md5+sha256 manifests and
 //! `fetch.txt`. The cache lives at `<working_dir>/cache/bags/<RID>_<version>_<snapshot>/` (not
@@ -13,9 +15,10 @@
 //! materializing fetches). "Delete the bag directory for a fresh download", as the chapter
 //! says, works in whole or in part: the next download builds the bag again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::pin::Pin;
 
 use deriva_bag_features::{CatalogModel, Rid, Table, TableName};
 use deriva_bag_format::bagit::paths::safe_join;
@@ -25,6 +28,7 @@ use deriva_bag_format::csv;
 use serde_json::{Map, Value as Json};
 
 use crate::client::{q, DerivaML};
+use crate::dataset::SnapshotReader;
 use crate::error::{Error, Result};
 use crate::materialize::{fully_materialized, DEFAULT_PARALLELISM};
 use crate::names::PathSegment;
@@ -104,8 +108,6 @@ pub struct BagSizeEstimate {
     pub total_estimated_bytes: u64,
 }
 
-const PAGE: usize = 100_000;
-
 /// The rows a dataset version reaches, by table.
 struct Export {
     model: CatalogModel,
@@ -125,56 +127,61 @@ fn is_domain(t: &Table) -> bool {
     !deriva_bag_features::model::is_system_schema(&t.name.schema) && t.name.schema != "deriva-ml"
 }
 
-/// One step of the element walk: records `rids` of `table`, then follows every FK between
-/// element tables (both directions) to a table not yet on `path`.
-fn walk_elements(
-    model: &CatalogModel,
-    rows: &HashMap<TableName, Arc<Vec<Map<String, Json>>>>,
-    table: &TableName,
+/// The element walk (deriva-ml's FK paths), one step: records `rids` of `table`, then follows
+/// every single-column FK to `RID` between element tables (both directions) to a table not yet
+/// on `path`. Each step reads only the rows it follows from (RID-chunked queries).
+fn walk_elements<'a>(
+    reader: &'a SnapshotReader,
+    model: &'a CatalogModel,
+    elements: &'a [TableName],
+    table: TableName,
     rids: BTreeSet<String>,
-    path: &mut Vec<TableName>,
-    reached: &mut BTreeMap<TableName, BTreeSet<String>>,
-) {
-    reached
-        .entry(table.clone())
-        .or_default()
-        .extend(rids.iter().cloned());
-    let mut steps: Vec<(TableName, BTreeSet<String>)> = Vec::new();
-    for (name, table_rows) in rows {
-        let Some(t) = model.table(name) else { continue };
-        for fk in &t.foreign_keys {
-            if fk.referenced_columns != ["RID"] || fk.columns.len() != 1 {
+    path: &'a mut Vec<TableName>,
+    reached: &'a mut BTreeMap<TableName, BTreeSet<String>>,
+) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
+    Box::pin(async move {
+        reached
+            .entry(table.clone())
+            .or_default()
+            .extend(rids.iter().cloned());
+        let rid_list: Vec<String> = rids.iter().cloned().collect();
+        let mut steps: Vec<(TableName, BTreeSet<String>)> = Vec::new();
+        for name in elements {
+            let Some(t) = model.table(name) else { continue };
+            for fk in &t.foreign_keys {
+                if fk.referenced_columns != ["RID"] || fk.columns.len() != 1 {
+                    continue;
+                }
+                let col = fk.columns[0].as_str();
+                if name == &table && elements.contains(&fk.referenced_table) {
+                    // Outbound: the rows our rows point at.
+                    let rows = reader
+                        .scan_any(&table, "RID", &rid_list, Some(&[col]))
+                        .await?;
+                    let next = rows.iter().filter_map(|r| text(r, col)).collect();
+                    steps.push((fk.referenced_table.clone(), next));
+                }
+                if fk.referenced_table == table {
+                    // Inbound: the rows of `name` that point at our rows.
+                    let rows = reader.scan_any(name, col, &rid_list, Some(&[])).await?;
+                    let next = rows.iter().filter_map(|r| text(r, "RID")).collect();
+                    steps.push((name.clone(), next));
+                }
+            }
+        }
+        for (next_table, next_rids) in steps {
+            if next_rids.is_empty() || path.contains(&next_table) {
                 continue;
             }
-            let col = &fk.columns[0];
-            if name == table && rows.contains_key(&fk.referenced_table) {
-                // Outbound: the rows our rows point at.
-                let next: BTreeSet<String> = table_rows
-                    .iter()
-                    .filter(|r| text(r, "RID").is_some_and(|x| rids.contains(&x)))
-                    .filter_map(|r| text(r, col))
-                    .collect();
-                steps.push((fk.referenced_table.clone(), next));
-            }
-            if &fk.referenced_table == table {
-                // Inbound: the rows of `name` that point at our rows.
-                let next: BTreeSet<String> = table_rows
-                    .iter()
-                    .filter(|r| text(r, col).is_some_and(|v| rids.contains(&v)))
-                    .filter_map(|r| text(r, "RID"))
-                    .collect();
-                steps.push((name.clone(), next));
-            }
+            path.push(next_table.clone());
+            walk_elements(
+                reader, model, elements, next_table, next_rids, path, reached,
+            )
+            .await?;
+            path.pop();
         }
-    }
-    for (next_table, next_rids) in steps {
-        if next_rids.is_empty() || path.contains(&next_table) {
-            continue;
-        }
-        path.push(next_table.clone());
-        walk_elements(model, rows, &next_table, next_rids, path, reached);
-        path.pop();
-    }
+        Ok(())
+    })
 }
 
 fn table_csv(table: &Table, rows: &[Map<String, Json>]) -> String {
@@ -213,42 +220,6 @@ fn cached_bag_is_whole(bag_dir: &Path) -> bool {
 }
 
 impl DerivaML {
-    /// Reads a whole table at `snapshot`, paged by RID.
-    async fn fetch_table(
-        &self,
-        snapshot: Option<&str>,
-        t: &TableName,
-    ) -> Result<Vec<Map<String, Json>>> {
-        let mut out = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let path = match &after {
-                None => format!(
-                    "/entity/{}:{}@sort(RID)?limit={PAGE}",
-                    q(&t.schema),
-                    q(&t.table)
-                ),
-                Some(a) => format!(
-                    "/entity/{}:{}@sort(RID)@after({})?limit={PAGE}",
-                    q(&t.schema),
-                    q(&t.table),
-                    q(a)
-                ),
-            };
-            let rows = self.get_rows(snapshot, &path).await?;
-            let n = rows.len();
-            for r in rows {
-                if let Json::Object(m) = r {
-                    out.push(m);
-                }
-            }
-            if n < PAGE {
-                return Ok(out);
-            }
-            after = out.last().and_then(|r| text(r, "RID"));
-        }
-    }
-
     /// Resolves `(version, snapshot)` of a dataset (§1.4).
     /// The version `spec` asks for (the highest when `None`): `(version, snapshot,
     /// Dataset_Version RID)`.
@@ -310,7 +281,9 @@ impl DerivaML {
         Ok((wanted, snapshot, version_rid))
     }
 
-    /// Computes the rows a dataset reaches at `snapshot` (see the module docs).
+    /// Computes the rows a dataset reaches at `snapshot` (see the module docs), with paged and
+    /// RID-chunked reads only: vocabularies are read whole (a bag holds them whole), every
+    /// other table only where it is linked to what was reached so far.
     async fn export(&self, rid: &str, snapshot: Option<&str>) -> Result<Export> {
         let schema_path = format!("{}/schema", self.catalog_path(snapshot));
         let schema_bytes = self
@@ -319,39 +292,27 @@ impl DerivaML {
             .await?
             .body;
         let model = CatalogModel::from_json(&schema_bytes)?;
-        let mut cache: HashMap<TableName, Arc<Vec<Map<String, Json>>>> = HashMap::new();
-        macro_rules! rows_of {
-            ($t:expr) => {{
-                let t: &TableName = $t;
-                if !cache.contains_key(t) {
-                    let rows = self.fetch_table(snapshot, t).await?;
-                    cache.insert(t.clone(), Arc::new(rows));
-                }
-                cache[t].clone()
-            }};
-        }
+        let reader = SnapshotReader::new(self.transport().clone(), self.catalog_path(snapshot));
         let dataset_t = TableName::new("deriva-ml", "Dataset");
         let mut reached: BTreeMap<TableName, BTreeSet<String>> = BTreeMap::new();
-        // Nested datasets.
+        // Nested datasets, level by level.
         let mut datasets: BTreeSet<String> = [rid.to_string()].into();
         let nesting = TableName::new("deriva-ml", "Dataset_Dataset");
         if model.table(&nesting).is_some() {
-            let rows = rows_of!(&nesting);
-            loop {
-                let before = datasets.len();
-                for r in rows.iter() {
-                    if let (Some(p), Some(c)) = (text(r, "Dataset"), text(r, "Nested_Dataset")) {
-                        if datasets.contains(&p) {
-                            datasets.insert(c);
-                        }
-                    }
-                }
-                if datasets.len() == before {
-                    break;
-                }
+            let mut frontier: Vec<String> = vec![rid.to_string()];
+            while !frontier.is_empty() {
+                let rows = reader
+                    .scan_any(&nesting, "Dataset", &frontier, Some(&["Nested_Dataset"]))
+                    .await?;
+                frontier = rows
+                    .iter()
+                    .filter_map(|r| text(r, "Nested_Dataset"))
+                    .filter(|c| datasets.insert(c.clone()))
+                    .collect();
             }
         }
         reached.insert(dataset_t.clone(), datasets.clone());
+        let dataset_list: Vec<String> = datasets.iter().cloned().collect();
         let tables: Vec<Table> = model.tables().cloned().collect();
         let fk_to = |t: &Table, col: &str, target: &TableName| {
             t.foreign_keys.iter().any(|fk| {
@@ -362,45 +323,43 @@ impl DerivaML {
         };
         // Dataset-keyed tables: element associations, versions, nesting, types.
         for t in &tables {
-            if t.is_vocabulary() || !fk_to(t, "Dataset", &dataset_t) {
+            if t.is_vocabulary()
+                || !fk_to(t, "Dataset", &dataset_t)
+                || t.name.table == "Dataset_Execution"
+            {
                 continue;
             }
-            let rows = rows_of!(&t.name);
             let element_assoc = t.name.table.starts_with("Dataset_")
                 && !matches!(
                     t.name.table.as_str(),
-                    "Dataset_Dataset"
-                        | "Dataset_Version"
-                        | "Dataset_Execution"
-                        | "Dataset_Dataset_Type"
+                    "Dataset_Dataset" | "Dataset_Version" | "Dataset_Dataset_Type"
                 );
-            if t.name.table == "Dataset_Execution" {
-                continue;
-            }
-            for r in rows
-                .iter()
-                .filter(|r| text(r, "Dataset").is_some_and(|d| datasets.contains(&d)))
-            {
+            let members: Vec<(&TableName, &str)> = if element_assoc {
+                t.foreign_keys
+                    .iter()
+                    .filter(|fk| {
+                        fk.referenced_table != dataset_t
+                            && fk.referenced_columns == ["RID"]
+                            && model
+                                .table(&fk.referenced_table)
+                                .is_some_and(|target| !target.is_vocabulary())
+                    })
+                    .map(|fk| (&fk.referenced_table, fk.columns[0].as_str()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let columns: Vec<&str> = members.iter().map(|(_, c)| *c).collect();
+            let rows = reader
+                .scan_any(&t.name, "Dataset", &dataset_list, Some(&columns))
+                .await?;
+            for r in &rows {
                 if let Some(rr) = text(r, "RID") {
                     reached.entry(t.name.clone()).or_default().insert(rr);
                 }
-                if element_assoc {
-                    for fk in &t.foreign_keys {
-                        let Some(target) = model.table(&fk.referenced_table) else {
-                            continue;
-                        };
-                        if target.is_vocabulary()
-                            || fk.referenced_table == dataset_t
-                            || fk.referenced_columns != ["RID"]
-                        {
-                            continue;
-                        }
-                        if let Some(v) = text(r, &fk.columns[0]) {
-                            reached
-                                .entry(fk.referenced_table.clone())
-                                .or_default()
-                                .insert(v);
-                        }
+                for (target, column) in &members {
+                    if let Some(v) = text(r, column) {
+                        reached.entry((*target).clone()).or_default().insert(v);
                     }
                 }
             }
@@ -411,30 +370,30 @@ impl DerivaML {
         // Subject ← Image), but Image → Subject → Image is not a path, so a Subject shared with
         // a non-member Image does not drag that Image in.
         let has = |t: &Table, c: &str| t.column(c).is_some();
-        let element_tables: Vec<&Table> = tables
+        let elements: Vec<TableName> = tables
             .iter()
             .filter(|t| {
                 is_domain(t) && !t.is_vocabulary() && !has(t, "Dataset") && !has(t, "Execution")
             })
+            .map(|t| t.name.clone())
             .collect();
-        let mut elem_rows: HashMap<TableName, Arc<Vec<Map<String, Json>>>> = HashMap::new();
-        for t in &element_tables {
-            elem_rows.insert(t.name.clone(), rows_of!(&t.name));
-        }
         let starts: Vec<(TableName, BTreeSet<String>)> = reached
             .iter()
-            .filter(|(t, _)| elem_rows.contains_key(*t))
+            .filter(|(t, _)| elements.contains(t))
             .map(|(t, s)| (t.clone(), s.clone()))
             .collect();
         for (table, rids) in starts {
+            let mut path = vec![table.clone()];
             walk_elements(
+                &reader,
                 &model,
-                &elem_rows,
-                &table,
+                &elements,
+                table,
                 rids,
-                &mut vec![table.clone()],
+                &mut path,
                 &mut reached,
-            );
+            )
+            .await?;
         }
         // Provenance: feature tables and <Asset>_Execution rows about reached elements.
         let execution_t = TableName::new("deriva-ml", "Execution");
@@ -443,7 +402,7 @@ impl DerivaML {
             if !is_domain(t) || !has(t, "Execution") || t.is_vocabulary() {
                 continue;
             }
-            let targets: Vec<(String, TableName)> = t
+            let targets: Vec<(&str, &TableName)> = t
                 .foreign_keys
                 .iter()
                 .filter(|fk| fk.referenced_columns == ["RID"] && fk.referenced_table != execution_t)
@@ -452,17 +411,17 @@ impl DerivaML {
                         .table(&fk.referenced_table)
                         .is_some_and(|x| is_domain(x) && !x.is_vocabulary())
                 })
-                .map(|fk| (fk.columns[0].clone(), fk.referenced_table.clone()))
+                .map(|fk| (fk.columns[0].as_str(), &fk.referenced_table))
                 .collect();
-            if targets.is_empty() {
-                continue;
-            }
-            let rows = rows_of!(&t.name);
-            for r in rows.iter() {
-                let about = targets.iter().any(|(c, tt)| {
-                    text(r, c).is_some_and(|v| reached.get(tt).is_some_and(|s| s.contains(&v)))
-                });
-                if about {
+            for (column, target) in targets {
+                let Some(about) = reached.get(target) else {
+                    continue;
+                };
+                let about: Vec<String> = about.iter().cloned().collect();
+                let rows = reader
+                    .scan_any(&t.name, column, &about, Some(&["Execution"]))
+                    .await?;
+                for r in &rows {
                     if let Some(rr) = text(r, "RID") {
                         reached.entry(t.name.clone()).or_default().insert(rr);
                     }
@@ -473,27 +432,21 @@ impl DerivaML {
             }
         }
         let version_t = TableName::new("deriva-ml", "Dataset_Version");
-        if let Some(vs) = reached.get(&version_t).cloned() {
-            let rows = rows_of!(&version_t);
-            for r in rows
-                .iter()
-                .filter(|r| text(r, "RID").is_some_and(|x| vs.contains(&x)))
-            {
-                if let Some(e) = text(r, "Execution") {
-                    executions.insert(e);
-                }
-            }
+        if let Some(vs) = reached.get(&version_t) {
+            let vs: Vec<String> = vs.iter().cloned().collect();
+            let rows = reader
+                .scan_any(&version_t, "RID", &vs, Some(&["Execution"]))
+                .await?;
+            executions.extend(rows.iter().filter_map(|r| text(r, "Execution")));
         }
         if model.table(&execution_t).is_some() && !executions.is_empty() {
-            let rows = rows_of!(&execution_t);
+            let list: Vec<String> = executions.iter().cloned().collect();
+            let rows = reader
+                .scan_any(&execution_t, "RID", &list, Some(&["Workflow"]))
+                .await?;
             let wf_t = TableName::new("deriva-ml", "Workflow");
-            for r in rows
-                .iter()
-                .filter(|r| text(r, "RID").is_some_and(|x| executions.contains(&x)))
-            {
-                if let Some(w) = text(r, "Workflow") {
-                    reached.entry(wf_t.clone()).or_default().insert(w);
-                }
+            for w in rows.iter().filter_map(|r| text(r, "Workflow")) {
+                reached.entry(wf_t.clone()).or_default().insert(w);
             }
             reached.insert(execution_t.clone(), executions);
         }
@@ -502,27 +455,17 @@ impl DerivaML {
             if deriva_bag_features::model::is_system_schema(&t.name.schema) {
                 continue;
             }
-            if t.is_vocabulary() {
-                let rows = rows_of!(&t.name);
-                if !rows.is_empty() {
-                    out.insert(t.name.clone(), rows.to_vec());
-                }
-                continue;
-            }
-            let Some(set) = reached.get(&t.name) else {
-                continue;
+            let rows = if t.is_vocabulary() {
+                reader.scan(&t.name, "", None).await?
+            } else {
+                let Some(set) = reached.get(&t.name).filter(|s| !s.is_empty()) else {
+                    continue;
+                };
+                let rids: Vec<String> = set.iter().cloned().collect();
+                reader.scan_any(&t.name, "RID", &rids, None).await?
             };
-            if set.is_empty() {
-                continue;
-            }
-            let rows = rows_of!(&t.name);
-            let picked: Vec<_> = rows
-                .iter()
-                .filter(|r| text(r, "RID").is_some_and(|x| set.contains(&x)))
-                .cloned()
-                .collect();
-            if !picked.is_empty() {
-                out.insert(t.name.clone(), picked);
+            if !rows.is_empty() {
+                out.insert(t.name.clone(), rows);
             }
         }
         Ok(Export {

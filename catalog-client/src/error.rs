@@ -280,6 +280,17 @@ impl From<deriva_bag_features::Error> for Error {
     }
 }
 
+/// For the live dataset's `DatasetLike` methods: a model error comes back as itself, anything
+/// else (network, catalog, cache) as [`deriva_bag_features::Error::Backend`].
+impl From<Error> for deriva_bag_features::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Model(inner) => *inner,
+            other => deriva_bag_features::Error::Backend(Box::new(other)),
+        }
+    }
+}
+
 impl Error {
     /// True when a request may have been performed without the client seeing the answer
     /// (transport failure, timeout or 5xx): only idempotent operations may be retried

@@ -78,6 +78,7 @@
 
 mod client;
 mod credentials;
+mod dataset;
 mod download;
 mod error;
 mod execution;
@@ -89,6 +90,7 @@ mod urls;
 
 pub use client::{ConnectOptions, DerivaML, ExecutionConfiguration, Session, Workflow};
 pub use credentials::{default_credential_file, load_credential, Credential};
+pub use dataset::Dataset;
 pub use download::{BagSizeEstimate, DatasetSpec, DownloadedBag, TableEstimate};
 pub use error::{Error, Result};
 pub use execution::{Execution, UploadReport, DEFAULT_CHUNK_BYTES, FEATURE_BATCH_ROWS};

@@ -85,16 +85,16 @@ pub struct MaterializeReport {
     pub resumed: usize,
 }
 
-/// One `fetch.txt` entry, checked.
-struct Job {
-    url: AllowedUrl,
-    /// Bag-relative path (for messages).
-    rel: String,
-    dest: PathBuf,
+/// One file to fetch, checked: a `fetch.txt` entry, or an asset for the live dataset's cache.
+pub(crate) struct Job {
+    pub url: AllowedUrl,
+    /// Bag- or cache-relative path (for messages).
+    pub rel: String,
+    pub dest: PathBuf,
     /// LENGTH, when not `-`.
-    length: Option<u64>,
+    pub length: Option<u64>,
     /// Hex md5 from `manifest-md5.txt`, when listed.
-    md5: Option<String>,
+    pub md5: Option<String>,
 }
 
 impl Job {
@@ -106,12 +106,33 @@ impl Job {
     }
 }
 
-/// The partial directory of one bag.
+/// The partial directory of one bag, or of a cache that several runs share.
 struct Partials {
     dir: PathBuf,
+    /// Shared by concurrent runs (the live dataset's asset cache): nothing is swept and the
+    /// directory stays, since another run may be writing in it.
+    shared: bool,
 }
 
 impl Partials {
+    /// `<root>/.deriva-partial` of a directory that several runs and processes fill at once:
+    /// created if absent, never swept (a run cannot tell another's wanted partial files from
+    /// stale ones; each is resumed by the next fetch of its file).
+    fn shared(root: &Path) -> Result<Partials> {
+        let dir = root.join(PARTIAL_DIR);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if !m.is_dir() => Err(Error::UnsafePath {
+                path: PARTIAL_DIR.to_string(),
+                source_file: root.to_path_buf(),
+            }),
+            Ok(_) => Ok(Partials { dir, shared: true }),
+            Err(_) => match std::fs::create_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(Error::io(&dir, e)),
+                _ => Ok(Partials { dir, shared: true }),
+            },
+        }
+    }
+
     /// Checks `<bag>/.deriva-partial` and clears what no job needs: partial files of entries
     /// no longer listed (unless another process holds them) and the `.NAME.part-<32 hex>`
     /// files older versions left next to the payload files.
@@ -160,7 +181,7 @@ impl Partials {
                 }
             }
         }
-        Ok(Partials { dir })
+        Ok(Partials { dir, shared: false })
     }
 
     /// Opens (creating) the partial file `name` in `dir`, locked for this process. If another
@@ -181,9 +202,11 @@ impl Partials {
         }
     }
 
-    /// Removes the partial directory if this run left it empty.
+    /// Removes the partial directory if this run left it empty (a shared one stays).
     fn finish(&self) {
-        let _ = std::fs::remove_dir(&self.dir);
+        if !self.shared {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
     }
 }
 
@@ -248,8 +271,23 @@ impl DerivaML {
     ) -> Result<MaterializeReport> {
         let jobs = read_jobs(bag_dir)?;
         let transport = self.transport().with_timeouts(timeouts)?;
-        run_jobs(&transport, bag_dir, jobs, parallelism).await
+        let partials = Partials::prepare(bag_dir, &jobs)?;
+        run_jobs(&transport, bag_dir, partials, jobs, parallelism).await
     }
+}
+
+/// Fetches `jobs` into `root`, a directory that concurrent runs share (the live dataset's
+/// asset cache), with the same checks as a bag's materialization: LENGTH bound, md5, partial
+/// files under `<root>/`[`PARTIAL_DIR`] resumed with `Range` and renamed into place only when
+/// whole. Files already in place with the right length and md5 are not fetched again.
+pub(crate) async fn fetch_shared(
+    transport: &Transport,
+    root: &Path,
+    jobs: Vec<Job>,
+    parallelism: usize,
+) -> Result<MaterializeReport> {
+    let partials = Partials::shared(root)?;
+    run_jobs(transport, root, partials, jobs, parallelism).await
 }
 
 /// Materializes `bag_dir` without a catalog — the `bdbag --resolve-fetch all` use case: the
@@ -276,7 +314,8 @@ pub async fn materialize_bag(
     };
     // The base only scopes a credential, and there is none.
     let transport = Transport::new(&first.url, None, RetryPolicy::default(), timeouts)?;
-    run_jobs(&transport, bag_dir, jobs, parallelism).await
+    let partials = Partials::prepare(bag_dir, &jobs)?;
+    run_jobs(&transport, bag_dir, partials, jobs, parallelism).await
 }
 
 /// The checked `fetch.txt` entries of `bag_dir`. Every URL is checked here, before the first
@@ -314,14 +353,14 @@ fn run_jobs_without_transport(bag_dir: &Path, jobs: Vec<Job>) -> Result<Material
     Ok(MaterializeReport::default())
 }
 
-/// Fetches `jobs`, `parallelism` at a time.
+/// Fetches `jobs`, `parallelism` at a time, through `partials`.
 async fn run_jobs(
     transport: &Transport,
     bag_dir: &Path,
+    partials: Partials,
     jobs: Vec<Job>,
     parallelism: usize,
 ) -> Result<MaterializeReport> {
-    let partials = Partials::prepare(bag_dir, &jobs)?;
     let (partials, finishing) = (&partials, &Arc::new(Semaphore::new(FINISHING_AT_ONCE)));
     let parallelism = parallelism.max(1);
     let results: Vec<Result<Fetched>> = futures_util::stream::iter(jobs)
@@ -371,7 +410,11 @@ async fn run_jobs(
     if let Some(e) = first_error {
         return Err(e);
     }
-    tracing::info!(bag = %bag_dir.display(), ?report, "materialized");
+    if partials.shared {
+        tracing::debug!(cache = %bag_dir.display(), ?report, "fetched into the cache");
+    } else {
+        tracing::info!(bag = %bag_dir.display(), ?report, "materialized");
+    }
     Ok(report)
 }
 

@@ -346,6 +346,17 @@ impl Transport {
         })
     }
 
+    /// The same transport on an HTTP client of its own, with its own connection pool. A
+    /// pooled connection is driven by the runtime that opened it, so the live dataset, which
+    /// runs its requests on a runtime of its own (`dataset::bridge`), must not share the
+    /// caller's pool: a blocked caller runtime would stall it.
+    pub(crate) fn detached(&self) -> Result<Transport> {
+        Ok(Transport {
+            client: build_client(self.timeouts)?,
+            ..self.clone()
+        })
+    }
+
     /// The timeouts requests use.
     pub(crate) fn timeouts(&self) -> Timeouts {
         self.timeouts

@@ -23,6 +23,7 @@ mod discovery;
 mod error;
 mod feature;
 pub mod loader;
+pub mod membership;
 pub mod model;
 mod names;
 mod record;

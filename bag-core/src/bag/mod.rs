@@ -72,21 +72,7 @@ impl fmt::Debug for OpenOptions {
     }
 }
 
-/// How a dataset links to members of one element table: an association table with a column
-/// holding the dataset RID and one holding the member's RID.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MemberLink {
-    pub association: TableName,
-    pub dataset_column: String,
-    pub member_column: String,
-}
-
-/// An element type: a table whose rows can be dataset members.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ElementType {
-    pub table: TableName,
-    pub links: Vec<MemberLink>,
-}
+pub(crate) use deriva_bag_features::membership::ElementType;
 
 /// The RIDs of one table reachable from one dataset (see `DatasetBag::reachable_rid_set`).
 pub(crate) type ReachableRids = Arc<FxHashSet<String>>;

@@ -4,17 +4,18 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use deriva_bag_features::model::{is_system_schema, ML_SCHEMA};
+use deriva_bag_features::model::ML_SCHEMA;
 use deriva_bag_features::{CatalogModel, Rid};
 
-use super::{BagShared, DatasetBag, ElementType, MemberLink, OpenOptions};
+use super::{BagShared, DatasetBag, OpenOptions};
 use crate::bagit::paths::BagRoot;
 use crate::bagit::BagItFiles;
 use crate::index::build::{ensure_index, BuildRequest};
 use crate::index::integrity::{check_bytes, PayloadDigests, SchemaFile};
 use crate::index::query::Index;
-use crate::index::reachable::{dataset_table, pure_binary_association};
+use crate::index::reachable::dataset_table;
 use crate::{archive, cache, Error, Result};
+pub(crate) use deriva_bag_features::membership::element_types;
 
 impl DatasetBag {
     /// Opens a bag directory or archive (`.zip`, `.tar.gz`, `.tgz`) with default options and
@@ -140,61 +141,6 @@ fn warn_rid_conflicts(index: &Index) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Element types: tables T (in a domain schema, or `Dataset` itself) joined to
-/// `deriva-ml:Dataset` by a pure binary association whose FKs reference `RID`
-/// (`reference/bag-format.md` §7.4). Sorted by table name; associations per type sorted.
-pub(crate) fn element_types(model: &CatalogModel) -> Vec<ElementType> {
-    let ds = dataset_table();
-    let mut found: std::collections::BTreeMap<_, Vec<MemberLink>> = Default::default();
-    for table in model.tables() {
-        if is_system_schema(&table.name.schema) {
-            continue;
-        }
-        let Some((a, b)) = pure_binary_association(table) else {
-            continue;
-        };
-        let single_rid = |fk: &deriva_bag_features::ForeignKey| {
-            fk.columns.len() == 1 && fk.referenced_columns == ["RID"]
-        };
-        if !single_rid(a) || !single_rid(b) {
-            continue;
-        }
-        let (parent, member) = if a.referenced_table == ds && b.referenced_table == ds {
-            // Dataset_Dataset: the column named `Dataset` is the parent, the other the child.
-            if a.columns[0] == "Dataset" {
-                (a, b)
-            } else if b.columns[0] == "Dataset" {
-                (b, a)
-            } else {
-                continue;
-            }
-        } else if a.referenced_table == ds {
-            (a, b)
-        } else if b.referenced_table == ds {
-            (b, a)
-        } else {
-            continue;
-        };
-        let target = &member.referenced_table;
-        let domain = target.schema != ML_SCHEMA && !is_system_schema(&target.schema);
-        if !(domain || *target == ds) {
-            continue;
-        }
-        found.entry(target.clone()).or_default().push(MemberLink {
-            association: table.name.clone(),
-            dataset_column: parent.columns[0].clone(),
-            member_column: member.columns[0].clone(),
-        });
-    }
-    found
-        .into_iter()
-        .map(|(table, mut links)| {
-            links.sort_by(|x, y| x.association.cmp(&y.association));
-            ElementType { table, links }
-        })
-        .collect()
 }
 
 /// The root dataset: the one no other dataset in the bag nests, cross-checked with the

@@ -1,153 +1,19 @@
 //! Reachability: which rows of a table belong to a dataset through its members and FK paths
 //! (`reference/api-semantics.md` §7.1), as SQL over the index.
 //!
-//! Path discovery follows the reference walker (`DenormalizePlanner._schema_to_paths`):
-//! start at `deriva-ml:Dataset`, follow foreign keys in both directions within the domain
-//! schemas and `deriva-ml`, enter vocabularies but never leave them, never repeat a table,
-//! skip `Dataset_Dataset` and `Execution`, never step straight back to the table we came
-//! from, and never enter a Dataset association (`Dataset_<T>`) except from `Dataset` itself
-//! (so `Subject → Dataset_Subject → Dataset` cannot loop back). The rows of the target are
-//! the union over every such path ending at it, with `Dataset` restricted to the dataset and
-//! its descendants. Unlike the reference, the result is deduplicated and sorted by RID.
+//! The paths come from the model alone ([`deriva_bag_features::membership::paths_to`], the
+//! reference walker, shared with the live catalog dataset); this module turns each into SQL.
+//! The rows of the target are the union over every path ending at it, with `Dataset`
+//! restricted to the dataset and its descendants. Unlike the reference, the result is
+//! deduplicated and sorted by RID.
 
-use std::collections::BTreeSet;
-
-use deriva_bag_features::model::{is_system_schema, ML_SCHEMA};
-use deriva_bag_features::{CatalogModel, ForeignKey, Table, TableName};
+pub(crate) use deriva_bag_features::membership::{
+    dataset_table, is_dataset_association, paths_to, pure_binary_association, SKIP_TABLES,
+};
+use deriva_bag_features::{CatalogModel, TableName};
 
 use super::query::Index;
 use super::schema::TableLayout;
-
-/// Tables the walker never enters (by bare name, as the reference compares them).
-pub(crate) const SKIP_TABLES: [&str; 2] = ["Dataset_Dataset", "Execution"];
-
-/// Upper bound on explored path prefixes; a pathological schema stops here with a warning.
-const MAX_STEPS: usize = 200_000;
-
-/// `deriva-ml:Dataset`.
-pub(crate) fn dataset_table() -> TableName {
-    TableName::new(ML_SCHEMA, "Dataset")
-}
-
-/// If `table` is a pure binary association (exactly two foreign keys that together cover all
-/// non-system columns, with a unique key over exactly those columns), its two foreign keys.
-pub(crate) fn pure_binary_association(table: &Table) -> Option<(&ForeignKey, &ForeignKey)> {
-    let own: BTreeSet<&str> = table
-        .non_system_columns()
-        .map(|c| c.name.as_str())
-        .collect();
-    let fks: Vec<&ForeignKey> = table
-        .foreign_keys
-        .iter()
-        .filter(|fk| fk.columns.iter().all(|c| own.contains(c.as_str())))
-        .collect();
-    if fks.len() != 2 {
-        return None;
-    }
-    let covered: BTreeSet<&str> = fks
-        .iter()
-        .flat_map(|fk| fk.columns.iter().map(String::as_str))
-        .collect();
-    if covered != own {
-        return None;
-    }
-    let keyed = table.keys.iter().any(|k| {
-        let cols: BTreeSet<&str> = k.unique_columns.iter().map(String::as_str).collect();
-        cols == covered
-    });
-    keyed.then_some((fks[0], fks[1]))
-}
-
-/// True for a pure binary association with one end at `deriva-ml:Dataset`.
-pub(crate) fn is_dataset_association(table: &Table) -> bool {
-    let ds = dataset_table();
-    pure_binary_association(table)
-        .is_some_and(|(a, b)| a.referenced_table == ds || b.referenced_table == ds)
-}
-
-struct Walker<'a> {
-    model: &'a CatalogModel,
-    target: &'a TableName,
-    paths: Vec<Vec<TableName>>,
-    steps: usize,
-}
-
-impl Walker<'_> {
-    fn valid(&self, t: &TableName) -> bool {
-        !is_system_schema(&t.schema) && self.model.table(t).is_some()
-    }
-
-    /// Neighbours by FK in either direction, deduplicated and sorted (determinism).
-    fn arcs(&self, table: &Table) -> BTreeSet<TableName> {
-        let mut out: BTreeSet<TableName> = table
-            .foreign_keys
-            .iter()
-            .map(|fk| fk.referenced_table.clone())
-            .collect();
-        out.extend(
-            self.model
-                .referencing(&table.name)
-                .map(|(t, _)| t.name.clone()),
-        );
-        out.retain(|t| self.valid(t));
-        out
-    }
-
-    fn walk(&mut self, path: &mut Vec<TableName>) {
-        self.steps += 1;
-        if self.steps > MAX_STEPS {
-            return;
-        }
-        let Some(root_name) = path.last().cloned() else {
-            return;
-        };
-        if &root_name == self.target {
-            self.paths.push(path.clone());
-        }
-        let Some(root) = self.model.table(&root_name) else {
-            return;
-        };
-        if root.is_vocabulary() {
-            return;
-        }
-        let parent = path.len().checked_sub(2).map(|i| path[i].clone());
-        let ds = dataset_table();
-        for child in self.arcs(root) {
-            if SKIP_TABLES.contains(&child.table.as_str())
-                || Some(&child) == parent.as_ref()
-                || path.contains(&child)
-            {
-                continue;
-            }
-            let Some(child_table) = self.model.table(&child) else {
-                continue;
-            };
-            if root_name != ds && is_dataset_association(child_table) {
-                continue;
-            }
-            path.push(child);
-            self.walk(path);
-            path.pop();
-        }
-    }
-}
-
-/// Every walker path from `deriva-ml:Dataset` that ends at `target` (table lists).
-pub(crate) fn paths_to(model: &CatalogModel, target: &TableName) -> Vec<Vec<TableName>> {
-    let mut walker = Walker {
-        model,
-        target,
-        paths: Vec::new(),
-        steps: 0,
-    };
-    if model.table(&dataset_table()).is_some() {
-        walker.walk(&mut vec![dataset_table()]);
-    }
-    if walker.steps > MAX_STEPS {
-        tracing::warn!(table = %target, "FK path discovery stopped after {MAX_STEPS} steps; reachability may be incomplete");
-    }
-    walker.paths
-}
 
 /// `alias.col` or `(alias.a, alias.b, …)` with the layout's identifiers; `None` when the
 /// table lacks one of the columns.

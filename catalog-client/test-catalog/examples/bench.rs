@@ -6,6 +6,13 @@
 //!
 //! Arguments: `[files] [file_kb] [records]` (defaults 2000 100 100000).
 //!
+//! `bench live [--images N] [--runs R]` compares the live `Dataset` (`ml.lookup_dataset`) with
+//! the downloaded `DatasetBag` of the same version on a generated dataset of N images (default
+//! 2,000) served by the test catalog: `list_dataset_members(recurse)` and `feature_values`
+//! (all records, newest) times (best of R runs, each on a fresh lookup and a freshly opened
+//! bag, so the live reachability sets are computed every time), then the assets fetched on
+//! demand through `asset_path` into an empty cache (read-ahead, parallelism 8), as assets/s.
+//!
 //! `bench materialize [--files N] [--kb K] [--runs R] [--parallelism 1,8] [--dir DIR]...
 //! [--bdbag PATH] [--server static|catalog]` compares [`materialize_bag`] with
 //! `bdbag --resolve-fetch all` on the same holey bag and the same loopback server: a small
@@ -34,6 +41,11 @@ use serde_json::json;
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("live") {
+        let args: Vec<String> = std::env::args().skip(2).collect();
+        live_vs_bag(&args).await;
+        return;
+    }
     if std::env::args().nth(1).as_deref() == Some("materialize") {
         let args: Vec<String> = std::env::args().skip(2).collect();
         materialize_vs_bdbag(&args).await;
@@ -49,17 +61,7 @@ async fn main() {
 
     let server = TestCatalog::start().await.expect("start test catalog");
     let work = tempfile::tempdir().expect("tempdir");
-    let ml = DerivaML::connect_with(
-        &server.url(),
-        "1",
-        ConnectOptions {
-            credential: Some(Credential::BearerToken(server.token().into())),
-            working_dir: Some(work.path().join("work")),
-            ..Default::default()
-        },
-    )
-    .await
-    .expect("connect");
+    let ml = connect(&server, &work.path().join("work")).await;
 
     // --- materialize ---
     let bag = work.path().join("bench-bag");
@@ -494,4 +496,140 @@ async fn materialize_vs_bdbag(args: &[String]) {
     // Written back, the removed inodes stop counting as recently deleted after 5 s instead
     // of 5 min (ext4 without a journal skips them when allocating).
     let _ = std::process::Command::new("sync").status();
+}
+
+/// Connects to the test catalog with its token and `working_dir`.
+async fn connect(server: &TestCatalog, working_dir: &Path) -> DerivaML {
+    DerivaML::connect_with(
+        &server.url(),
+        "1",
+        ConnectOptions {
+            credential: Some(Credential::BearerToken(server.token().into())),
+            working_dir: Some(working_dir.to_path_buf()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("connect")
+}
+
+/// `bench live`: the live dataset against the downloaded bag (see the crate docs).
+async fn live_vs_bag(args: &[String]) {
+    use deriva_bag_core::fixtures::{generate, FixtureSpec};
+    use deriva_bag_core::DatasetBag;
+    use deriva_bag_features::{DatasetLike, Selector, TableName};
+    use deriva_catalog_client::DatasetSpec;
+
+    let value = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (images, runs) = (value("--images", 2000), value("--runs", 3).max(1));
+    let work = tempfile::tempdir().expect("tempdir");
+    let fixture = generate(
+        &FixtureSpec::with_images(images),
+        &work.path().join("fixture"),
+    )
+    .expect("generate the fixture bag");
+    let server = TestCatalog::start_from_bag(&fixture.path, Default::default(), 0)
+        .expect("start the test catalog");
+    let ml = connect(&server, &work.path().join("work")).await;
+    let rid = fixture.root_rid.to_string();
+    let downloaded = ml
+        .download_dataset_bag(DatasetSpec::new(rid.as_str(), Some("1.0.0")))
+        .await
+        .expect("download");
+    println!(
+        "live vs bag: dataset {rid}, {images} images, best of {runs} runs, load average {}",
+        loadavg()
+    );
+    let image = TableName::new("demo", "Image");
+    for which in ["bag", "live"] {
+        let mut best = [f64::MAX; 3];
+        let mut sizes = [0usize; 3];
+        for _ in 0..runs {
+            let d: Box<dyn Measured> = if which == "bag" {
+                Box::new(DatasetBag::open(&downloaded.path).expect("open"))
+            } else {
+                Box::new(
+                    ml.lookup_dataset(rid.as_str(), Some("1.0.0"))
+                        .await
+                        .expect("lookup"),
+                )
+            };
+            let times = tokio::task::spawn_blocking(move || {
+                let mut out = [(0.0, 0usize); 3];
+                let t = Instant::now();
+                let members = d.members();
+                out[0] = (t.elapsed().as_secs_f64(), members);
+                let t = Instant::now();
+                let all = d.features(None);
+                out[1] = (t.elapsed().as_secs_f64(), all);
+                let t = Instant::now();
+                let newest = d.features(Some(Selector::newest()));
+                out[2] = (t.elapsed().as_secs_f64(), newest);
+                out
+            })
+            .await
+            .expect("measure");
+            for (i, (secs, n)) in times.iter().enumerate() {
+                best[i] = best[i].min(*secs);
+                sizes[i] = *n;
+            }
+        }
+        println!(
+            "  {which:<4}  list_dataset_members(recurse) {:>8.1} ms ({} rows)   feature_values {:>8.1} ms ({} records)   feature_values(newest) {:>8.1} ms ({} records)",
+            best[0] * 1e3, sizes[0], best[1] * 1e3, sizes[1], best[2] * 1e3, sizes[2]
+        );
+    }
+    // Assets on demand: asset_path over the reachable images, into an empty cache.
+    let live = ml
+        .lookup_dataset(rid.as_str(), Some("1.0.0"))
+        .await
+        .expect("lookup")
+        .with_asset_cache(work.path().join("asset-cache"), 8);
+    let (fetched, bytes, secs) = tokio::task::spawn_blocking(move || {
+        let rows = live.reachable_rows(&image).expect("reachable images");
+        let t = Instant::now();
+        let mut bytes = 0u64;
+        for r in &rows {
+            let path = live.asset_path(&image, r).expect("asset fetched");
+            bytes += std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        }
+        (rows.len(), bytes, t.elapsed().as_secs_f64())
+    })
+    .await
+    .expect("fetch");
+    println!(
+        "  assets on demand (asset_path, read-ahead, parallelism 8): {fetched} files, {:.1} MB in {:.2} s = {:.0} assets/s, {:.1} MB/s; load average {}",
+        bytes as f64 / 1e6,
+        secs,
+        fetched as f64 / secs,
+        bytes as f64 / 1e6 / secs,
+        loadavg()
+    );
+}
+
+/// What `bench live` measures, for a bag and a live dataset alike.
+trait Measured: Send {
+    fn members(&self) -> usize;
+    fn features(&self, selector: Option<deriva_bag_features::Selector>) -> usize;
+}
+
+impl<D: deriva_bag_features::DatasetLike + Send> Measured for D {
+    fn members(&self) -> usize {
+        self.list_dataset_members(true, None)
+            .expect("members")
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+    fn features(&self, selector: Option<deriva_bag_features::Selector>) -> usize {
+        self.feature_values("Image", "Glaucoma", selector.as_ref())
+            .expect("feature values")
+            .len()
+    }
 }

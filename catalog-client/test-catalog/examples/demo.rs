@@ -1,6 +1,7 @@
 //! The main job, end to end: generate the demo bag, serve it from the local test catalog,
 //! download it materialized, inspect it offline (members, newest Glaucoma labels),
-//! restructure it into class folders, build Glaucoma records offline for the unlabeled
+//! restructure it into class folders (and the live dataset too, checking that both manifests
+//! agree), build Glaucoma records offline for the unlabeled
 //! images, commit them through a new Execution and verify them in the catalog.
 //!
 //! ```sh

@@ -4,7 +4,10 @@
 //! [`TestCatalog`], downloads dataset `1-D000` with `materialize = true` and opens it as a
 //! [`DatasetBag`](deriva_bag_core::DatasetBag) (both through the facade,
 //! `deriva_bag_core::catalog`), prints its info, members and newest Glaucoma label counts,
-//! restructures it into class folders, builds Glaucoma records offline for the unlabeled
+//! restructures it into class folders, does the same with the live dataset
+//! (`ml.lookup_dataset`, read at the version's snapshot, assets fetched on demand into the
+//! client's asset cache) and checks that both manifests place the same assets at the same
+//! relative paths, builds Glaucoma records offline for the unlabeled
 //! images (validated against the bag's vocabulary, saved to JSON and reloaded), commits them
 //! through a new Execution and reads them back from the catalog.
 //! Every number it prints comes from the APIs; any disagreement is an error.
@@ -17,6 +20,7 @@
 //! | `deriva-ml/` | the client's working dir (execution registry, downloaded bag cache) |
 //! | `bag-index/` | the `DatasetBag` SQLite index cache |
 //! | `ml_data/` | the restructured class folders (symlinks) |
+//! | `ml_data_live/` | the same, restructured from the live dataset (symlinks into `deriva-ml/cache/assets`) |
 //! | `pending_records.json` | the records built offline |
 //! | `summary.json` | the [`DemoSummary`] |
 //!
@@ -34,7 +38,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use deriva_bag_core::fixtures::{generate, FixtureSpec};
-use deriva_bag_core::restructure::{RestructureOptions, Targets, LEDGER_NAME};
+use deriva_bag_core::restructure::{
+    restructure_assets, Manifest, RestructureOptions, Targets, LEDGER_NAME,
+};
 use deriva_bag_core::OpenOptions;
 use deriva_bag_features::{FeatureRecord, Selector, TermCache};
 use serde::Serialize;
@@ -138,6 +144,11 @@ pub struct DemoSummary {
     pub class_folders: BTreeMap<String, usize>,
     /// Placements in the restructure manifest.
     pub placements: usize,
+    /// The tree restructured from the live dataset (`<work>/ml_data_live`).
+    pub ml_data_live: PathBuf,
+    /// Whether the live dataset's manifest places the same assets at the same relative
+    /// paths as the bag's (the demo fails otherwise).
+    pub live_manifest_equal: bool,
     /// The images without any Glaucoma label, by RID.
     pub unlabeled: Vec<String>,
     /// The grade assigned to the unlabeled images (the most frequent newest grade).
@@ -187,9 +198,30 @@ macro_rules! say {
     };
 }
 
+/// `(asset RID, path relative to the output directory)` of every placement, sorted: what two
+/// restructured trees must agree on.
+fn layout(manifest: &Manifest, out: &Path) -> Vec<(String, PathBuf)> {
+    let mut placed: Vec<(String, PathBuf)> = manifest
+        .placements()
+        .iter()
+        .map(|p| {
+            let rel = p.dst.strip_prefix(out).unwrap_or(&p.dst);
+            (p.rid.to_string(), rel.to_path_buf())
+        })
+        .collect();
+    placed.sort();
+    placed
+}
+
 /// Removes what an earlier run of the demo left in `work` (and nothing else).
 fn clean(work: &Path) -> Result<()> {
-    for dir in ["source", "deriva-ml", "bag-index", "ml_data"] {
+    for dir in [
+        "source",
+        "deriva-ml",
+        "bag-index",
+        "ml_data",
+        "ml_data_live",
+    ] {
         let p = work.join(dir);
         if p.exists() {
             std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
@@ -359,11 +391,10 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
         "== 5. Restructure into {} (symlinks)",
         ml_data.display()
     );
+    let options =
+        RestructureOptions::new().targets(Targets::new().with(DEMO_FEATURE, Selector::Newest));
     let manifest = bag
-        .restructure_assets(
-            &ml_data,
-            &RestructureOptions::new().targets(Targets::new().with(DEMO_FEATURE, Selector::Newest)),
-        )
+        .restructure_assets(&ml_data, &options)
         .map_err(|e| fail("restructure", e))?;
     let class_folders = count_files(&ml_data, &ml_data)?;
     let on_disk: usize = class_folders.values().sum();
@@ -386,6 +417,42 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
             ),
         ));
     }
+
+    // 5b. The same from the live dataset: no bag, reads at the version's snapshot.
+    let ml_data_live = work.join("ml_data_live");
+    say!(
+        out,
+        "== 5b. Restructure the live dataset into {} (ml.lookup_dataset, assets on demand)",
+        ml_data_live.display()
+    );
+    let live = ml
+        .lookup_dataset(DEMO_DATASET, bag.version())
+        .await
+        .map_err(|e| fail("lookup_dataset", e))?;
+    let live_cache = live.asset_cache_dir().to_path_buf();
+    let live_out = ml_data_live.clone();
+    // The DatasetLike methods block: off the async worker threads.
+    let live_options = options.clone();
+    let live_manifest =
+        tokio::task::spawn_blocking(move || restructure_assets(&live, &live_out, &live_options))
+            .await
+            .map_err(|e| fail("restructure live", e))?
+            .map_err(|e| fail("restructure live", e))?;
+    let live_manifest_equal = layout(&live_manifest, &ml_data_live) == layout(&manifest, &ml_data);
+    say!(
+        out,
+        "   {} placements from {} (assets cached in {})",
+        live_manifest.len(),
+        DEMO_DATASET,
+        live_cache.display()
+    );
+    if !live_manifest_equal {
+        return Err(fail(
+            "restructure live",
+            "the live dataset's manifest differs from the bag's",
+        ));
+    }
+    say!(out, "   the live dataset's manifest equals the bag's");
 
     // 6. Offline records.
     say!(
@@ -655,6 +722,8 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
         ml_data,
         class_folders,
         placements: manifest.len(),
+        ml_data_live,
+        live_manifest_equal,
         unlabeled,
         predicted_grade,
         rejected_term_error,

@@ -74,6 +74,16 @@ fn demo_downloads_restructures_and_commits_the_unlabeled_images_grade() {
     assert_eq!(s.placements, 7);
     assert!(s.ml_data.join("training/Severe/retina_001.jpg").exists());
     assert!(s.ml_data.join("testing/unknown/retina_004.png").exists());
+    // The live dataset restructures into the same layout, from the asset cache.
+    assert!(s.live_manifest_equal);
+    assert!(
+        text.contains("the live dataset's manifest equals the bag's"),
+        "{text}"
+    );
+    let live_file = s.ml_data_live.join("training/Severe/retina_001.jpg");
+    assert!(std::fs::read_link(&live_file)
+        .unwrap()
+        .starts_with(work.join("deriva-ml/cache/assets")));
 
     // Offline records: the only unlabeled image gets the most frequent newest grade.
     assert_eq!(s.unlabeled, vec!["1-I004".to_string()]);

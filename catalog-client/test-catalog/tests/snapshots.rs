@@ -10,45 +10,7 @@ use common::*;
 use deriva_bag_core::DatasetBag;
 use deriva_catalog_client::DatasetSpec;
 use deriva_test_catalog::TestCatalog;
-use serde_json::{json, Value as Json};
-
-/// Releases `version` of `dataset` the way deriva-ml does (`catalog-protocol.md` §1.4 step 5):
-/// insert the `Dataset_Version` row, point `Dataset.Version` at it, read the catalog's
-/// snaptime, and stamp it into the row. Returns the snaptime.
-async fn release(server: &TestCatalog, dataset: &str, version: &str) -> String {
-    let http = reqwest::Client::new();
-    let base = format!("{}/ermrest/catalog/1", server.url());
-    let send = |req: reqwest::RequestBuilder| async move {
-        let resp = req.bearer_auth(server.token()).send().await.unwrap();
-        assert!(resp.status().is_success(), "{}", resp.status());
-        resp.json::<Json>().await.unwrap()
-    };
-    let rows = send(
-        http.post(format!("{base}/entity/deriva-ml:Dataset_Version"))
-            .json(&json!([{"Dataset": dataset, "Version": version, "Description": "release"}])),
-    )
-    .await;
-    let version_rid = rows[0]["RID"].as_str().unwrap().to_string();
-    send(
-        http.put(format!(
-            "{base}/attributegroup/deriva-ml:Dataset/RID;Version"
-        ))
-        .json(&json!([{"RID": dataset, "Version": version_rid}])),
-    )
-    .await;
-    let snaptime = send(http.get(format!("{base}/"))).await["snaptime"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    send(
-        http.put(format!(
-            "{base}/attributegroup/deriva-ml:Dataset_Version/RID;Snapshot"
-        ))
-        .json(&json!([{"RID": version_rid, "Snapshot": snaptime}])),
-    )
-    .await;
-    snaptime
-}
+use serde_json::Value as Json;
 
 /// `(Execution, Image, Glaucoma)` of every feature row in the bag.
 fn labels(bag: &DatasetBag) -> BTreeSet<(String, String, String)> {
@@ -74,21 +36,7 @@ async fn a_version_released_before_new_labels_downloads_without_them_and_the_nex
     let old_snap = release(&server, "1-D001", "1.1.0").await;
 
     // An execution commits two new labels about members of 1-D001.
-    let exe = ml
-        .create_execution(config(&ml, "relabel").await)
-        .await
-        .unwrap();
-    exe.start().await.unwrap();
-    exe.add_features(&[glaucoma("1-I001", "Moderate"), glaucoma("1-I002", "Severe")])
-        .unwrap();
-    exe.stop().await.unwrap();
-    assert_eq!(
-        exe.upload_execution_outputs()
-            .await
-            .unwrap()
-            .features_inserted,
-        2
-    );
+    let exe = commit_two_new_labels(&ml).await;
     let new_snap = release(&server, "1-D001", "1.2.0").await;
     assert_ne!(old_snap, new_snap);
 
@@ -96,14 +44,7 @@ async fn a_version_released_before_new_labels_downloads_without_them_and_the_nex
         materialize: false,
         ..DatasetSpec::new("1-D001", Some(v))
     };
-    let seeded = BTreeSet::from([
-        label("1-E001", "1-I001", "Normal"),
-        label("1-E002", "1-I001", "Severe"),
-        label("1-E001", "1-I002", "Mild"),
-        label("1-E001", "1-I005", "Mild"),
-        label("1-E002", "1-I005", "Severe"),
-        label("1-E003", "1-I005", "Mild"),
-    ]);
+    let seeded = seeded_d001_labels();
 
     let old = ml
         .download_dataset_bag(metadata_only("1.1.0"))
@@ -137,8 +78,8 @@ async fn a_version_released_before_new_labels_downloads_without_them_and_the_nex
     assert_eq!(new.snapshot.as_deref(), Some(new_snap.as_str()));
     let new_bag = DatasetBag::open(&new.path).unwrap();
     let mut expected = seeded.clone();
-    expected.insert(label(exe.rid().as_str(), "1-I001", "Moderate"));
-    expected.insert(label(exe.rid().as_str(), "1-I002", "Severe"));
+    expected.insert(label(exe.as_str(), "1-I001", "Moderate"));
+    expected.insert(label(exe.as_str(), "1-I002", "Severe"));
     assert_eq!(labels(&new_bag), expected);
     assert_eq!(versions(&new_bag), ["1.0.0", "1.1.0", "1.2.0"]);
 }

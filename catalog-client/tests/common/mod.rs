@@ -12,7 +12,7 @@ use deriva_catalog_client::{
 };
 use deriva_test_catalog::TestCatalog;
 use indexmap::IndexMap;
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 /// Connects with the server's bearer token, fast retries, and `dir` as working directory.
 pub async fn connect(server: &TestCatalog, dir: &Path) -> DerivaML {
@@ -123,4 +123,73 @@ pub fn dataset_links(server: &TestCatalog, execution: &str) -> Vec<(String, Stri
         .collect();
     links.sort();
     links
+}
+
+/// Releases `version` of `dataset` the way deriva-ml does (`catalog-protocol.md` §1.4 step 5):
+/// insert the `Dataset_Version` row, point `Dataset.Version` at it, read the catalog's
+/// snaptime, and stamp it into the row. Returns the snaptime.
+pub async fn release(server: &TestCatalog, dataset: &str, version: &str) -> String {
+    let http = reqwest::Client::new();
+    let base = format!("{}/ermrest/catalog/1", server.url());
+    let send = |req: reqwest::RequestBuilder| async move {
+        let resp = req.bearer_auth(server.token()).send().await.unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+        resp.json::<Json>().await.unwrap()
+    };
+    let rows = send(
+        http.post(format!("{base}/entity/deriva-ml:Dataset_Version"))
+            .json(&json!([{"Dataset": dataset, "Version": version, "Description": "release"}])),
+    )
+    .await;
+    let version_rid = rows[0]["RID"].as_str().unwrap().to_string();
+    send(
+        http.put(format!(
+            "{base}/attributegroup/deriva-ml:Dataset/RID;Version"
+        ))
+        .json(&json!([{"RID": dataset, "Version": version_rid}])),
+    )
+    .await;
+    let snaptime = send(http.get(format!("{base}/"))).await["snaptime"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    send(
+        http.put(format!(
+            "{base}/attributegroup/deriva-ml:Dataset_Version/RID;Snapshot"
+        ))
+        .json(&json!([{"RID": version_rid, "Snapshot": snaptime}])),
+    )
+    .await;
+    snaptime
+}
+
+/// An execution commits two new Glaucoma labels about members of `1-D001` (`1-I001`
+/// Moderate, `1-I002` Severe); returns the execution's RID.
+pub async fn commit_two_new_labels(ml: &DerivaML) -> String {
+    let exe = ml
+        .create_execution(config(ml, "relabel").await)
+        .await
+        .unwrap();
+    exe.start().await.unwrap();
+    exe.add_features(&[glaucoma("1-I001", "Moderate"), glaucoma("1-I002", "Severe")])
+        .unwrap();
+    exe.stop().await.unwrap();
+    let report = exe.upload_execution_outputs().await.unwrap();
+    assert_eq!(report.features_inserted, 2);
+    exe.rid().as_str().to_string()
+}
+
+/// `(Execution, Image, Glaucoma)` of the seeded labels of `1-D001`'s images.
+pub fn seeded_d001_labels() -> std::collections::BTreeSet<(String, String, String)> {
+    [
+        ("1-E001", "1-I001", "Normal"),
+        ("1-E002", "1-I001", "Severe"),
+        ("1-E001", "1-I002", "Mild"),
+        ("1-E001", "1-I005", "Mild"),
+        ("1-E002", "1-I005", "Severe"),
+        ("1-E003", "1-I005", "Mild"),
+    ]
+    .iter()
+    .map(|(e, i, g)| (e.to_string(), i.to_string(), g.to_string()))
+    .collect()
 }
