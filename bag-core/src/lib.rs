@@ -67,6 +67,7 @@ pub mod fixtures;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+pub mod report;
 
 pub use bag::{BuildProgress, DatasetBag, MissingAsset, OpenOptions, ProgressFn};
 pub use deriva_bag_features as features;
