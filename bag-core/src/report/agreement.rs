@@ -13,7 +13,7 @@ pub struct Agreement {
     pub targets: usize,
     /// Ratings of those targets (one per execution and target).
     pub ratings: usize,
-    /// Distinct executions among those ratings.
+    /// Distinct executions that labelled any target with this feature.
     pub raters: usize,
     /// Mean over targets of the share of rating pairs that agree (Fleiss' P̄), in 0..=1;
     /// `None` without any target rated twice.
