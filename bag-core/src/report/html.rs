@@ -60,6 +60,7 @@ impl Report {
     /// assert!(html.contains(r#"data-key="agreement/demo:Image/Glaucoma/fleiss_kappa">-0.210<"#));
     /// # Ok(()) }
     /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "report-html")))]
     pub fn to_html(&self) -> String {
         let mut page = Page::default();
         page.head(self);
@@ -74,6 +75,7 @@ impl Report {
 
     /// Writes [`Report::to_html`] to `path` through a temporary file in the same directory,
     /// renamed into place, so an interrupted write leaves no half page.
+    #[cfg_attr(docsrs, doc(cfg(feature = "report-html")))]
     pub fn write_html(&self, path: &Path) -> Result<()> {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,

@@ -18,7 +18,7 @@
 //!
 //! Everything but the asset files is computed over [`DatasetLike`]; asset files come
 //! through [`AssetFiles`], which a bag implements from its manifests. The HTML page (cargo
-//! feature `report-html`) is [`Report::to_html`].
+//! feature `report-html`) is `Report::to_html` (and `Report::write_html`).
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
