@@ -3,7 +3,8 @@
 //! (every number shown equals the JSON report).
 //!
 //! Without a `chromium` on PATH the browser tests print SKIPPED and pass, except under
-//! `CI=true`, where `.ci/run` installs Debian's chromium and its absence fails.
+//! `CI=true`, where `.ci/run` installs Debian's chromium and its absence fails. The CLI tests
+//! at the end need no browser.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -239,4 +240,44 @@ fn every_number_on_the_page_equals_the_json_report() {
     assert_eq!(shown["leakage/parents/demo:Subject/1-S001"], "1-S001");
     assert_eq!(shown["leakage/parents/count"], "1");
     assert_eq!(shown["agreement/demo:Image/Glaucoma/fleiss_kappa"], "-0.210");
+}
+
+/// The CLI (no browser needed): `--json` is the library's report, and the page is written.
+#[test]
+fn deriva_bag_report_json_is_the_library_report_and_the_page_is_written() {
+    let page = page();
+    let bag = deriva_bag_core::DatasetBag::open_with(
+        page.dir.path().join("bags/Dataset_1-D000"),
+        &deriva_bag_core::OpenOptions {
+            cache_dir: Some(page.dir.path().join("cache")),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let report = bag
+        .report(&deriva_bag_core::report::ReportOptions::default())
+        .unwrap();
+    assert_eq!(page.json, serde_json::to_value(&report).unwrap());
+    assert_eq!(std::fs::read_to_string(&page.html).unwrap(), report.to_html());
+}
+
+#[test]
+fn deriva_bag_report_prints_the_leaks_with_their_rids() {
+    let page = page();
+    let out = Command::new(env!("CARGO_BIN_EXE_deriva-bag"))
+        .args(["report", "--selector", "majority"])
+        .arg(page.dir.path().join("bags/Dataset_1-D000"))
+        .env("DERIVA_BAG_CACHE", page.dir.path().join("cache"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("dataset 1-D000 version 1.0.0, labels by majority\n"), "{text}");
+    assert!(text.contains("  member demo:Image 1-I005: 1-D001, 1-D002\n"), "{text}");
+    assert!(
+        text.contains("  parent demo:Subject 1-S001 via demo:Image.Subject: 1-D001 [1-I001, 1-I002], 1-D002 [1-I004]\n"),
+        "{text}"
+    );
+    assert!(text.contains("Fleiss' kappa -0.210\n"), "{text}");
 }

@@ -1,7 +1,7 @@
 //! Label balance per split and feature: label counts under the selector, unlabeled targets,
 //! and targets with several annotations (one per execution) and how many of them disagree.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use deriva_bag_features::{apply_selector, DatasetLike, Feature, FeatureRecord, Rid, Selector};
 use serde::Serialize;
@@ -66,7 +66,7 @@ pub(crate) fn features<D: DatasetLike>(
     let mut reports = Vec::new();
     let mut skipped = Vec::new();
     // Reachable target RIDs per (split, table): several features usually share a table.
-    let mut reachable: HashMap<(usize, String), BTreeSet<Rid>> = HashMap::new();
+    let mut reachable: HashMap<(usize, String), Vec<Rid>> = HashMap::new();
     for feature in &all {
         let table = feature.target_table.to_string();
         let Some(column) = label_column(feature, options) else {
@@ -83,23 +83,29 @@ pub(crate) fn features<D: DatasetLike>(
             Selector::MajorityVote(_) => Selector::majority_vote(Some(&column)),
             other => other.clone(),
         };
-        let selected = apply_selector(feature, records.clone(), Some(&selector))?;
         let ratings = ratings(feature, &records, &column);
         let raters: BTreeSet<&str> = records.iter().filter_map(|r| r.execution()).collect();
+        let raters = raters.len();
         let rated: Vec<Vec<String>> = ratings.iter().map(|r| r.labels.clone()).collect();
+        let selected = apply_selector(feature, records, Some(&selector))?;
+        // (target, label) of each selected record with a label.
+        let selected: Vec<(&str, String)> = selected
+            .iter()
+            .filter_map(|r| Some((r.target()?, label_text(r.get(&column))?)))
+            .collect();
 
         let mut per_split = Vec::with_capacity(splits.len());
         let mut labels = BTreeSet::new();
         for (i, split) in splits.iter().enumerate() {
-            let targets = match reachable.get(&(i, table.clone())) {
-                Some(set) => set,
+            let rids = match reachable.get(&(i, table.clone())) {
+                Some(rids) => rids,
                 None => {
-                    let rows = split.handle.reachable_rows(&feature.target_table)?;
-                    let set = rows.iter().filter_map(|r| r.rid()).collect();
-                    reachable.entry((i, table.clone())).or_insert(set)
+                    let rids = split.handle.reachable_rids(&feature.target_table)?;
+                    reachable.entry((i, table.clone())).or_insert(rids)
                 }
             };
-            let balance = split_balance(&split.info.rid, targets, &selected, &ratings, &column);
+            let targets: HashSet<&str> = rids.iter().map(Rid::as_str).collect();
+            let balance = split_balance(&split.info.rid, &targets, &selected, &ratings);
             labels.extend(balance.labels.keys().cloned());
             per_split.push(balance);
         }
@@ -109,7 +115,7 @@ pub(crate) fn features<D: DatasetLike>(
             label_column: column,
             labels: labels.into_iter().collect(),
             splits: per_split,
-            agreement: agreement(&rated, raters.len()),
+            agreement: agreement(&rated, raters),
         });
     }
     Ok((reports, skipped))
@@ -119,7 +125,7 @@ pub(crate) fn features<D: DatasetLike>(
 /// newest: records arrive in time order). A record without an execution is its own rater;
 /// a NULL label is no rating.
 fn ratings(feature: &Feature, records: &[FeatureRecord], column: &str) -> Vec<Ratings> {
-    let mut groups: BTreeMap<(String, Vec<String>), BTreeMap<String, String>> = BTreeMap::new();
+    let mut groups: BTreeMap<(&str, Vec<String>), BTreeMap<String, String>> = BTreeMap::new();
     for record in records {
         let (Some(target), Some(label)) = (record.target(), label_text(record.get(column)))
         else {
@@ -136,14 +142,14 @@ fn ratings(feature: &Feature, records: &[FeatureRecord], column: &str) -> Vec<Ra
             (None, None) => format!("record #{}", groups.len()),
         };
         groups
-            .entry((target.to_string(), qualifiers))
+            .entry((target, qualifiers))
             .or_default()
             .insert(rater, label);
     }
     groups
         .into_iter()
         .map(|((target, _), by_rater)| Ratings {
-            target,
+            target: target.to_string(),
             labels: by_rater.into_values().collect(),
         })
         .collect()
@@ -151,25 +157,25 @@ fn ratings(feature: &Feature, records: &[FeatureRecord], column: &str) -> Vec<Ra
 
 fn split_balance(
     split: &Rid,
-    targets: &BTreeSet<Rid>,
-    selected: &[FeatureRecord],
+    targets: &HashSet<&str>,
+    selected: &[(&str, String)],
     ratings: &[Ratings],
-    column: &str,
 ) -> SplitBalance {
-    let inside = |target: &str| targets.contains(&Rid::from(target));
-    let mut labels = BTreeMap::new();
-    let mut labelled = BTreeSet::new();
-    for record in selected {
-        let (Some(target), Some(label)) = (record.target(), label_text(record.get(column)))
-        else {
-            continue;
-        };
+    let inside = |target: &str| targets.contains(target);
+    let mut labels: BTreeMap<String, usize> = BTreeMap::new();
+    let mut labelled = HashSet::new();
+    for (target, label) in selected {
         if inside(target) {
-            *labels.entry(label).or_insert(0) += 1;
-            labelled.insert(target);
+            match labels.get_mut(label) {
+                Some(n) => *n += 1,
+                None => {
+                    labels.insert(label.clone(), 1);
+                }
+            }
+            labelled.insert(*target);
         }
     }
-    let mut annotated = BTreeSet::new();
+    let mut annotated = HashSet::new();
     let (mut several, mut disagreeing) = (0, 0);
     for r in ratings.iter().filter(|r| inside(&r.target)) {
         annotated.insert(r.target.as_str());
@@ -184,10 +190,7 @@ fn split_balance(
         split: split.clone(),
         targets: targets.len(),
         labels,
-        unlabeled: targets
-            .iter()
-            .filter(|t| !labelled.contains(t.as_str()))
-            .count(),
+        unlabeled: targets.iter().filter(|t| !labelled.contains(*t)).count(),
         annotated: annotated.len(),
         several,
         disagreeing,
@@ -219,14 +222,33 @@ mod tests {
     }
 
     #[test]
+    fn ratings_keep_one_label_per_execution_the_newest() {
+        let model = deriva_bag_features::testing::demo_model().unwrap();
+        let feature = deriva_bag_features::lookup_feature(&model, "demo:Image", "Glaucoma").unwrap();
+        // In time order, as feature_values returns them.
+        let records = vec![
+            record("1-I001", "1-E001", "Normal"),
+            record("1-I001", "1-E002", "Normal"),
+            record("1-I001", "1-E001", "Severe"),
+            record("1-I002", "1-E001", "Mild"),
+        ];
+        let r = ratings(&feature, &records, "Glaucoma");
+        let got: Vec<(&str, Vec<&str>)> = r
+            .iter()
+            .map(|r| (r.target.as_str(), r.labels.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(got, [("1-I001", vec!["Severe", "Normal"]), ("1-I002", vec!["Mild"])]);
+    }
+
+    #[test]
     fn split_balance_counts_only_the_split_s_targets() {
-        let selected = vec![record("1-I001", "1-E002", "Severe"), record("1-I003", "1-E001", "Mild")];
+        let selected = vec![("1-I001", "Severe".to_string()), ("1-I003", "Mild".to_string())];
         let ratings = vec![
             Ratings { target: "1-I001".into(), labels: vec!["Normal".into(), "Severe".into()] },
             Ratings { target: "1-I003".into(), labels: vec!["Mild".into(), "Mild".into()] },
         ];
-        let targets: BTreeSet<Rid> = ["1-I001", "1-I002"].into_iter().map(Rid::from).collect();
-        let b = split_balance(&Rid::from("1-D001"), &targets, &selected, &ratings, "Glaucoma");
+        let targets: HashSet<&str> = ["1-I001", "1-I002"].into_iter().collect();
+        let b = split_balance(&Rid::from("1-D001"), &targets, &selected, &ratings);
         assert_eq!(b.targets, 2);
         assert_eq!(b.labels, BTreeMap::from([("Severe".to_string(), 1)]));
         assert_eq!(b.unlabeled, 1);

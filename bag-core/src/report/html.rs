@@ -114,6 +114,14 @@ pub(crate) fn decimal(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_string(), |v| format!("{v:.3}"))
 }
 
+/// One finding of a leakage table.
+struct LeakRow {
+    table: String,
+    key: String,
+    id: String,
+    cells: Vec<String>,
+}
+
 #[derive(Default)]
 struct Page {
     out: String,
@@ -279,14 +287,38 @@ impl Page {
         self.out.push_str("</section>\n");
     }
 
-    fn count_heading(&mut self, title: &str, key: &str, n: usize) {
+    /// One leakage section: a count heading, then per finding its table, its RID or digest
+    /// (keyed `leakage/<section>/<key>`) and further cells (already HTML).
+    fn leak_table(&mut self, title: &str, section: &str, headers: &[&str], rows: Vec<LeakRow>) {
+        let n = rows.len();
         let class = if n == 0 { "ok" } else { "bad" };
         let _ = writeln!(
             self.out,
-            "<h3>{} <span class=\"{class}\" data-key=\"{}\">{n}</span></h3>",
-            esc(title),
-            esc(key)
+            "<h3>{} <span class=\"{class}\" data-key=\"leakage/{section}/count\">{n}</span></h3>",
+            esc(title)
         );
+        if rows.is_empty() {
+            return;
+        }
+        self.out.push_str("<table><tr>");
+        for h in headers {
+            let _ = write!(self.out, "<th class=\"l\">{}</th>", esc(h));
+        }
+        self.out.push_str("</tr>\n");
+        for row in rows {
+            let _ = write!(
+                self.out,
+                "<tr><td class=\"l\">{}</td><td class=\"l\" data-key=\"leakage/{section}/{}\"><code>{}</code></td>",
+                esc(&row.table),
+                esc(&row.key),
+                esc(&row.id)
+            );
+            for cell in row.cells {
+                let _ = write!(self.out, "<td class=\"l\">{cell}</td>");
+            }
+            self.out.push_str("</tr>\n");
+        }
+        self.out.push_str("</table>\n");
     }
 
     fn leakage(&mut self, r: &Report) {
@@ -298,63 +330,45 @@ impl Page {
         };
         let l = &r.leakage;
         self.out.push_str("<section><h2>Leakage between splits</h2>\n");
-        self.count_heading("Members of several splits", "leakage/members/count", l.members.len());
-        if !l.members.is_empty() {
-            self.out.push_str("<table><tr><th class=\"l\">table</th><th class=\"l\">RID</th><th class=\"l\">splits</th></tr>\n");
-            for m in &l.members {
-                let splits: Vec<String> = m.splits.iter().map(name).collect();
-                let _ = write!(self.out, "<tr><td class=\"l\">{}</td>", esc(&m.table));
-                let _ = writeln!(
-                    self.out,
-                    "<td class=\"l\" data-key=\"leakage/members/{}/{}\"><code>{}</code></td><td class=\"l\">{}</td></tr>",
-                    esc(&m.table),
-                    esc(m.rid.as_str()),
-                    esc(m.rid.as_str()),
-                    esc(&splits.join(", "))
-                );
+        let members = l.members.iter().map(|m| {
+            let splits: Vec<String> = m.splits.iter().map(name).collect();
+            LeakRow {
+                table: m.table.clone(),
+                key: format!("{}/{}", m.table, m.rid),
+                id: m.rid.to_string(),
+                cells: vec![esc(&splits.join(", "))],
             }
-            self.out.push_str("</table>\n");
-        }
-        self.count_heading(
+        });
+        self.leak_table(
+            "Members of several splits",
+            "members",
+            &["table", "RID", "splits"],
+            members.collect(),
+        );
+        let parents = l.parents.iter().map(|p| LeakRow {
+            table: p.table.clone(),
+            key: format!("{}/{}", p.table, p.rid),
+            id: p.rid.to_string(),
+            cells: vec![esc(&p.via), members_text(&p.splits, &name)],
+        });
+        self.leak_table(
             "Parents (e.g. subjects) with members in different splits",
-            "leakage/parents/count",
-            l.parents.len(),
+            "parents",
+            &["parent", "RID", "via", "members per split"],
+            parents.collect(),
         );
-        if !l.parents.is_empty() {
-            self.out.push_str("<table><tr><th class=\"l\">parent</th><th class=\"l\">RID</th><th class=\"l\">via</th><th class=\"l\">members per split</th></tr>\n");
-            for p in &l.parents {
-                let _ = writeln!(
-                    self.out,
-                    "<tr><td class=\"l\">{}</td><td class=\"l\" data-key=\"leakage/parents/{}/{}\"><code>{}</code></td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
-                    esc(&p.table),
-                    esc(&p.table),
-                    esc(p.rid.as_str()),
-                    esc(p.rid.as_str()),
-                    esc(&p.via),
-                    members_text(&p.splits, &name)
-                );
-            }
-            self.out.push_str("</table>\n");
-        }
-        self.count_heading(
+        let duplicates = l.duplicate_content.iter().map(|d| LeakRow {
+            table: d.table.clone(),
+            key: d.digest.clone(),
+            id: d.digest.clone(),
+            cells: vec![members_text(&d.splits, &name)],
+        });
+        self.leak_table(
             "Identical files under different RIDs in different splits",
-            "leakage/duplicate_content/count",
-            l.duplicate_content.len(),
+            "duplicate_content",
+            &["table", "content", "RIDs per split"],
+            duplicates.collect(),
         );
-        if !l.duplicate_content.is_empty() {
-            self.out.push_str("<table><tr><th class=\"l\">table</th><th class=\"l\">content</th><th class=\"l\">RIDs per split</th></tr>\n");
-            for d in &l.duplicate_content {
-                let _ = writeln!(
-                    self.out,
-                    "<tr><td class=\"l\">{}</td><td class=\"l\" data-key=\"leakage/duplicate_content/{}\"><code>{}</code></td><td class=\"l\">{}</td></tr>",
-                    esc(&d.table),
-                    esc(&d.digest),
-                    esc(&d.digest),
-                    members_text(&d.splits, &name)
-                );
-            }
-            self.out.push_str("</table>\n");
-        }
         self.out.push_str("</section>\n");
     }
 

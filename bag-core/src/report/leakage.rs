@@ -6,7 +6,7 @@
 //! in different splits, so a member that is itself in two splits is reported once, as a
 //! shared member, not again through its parent.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use deriva_bag_features::model::{is_system_schema, ML_SCHEMA};
 use deriva_bag_features::{DatasetLike, Rid, TableName};
@@ -78,7 +78,7 @@ type Groups<K> = BTreeMap<K, BTreeMap<Rid, BTreeSet<usize>>>;
 pub(crate) fn find<D: DatasetLike>(
     dataset: &D,
     splits: &[SplitData<D>],
-    files: &BTreeMap<(TableName, Rid), AssetFile>,
+    files: &BTreeMap<TableName, HashMap<Rid, AssetFile>>,
 ) -> Result<Leakage> {
     let tables: BTreeSet<&TableName> = splits.iter().flat_map(|s| s.members.keys()).collect();
     let mut leakage = Leakage::default();
@@ -104,8 +104,9 @@ pub(crate) fn find<D: DatasetLike>(
         parents(dataset, splits, table, &membership, &mut leakage.parents);
 
         let mut by_digest: Groups<String> = BTreeMap::new();
+        let table_files = files.get(table);
         for (rid, at) in &membership {
-            let file = files.get(&(table.clone(), rid.clone()));
+            let file = table_files.and_then(|f| f.get(rid));
             if let Some(digest) = file.and_then(AssetFile::digest) {
                 by_digest
                     .entry(digest.to_string())

@@ -29,7 +29,7 @@
 //! let report = bag.report(&ReportOptions::default())?;
 //! let names: Vec<&str> = report.splits.iter().map(|s| s.name.as_str()).collect();
 //! assert_eq!(names, ["Training", "Testing", "1-D003"]);
-//! let glaucoma = &report.features[0];
+//! let glaucoma = report.features.iter().find(|f| f.feature == "Glaucoma").unwrap();
 //! assert_eq!(glaucoma.splits[0].labels["Severe"], 2); // newest label of I001 and I005
 //! assert_eq!(report.leakage.members[0].rid.as_str(), "1-I005"); // in Training and Testing
 //! # Ok(()) }
