@@ -126,7 +126,8 @@ pub struct AssetReport {
 /// The scan: the report and every asset row's file (for the content comparison).
 pub(crate) struct AssetScan {
     pub report: AssetReport,
-    pub files: BTreeMap<TableName, HashMap<Rid, AssetFile>>,
+    /// Per asset table, RID → file.
+    pub files: BTreeMap<TableName, HashMap<String, AssetFile>>,
 }
 
 /// Looks at the file of every asset row reachable from `dataset`.
@@ -165,7 +166,7 @@ pub(crate) fn scan<D: DatasetLike>(dataset: &D, files: &dyn AssetFiles) -> Resul
                 AssetFile::Missing { path, .. } => report.missing.push(named(path)),
                 AssetFile::NoFile => report.without_file.push(named("")),
             }
-            table_files.insert(rid, file);
+            table_files.insert(rid.to_string(), file);
         }
     }
     report.missing.sort();

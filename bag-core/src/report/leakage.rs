@@ -72,22 +72,24 @@ pub struct DuplicateContent {
     pub splits: Vec<SplitMembers>,
 }
 
-/// Members (member RID → split indexes) grouped under one key (a parent, a digest).
-type Groups<K> = BTreeMap<K, BTreeMap<Rid, BTreeSet<usize>>>;
+/// Split indexes a member RID is in.
+type Splits = BTreeSet<usize>;
+/// Members (member RID → its splits) grouped under one key (a parent, a digest).
+type Groups<'a, K> = BTreeMap<K, BTreeMap<&'a str, &'a Splits>>;
 
 pub(crate) fn find<D: DatasetLike>(
     dataset: &D,
     splits: &[SplitData<D>],
-    files: &BTreeMap<TableName, HashMap<Rid, AssetFile>>,
+    files: &BTreeMap<TableName, HashMap<String, AssetFile>>,
 ) -> Result<Leakage> {
     let tables: BTreeSet<&TableName> = splits.iter().flat_map(|s| s.members.keys()).collect();
     let mut leakage = Leakage::default();
     for table in tables {
         // RID → splits it is a member of.
-        let mut membership: BTreeMap<Rid, BTreeSet<usize>> = BTreeMap::new();
+        let mut membership: BTreeMap<&str, Splits> = BTreeMap::new();
         for (i, split) in splits.iter().enumerate() {
             for row in split.members.get(table).into_iter().flatten() {
-                if let Some(rid) = row.rid() {
+                if let Some(rid) = row.text("RID") {
                     membership.entry(rid).or_default().insert(i);
                 }
             }
@@ -96,29 +98,26 @@ pub(crate) fn find<D: DatasetLike>(
             if at.len() >= 2 {
                 leakage.members.push(SharedMember {
                     table: table.to_string(),
-                    rid: rid.clone(),
+                    rid: Rid::from(*rid),
                     splits: at.iter().map(|&i| splits[i].info.rid.clone()).collect(),
                 });
             }
         }
         parents(dataset, splits, table, &membership, &mut leakage.parents);
 
-        let mut by_digest: Groups<String> = BTreeMap::new();
+        let mut by_digest: Groups<&str> = BTreeMap::new();
         let table_files = files.get(table);
         for (rid, at) in &membership {
-            let file = table_files.and_then(|f| f.get(rid));
+            let file = table_files.and_then(|f| f.get(*rid));
             if let Some(digest) = file.and_then(AssetFile::digest) {
-                by_digest
-                    .entry(digest.to_string())
-                    .or_default()
-                    .insert(rid.clone(), at.clone());
+                by_digest.entry(digest).or_default().insert(rid, at);
             }
         }
         for (digest, members) in by_digest {
             if leaks(&members) {
                 leakage.duplicate_content.push(DuplicateContent {
                     table: table.to_string(),
-                    digest,
+                    digest: digest.to_string(),
                     splits: per_split(splits, &members),
                 });
             }
@@ -132,11 +131,11 @@ pub(crate) fn find<D: DatasetLike>(
 
 /// Parents reached from `table`'s members by a single-column FK to the parent's RID, where
 /// the parent is a domain table that is not a vocabulary (e.g. `Image.Subject → Subject`).
-fn parents<D: DatasetLike>(
+fn parents<'a, D: DatasetLike>(
     dataset: &D,
-    splits: &[SplitData<D>],
+    splits: &'a [SplitData<D>],
     table: &TableName,
-    membership: &BTreeMap<Rid, BTreeSet<usize>>,
+    membership: &'a BTreeMap<&'a str, Splits>,
     out: &mut Vec<ParentLeak>,
 ) {
     let model = dataset.model();
@@ -155,17 +154,14 @@ fn parents<D: DatasetLike>(
             continue;
         }
         let column = &fk.columns[0];
-        let mut groups: Groups<Rid> = BTreeMap::new();
+        let mut groups: Groups<&str> = BTreeMap::new();
         for split in splits {
             for row in split.members.get(table).into_iter().flatten() {
-                let (Some(rid), Some(key)) = (row.rid(), row.text(column)) else {
+                let (Some(rid), Some(key)) = (row.text("RID"), row.text(column)) else {
                     continue;
                 };
-                if let Some(at) = membership.get(&rid) {
-                    groups
-                        .entry(Rid::from(key))
-                        .or_default()
-                        .insert(rid, at.clone());
+                if let Some((rid, at)) = membership.get_key_value(rid) {
+                    groups.entry(key).or_default().insert(rid, at);
                 }
             }
         }
@@ -173,7 +169,7 @@ fn parents<D: DatasetLike>(
             if leaks(&members) {
                 out.push(ParentLeak {
                     table: parent.to_string(),
-                    rid,
+                    rid: Rid::from(rid),
                     via: format!("{table}.{column}"),
                     splits: per_split(splits, &members),
                 });
@@ -184,7 +180,7 @@ fn parents<D: DatasetLike>(
 
 /// Whether two different members sit in different splits: false for a single member, and
 /// when every member is in the same one split.
-fn leaks(members: &BTreeMap<Rid, BTreeSet<usize>>) -> bool {
+fn leaks(members: &BTreeMap<&str, &Splits>) -> bool {
     let mut sets = members.values();
     let Some(first) = sets.next() else {
         return false;
@@ -192,10 +188,7 @@ fn leaks(members: &BTreeMap<Rid, BTreeSet<usize>>) -> bool {
     members.len() >= 2 && !(first.len() == 1 && sets.all(|s| s == first))
 }
 
-fn per_split<D>(
-    splits: &[SplitData<D>],
-    members: &BTreeMap<Rid, BTreeSet<usize>>,
-) -> Vec<SplitMembers> {
+fn per_split<D>(splits: &[SplitData<D>], members: &BTreeMap<&str, &Splits>) -> Vec<SplitMembers> {
     splits
         .iter()
         .enumerate()
@@ -203,7 +196,7 @@ fn per_split<D>(
             let rids: Vec<Rid> = members
                 .iter()
                 .filter(|(_, at)| at.contains(&i))
-                .map(|(rid, _)| rid.clone())
+                .map(|(rid, _)| Rid::from(*rid))
                 .collect();
             (!rids.is_empty()).then(|| SplitMembers {
                 split: split.info.rid.clone(),
@@ -217,20 +210,21 @@ fn per_split<D>(
 mod tests {
     use super::*;
 
-    fn group(members: &[(&str, &[usize])]) -> BTreeMap<Rid, BTreeSet<usize>> {
-        members
+    fn leaks_with(members: &[(&str, &[usize])]) -> bool {
+        let sets: Vec<(&str, Splits)> = members
             .iter()
-            .map(|(rid, at)| (Rid::from(*rid), at.iter().copied().collect()))
-            .collect()
+            .map(|(rid, at)| (*rid, at.iter().copied().collect()))
+            .collect();
+        leaks(&sets.iter().map(|(rid, at)| (*rid, at)).collect())
     }
 
     #[test]
     fn a_parent_leaks_only_when_two_different_members_sit_in_different_splits() {
-        assert!(!leaks(&group(&[])));
+        assert!(!leaks_with(&[]));
         // One member in two splits is a shared member, not a parent leak.
-        assert!(!leaks(&group(&[("1-I005", &[0, 1])])));
-        assert!(!leaks(&group(&[("1-I001", &[0]), ("1-I002", &[0])])));
-        assert!(leaks(&group(&[("1-I001", &[0]), ("1-I004", &[1])])));
-        assert!(leaks(&group(&[("1-I001", &[0]), ("1-I005", &[0, 1])])));
+        assert!(!leaks_with(&[("1-I005", &[0, 1])]));
+        assert!(!leaks_with(&[("1-I001", &[0]), ("1-I002", &[0])]));
+        assert!(leaks_with(&[("1-I001", &[0]), ("1-I004", &[1])]));
+        assert!(leaks_with(&[("1-I001", &[0]), ("1-I005", &[0, 1])]));
     }
 }
