@@ -9,7 +9,10 @@ use deriva_bag_core::fixtures::FixtureSpec;
 use deriva_bag_core::report::{FeatureReport, Report, ReportOptions};
 use serde_json::{json, Value};
 
-fn report_of(spec: &FixtureSpec, options: &ReportOptions) -> (Report, deriva_bag_core::fixtures::GeneratedBag) {
+fn report_of(
+    spec: &FixtureSpec,
+    options: &ReportOptions,
+) -> (Report, deriva_bag_core::fixtures::GeneratedBag) {
     let (_tmp, generated, bag) = common::open_fixture(spec);
     (bag.report(options).unwrap(), generated)
 }
@@ -20,7 +23,11 @@ fn small_report() -> Report {
 
 /// The Glaucoma feature's section (other features of the fixture may be listed beside it).
 fn glaucoma(report: &Report) -> &FeatureReport {
-    report.features.iter().find(|f| f.feature == "Glaucoma").unwrap()
+    report
+        .features
+        .iter()
+        .find(|f| f.feature == "Glaucoma")
+        .unwrap()
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {
@@ -62,7 +69,10 @@ fn a_dataset_without_children_is_its_own_single_split() {
 fn label_balance_counts_newest_labels_unlabeled_and_disagreeing_targets_per_split() {
     let report = small_report();
     let glaucoma = glaucoma(&report);
-    assert_eq!((glaucoma.table.as_str(), glaucoma.feature.as_str()), ("demo:Image", "Glaucoma"));
+    assert_eq!(
+        (glaucoma.table.as_str(), glaucoma.feature.as_str()),
+        ("demo:Image", "Glaucoma")
+    );
     assert_eq!(glaucoma.label_column, "Glaucoma");
     assert_eq!(glaucoma.labels, ["Mild", "Moderate", "Normal", "Severe"]);
     assert_eq!(
@@ -102,7 +112,10 @@ fn agreement_has_the_hand_computed_fleiss_kappa_of_the_small_bag() {
     assert!((a.percent_agreement.unwrap() - 1.0 / 9.0).abs() < 1e-12);
     assert!((a.fleiss_kappa.unwrap() + 17.0 / 81.0).abs() < 1e-12);
     assert_eq!(a.labels, ["Mild", "Moderate", "Normal", "Severe"]);
-    assert_eq!(a.matrix, [[2, 0, 0, 2], [0, 0, 1, 0], [0, 1, 0, 1], [2, 0, 1, 0]]);
+    assert_eq!(
+        a.matrix,
+        [[2, 0, 0, 2], [0, 0, 1, 0], [0, 1, 0, 1], [2, 0, 1, 0]]
+    );
 }
 
 #[test]
@@ -139,7 +152,11 @@ fn a_planted_subject_across_training_and_testing_is_found_and_nothing_else() {
             ],
         }])
     );
-    assert_eq!(report.leakage.members.len(), 1, "only the small bag's own 1-I005");
+    assert_eq!(
+        report.leakage.members.len(),
+        1,
+        "only the small bag's own 1-I005"
+    );
     assert!(report.leakage.duplicate_content.is_empty());
 }
 
@@ -163,7 +180,11 @@ fn a_planted_duplicate_image_under_two_rids_is_found_by_its_manifest_checksum() 
         }])
     );
     assert!(report.leakage.parents.is_empty());
-    assert_eq!(report.leakage.members.len(), 1, "only the small bag's own 1-I005");
+    assert_eq!(
+        report.leakage.members.len(),
+        1,
+        "only the small bag's own 1-I005"
+    );
 }
 
 #[test]
@@ -178,7 +199,10 @@ fn both_planted_leaks_are_found_together() {
     let parents: Vec<&str> = l.parents.iter().map(|p| p.rid.as_str()).collect();
     assert_eq!(parents, ["1-S001"]);
     assert_eq!(l.duplicate_content.len(), 1);
-    assert_eq!(l.duplicate_content[0].splits[1].members[0].as_str(), "1-I004");
+    assert_eq!(
+        l.duplicate_content[0].splits[1].members[0].as_str(),
+        "1-I004"
+    );
 }
 
 /// Without asset files the manifests still know the content: the duplicate is found, and
@@ -210,9 +234,22 @@ fn an_unmaterialized_bag_reports_every_file_missing_and_still_finds_duplicates()
 #[test]
 fn the_report_serializes_with_every_section() {
     let value = to_json(&small_report());
-    let keys: Vec<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+    let keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     assert_eq!(
         keys,
-        ["dataset", "selector", "splits", "features", "skipped_features", "leakage", "assets"]
+        [
+            "dataset",
+            "selector",
+            "splits",
+            "features",
+            "skipped_features",
+            "leakage",
+            "assets"
+        ]
     );
 }

@@ -40,7 +40,12 @@ fn page() -> Page {
         .env_remove("RUST_LOG")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = serde_json::from_slice(&out.stdout).unwrap();
     Page { dir, json, html }
 }
@@ -68,8 +73,16 @@ fn chromium() -> Option<PathBuf> {
 /// Runs headless chromium on the page with `args`, killed after 90 s.
 fn run_chromium(chromium: &Path, page: &Page, args: &[String]) -> Output {
     let mut child = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"])
-        .arg(format!("--user-data-dir={}", page.dir.path().join("profile").display()))
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            page.dir.path().join("profile").display()
+        ))
         .args(args)
         .arg(format!("file://{}", page.html.display()))
         .stdout(Stdio::piped())
@@ -85,7 +98,11 @@ fn run_chromium(chromium: &Path, page: &Page, args: &[String]) -> Output {
         std::thread::sleep(Duration::from_millis(100));
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -97,17 +114,30 @@ fn the_report_page_renders_to_a_screenshot_with_charts_and_tables() {
     run_chromium(
         &chromium,
         &page,
-        &[format!("--screenshot={}", shot.display()), "--window-size=1280,1800".into()],
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1280,1800".into(),
+        ],
     );
     let image = image::open(&shot).unwrap().to_rgb8();
     assert_eq!(image.dimensions(), (1280, 1800));
     let pixels = image.pixels().count();
-    let ink = image.pixels().filter(|p| p.0.iter().any(|&c| c < 235)).count();
+    let ink = image
+        .pixels()
+        .filter(|p| p.0.iter().any(|&c| c < 235))
+        .count();
     let colours: HashSet<[u8; 3]> = image.pixels().map(|p| p.0).collect();
     // Text, tables and two coloured charts: a blank or error page has neither this much ink
     // nor this many colours.
-    assert!(ink * 100 > pixels * 3, "only {ink} of {pixels} pixels are not white");
-    assert!(colours.len() > 50, "only {} distinct colours", colours.len());
+    assert!(
+        ink * 100 > pixels * 3,
+        "only {ink} of {pixels} pixels are not white"
+    );
+    assert!(
+        colours.len() > 50,
+        "only {} distinct colours",
+        colours.len()
+    );
     // The bar colours of the label balance chart are on screen (Okabe–Ito blue and orange).
     assert!(colours.contains(&[0, 114, 178]) && colours.contains(&[230, 159, 0]));
 }
@@ -153,7 +183,9 @@ fn unescape(text: &str) -> String {
 }
 
 fn shown_decimal(value: &Value) -> String {
-    value.as_f64().map_or_else(|| "–".to_string(), |v| format!("{v:.3}"))
+    value
+        .as_f64()
+        .map_or_else(|| "–".to_string(), |v| format!("{v:.3}"))
 }
 
 #[test]
@@ -162,7 +194,10 @@ fn every_number_on_the_page_equals_the_json_report() {
     let page = page();
     let out = run_chromium(&chromium, &page, &["--dump-dom".to_string()]);
     let dom = String::from_utf8(out.stdout).unwrap();
-    assert!(dom.matches("<svg").count() >= 2, "the balance chart and the heatmap");
+    assert!(
+        dom.matches("<svg").count() >= 2,
+        "the balance chart and the heatmap"
+    );
     let shown = keyed_values(&dom);
     let r = &page.json;
 
@@ -176,8 +211,13 @@ fn every_number_on_the_page_equals_the_json_report() {
         .collect();
     for split in splits {
         for table in &tables {
-            let n = split["members"].get(table.as_str()).map_or("0".to_string(), Value::to_string);
-            expected.insert(format!("split/{}/members/{table}", split["rid"].as_str().unwrap()), n);
+            let n = split["members"]
+                .get(table.as_str())
+                .map_or("0".to_string(), Value::to_string);
+            expected.insert(
+                format!("split/{}/members/{table}", split["rid"].as_str().unwrap()),
+                n,
+            );
         }
     }
     for f in r["features"].as_array().unwrap() {
@@ -186,13 +226,18 @@ fn every_number_on_the_page_equals_the_json_report() {
             let key = format!("balance/{table}/{name}/{}", s["split"].as_str().unwrap());
             for label in f["labels"].as_array().unwrap() {
                 let label = label.as_str().unwrap();
-                let n = s["labels"].get(label).map_or("0".to_string(), Value::to_string);
+                let n = s["labels"]
+                    .get(label)
+                    .map_or("0".to_string(), Value::to_string);
                 expected.insert(format!("{key}/label/{label}"), n);
             }
             for field in ["unlabeled", "targets", "several", "disagreeing"] {
                 expected.insert(format!("{key}/{field}"), s[field].to_string());
             }
-            expected.insert(format!("{key}/disagreement_share"), shown_decimal(&s["disagreement_share"]));
+            expected.insert(
+                format!("{key}/disagreement_share"),
+                shown_decimal(&s["disagreement_share"]),
+            );
         }
         let a = &f["agreement"];
         let key = format!("agreement/{table}/{name}");
@@ -222,7 +267,13 @@ fn every_number_on_the_page_equals_the_json_report() {
                 }
                 _ => {
                     let rid = item["rid"].as_str().unwrap();
-                    (format!("leakage/{section}/{}/{rid}", item["table"].as_str().unwrap()), rid.to_string())
+                    (
+                        format!(
+                            "leakage/{section}/{}/{rid}",
+                            item["table"].as_str().unwrap()
+                        ),
+                        rid.to_string(),
+                    )
                 }
             };
             expected.insert(key, text);
@@ -230,8 +281,14 @@ fn every_number_on_the_page_equals_the_json_report() {
     }
     let a = &r["assets"];
     expected.insert("assets/present".into(), a["present"].to_string());
-    expected.insert("assets/missing".into(), a["missing"].as_array().unwrap().len().to_string());
-    expected.insert("assets/without_file".into(), a["without_file"].as_array().unwrap().len().to_string());
+    expected.insert(
+        "assets/missing".into(),
+        a["missing"].as_array().unwrap().len().to_string(),
+    );
+    expected.insert(
+        "assets/without_file".into(),
+        a["without_file"].as_array().unwrap().len().to_string(),
+    );
     expected.insert("selector".into(), "newest".into());
     expected.insert("dataset/version".into(), "1.0.0".into());
 
@@ -239,7 +296,10 @@ fn every_number_on_the_page_equals_the_json_report() {
     // The planted leaks are on the page by RID.
     assert_eq!(shown["leakage/parents/demo:Subject/1-S001"], "1-S001");
     assert_eq!(shown["leakage/parents/count"], "1");
-    assert_eq!(shown["agreement/demo:Image/Glaucoma/fleiss_kappa"], "-0.210");
+    assert_eq!(
+        shown["agreement/demo:Image/Glaucoma/fleiss_kappa"],
+        "-0.210"
+    );
 }
 
 /// The CLI (no browser needed): `--json` is the library's report, and the page is written.
@@ -258,7 +318,10 @@ fn deriva_bag_report_json_is_the_library_report_and_the_page_is_written() {
         .report(&deriva_bag_core::report::ReportOptions::default())
         .unwrap();
     assert_eq!(page.json, serde_json::to_value(&report).unwrap());
-    assert_eq!(std::fs::read_to_string(&page.html).unwrap(), report.to_html());
+    assert_eq!(
+        std::fs::read_to_string(&page.html).unwrap(),
+        report.to_html()
+    );
 }
 
 #[test]
@@ -273,8 +336,14 @@ fn deriva_bag_report_prints_the_leaks_with_their_rids() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.starts_with("dataset 1-D000 version 1.0.0, labels by majority\n"), "{text}");
-    assert!(text.contains("  member demo:Image 1-I005: 1-D001, 1-D002\n"), "{text}");
+    assert!(
+        text.starts_with("dataset 1-D000 version 1.0.0, labels by majority\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  member demo:Image 1-I005: 1-D001, 1-D002\n"),
+        "{text}"
+    );
     assert!(
         text.contains("  parent demo:Subject 1-S001 via demo:Image.Subject: 1-D001 [1-I001, 1-I002], 1-D002 [1-I004]\n"),
         "{text}"

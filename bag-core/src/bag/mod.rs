@@ -24,8 +24,8 @@ mod members;
 mod open;
 mod readonly;
 
-pub use assets::MissingAsset;
 pub(crate) use assets::Located;
+pub use assets::MissingAsset;
 
 /// Progress of the one-time index build, reported after each CSV file is loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

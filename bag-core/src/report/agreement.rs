@@ -50,7 +50,11 @@ pub(crate) fn agreement(targets: &[Vec<String>], raters: usize) -> Agreement {
         // Ordered pairs of distinct ratings: n_a · n_b off the diagonal, n_a · (n_a − 1) on it.
         for (a, &na) in counts.iter().enumerate() {
             for (b, &nb) in counts.iter().enumerate() {
-                matrix[a][b] += if a == b { na * na.saturating_sub(1) } else { na * nb };
+                matrix[a][b] += if a == b {
+                    na * na.saturating_sub(1)
+                } else {
+                    na * nb
+                };
             }
         }
         table.push(counts);
@@ -88,7 +92,10 @@ pub(crate) fn percent_agreement(table: &[Vec<u64>]) -> Option<f64> {
 /// is its own `P_i`, and the label shares `p_j` are taken over all ratings, the usual
 /// generalization of Fleiss (1971), which it equals when every target has the same count.
 pub(crate) fn fleiss_kappa(table: &[Vec<u64>]) -> Option<f64> {
-    let rows: Vec<&Vec<u64>> = table.iter().filter(|c| c.iter().sum::<u64>() >= 2).collect();
+    let rows: Vec<&Vec<u64>> = table
+        .iter()
+        .filter(|c| c.iter().sum::<u64>() >= 2)
+        .collect();
     let observed = percent_agreement(table)?;
     let width = rows.iter().map(|r| r.len()).max()?;
     let mut per_label = vec![0u64; width];

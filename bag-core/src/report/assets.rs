@@ -35,9 +35,7 @@ impl AssetFile {
     /// The content digest, present or not.
     pub fn digest(&self) -> Option<&str> {
         match self {
-            AssetFile::Present { digest } | AssetFile::Missing { digest, .. } => {
-                digest.as_deref()
-            }
+            AssetFile::Present { digest } | AssetFile::Missing { digest, .. } => digest.as_deref(),
             AssetFile::NoFile => None,
         }
     }
@@ -90,7 +88,12 @@ impl crate::DatasetBag {
             .map(|m| {
                 m.entries
                     .iter()
-                    .map(|e| (e.path.clone(), format!("{}:{}", m.algorithm.name(), e.digest)))
+                    .map(|e| {
+                        (
+                            e.path.clone(),
+                            format!("{}:{}", m.algorithm.name(), e.digest),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();

@@ -127,8 +127,7 @@ pub(crate) fn features<D: DatasetLike>(
 fn ratings(feature: &Feature, records: &[FeatureRecord], column: &str) -> Vec<Ratings> {
     let mut groups: BTreeMap<(&str, Vec<String>), BTreeMap<String, String>> = BTreeMap::new();
     for record in records {
-        let (Some(target), Some(label)) = (record.target(), label_text(record.get(column)))
-        else {
+        let (Some(target), Some(label)) = (record.target(), label_text(record.get(column))) else {
             continue;
         };
         let qualifiers = feature
@@ -224,7 +223,8 @@ mod tests {
     #[test]
     fn ratings_keep_one_label_per_execution_the_newest() {
         let model = deriva_bag_features::testing::demo_model().unwrap();
-        let feature = deriva_bag_features::lookup_feature(&model, "demo:Image", "Glaucoma").unwrap();
+        let feature =
+            deriva_bag_features::lookup_feature(&model, "demo:Image", "Glaucoma").unwrap();
         // In time order, as feature_values returns them.
         let records = vec![
             record("1-I001", "1-E001", "Normal"),
@@ -235,17 +235,37 @@ mod tests {
         let r = ratings(&feature, &records, "Glaucoma");
         let got: Vec<(&str, Vec<&str>)> = r
             .iter()
-            .map(|r| (r.target.as_str(), r.labels.iter().map(String::as_str).collect()))
+            .map(|r| {
+                (
+                    r.target.as_str(),
+                    r.labels.iter().map(String::as_str).collect(),
+                )
+            })
             .collect();
-        assert_eq!(got, [("1-I001", vec!["Severe", "Normal"]), ("1-I002", vec!["Mild"])]);
+        assert_eq!(
+            got,
+            [
+                ("1-I001", vec!["Severe", "Normal"]),
+                ("1-I002", vec!["Mild"])
+            ]
+        );
     }
 
     #[test]
     fn split_balance_counts_only_the_split_s_targets() {
-        let selected = vec![("1-I001", "Severe".to_string()), ("1-I003", "Mild".to_string())];
+        let selected = vec![
+            ("1-I001", "Severe".to_string()),
+            ("1-I003", "Mild".to_string()),
+        ];
         let ratings = vec![
-            Ratings { target: "1-I001".into(), labels: vec!["Normal".into(), "Severe".into()] },
-            Ratings { target: "1-I003".into(), labels: vec!["Mild".into(), "Mild".into()] },
+            Ratings {
+                target: "1-I001".into(),
+                labels: vec!["Normal".into(), "Severe".into()],
+            },
+            Ratings {
+                target: "1-I003".into(),
+                labels: vec!["Mild".into(), "Mild".into()],
+            },
         ];
         let targets: HashSet<&str> = ["1-I001", "1-I002"].into_iter().collect();
         let b = split_balance(&Rid::from("1-D001"), &targets, &selected, &ratings);

@@ -145,7 +145,11 @@ impl Page {
              chosen by the <b data-key=\"selector\">{s}</b> selector{desc}</p>\n",
             t = esc(&title),
             v = esc(d.version.as_deref().unwrap_or("–")),
-            ty = esc(&if d.types.is_empty() { "–".to_string() } else { d.types.join(", ") }),
+            ty = esc(&if d.types.is_empty() {
+                "–".to_string()
+            } else {
+                d.types.join(", ")
+            }),
             s = esc(&r.selector),
             desc = d
                 .description
@@ -154,9 +158,8 @@ impl Page {
                 .map(|s| format!(" · {}", esc(s)))
                 .unwrap_or_default(),
         );
-        let leaks = r.leakage.members.len()
-            + r.leakage.parents.len()
-            + r.leakage.duplicate_content.len();
+        let leaks =
+            r.leakage.members.len() + r.leakage.parents.len() + r.leakage.duplicate_content.len();
         let summary = if leaks == 0 {
             "<span class=\"ok\">No leakage between splits found.</span>".to_string()
         } else {
@@ -190,9 +193,11 @@ impl Page {
     }
 
     fn balance(&mut self, r: &Report) {
-        self.out.push_str("<section><h2>Label balance per split</h2>\n");
+        self.out
+            .push_str("<section><h2>Label balance per split</h2>\n");
         if r.features.is_empty() {
-            self.out.push_str("<p class=\"muted\">No feature with a label column.</p>\n");
+            self.out
+                .push_str("<p class=\"muted\">No feature with a label column.</p>\n");
         }
         for f in &r.features {
             let base = format!("balance/{}/{}", f.table, f.feature);
@@ -260,7 +265,8 @@ impl Page {
             self.cell(&format!("{key}/fleiss_kappa"), &decimal(a.fleiss_kappa));
             self.out.push_str("</tr></table>\n");
             if a.labels.is_empty() {
-                self.out.push_str("<p class=\"muted\">No target has two ratings.</p></section>\n");
+                self.out
+                    .push_str("<p class=\"muted\">No target has two ratings.</p></section>\n");
                 continue;
             }
             let _ = write!(
@@ -329,7 +335,8 @@ impl Page {
                 .map_or_else(|| rid.to_string(), |s| format!("{} ({rid})", s.name))
         };
         let l = &r.leakage;
-        self.out.push_str("<section><h2>Leakage between splits</h2>\n");
+        self.out
+            .push_str("<section><h2>Leakage between splits</h2>\n");
         let members = l.members.iter().map(|m| {
             let splits: Vec<String> = m.splits.iter().map(name).collect();
             LeakRow {
@@ -412,7 +419,11 @@ fn members_text(
         .iter()
         .map(|s| {
             let rids: Vec<&str> = s.members.iter().map(|r| r.as_str()).collect();
-            format!("{}: <code>{}</code>", esc(&name(&s.split)), esc(&rids.join(", ")))
+            format!(
+                "{}: <code>{}</code>",
+                esc(&name(&s.split)),
+                esc(&rids.join(", "))
+            )
         })
         .collect::<Vec<_>>()
         .join("<br>")
@@ -423,7 +434,11 @@ fn members_text(
 fn svg_or_note(drawn: std::result::Result<String, String>, what: &str) -> String {
     drawn.unwrap_or_else(|e| {
         tracing::warn!(chart = what, error = %e, "report chart not drawn");
-        format!("<p class=\"muted\">{} chart not drawn: {}</p>", esc(what), esc(&e))
+        format!(
+            "<p class=\"muted\">{} chart not drawn: {}</p>",
+            esc(what),
+            esc(&e)
+        )
     })
 }
 
@@ -442,7 +457,15 @@ fn draw_balance(f: &FeatureReport, r: &Report) -> std::result::Result<String, St
     let stacks = f
         .labels
         .iter()
-        .map(|l| (l.clone(), f.splits.iter().map(|s| s.labels.get(l).copied().unwrap_or(0)).collect::<Vec<_>>()))
+        .map(|l| {
+            (
+                l.clone(),
+                f.splits
+                    .iter()
+                    .map(|s| s.labels.get(l).copied().unwrap_or(0))
+                    .collect::<Vec<_>>(),
+            )
+        })
         .chain(std::iter::once((
             "unlabeled".to_string(),
             f.splits.iter().map(|s| s.unlabeled).collect(),
@@ -498,15 +521,21 @@ fn draw_balance(f: &FeatureReport, r: &Report) -> std::result::Result<String, St
             .map_err(|e| e.to_string())?;
         for (label, color, spans) in series {
             chart
-                .draw_series(spans.iter().enumerate().filter(|(_, (lo, hi))| hi > lo).map(
-                    |(i, &(lo, hi))| {
-                        let x = i as f64;
-                        Rectangle::new([(x - 0.32, lo), (x + 0.32, hi)], color.filled())
-                    },
-                ))
+                .draw_series(
+                    spans
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (lo, hi))| hi > lo)
+                        .map(|(i, &(lo, hi))| {
+                            let x = i as f64;
+                            Rectangle::new([(x - 0.32, lo), (x + 0.32, hi)], color.filled())
+                        }),
+                )
                 .map_err(|e| e.to_string())?
                 .label(label)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
         }
         chart
             .configure_series_labels()
@@ -602,7 +631,10 @@ mod tests {
 
     #[test]
     fn page_text_is_escaped_and_undefined_shares_show_a_dash() {
-        assert_eq!(esc("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(decimal(None), "–");
         assert_eq!(decimal(Some(-17.0 / 81.0)), "-0.210");
         assert_eq!(decimal(Some(1.0)), "1.000");

@@ -35,8 +35,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use deriva_bag_core::fixtures::{generate, FixtureSpec};
-use deriva_bag_core::restructure::{RestructureOptions, Targets, LEDGER_NAME};
 use deriva_bag_core::report::ReportOptions;
+use deriva_bag_core::restructure::{RestructureOptions, Targets, LEDGER_NAME};
 use deriva_bag_core::OpenOptions;
 use deriva_bag_features::{FeatureRecord, Selector, TermCache};
 use serde::Serialize;
@@ -812,7 +812,12 @@ mod tests {
         ] {
             std::fs::create_dir_all(work.join(dir)).unwrap();
         }
-        for file in ["pending_records.json", "summary.json", "report.html", "notes.txt"] {
+        for file in [
+            "pending_records.json",
+            "summary.json",
+            "report.html",
+            "notes.txt",
+        ] {
             std::fs::write(work.join(file), b"x").unwrap();
         }
         clean(work).unwrap();

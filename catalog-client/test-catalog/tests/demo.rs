@@ -57,7 +57,13 @@ fn demo_downloads_restructures_and_commits_the_unlabeled_images_grade() {
     assert_eq!(s.report, work.join("report.html"));
     let page = std::fs::read_to_string(&s.report).unwrap();
     assert!(page.contains(r#"data-key="leakage/members/demo:Image/1-I005""#));
-    assert!(text.contains(&format!("   report: {} (3 split(s), 1 image(s) in several splits)", s.report.display())), "{text}");
+    assert!(
+        text.contains(&format!(
+            "   report: {} (3 split(s), 1 image(s) in several splits)",
+            s.report.display()
+        )),
+        "{text}"
+    );
 
     // Restructure: I005 is under both training and testing; I006 only through Subject S003
     // of the untyped D003 (→ testing); I004 is unlabeled.
