@@ -448,11 +448,18 @@ fn balance_chart(f: &FeatureReport, r: &Report) -> String {
     svg_or_note(draw_balance(f, r), "balance")
 }
 
+/// One label's segments of the stacked bars.
+struct Stack {
+    label: String,
+    color: RGBColor,
+    /// Per split, the segment's (low, high) count.
+    spans: Vec<(u64, u64)>,
+}
+
 fn draw_balance(f: &FeatureReport, r: &Report) -> std::result::Result<String, String> {
     let names: Vec<String> = r.splits.iter().map(|s| s.name.clone()).collect();
     let n = f.splits.len().max(1);
-    // Stack segments: (series name, colour, per split (low, high)).
-    let mut series: Vec<(String, RGBColor, Vec<(u64, u64)>)> = Vec::new();
+    let mut series: Vec<Stack> = Vec::new();
     let mut base = vec![0u64; f.splits.len()];
     let stacks = f
         .labels
@@ -485,7 +492,11 @@ fn draw_balance(f: &FeatureReport, r: &Report) -> std::result::Result<String, St
                 (low, *b)
             })
             .collect();
-        series.push((label, color, spans));
+        series.push(Stack {
+            label,
+            color,
+            spans,
+        });
     }
     // Integer counts on the y axis, with headroom for the legend.
     let top = (base.iter().copied().max().unwrap_or(0).max(1) as f64 * 1.25).ceil() as u64;
@@ -519,7 +530,12 @@ fn draw_balance(f: &FeatureReport, r: &Report) -> std::result::Result<String, St
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(|e| e.to_string())?;
-        for (label, color, spans) in series {
+        for Stack {
+            label,
+            color,
+            spans,
+        } in series
+        {
             chart
                 .draw_series(
                     spans
