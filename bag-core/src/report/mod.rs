@@ -241,3 +241,57 @@ pub(crate) fn label_text(value: Option<&serde_json::Value>) -> Option<String> {
         other => Some(other.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deriva_bag_features::{lookup_feature, testing, ColumnRole};
+
+    fn glaucoma() -> Feature {
+        let model = testing::demo_model().unwrap();
+        lookup_feature(&model, "demo:Image", "Glaucoma").unwrap()
+    }
+
+    #[test]
+    fn the_label_column_is_the_requested_one_else_the_term_column() {
+        let feature = glaucoma();
+        let options = |selector: Selector, column: Option<&str>| ReportOptions {
+            selector,
+            label_column: column.map(str::to_string),
+        };
+        let label = |o: &ReportOptions| label_column(&feature, o);
+        assert_eq!(
+            label(&ReportOptions::default()).as_deref(),
+            Some("Glaucoma")
+        );
+        // A column the feature lacks falls back to its term column.
+        let majority = options(Selector::majority_vote(Some("Grade")), None);
+        assert_eq!(label(&majority).as_deref(), Some("Glaucoma"));
+        let explicit = options(Selector::newest(), Some("Grade"));
+        assert_eq!(label(&explicit).as_deref(), Some("Glaucoma"));
+    }
+
+    #[test]
+    fn a_feature_without_term_columns_has_no_label_column() {
+        let mut feature = glaucoma();
+        for column in &mut feature.columns {
+            column.role = ColumnRole::Value;
+        }
+        assert_eq!(label_column(&feature, &ReportOptions::default()), None);
+    }
+
+    #[test]
+    fn selectors_are_named_as_the_cli_spells_them() {
+        assert_eq!(selector_name(&Selector::newest()), "newest");
+        assert_eq!(selector_name(&Selector::first()), "first");
+        assert_eq!(selector_name(&Selector::majority_vote(None)), "majority");
+        assert_eq!(
+            selector_name(&Selector::majority_vote(Some("Glaucoma"))),
+            "majority:Glaucoma"
+        );
+        assert_eq!(
+            selector_name(&Selector::by_execution("1-E001")),
+            "execution:1-E001"
+        );
+    }
+}
