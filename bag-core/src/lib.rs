@@ -47,8 +47,9 @@
 //! | `restructure` | `DatasetBag::restructure_assets` and the [`restructure`] crate re-export. |
 //! | `torch` | `DatasetBag::as_torch_dataset` and the `torch` re-export of `deriva-bag-torch`, with its `tch` as `torch::tch` (needs libtorch; see README). |
 //! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export of `deriva-bag-tf`, with its `tensorflow` as `tf::tensorflow` (needs the TensorFlow C library). |
-//! | `cli` | the `deriva-bag` binary (implies `restructure`). |
+//! | `cli` | the `deriva-bag` binary (implies `restructure` and `report-html`). |
 //! | `fixtures` | [`fixtures`]: deterministic demo and test bags with real PNG/JPEG assets. |
+//! | `report-html` | `Report::to_html` / `write_html` in [`report`]: the dataset report as one self-contained HTML page with inline SVG charts (plotters, SVG backend only). |
 //! | `fuzzing` | entry points for the cargo-fuzz targets in `bag-core/fuzz` (hidden, not a stable API). |
 #![warn(missing_docs)]
 
@@ -67,6 +68,7 @@ pub mod fixtures;
 #[doc(hidden)]
 pub mod fuzzing;
 mod index;
+pub mod report;
 
 pub use bag::{BuildProgress, DatasetBag, MissingAsset, OpenOptions, ProgressFn};
 pub use deriva_bag_features as features;

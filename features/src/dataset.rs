@@ -92,6 +92,16 @@ pub trait DatasetLike {
     /// reached from them by foreign keys (e.g. Images of member Subjects). Sorted by RID, unique.
     fn reachable_rows(&self, table: &TableName) -> Result<Vec<Row>, Error>;
 
+    /// The RIDs of [`reachable_rows`](Self::reachable_rows), sorted. A backend may answer
+    /// without building the rows (the dataset report asks this once per split).
+    fn reachable_rids(&self, table: &TableName) -> Result<Vec<Rid>, Error> {
+        Ok(self
+            .reachable_rows(table)?
+            .iter()
+            .filter_map(Row::rid)
+            .collect())
+    }
+
     /// All rows of `table` in the bag or catalog snapshot (not only this dataset's).
     fn table_rows(&self, table: &TableName) -> Result<Vec<Row>, Error>;
 

@@ -60,6 +60,17 @@ impl DatasetLike for DatasetBag {
         Ok(DatasetBag::reachable_rows(self, table)?)
     }
 
+    fn reachable_rids(&self, table: &TableName) -> Result<Vec<Rid>, Error> {
+        // The cached set feature_values uses: no rows are built.
+        let mut rids: Vec<Rid> = self
+            .reachable_rid_set(table)?
+            .iter()
+            .map(|r| Rid::from(r.as_str()))
+            .collect();
+        rids.sort();
+        Ok(rids)
+    }
+
     fn table_rows(&self, table: &TableName) -> Result<Vec<Row>, Error> {
         Ok(self.table_rows_of(table)?)
     }

@@ -24,6 +24,7 @@ mod members;
 mod open;
 mod readonly;
 
+pub(crate) use assets::Located;
 pub use assets::MissingAsset;
 
 /// Progress of the one-time index build, reported after each CSV file is loaded.
@@ -94,6 +95,8 @@ pub(crate) struct BagShared {
     pub element_types: Vec<ElementType>,
     /// fetch.txt lookup: full URL, URL path and percent-decoded URL path → fetch entry index.
     pub fetch_map: OnceLock<HashMap<String, usize>>,
+    /// Payload path → content digest from the manifests (the report's duplicate content).
+    pub payload_digests: OnceLock<std::collections::BTreeMap<String, String>>,
     /// Reachable RIDs per (dataset, table), computed on first use. The bag and its index
     /// never change while open, so the set stays valid; it spares `feature_values` the
     /// reachability query (tens of ms on a 20k-image bag) on every call.

@@ -106,6 +106,7 @@ impl DatasetBag {
             root_rid: root_rid.clone(),
             element_types,
             fetch_map: OnceLock::new(),
+            payload_digests: OnceLock::new(),
             reachable: Mutex::new(HashMap::new()),
         });
         let bag = DatasetBag::for_rid(&shared, &root_rid)?;

@@ -4,10 +4,11 @@
 //! [`TestCatalog`], downloads dataset `1-D000` with `materialize = true` and opens it as a
 //! [`DatasetBag`](deriva_bag_core::DatasetBag) (both through the facade,
 //! `deriva_bag_core::catalog`), prints its info, members and newest Glaucoma label counts,
-//! restructures it into class folders, does the same with the live dataset
-//! (`ml.lookup_dataset`, read at the version's snapshot, assets fetched on demand into the
-//! client's asset cache) and checks that both manifests place the same assets at the same
-//! relative paths, builds Glaucoma records offline for the unlabeled
+//! writes the dataset report page (label balance, agreement, leakage), restructures it into
+//! class folders, does the same with the live dataset (`ml.lookup_dataset`, read at the
+//! version's snapshot, assets fetched on demand into the client's asset cache) and checks that
+//! both manifests place the same assets at the same relative paths, builds Glaucoma records
+//! offline for the unlabeled
 //! images (validated against the bag's vocabulary, saved to JSON and reloaded), commits them
 //! through a new Execution and reads them back from the catalog.
 //! Every number it prints comes from the APIs; any disagreement is an error.
@@ -23,6 +24,7 @@
 //! | `ml_data_live/` | the same, restructured from the live dataset (symlinks into `deriva-ml/cache/assets`) |
 //! | `pending_records.json` | the records built offline |
 //! | `summary.json` | the [`DemoSummary`] |
+//! | `report.html` | the dataset report (`DatasetBag::report`, one self-contained page) |
 //!
 //! ```no_run
 //! let summary = deriva_test_catalog::demo::run_demo(
@@ -38,6 +40,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use deriva_bag_core::fixtures::{generate, FixtureSpec};
+use deriva_bag_core::report::ReportOptions;
 use deriva_bag_core::restructure::{
     restructure_assets, Manifest, RestructureOptions, Targets, LEDGER_NAME,
 };
@@ -138,6 +141,8 @@ pub struct DemoSummary {
     pub members_recursive_distinct: BTreeMap<String, usize>,
     /// Newest Glaucoma label per image, counted by grade.
     pub label_counts: BTreeMap<String, usize>,
+    /// The dataset report page (`<work>/report.html`).
+    pub report: PathBuf,
     /// The restructured tree (`<work>/ml_data`).
     pub ml_data: PathBuf,
     /// Files per class folder, relative to `ml_data` (e.g. `training/Severe` → 2), counted on disk.
@@ -227,7 +232,7 @@ fn clean(work: &Path) -> Result<()> {
             std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?;
         }
     }
-    for file in ["pending_records.json", "summary.json"] {
+    for file in ["pending_records.json", "summary.json", "report.html"] {
         let p = work.join(file);
         if p.exists() {
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
@@ -382,6 +387,17 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
         "   {DEMO_FEATURE} labels (select_newest, {} images): {}",
         newest.len(),
         fmt_counts(&label_counts)
+    );
+    // Look before training: label balance per split, agreement, leakage, as a page.
+    let report = bag.report(&ReportOptions::default())?;
+    let report_html = work.join("report.html");
+    report.write_html(&report_html)?;
+    say!(
+        out,
+        "   report: {} ({} split(s), {} image(s) in several splits)",
+        report_html.display(),
+        report.splits.len(),
+        report.leakage.members.len()
     );
 
     // 5. Restructure.
@@ -719,6 +735,7 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
         members_recursive,
         members_recursive_distinct,
         label_counts,
+        report: report_html,
         ml_data,
         class_folders,
         placements: manifest.len(),
@@ -865,7 +882,12 @@ mod tests {
         ] {
             std::fs::create_dir_all(work.join(dir)).unwrap();
         }
-        for file in ["pending_records.json", "summary.json", "notes.txt"] {
+        for file in [
+            "pending_records.json",
+            "summary.json",
+            "report.html",
+            "notes.txt",
+        ] {
             std::fs::write(work.join(file), b"x").unwrap();
         }
         clean(work).unwrap();

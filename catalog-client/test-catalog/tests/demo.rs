@@ -53,6 +53,17 @@ fn demo_downloads_restructures_and_commits_the_unlabeled_images_grade() {
         s.label_counts,
         counts(&[("Mild", 1), ("Moderate", 1), ("Normal", 1), ("Severe", 2)])
     );
+    // The report page: I005 is in Training and Testing.
+    assert_eq!(s.report, work.join("report.html"));
+    let page = std::fs::read_to_string(&s.report).unwrap();
+    assert!(page.contains(r#"data-key="leakage/members/demo:Image/1-I005""#));
+    assert!(
+        text.contains(&format!(
+            "   report: {} (3 split(s), 1 image(s) in several splits)",
+            s.report.display()
+        )),
+        "{text}"
+    );
 
     // Restructure: I005 is under both training and testing; I006 only through Subject S003
     // of the untyped D003 (→ testing); I004 is unlabeled.

@@ -108,6 +108,9 @@ subcommands! {
     /// Lay the assets out as class folders (OUT/training/Severe/x.jpg) for ImageFolder-style
     /// tools: --targets, --selector, --missing, --copy, --type-map.
     Restructure => restructure::RestructureArgs,
+    /// Label balance per split, annotator agreement (Fleiss' kappa), leakage between splits
+    /// and missing assets; --html OUT.html writes the page with charts.
+    Report => report::ReportArgs,
     /// Fetch the files a bag's fetch.txt lists into the bag directory (checked: https or
     /// loopback http, LENGTH, md5; resumable), without a catalog. Cargo feature `catalog`.
     #[cfg(feature = "catalog")]
