@@ -990,7 +990,10 @@ mod tests {
             (Some("1-I001"), Some("Severe"))
         );
         let err = stream.next().unwrap().unwrap_err();
-        assert_eq!(err.to_string(), Error::Invalid("index read failed".into()).to_string());
+        assert_eq!(
+            err.to_string(),
+            Error::Invalid("index read failed".into()).to_string()
+        );
         assert!(stream.next().is_none());
     }
 

@@ -7,10 +7,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use deriva_bag_features::{CatalogModel, DatasetInfo, Rid, TableName};
-use rustc_hash::FxHashSet;
 
 use crate::bagit::paths::BagRoot;
 use crate::bagit::BagItFiles;
@@ -24,7 +23,9 @@ mod members;
 mod open;
 mod readonly;
 
-pub use assets::MissingAsset;
+pub use assets::{AssetCheck, AssetStatus, MissingAsset, FEW_ASSET_DIRS};
+pub use features::FeatureValues;
+pub use members::{Member, MemberRows};
 
 /// Progress of the one-time index build, reported after each CSV file is loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,9 +89,6 @@ pub(crate) struct ElementType {
     pub links: Vec<MemberLink>,
 }
 
-/// The RIDs of one table reachable from one dataset (see `DatasetBag::reachable_rid_set`).
-pub(crate) type ReachableRids = Arc<FxHashSet<String>>;
-
 /// State shared by every `DatasetBag` of one opened bag.
 pub(crate) struct BagShared {
     pub path: PathBuf,
@@ -108,10 +106,10 @@ pub(crate) struct BagShared {
     pub element_types: Vec<ElementType>,
     /// fetch.txt lookup: full URL, URL path and percent-decoded URL path → fetch entry index.
     pub fetch_map: OnceLock<HashMap<String, usize>>,
-    /// Reachable RIDs per (dataset, table), computed on first use. The bag and its index
-    /// never change while open, so the set stays valid; it spares `feature_values` the
-    /// reachability query (tens of ms on a 20k-image bag) on every call.
-    pub reachable: Mutex<HashMap<(Rid, TableName), ReachableRids>>,
+    /// The cache directory the bag was opened with (asset-check records live there).
+    pub cache_root: PathBuf,
+    /// The bag's cache key (the digest of its manifests and `fetch.txt`).
+    pub cache_key: String,
 }
 
 impl BagShared {
