@@ -1019,24 +1019,17 @@ fn jsonl_writes_one_object_per_line_with_the_rows_of_json() {
     let lines = json_lines(&f.run(&["table", "BAG", "Subject", "--jsonl"]));
     assert_eq!(Value::Array(lines), subjects);
 
-    let newest = f.json(&[
+    let args = [
         "feature-values",
         "BAG",
         "Image",
         "Glaucoma",
         "--selector",
         "newest",
-    ]);
+    ];
+    let newest = f.json(&args);
     assert_eq!(newest.as_array().unwrap().len(), 5);
-    let lines = json_lines(&f.run(&[
-        "feature-values",
-        "BAG",
-        "Image",
-        "Glaucoma",
-        "--selector",
-        "newest",
-        "--jsonl",
-    ]));
+    let lines = json_lines(&f.run(&[&args[..], &["--jsonl"]].concat()));
     assert_eq!(Value::Array(lines), newest);
 
     let members = f.json(&["members", "BAG", "--recurse"]);

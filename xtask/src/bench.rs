@@ -185,7 +185,7 @@ fn measure(images: usize) -> Result<Report, String> {
     }
     let peak_rss_kib = peak_rss_kib();
     drop(bag);
-    let processes = measure_processes(&bag_path)?;
+    let processes = processes_from_helper(&bag_path, images)?;
     Ok(Report {
         images,
         bag: bag_path,
@@ -211,6 +211,64 @@ struct ProcessRun {
     wall: Duration,
     peak_rss_kib: u64,
 }
+
+/// Runs [`run_processes`] in a fresh `xtask bench-processes` and reads its JSON.
+///
+/// Linux counts the memory a process had when it `exec`ed into its child's peak RSS, so
+/// children of this process (which holds the bench bag's rows) would all report at least
+/// its own peak; a fresh helper holds almost nothing.
+fn processes_from_helper(bag: &Path, images: usize) -> Result<Vec<ProcessRun>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask: {e}"))?;
+    let out = Command::new(exe)
+        .arg("bench-processes")
+        .arg(bag)
+        .args(["--runs", if images > 50_000 { "1" } else { "3" }])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run xtask bench-processes: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("xtask bench-processes failed ({})", out.status));
+    }
+    let runs: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("bench-processes: {e}"))?;
+    runs.iter()
+        .map(|r| {
+            let name = r["run"].as_str().ok_or("bench-processes: no run name")?;
+            let name = PROCESS_RUNS
+                .iter()
+                .copied()
+                .find(|n| *n == name)
+                .ok_or_else(|| format!("bench-processes: unknown run {name}"))?;
+            Ok(ProcessRun {
+                name,
+                wall: Duration::from_secs_f64(r["ms"].as_f64().unwrap_or(0.0) / 1000.0),
+                peak_rss_kib: r["peak_rss_kib"].as_u64().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// `cargo xtask bench-processes BAG` (run by `bench`): the CLI operations on `bag` as
+/// processes, printed as a JSON array of `{"run", "ms", "peak_rss_kib"}`.
+pub fn run_processes(bag: &Path, runs: usize) -> Result<(), String> {
+    let measured = measure_processes(bag, runs.max(1))?;
+    let json: Vec<serde_json::Value> = measured
+        .iter()
+        .map(|p| json!({"run": p.name, "ms": ms(p.wall), "peak_rss_kib": p.peak_rss_kib}))
+        .collect();
+    println!("{}", serde_json::Value::Array(json));
+    Ok(())
+}
+
+/// The names of the process runs, in order.
+const PROCESS_RUNS: [&str; 6] = [
+    "open, cold (tables --json)",
+    "open, warm (tables --json)",
+    "info --json (warm)",
+    "members --recurse --json",
+    "feature-values Image Glaucoma --selector newest --json",
+    "restructure --json",
+];
 
 /// The `deriva-bag` binary next to this (release) xtask binary.
 fn deriva_bag_binary() -> Result<PathBuf, String> {
@@ -254,9 +312,9 @@ fn run_process(bin: &Path, cache: &Path, args: &[&str]) -> Result<(Duration, u64
     Ok((wall, u64::try_from(usage.ru_maxrss).unwrap_or(0)))
 }
 
-/// The CLI operations as processes: cold open once, the others the median of three runs
-/// (with the largest peak RSS of the three).
-fn measure_processes(bag: &Path) -> Result<Vec<ProcessRun>, String> {
+/// The CLI operations as processes: cold open once, the others the median of `runs` runs
+/// (with the largest peak RSS of them).
+fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, String> {
     let bin = deriva_bag_binary()?;
     let work = bag.parent().unwrap_or(Path::new(".")).join("processes");
     if work.exists() {
@@ -269,43 +327,31 @@ fn measure_processes(bag: &Path) -> Result<Vec<ProcessRun>, String> {
     let mut runs = Vec::new();
     let (wall, peak_rss_kib) = run_process(&bin, &cache, &["tables", bag_arg, "--json"])?;
     runs.push(ProcessRun {
-        name: "open, cold (tables --json)",
+        name: PROCESS_RUNS[0],
         wall,
         peak_rss_kib,
     });
     // `info` records the asset check once; the warm runs use the record.
     run_process(&bin, &cache, &["info", bag_arg, "--json"])?;
-    let ops: [(&'static str, Vec<&str>); 5] = [
-        (
-            "open, warm (tables --json)",
-            vec!["tables", bag_arg, "--json"],
-        ),
-        ("info --json (warm)", vec!["info", bag_arg, "--json"]),
-        (
-            "members --recurse --json",
-            vec!["members", bag_arg, "--recurse", "--json"],
-        ),
-        (
-            "feature-values Image Glaucoma --selector newest --json",
-            vec![
-                "feature-values",
-                bag_arg,
-                "Image",
-                "Glaucoma",
-                "--selector",
-                "newest",
-                "--json",
-            ],
-        ),
-        (
-            "restructure --json",
-            vec!["restructure", bag_arg, out_arg, "--json"],
-        ),
+    let ops: [Vec<&str>; 5] = [
+        vec!["tables", bag_arg, "--json"],
+        vec!["info", bag_arg, "--json"],
+        vec!["members", bag_arg, "--recurse", "--json"],
+        vec![
+            "feature-values",
+            bag_arg,
+            "Image",
+            "Glaucoma",
+            "--selector",
+            "newest",
+            "--json",
+        ],
+        vec!["restructure", bag_arg, out_arg, "--json"],
     ];
-    for (name, args) in ops {
+    for (name, args) in PROCESS_RUNS[1..].iter().copied().zip(ops) {
         let mut walls = Vec::new();
         let mut peak = 0;
-        for _ in 0..3 {
+        for _ in 0..runs_each {
             if out.exists() {
                 std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
             }
