@@ -457,7 +457,7 @@ impl Report {
             None => println!("  {:<44} {:>10}", "peak RSS", "n/a"),
         }
         println!(
-            "deriva-bag processes (stdout to /dev/null; warm runs: median of 3, largest peak):"
+            "deriva-bag processes (stdout to /dev/null; warm runs: median of 3, 1 above 50k images):"
         );
         for p in &self.processes {
             println!(
