@@ -70,7 +70,10 @@ pub mod fuzzing;
 mod index;
 pub mod report;
 
-pub use bag::{BuildProgress, DatasetBag, MissingAsset, OpenOptions, ProgressFn};
+pub use bag::{
+    AssetCheck, AssetStatus, BuildProgress, DatasetBag, FeatureValues, Member, MemberRows,
+    MissingAsset, OpenOptions, ProgressFn, FEW_ASSET_DIRS,
+};
 pub use deriva_bag_features as features;
 // The bag format lives in `deriva-bag-format` (shared with the catalog client); its modules
 // and error type are bag-core's own public paths.

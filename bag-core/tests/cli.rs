@@ -1002,3 +1002,86 @@ fn validate_reports_a_rid_repeated_with_other_values() {
         .unwrap();
     assert_ne!(first["Name"], json!("Someone else"));
 }
+
+/// The lines of a `--jsonl` run, parsed.
+fn json_lines(out: &Output) -> Vec<Value> {
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+    stdout(out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn jsonl_writes_one_object_per_line_with_the_rows_of_json() {
+    let f = Fixture::small();
+    let subjects = f.json(&["table", "BAG", "Subject"]);
+    let lines = json_lines(&f.run(&["table", "BAG", "Subject", "--jsonl"]));
+    assert_eq!(Value::Array(lines), subjects);
+
+    let args = [
+        "feature-values",
+        "BAG",
+        "Image",
+        "Glaucoma",
+        "--selector",
+        "newest",
+    ];
+    let newest = f.json(&args);
+    assert_eq!(newest.as_array().unwrap().len(), 5);
+    let lines = json_lines(&f.run(&[&args[..], &["--jsonl"]].concat()));
+    assert_eq!(Value::Array(lines), newest);
+
+    let members = f.json(&["members", "BAG", "--recurse"]);
+    let lines = json_lines(&f.run(&["members", "BAG", "--recurse", "--jsonl"]));
+    let tables: Vec<&str> = lines.iter().map(|l| l["table"].as_str().unwrap()).collect();
+    assert_eq!(
+        tables,
+        [
+            "Image", "Image", "Image", "Image", "Image", "Image", "Subject", "Subject", "Subject",
+            "Dataset", "Dataset", "Dataset"
+        ]
+    );
+    // Grouped by table, the lines are the document `--json` prints.
+    let mut grouped = serde_json::Map::new();
+    for key in members.as_object().unwrap().keys() {
+        let rows: Vec<Value> = lines
+            .iter()
+            .filter(|l| l["table"] == json!(key))
+            .map(|l| l["row"].clone())
+            .collect();
+        grouped.insert(key.clone(), Value::Array(rows));
+    }
+    assert_eq!(Value::Object(grouped), members);
+}
+
+#[test]
+fn info_uses_the_recorded_asset_check_until_asked_or_the_asset_tree_changes() {
+    let f = Fixture::small();
+    // Identities are recorded once they are older than the settle time.
+    std::thread::sleep(deriva_bag_core::bagit::MEMO_SETTLE + std::time::Duration::from_millis(100));
+    let missing = |info: &Value| (info["materialized"].clone(), info["missing_assets"].clone());
+    assert_eq!(missing(&f.json(&["info", "BAG"])), (json!(true), json!(0)));
+    // A file removed inside its own asset directory: not in the record…
+    std::fs::remove_file(f.bag_path().join("data/asset/1-I002/Image/retina 002.jpg")).unwrap();
+    assert_eq!(missing(&f.json(&["info", "BAG"])), (json!(true), json!(0)));
+    let text = stdout(&f.run(&["info", "BAG"]));
+    assert!(
+        text.contains("materialized:  yes (as last checked; --check-assets looks again)\n"),
+        "{text}"
+    );
+    // …until --check-assets looks, which renews the record.
+    assert_eq!(
+        missing(&f.json(&["info", "BAG", "--check-assets"])),
+        (json!(false), json!(1))
+    );
+    assert_eq!(missing(&f.json(&["info", "BAG"])), (json!(false), json!(1)));
+    // An asset directory removed changes the tree: the next info checks the files.
+    std::fs::remove_dir_all(f.bag_path().join("data/asset/1-I004")).unwrap();
+    assert_eq!(missing(&f.json(&["info", "BAG"])), (json!(false), json!(2)));
+    let text = stdout(&f.run(&["info", "BAG", "--check-assets"]));
+    assert!(
+        text.contains("materialized:  no (2 asset files missing)\n"),
+        "{text}"
+    );
+}

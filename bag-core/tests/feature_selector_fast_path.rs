@@ -1,8 +1,8 @@
-//! `DatasetBag::feature_values` decides the built-in selectors on compact rows read from the
-//! index and builds records only for the winners. These tests hold that fast path to the
-//! generic one (the features crate's `apply_selector` on the full, canonically ordered
-//! records, and a custom selector that delegates to the built-in one) on fixture bags, for
-//! every built-in selector and for the root and nested datasets.
+//! `DatasetBag::feature_values` and `feature_values_iter` read records from the index in
+//! target order and reduce them one target at a time (the features crate's `select_stream`).
+//! These tests hold both to the generic path (the features crate's `apply_selector` on the
+//! full, canonically ordered records, and a custom selector that delegates to the built-in
+//! one) on fixture bags, for every built-in selector and for the root and nested datasets.
 
 mod common;
 
@@ -41,12 +41,30 @@ fn assert_fast_path_matches_generic(bag: &DatasetBag) -> usize {
     let mut sorted = all.clone();
     sort_records(&mut sorted);
     assert_eq!(sorted, all, "unselected records come in canonical order");
+    let streamed = |selector: Option<Selector>| -> Vec<FeatureRecord> {
+        bag.feature_values_iter("Image", "Glaucoma", selector)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    assert_eq!(
+        streamed(None),
+        all,
+        "streamed, unselected, on {}",
+        bag.rid()
+    );
     for selector in builtin_selectors() {
         let fast = bag
             .feature_values("Image", "Glaucoma", Some(&selector))
             .unwrap();
         let generic = apply_selector(&feature, all.clone(), Some(&selector)).unwrap();
         assert_eq!(fast, generic, "{selector:?} on {}", bag.rid());
+        assert_eq!(
+            streamed(Some(selector.clone())),
+            generic,
+            "streamed {selector:?} on {}",
+            bag.rid()
+        );
         // A custom selector takes the whole-record path; delegating to the built-in one
         // must give the same records.
         let (f, s) = (feature.clone(), selector.clone());
@@ -103,4 +121,19 @@ fn fast_majority_vote_on_an_unknown_column_fails_like_the_generic_path() {
         Error::Features(FError::UnknownField { field, .. }) => assert_eq!(field, "Scroe"),
         other => panic!("unexpected {other:?}"),
     }
+    // Streamed: the same error, as the first item.
+    let mut streamed = bag
+        .feature_values_iter(
+            "Image",
+            "Glaucoma",
+            Some(Selector::majority_vote(Some("Scroe"))),
+        )
+        .unwrap();
+    match streamed.next() {
+        Some(Err(Error::Features(FError::UnknownField { field, .. }))) => {
+            assert_eq!(field, "Scroe")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(streamed.next().is_none());
 }

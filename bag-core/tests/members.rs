@@ -44,6 +44,84 @@ fn members_of_each_dataset_match_the_oracle() {
     assert_eq!(rids(&m, "demo", "Subject"), ["1-S003"]);
 }
 
+/// `members_iter` as `(schema:table, RID)` pairs, in stream order.
+fn streamed(bag: &DatasetBag, recurse: bool, limit: Option<usize>) -> Vec<(String, String)> {
+    bag.members_iter(recurse, limit)
+        .unwrap()
+        .map(|m| {
+            let (table, row) = m.unwrap();
+            (table.to_string(), row.rid().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// `list_dataset_members` flattened in key order, as `(schema:table, RID)` pairs.
+fn listed(bag: &DatasetBag, recurse: bool, limit: Option<usize>) -> Vec<(String, String)> {
+    let members = bag.list_dataset_members(recurse, limit).unwrap();
+    members
+        .iter()
+        .flat_map(|(table, rows)| {
+            rows.iter()
+                .map(move |r| (table.to_string(), r.rid().unwrap().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn streamed_members_come_table_by_table_level_by_level() {
+    let (_tmp, _g, bag) = small(Layout::FormatB, false);
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(t, r)| (t.to_string(), r.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        streamed(&bag, true, None),
+        pairs(&[
+            ("demo:Image", "1-I001"),
+            ("demo:Image", "1-I002"),
+            ("demo:Image", "1-I005"),
+            ("demo:Image", "1-I003"),
+            ("demo:Image", "1-I004"),
+            ("demo:Image", "1-I005"),
+            ("demo:Subject", "1-S001"),
+            ("demo:Subject", "1-S002"),
+            ("demo:Subject", "1-S003"),
+            ("deriva-ml:Dataset", "1-D001"),
+            ("deriva-ml:Dataset", "1-D002"),
+            ("deriva-ml:Dataset", "1-D003"),
+        ])
+    );
+    for (recurse, limit) in [
+        (false, None),
+        (true, None),
+        (true, Some(1)),
+        (true, Some(0)),
+    ] {
+        assert_eq!(
+            streamed(&bag, recurse, limit),
+            listed(&bag, recurse, limit),
+            "recurse {recurse}, limit {limit:?}"
+        );
+    }
+    let nested = ds(&bag, "1-D002");
+    assert_eq!(streamed(&nested, true, None), listed(&nested, true, None));
+}
+
+#[test]
+fn a_members_stream_dropped_early_stops_its_reader() {
+    let (_tmp, _g, bag) = small(Layout::FormatB, false);
+    let mut members = bag.members_iter(true, None).unwrap();
+    let (table, row) = members.next().unwrap().unwrap();
+    assert_eq!(
+        (table.table.as_str(), row.rid().unwrap().as_str()),
+        ("Image", "1-I001")
+    );
+    drop(members);
+    // The bag stays usable: a new stream reads from the start.
+    assert_eq!(streamed(&bag, true, None).len(), 12);
+}
+
 #[test]
 fn root_members_are_its_nested_datasets_and_every_element_type_is_a_key() {
     let (_tmp, _g, bag) = small(Layout::FormatB, false);

@@ -43,7 +43,10 @@ pub use record::{
     Vocabulary,
 };
 pub use row::Row;
-pub use selectors::{apply_selector, sort_and_select, sort_records, Selector, SelectorFn};
+pub use selectors::{
+    apply_selector, select_stream, sort_and_select, sort_records, SelectStream, Selector,
+    SelectorFn, TimedRecord,
+};
 pub use targets::{
     classify_targets, resolve_targets, Missing, Resolution, ResolvedElement, ResolvedTarget,
     ResolvedTargets, TargetKind, TargetValue, Targets, MAX_LISTED_RIDS,

@@ -1,7 +1,7 @@
 //! Selectors: pick one record from a group of records about the same target.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -234,6 +234,154 @@ pub fn sort_and_select(
     );
     sort_with_instants(&mut records, &mut instants);
     select_with_instants(feature, records, selector, Some(instants))
+}
+
+/// A feature record with its parsed RCT, as [`select_stream`] takes them: the instant must
+/// be what [`parse_timestamptz`] gives for the record's `RCT` (`None` when absent or
+/// unparseable).
+pub type TimedRecord = (FeatureRecord, Option<DateTime<Utc>>);
+
+/// [`sort_and_select`] in one pass over records that arrive ordered by target RID (a bag
+/// index reads them in that order from the index on the target column): the records of one
+/// target are put in canonical order and reduced by the same grouping and selectors as soon
+/// as the next target begins, so any number of records passes in the memory of one
+/// target's. The output is exactly what [`sort_and_select`] gives on the same records (for
+/// input whose targets are merely grouped, not sorted, the targets keep the input order).
+///
+/// Records without a target are skipped when there is a selector (as [`apply_selector`]
+/// does); records of another feature are an [`Error::MixedFeatures`].
+///
+/// ```
+/// use deriva_bag_features::{lookup_feature, parse_timestamptz, select_stream, sort_records};
+/// use deriva_bag_features::{Error, FeatureRecord, Selector, Value};
+/// let model = deriva_bag_features::testing::demo_model().unwrap();
+/// let feature = lookup_feature(&model, "demo:Image", "Glaucoma").unwrap();
+/// let rec = |rid: &str, image: &str, rct: &str, term: &str| FeatureRecord::from_values(
+///     feature.id(), "Image".into(), Some(rid.into()),
+///     [("RCT", rct), ("Glaucoma", term), ("Image", image)]
+///         .map(|(k, v)| (k.to_string(), Value::Text(v.to_string()))));
+/// let mut records = vec![
+///     rec("1-A001", "1-I001", "2026-05-28 16:54:02+00", "Normal"),
+///     rec("1-A002", "1-I001", "2026-05-28 10:00:00-07", "Severe"), // 17:00 UTC: newer
+///     rec("1-A003", "1-I002", "2026-05-28 16:54:02+00", "Mild"),
+/// ];
+/// sort_records(&mut records);
+/// let timed = records.into_iter().map(|r| {
+///     let instant = r.rct().and_then(parse_timestamptz);
+///     Ok::<_, Error>((r, instant))
+/// });
+/// let newest: Vec<FeatureRecord> = select_stream(&feature, Some(Selector::newest()), timed)
+///     .collect::<Result<_, _>>()?;
+/// let picked: Vec<_> = newest.iter().map(|r| (r.target(), r.text("Glaucoma"))).collect();
+/// assert_eq!(picked, [(Some("1-I001"), Some("Severe")), (Some("1-I002"), Some("Mild"))]);
+/// # Ok::<(), Error>(())
+/// ```
+pub fn select_stream<I, E>(
+    feature: &Feature,
+    selector: Option<Selector>,
+    records: I,
+) -> SelectStream<I>
+where
+    I: Iterator<Item = Result<TimedRecord, E>>,
+    E: From<Error>,
+{
+    SelectStream {
+        feature: feature.clone(),
+        selector,
+        input: records,
+        lookahead: None,
+        ready: VecDeque::new(),
+        done: false,
+    }
+}
+
+/// The iterator [`select_stream`] returns.
+pub struct SelectStream<I> {
+    feature: Feature,
+    selector: Option<Selector>,
+    input: I,
+    /// The first record of the next target, read while finding the end of the current one.
+    lookahead: Option<TimedRecord>,
+    /// Records chosen from the last target's run, not yet handed out.
+    ready: VecDeque<FeatureRecord>,
+    done: bool,
+}
+
+impl<I> fmt::Debug for SelectStream<I> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelectStream")
+            .field("feature", &self.feature.name)
+            .field("selector", &self.selector)
+            .field("done", &self.done)
+            .finish()
+    }
+}
+
+impl<I, E> SelectStream<I>
+where
+    I: Iterator<Item = Result<TimedRecord, E>>,
+    E: From<Error>,
+{
+    /// Reads the next target's run of records and reduces it into `ready`; `Ok(false)` at
+    /// the end of the input.
+    fn next_run(&mut self) -> Result<bool, E> {
+        let mut records: Vec<FeatureRecord> = Vec::new();
+        let mut instants = Vec::new();
+        while let Some(item) = self.lookahead.take().map(Ok).or_else(|| self.input.next()) {
+            let (record, instant) = item?;
+            if records
+                .first()
+                .is_some_and(|first| first.target() != record.target())
+            {
+                self.lookahead = Some((record, instant));
+                break;
+            }
+            records.push(record);
+            instants.push(instant);
+        }
+        if records.is_empty() {
+            return Ok(false);
+        }
+        // Canonical order sorts by target first, so sorting each target's run and grouping
+        // it in first-seen order gives the groups, and the records, in the order the whole
+        // input sorted and grouped at once would.
+        sort_with_instants(&mut records, &mut instants);
+        let chosen = select_with_instants(
+            &self.feature,
+            records,
+            self.selector.as_ref(),
+            Some(instants),
+        )?;
+        self.ready.extend(chosen);
+        Ok(true)
+    }
+}
+
+impl<I, E> Iterator for SelectStream<I>
+where
+    I: Iterator<Item = Result<TimedRecord, E>>,
+    E: From<Error>,
+{
+    type Item = Result<FeatureRecord, E>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(record) = self.ready.pop_front() {
+                return Some(Ok(record));
+            }
+            if self.done {
+                return None;
+            }
+            match self.next_run() {
+                Ok(true) => {}
+                Ok(false) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
 }
 
 /// Sorts `records` (and `instants` alongside) into canonical order; `instants[i]` is
@@ -822,6 +970,34 @@ mod tests {
     }
 
     #[test]
+    fn select_stream_holds_one_target_and_stops_at_the_first_error() {
+        let f = glaucoma();
+        let timed = |r: FeatureRecord| {
+            let at = instant(&r);
+            Ok::<_, Error>((r, at))
+        };
+        let failing = oracle(&f)
+            .into_iter()
+            .take(3)
+            .map(timed)
+            .chain([Err(Error::Invalid("index read failed".into()))])
+            .chain(oracle(&f).into_iter().skip(3).map(timed));
+        let mut stream = select_stream(&f, Some(Selector::newest()), failing);
+        // 1-I001's run ends at the first record of 1-I002: its newest is handed out.
+        let first = stream.next().unwrap().unwrap();
+        assert_eq!(
+            (first.target(), first.text("Glaucoma")),
+            (Some("1-I001"), Some("Severe"))
+        );
+        let err = stream.next().unwrap().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            Error::Invalid("index read failed".into()).to_string()
+        );
+        assert!(stream.next().is_none());
+    }
+
+    #[test]
     fn records_of_another_feature_are_rejected() {
         let model = testing::demo_model().unwrap();
         let f = glaucoma();
@@ -923,6 +1099,25 @@ mod tests {
                 sort_records(&mut sorted);
                 let applied = apply_selector(&f, sorted, selector.as_ref()).unwrap();
                 proptest::prop_assert_eq!(&applied, &expected, "{:?}", selector);
+                // Streamed, from input ordered by target only (as a bag index reads it),
+                // each target's records in reverse input order; RIDs unique, as in a bag
+                // (full ties keep their input order, which the reversal changes).
+                let unique: Vec<FeatureRecord> = records.iter().cloned().enumerate().map(|(i, mut r)| {
+                    r.rid = Some(Rid::new(format!("1-B{:03}", (i * 7) % 24 + 100 * (i % 2))));
+                    r
+                }).collect();
+                let expected = reference_sort_and_select(&f, unique.clone(), selector.as_ref());
+                let mut by_target = unique;
+                by_target.reverse();
+                by_target.sort_by(|a, b| a.target().cmp(&b.target()));
+                let timed = by_target.into_iter().map(|r| {
+                    let at = instant(&r);
+                    Ok::<_, Error>((r, at))
+                });
+                let streamed: Vec<FeatureRecord> = select_stream(&f, selector.clone(), timed)
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                proptest::prop_assert_eq!(&streamed, &expected, "{:?}", selector);
             }
         }
     }

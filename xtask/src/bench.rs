@@ -2,12 +2,17 @@
 //!
 //! Measured (SPEC §8 targets in brackets): cold open, i.e. index build in a fresh cache
 //! [≥ 30× deriva-ml]; warm open [≤ 20 ms]; `list_dataset_members(recurse)`;
-//! `feature_values("Image", "Glaucoma")` unselected, newest and majority vote; the dataset
-//! report (`bag.report`); full validation throughput; peak RSS. Medians of five runs except the cold open.
-//! `--loaders` instead runs the adapters' image-loading throughput example.
+//! `feature_values("Image", "Glaucoma")` unselected, newest and majority vote; the
+//! dataset report (`bag.report`); full validation throughput; peak RSS. Medians of five runs except the cold open.
+//! Then the same operations as whole `deriva-bag` processes, as a user runs them (stdout to
+//! `/dev/null`), each with its wall time and its own peak RSS (SPEC §8: ≤ 256 MiB at 2 M
+//! images for open, members, feature values and restructure): cold open (index build into
+//! an empty cache), warm `info`, `members --recurse --json`, `feature-values --selector
+//! newest --json` and `restructure` into a fresh directory. `--loaders` instead runs the
+//! adapters' image-loading throughput example.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use deriva_bag_core::bagit::ValidationMode;
@@ -25,6 +30,16 @@ pub fn run(images: usize, json: bool) -> Result<(), String> {
     if cfg!(debug_assertions) {
         eprintln!("xtask bench: building and running the release build …");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        // The `deriva-bag` binary the process measurements run.
+        let built = Command::new(&cargo)
+            .args(["build", "--release", "--quiet", "-p", "deriva-bag-core"])
+            .args(["--features", "cli", "--bin", "deriva-bag"])
+            .current_dir(crate::workspace_root())
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !built.success() {
+            return Err(format!("building deriva-bag failed ({built})"));
+        }
         let mut cmd = Command::new(cargo);
         cmd.args(["run", "--release", "--quiet", "-p", "xtask", "--", "bench"])
             .args(["--images", &images.to_string()])
@@ -87,6 +102,8 @@ struct Report {
     validation_bytes: u64,
     validation: Duration,
     peak_rss_kib: Option<u64>,
+    processes: Vec<ProcessRun>,
+    load_average: Option<String>,
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -176,6 +193,9 @@ fn measure(images: usize) -> Result<Report, String> {
     if !report.valid {
         return Err(format!("bench bag does not validate: {:?}", report.errors));
     }
+    let peak_rss_kib = peak_rss_kib();
+    drop(bag);
+    let processes = processes_from_helper(&bag_path, images)?;
     Ok(Report {
         images,
         bag: bag_path,
@@ -189,8 +209,175 @@ fn measure(images: usize) -> Result<Report, String> {
         report_again,
         validation_bytes,
         validation,
-        peak_rss_kib: peak_rss_kib(),
+        peak_rss_kib,
+        processes,
+        load_average: std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
     })
+}
+
+/// One `deriva-bag` process: what it ran, its wall time and its peak resident set.
+struct ProcessRun {
+    name: &'static str,
+    wall: Duration,
+    peak_rss_kib: u64,
+}
+
+/// Runs [`run_processes`] in a fresh `xtask bench-processes` and reads its JSON.
+///
+/// Linux counts the memory a process had when it `exec`ed into its child's peak RSS, so
+/// children of this process (which holds the bench bag's rows) would all report at least
+/// its own peak; a fresh helper holds almost nothing.
+fn processes_from_helper(bag: &Path, images: usize) -> Result<Vec<ProcessRun>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask: {e}"))?;
+    let out = Command::new(exe)
+        .arg("bench-processes")
+        .arg(bag)
+        .args(["--runs", if images > 50_000 { "1" } else { "3" }])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run xtask bench-processes: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("xtask bench-processes failed ({})", out.status));
+    }
+    let runs: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("bench-processes: {e}"))?;
+    runs.iter()
+        .map(|r| {
+            let name = r["run"].as_str().ok_or("bench-processes: no run name")?;
+            let name = PROCESS_RUNS
+                .iter()
+                .copied()
+                .find(|n| *n == name)
+                .ok_or_else(|| format!("bench-processes: unknown run {name}"))?;
+            Ok(ProcessRun {
+                name,
+                wall: Duration::from_secs_f64(r["ms"].as_f64().unwrap_or(0.0) / 1000.0),
+                peak_rss_kib: r["peak_rss_kib"].as_u64().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// `cargo xtask bench-processes BAG` (run by `bench`): the CLI operations on `bag` as
+/// processes, printed as a JSON array of `{"run", "ms", "peak_rss_kib"}`.
+pub fn run_processes(bag: &Path, runs: usize) -> Result<(), String> {
+    let measured = measure_processes(bag, runs.max(1))?;
+    let json: Vec<serde_json::Value> = measured
+        .iter()
+        .map(|p| json!({"run": p.name, "ms": ms(p.wall), "peak_rss_kib": p.peak_rss_kib}))
+        .collect();
+    println!("{}", serde_json::Value::Array(json));
+    Ok(())
+}
+
+/// The names of the process runs, in order.
+const PROCESS_RUNS: [&str; 6] = [
+    "open, cold (tables --json)",
+    "open, warm (tables --json)",
+    "info --json (warm)",
+    "members --recurse --json",
+    "feature-values Image Glaucoma --selector newest --json",
+    "restructure --json",
+];
+
+/// The `deriva-bag` binary next to this (release) xtask binary.
+fn deriva_bag_binary() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask: {e}"))?;
+    let bin = exe.with_file_name("deriva-bag");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{} is missing: cargo build --release -p deriva-bag-core --features cli",
+            bin.display()
+        ))
+    }
+}
+
+/// Runs `deriva-bag args…` with its index cache at `cache` and stdout to `/dev/null`: wall
+/// time and peak RSS (from `wait4`, so the child's own peak, whatever it did).
+fn run_process(bin: &Path, cache: &Path, args: &[&str]) -> Result<(Duration, u64), String> {
+    let started = Instant::now();
+    let child = Command::new(bin)
+        .args(args)
+        .env("DERIVA_BAG_CACHE", cache)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: `rusage` is plain data that `wait4` fills in; `pid` is our own child, waited
+    // for exactly once (the `Child` handle is never waited on).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    if waited != pid {
+        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("deriva-bag {args:?} failed (wait status {status})"));
+    }
+    // Linux reports ru_maxrss in KiB.
+    Ok((wall, u64::try_from(usage.ru_maxrss).unwrap_or(0)))
+}
+
+/// The CLI operations as processes: cold open once, the others the median of `runs` runs
+/// (with the largest peak RSS of them).
+fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, String> {
+    let bin = deriva_bag_binary()?;
+    let work = bag.parent().unwrap_or(Path::new(".")).join("processes");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    }
+    let cache = work.join("cache");
+    let out = work.join("restructured");
+    let bag_arg = bag.to_str().ok_or("bench bag path is not UTF-8")?;
+    let out_arg = out.to_str().ok_or("bench output path is not UTF-8")?;
+    let mut runs = Vec::new();
+    let (wall, peak_rss_kib) = run_process(&bin, &cache, &["tables", bag_arg, "--json"])?;
+    runs.push(ProcessRun {
+        name: PROCESS_RUNS[0],
+        wall,
+        peak_rss_kib,
+    });
+    // `info` records the asset check once; the warm runs use the record.
+    run_process(&bin, &cache, &["info", bag_arg, "--json"])?;
+    let ops: [Vec<&str>; 5] = [
+        vec!["tables", bag_arg, "--json"],
+        vec!["info", bag_arg, "--json"],
+        vec!["members", bag_arg, "--recurse", "--json"],
+        vec![
+            "feature-values",
+            bag_arg,
+            "Image",
+            "Glaucoma",
+            "--selector",
+            "newest",
+            "--json",
+        ],
+        vec!["restructure", bag_arg, out_arg, "--json"],
+    ];
+    for (name, args) in PROCESS_RUNS[1..].iter().copied().zip(ops) {
+        let mut walls = Vec::new();
+        let mut peak = 0;
+        for _ in 0..runs_each {
+            if out.exists() {
+                std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+            }
+            let (wall, rss) = run_process(&bin, &cache, &args)?;
+            walls.push(wall);
+            peak = peak.max(rss);
+        }
+        runs.push(ProcessRun {
+            name,
+            wall: median(walls),
+            peak_rss_kib: peak,
+        });
+    }
+    Ok(runs)
 }
 
 /// `VmHWM` (peak resident set) from `/proc/self/status`, in KiB; Linux only.
@@ -230,6 +417,12 @@ impl Report {
             "validation_full_mb_s": self.validation_mb_s(),
             "validation_bytes": self.validation_bytes,
             "peak_rss_kib": self.peak_rss_kib,
+            "processes": self.processes.iter().map(|p| json!({
+                "run": p.name,
+                "ms": ms(p.wall),
+                "peak_rss_kib": p.peak_rss_kib,
+            })).collect::<Vec<_>>(),
+            "load_average": self.load_average,
         })
     }
 
@@ -286,6 +479,20 @@ impl Report {
         match self.peak_rss_kib {
             Some(kib) => println!("  {:<44} {:>10.1} MiB", "peak RSS", kib as f64 / 1024.0),
             None => println!("  {:<44} {:>10}", "peak RSS", "n/a"),
+        }
+        println!(
+            "deriva-bag processes (stdout to /dev/null; warm runs: median of 3, 1 above 50k images):"
+        );
+        for p in &self.processes {
+            println!(
+                "  {:<56} {:>10.1} ms  {:>8.1} MiB peak RSS",
+                p.name,
+                ms(p.wall),
+                p.peak_rss_kib as f64 / 1024.0
+            );
+        }
+        if let Some(load) = &self.load_average {
+            println!("  load average: {load}");
         }
     }
 }

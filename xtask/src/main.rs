@@ -105,6 +105,15 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         loaders: bool,
     },
+    /// Run by `bench`: the CLI operations on BAG as processes, with their peak RSS (JSON).
+    #[command(hide = true)]
+    BenchProcesses {
+        /// The bench bag.
+        bag: PathBuf,
+        /// Runs per warm operation (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// What CI runs: the same as `test` (fmt --check, clippy -D warnings, every test).
     Ci,
     /// The end-to-end demo against the local test catalog (plus training when available).
@@ -159,6 +168,7 @@ fn main() -> ExitCode {
             ..
         } => bench::run_loaders(images),
         Command::Bench { images, json, .. } => bench::run(images, json),
+        Command::BenchProcesses { bag, runs } => bench::run_processes(&bag, runs),
         Command::Demo {
             work,
             train,

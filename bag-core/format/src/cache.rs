@@ -4,7 +4,9 @@
 //! its part files `<key>.<n>.sqlite`, written in parallel) for indexes, and
 //! `<root>/keys/<fingerprint>` for remembered cache keys of bag directories, and
 //! `<root>/verified/<digest>` for the identities of the files each bag directory showed when
-//! its index was last checked against the manifests (`index::integrity`). Several
+//! its index was last checked against the manifests (`index::integrity`), and
+//! `<root>/assets/<digest>` for the last asset check of each bag directory
+//! (`DatasetBag::asset_status`). Several
 //! processes may open one bag at once: each builds into private temporary paths under an
 //! exclusive file lock and publishes them by atomic renames, the main index file last.
 //!

@@ -6,15 +6,20 @@
 //! `DatasetLike` impl (restructure, the loaders, both adapters), `missing_assets` and
 //! `is_materialized` all go through [`DatasetBag::locate_asset`].
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use deriva_bag_features::{Rid, Row, TableName};
 use percent_encoding::percent_decode_str;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::DatasetBag;
 use crate::bagit::paths::{BagRoot, InBag};
+use crate::bagit::MEMO_SETTLE;
+use crate::index::integrity::{write_record, FileStamp};
+use crate::index::TableRows;
 use crate::Result;
 
 /// An asset row whose file is not on disk (the bag is not materialized, or not fully).
@@ -206,10 +211,20 @@ impl DatasetBag {
     /// Every asset row in the bag whose file is not on disk, sorted by table then RID.
     pub fn missing_assets(&self) -> Result<Vec<MissingAsset>> {
         let mut out = Vec::new();
+        self.for_each_missing_asset(|missing| out.push(missing))?;
+        Ok(out)
+    }
+
+    /// Calls `f` with every asset row whose file is not on disk, in [`missing_assets`]
+    /// order; the rows stream from the index, so memory stays flat.
+    ///
+    /// [`missing_assets`]: Self::missing_assets
+    fn for_each_missing_asset(&self, mut f: impl FnMut(MissingAsset)) -> Result<()> {
         for table in self.asset_tables() {
-            for row in self.table_rows_of(&table)? {
+            for row in TableRows::new(self.shared.index.clone(), &table)? {
+                let row = row?;
                 if let Located::Missing(path) = self.locate_asset(&table, &row)? {
-                    out.push(MissingAsset {
+                    f(MissingAsset {
                         table: table.clone(),
                         rid: row.rid().unwrap_or_else(|| Rid::new("")),
                         path,
@@ -217,18 +232,173 @@ impl DatasetBag {
                 }
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// True when every fetch.txt file and every asset row's file is on disk inside the bag
     /// (a symbolic link out of the bag counts as missing).
     pub fn is_materialized(&self) -> bool {
         // A fetch.txt that does not parse cannot have been materialized.
+        self.asset_status(AssetCheck::Files)
+            .is_ok_and(|status| status.materialized)
+    }
+}
+
+/// Whether a bag's asset files are on disk, as [`DatasetBag::asset_status`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetStatus {
+    /// Every `fetch.txt` file and every asset row's file is on disk inside the bag.
+    pub materialized: bool,
+    /// How many asset rows have no file on disk.
+    pub missing_assets: usize,
+    /// Whether this call checked the files (else the answer is the record of an earlier
+    /// check, see [`AssetCheck::Recorded`]).
+    #[serde(skip)]
+    pub checked_now: bool,
+}
+
+/// How [`DatasetBag::asset_status`] finds out whether the asset files are on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssetCheck {
+    /// Look for every asset file now (one or more `stat`s per asset row), and record the
+    /// answer in the cache.
+    Files,
+    /// The answer recorded in the cache by the last check of this bag directory, as long as
+    /// the asset tree's directories recorded with it still show their recorded identity
+    /// (device, inode, size, mtime, ctime): the bag directory, `fetch.txt`, `data/`,
+    /// `data/asset/` and, when it holds at most [`FEW_ASSET_DIRS`] entries, each directory
+    /// directly under `data/asset/`. So a materialize, an asset directory added or removed,
+    /// and (in a layout with one directory per asset table, `data/asset/<Table>/<file>`) a
+    /// file added or removed are noticed at once. A single file removed from its own
+    /// per-asset directory (`data/asset/<RID>/<Table>/<file>`) is not: [`AssetCheck::Files`]
+    /// finds it. Without a current record the files are checked, as with `Files`.
+    Recorded,
+}
+
+/// Up to this many entries under `data/asset/`, each one's identity is part of the record.
+pub const FEW_ASSET_DIRS: usize = 64;
+
+/// The record of one asset check (`<cache>/assets/<digest>`).
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct AssetRecord {
+    /// Bag-relative path → identity (`None`: absent when recorded).
+    tree: BTreeMap<String, Option<FileStamp>>,
+    status: AssetStatus,
+}
+
+const ASSET_RECORD_FORMAT: &str = "deriva-bag assets 1";
+
+/// The identities of the asset tree's top directories (see [`AssetCheck::Recorded`]).
+fn asset_tree(root: &Path) -> BTreeMap<String, Option<FileStamp>> {
+    let stamp = |rel: &str| {
+        let mut path = root.to_path_buf();
+        path.extend(rel.split('/').filter(|c| !c.is_empty()));
+        std::fs::symlink_metadata(&path)
+            .ok()
+            .map(|m| FileStamp::of(&m))
+    };
+    let mut tree: BTreeMap<String, Option<FileStamp>> = ["", "fetch.txt", "data", "data/asset"]
+        .into_iter()
+        .map(|rel| (rel.to_string(), stamp(rel)))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(root.join("data").join("asset")) {
+        let names: Vec<String> = entries
+            .take(FEW_ASSET_DIRS + 1)
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        if names.len() <= FEW_ASSET_DIRS {
+            for name in names {
+                let rel = format!("data/asset/{name}");
+                let s = stamp(&rel);
+                tree.insert(rel, s);
+            }
+        }
+    }
+    tree
+}
+
+impl DatasetBag {
+    /// Whether this bag's asset files are on disk, checked now or taken from the cache's
+    /// record of the last check (see [`AssetCheck`]); `deriva-bag info` reports this.
+    ///
+    /// ```
+    /// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{AssetCheck, DatasetBag, OpenOptions};
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = deriva_bag_core::fixtures::small_bag(tmp.path())?;
+    /// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+    /// let bag = DatasetBag::open_with(&generated.path, &options)?;
+    /// let status = bag.asset_status(AssetCheck::Files)?;
+    /// assert!(status.materialized && status.checked_now);
+    /// assert_eq!(status.missing_assets, 0);
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "fixtures"))] fn main() {}
+    /// ```
+    pub fn asset_status(&self, how: AssetCheck) -> Result<AssetStatus> {
+        self.asset_status_settled(how, MEMO_SETTLE)
+    }
+
+    /// [`asset_status`](Self::asset_status) recording only identities older than `settle`
+    /// (tests use zero).
+    pub(crate) fn asset_status_settled(
+        &self,
+        how: AssetCheck,
+        settle: Duration,
+    ) -> Result<AssetStatus> {
+        let root = &self.shared.path;
+        let record_path = self.asset_record_path();
+        let recorded = record_path
+            .as_deref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice::<AssetRecord>(&bytes).ok());
+        if let Some(record) = recorded.as_ref().filter(|_| how == AssetCheck::Recorded) {
+            if record.tree == asset_tree(root) {
+                return Ok(record.status);
+            }
+        }
+        // Taken before the check, so a change during it is noticed by the next call.
+        let tree = asset_tree(root);
+        let mut missing = 0usize;
+        self.for_each_missing_asset(|_| missing += 1)?;
         let fetched = self
             .shared
             .bagit()
             .is_ok_and(|bagit| bagit.fetched_files_present());
-        fetched && self.missing_assets().is_ok_and(|m| m.is_empty())
+        let status = AssetStatus {
+            materialized: fetched && missing == 0,
+            missing_assets: missing,
+            checked_now: false,
+        };
+        let now = SystemTime::now();
+        let settled = tree
+            .values()
+            .flatten()
+            .all(|stamp| stamp.settled(now, settle));
+        let record = AssetRecord { tree, status };
+        if let Some(path) = record_path.filter(|_| settled && recorded.as_ref() != Some(&record)) {
+            write_record(&path, &record, "the asset check");
+        }
+        Ok(AssetStatus {
+            checked_now: true,
+            ..status
+        })
+    }
+
+    /// `<cache>/assets/<sha256 of the bag directory's identity and the cache key>`.
+    fn asset_record_path(&self) -> Option<PathBuf> {
+        let dir = FileStamp::of(&std::fs::metadata(&self.shared.path).ok()?);
+        let id = format!(
+            "{ASSET_RECORD_FORMAT}\n{} {}\n{}",
+            dir.identity().0,
+            dir.identity().1,
+            self.shared.cache_key
+        );
+        Some(
+            self.shared
+                .cache_root
+                .join("assets")
+                .join(hex::encode(Sha256::digest(id.as_bytes()))),
+        )
     }
 }
 
@@ -244,5 +414,99 @@ mod tests {
         );
         assert_eq!(url_path("/hatrac/Image/a.jpg"), "/hatrac/Image/a.jpg");
         assert_eq!(url_path("https://example.org"), "/");
+    }
+
+    #[cfg(feature = "fixtures")]
+    mod status {
+        use super::super::*;
+        use crate::fixtures::{self, FixtureSpec, Layout};
+        use crate::OpenOptions;
+
+        fn open(spec: &FixtureSpec) -> (tempfile::TempDir, DatasetBag) {
+            let tmp = tempfile::tempdir().unwrap();
+            let generated = fixtures::generate(spec, &tmp.path().join("bags")).unwrap();
+            let options = OpenOptions {
+                cache_dir: Some(tmp.path().join("cache")),
+                ..OpenOptions::default()
+            };
+            let bag = DatasetBag::open_with(&generated.path, &options).unwrap();
+            (tmp, bag)
+        }
+
+        fn status(bag: &DatasetBag, how: AssetCheck) -> (bool, usize, bool) {
+            let s = bag.asset_status_settled(how, Duration::ZERO).unwrap();
+            (s.materialized, s.missing_assets, s.checked_now)
+        }
+
+        #[test]
+        fn recorded_status_is_served_until_an_asset_directory_goes_away() {
+            let (_tmp, bag) = open(&FixtureSpec::default());
+            // No record yet: the files are checked, then the record answers.
+            assert_eq!(status(&bag, AssetCheck::Recorded), (true, 0, true));
+            assert_eq!(status(&bag, AssetCheck::Recorded), (true, 0, false));
+            // A file removed inside its own asset directory: the record does not see it,
+            // a check of the files does, and records what it found.
+            let one = bag.path().join("data/asset/1-I002/Image/retina 002.jpg");
+            std::fs::remove_file(&one).unwrap();
+            assert_eq!(status(&bag, AssetCheck::Recorded), (true, 0, false));
+            assert_eq!(status(&bag, AssetCheck::Files), (false, 1, true));
+            assert_eq!(status(&bag, AssetCheck::Recorded), (false, 1, false));
+            // A whole asset directory removed changes `data/asset`: checked again.
+            std::fs::remove_dir_all(bag.path().join("data/asset/1-I003")).unwrap();
+            assert_eq!(status(&bag, AssetCheck::Recorded), (false, 2, true));
+            assert_eq!(status(&bag, AssetCheck::Recorded), (false, 2, false));
+        }
+
+        #[test]
+        fn in_a_flat_asset_layout_a_removed_file_is_noticed_from_the_record() {
+            let (_tmp, bag) = open(&FixtureSpec {
+                layout: Layout::Legacy,
+                ..FixtureSpec::default()
+            });
+            assert_eq!(status(&bag, AssetCheck::Recorded), (true, 0, true));
+            assert_eq!(status(&bag, AssetCheck::Recorded), (true, 0, false));
+            std::fs::remove_file(bag.path().join("data/asset/Image/retina 002.jpg")).unwrap();
+            assert_eq!(status(&bag, AssetCheck::Recorded), (false, 1, true));
+        }
+
+        #[test]
+        fn a_materialized_bag_is_noticed_from_the_record() {
+            let (_tmp, bag) = open(&FixtureSpec {
+                materialized: false,
+                ..FixtureSpec::default()
+            });
+            assert_eq!(status(&bag, AssetCheck::Recorded), (false, 6, true));
+            assert_eq!(status(&bag, AssetCheck::Recorded), (false, 6, false));
+            // Materialized: the asset files of the same bag made with them appear.
+            let other = tempfile::tempdir().unwrap();
+            let full = fixtures::small_bag(other.path()).unwrap();
+            copy_dir(
+                &full.path.join("data/asset"),
+                &bag.path().join("data/asset"),
+            );
+            assert_eq!(status(&bag, AssetCheck::Recorded), (true, 0, true));
+        }
+
+        fn copy_dir(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let entry = entry.unwrap();
+                let target = to.join(entry.file_name());
+                if entry.file_type().unwrap().is_dir() {
+                    copy_dir(&entry.path(), &target);
+                } else {
+                    std::fs::copy(entry.path(), &target).unwrap();
+                }
+            }
+        }
+
+        #[test]
+        fn a_recent_asset_tree_is_not_recorded() {
+            let (_tmp, bag) = open(&FixtureSpec::default());
+            // Everything was written just now: younger than the settle time.
+            let s = bag.asset_status(AssetCheck::Recorded).unwrap();
+            assert!(s.checked_now);
+            assert!(bag.asset_status(AssetCheck::Recorded).unwrap().checked_now);
+        }
     }
 }

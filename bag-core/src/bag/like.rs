@@ -61,14 +61,16 @@ impl DatasetLike for DatasetBag {
     }
 
     fn reachable_rids(&self, table: &TableName) -> Result<Vec<Rid>, Error> {
-        // The cached set feature_values uses: no rows are built.
-        let mut rids: Vec<Rid> = self
-            .reachable_rid_set(table)?
-            .iter()
+        // The reachability query alone: no rows are built.
+        let fragment = self.reachable_rids_sql(table)?;
+        Ok(self
+            .query_strings(
+                &format!("SELECT DISTINCT * FROM ({fragment}) ORDER BY 1"),
+                [],
+            )?
+            .into_iter()
             .map(|r| Rid::from(r.as_str()))
-            .collect();
-        rids.sort();
-        Ok(rids)
+            .collect())
     }
 
     fn table_rows(&self, table: &TableName) -> Result<Vec<Row>, Error> {

@@ -4,12 +4,74 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use deriva_bag_features::{Members, Rid, Row, TableName};
-use rusqlite::Params;
+use rusqlite::{Connection, Params};
 
-use super::{DatasetBag, ElementType, ReachableRids};
+use super::{DatasetBag, ElementType};
+use crate::index::query::{Halt, QueryStream, Sink};
 use crate::index::reachable::dataset_table;
 use crate::index::reachable::reachable_rids_sql;
+use crate::index::schema::TableLayout;
 use crate::Result;
+
+/// One member row and the element table it belongs to.
+pub type Member = (TableName, Row);
+
+/// The members of a dataset, streamed from the index: element table by element table (in
+/// [`DatasetBag::list_dataset_element_types`] order), each table's rows dataset by dataset
+/// (this one first, then, when recursing, each nested dataset depth first), by RID within a
+/// dataset. Returned by [`DatasetBag::members_iter`].
+pub struct MemberRows {
+    tables: Vec<TableName>,
+    rows: QueryStream<(usize, Row)>,
+}
+
+impl std::fmt::Debug for MemberRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberRows")
+            .field("tables", &self.tables)
+            .finish()
+    }
+}
+
+impl Iterator for MemberRows {
+    type Item = Result<Member>;
+
+    fn next(&mut self) -> Option<Result<Member>> {
+        let item = self.rows.next()?;
+        Some(item.map(|(table, row)| (self.tables[table].clone(), row)))
+    }
+}
+
+/// One members query: the rows of one element table that one dataset holds.
+struct MemberQuery {
+    /// Index of the element type.
+    table: usize,
+    sql: Arc<str>,
+    dataset: Rid,
+    layout: Arc<TableLayout>,
+    /// A `Dataset` row never listed: the dataset whose members these are.
+    skip: Option<Rid>,
+}
+
+/// Emits the rows of each query in turn.
+fn run_member_queries(
+    queries: &[MemberQuery],
+    conn: &Connection,
+    sink: &mut Sink<(usize, Row)>,
+) -> std::result::Result<(), Halt> {
+    for q in queries {
+        let mut stmt = conn.prepare_cached(&q.sql)?;
+        let mut rows = stmt.query([q.dataset.as_str()])?;
+        while let Some(r) = rows.next()? {
+            let row = q.layout.row_from_sql(r)?;
+            if q.skip.is_some() && row.rid().as_ref() == q.skip.as_ref() {
+                continue;
+            }
+            sink.push((q.table, row))?;
+        }
+    }
+    Ok(())
+}
 
 impl DatasetBag {
     /// Members of this dataset by element table (every element type is a key, even when
@@ -19,54 +81,113 @@ impl DatasetBag {
     /// members (children in RID order, depth first) are appended after this level's rows, as in
     /// the reference (no de-duplication across levels); a visited set guards against cycles,
     /// and a nesting cycle back to this dataset never lists it as a `Dataset` member of itself.
+    /// [`members_iter`](Self::members_iter) streams the same rows.
     pub fn list_dataset_members(&self, recurse: bool, limit: Option<usize>) -> Result<Members> {
+        let queries = self.member_queries(recurse, limit)?;
+        let rows = self
+            .index()
+            .collect(|conn, sink| run_member_queries(&queries, conn, sink))?;
         let mut members: Members = self
             .shared
             .element_types
             .iter()
             .map(|e| (e.table.clone(), Vec::new()))
             .collect();
-        let mut visited = HashSet::new();
-        self.collect_members(&self.info.rid, recurse, limit, &mut visited, &mut members)?;
+        for (table, row) in rows {
+            if let Some((_, list)) = members.get_index_mut(table) {
+                list.push(row);
+            }
+        }
         Ok(members)
     }
 
-    fn collect_members(
+    /// [`list_dataset_members`](Self::list_dataset_members) as an iterator of `(element
+    /// table, row)` pairs, read from the index on a reader thread as they are consumed, so
+    /// a dataset of any size lists in flat memory. Element tables without members yield
+    /// nothing ([`list_dataset_element_types`](Self::list_dataset_element_types) names them
+    /// all).
+    ///
+    /// ```
+    /// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{DatasetBag, OpenOptions};
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = deriva_bag_core::fixtures::small_bag(tmp.path())?;
+    /// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+    /// let bag = DatasetBag::open_with(&generated.path, &options)?;
+    /// let training = bag.dataset(&"1-D001".into())?;
+    /// let mut listed = Vec::new();
+    /// for member in training.members_iter(false, None)? {
+    ///     let (table, row) = member?;
+    ///     listed.push(format!("{}/{}", table.table, row.rid().unwrap()));
+    /// }
+    /// assert_eq!(listed, ["Image/1-I001", "Image/1-I002", "Image/1-I005", "Subject/1-S001"]);
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "fixtures"))] fn main() {}
+    /// ```
+    pub fn members_iter(&self, recurse: bool, limit: Option<usize>) -> Result<MemberRows> {
+        let queries = self.member_queries(recurse, limit)?;
+        let rows = self
+            .index()
+            .stream(move |conn, sink| run_member_queries(&queries, conn, sink))?;
+        Ok(MemberRows {
+            tables: self.list_dataset_element_types(),
+            rows,
+        })
+    }
+
+    /// The members queries in output order: element table by element table, dataset by
+    /// dataset.
+    fn member_queries(&self, recurse: bool, limit: Option<usize>) -> Result<Vec<MemberQuery>> {
+        let datasets = if recurse {
+            let mut order = Vec::new();
+            self.nesting_preorder(&self.info.rid, &mut HashSet::new(), &mut order)?;
+            order
+        } else {
+            vec![self.info.rid.clone()]
+        };
+        let mut out = Vec::new();
+        for (table, element) in self.shared.element_types.iter().enumerate() {
+            let Some(sql) = self.member_sql(element, limit)? else {
+                continue;
+            };
+            let sql: Arc<str> = sql.into();
+            let layout = Arc::clone(self.index().layout(&element.table)?);
+            let skip = (element.table == dataset_table()).then(|| self.info.rid.clone());
+            for dataset in &datasets {
+                out.push(MemberQuery {
+                    table,
+                    sql: Arc::clone(&sql),
+                    dataset: dataset.clone(),
+                    layout: Arc::clone(&layout),
+                    skip: skip.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `rid` and its nested datasets, depth first, children in RID order, each once.
+    fn nesting_preorder(
         &self,
         rid: &Rid,
-        recurse: bool,
-        limit: Option<usize>,
         visited: &mut HashSet<Rid>,
-        out: &mut Members,
+        out: &mut Vec<Rid>,
     ) -> Result<()> {
         if !visited.insert(rid.clone()) {
             return Ok(());
         }
-        for element in &self.shared.element_types {
-            let mut rows = self.member_rows(element, rid, limit)?;
-            if element.table == dataset_table() {
-                rows.retain(|r| r.rid().as_ref() != Some(&self.info.rid));
-            }
-            if let Some(list) = out.get_mut(&element.table) {
-                list.extend(rows);
-            }
-        }
-        if recurse {
-            for child in super::dataset::nested_rids(&self.shared, rid)? {
-                self.collect_members(&child, recurse, limit, visited, out)?;
-            }
+        out.push(rid.clone());
+        for child in super::dataset::nested_rids(&self.shared, rid)? {
+            self.nesting_preorder(&child, visited, out)?;
         }
         Ok(())
     }
 
-    fn member_rows(
-        &self,
-        element: &ElementType,
-        rid: &Rid,
-        limit: Option<usize>,
-    ) -> Result<Vec<Row>> {
+    /// The query for the member rows of `element` held by dataset `?1`, by RID; `None` when
+    /// it can hold none.
+    fn member_sql(&self, element: &ElementType, limit: Option<usize>) -> Result<Option<String>> {
         if limit == Some(0) || element.links.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let index = self.index();
         let mut subqueries: Vec<String> = Vec::new();
@@ -77,20 +198,19 @@ impl DatasetBag {
             }
         }
         let Some(key) = index.col(&element.table, "RID") else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         if subqueries.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
+        let layout = index.layout(&element.table)?;
         let limit_sql = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
-        index.select_rows(
-            &element.table,
-            &format!(
-                "WHERE {key} IN ({}) ORDER BY {key}{limit_sql}",
-                subqueries.join(" UNION ")
-            ),
-            [rid.as_str()],
-        )
+        Ok(Some(format!(
+            "SELECT {} FROM {} WHERE {key} IN ({}) ORDER BY {key}{limit_sql}",
+            layout.select_list,
+            layout.sql_name,
+            subqueries.join(" UNION ")
+        )))
     }
 
     /// Element types of this bag: tables whose rows can be dataset members (sorted).
@@ -129,33 +249,6 @@ impl DatasetBag {
             table,
             &rids,
         ))
-    }
-
-    /// The RIDs of `table` reachable from this dataset and its descendants (the set
-    /// [`reachable_rids_sql`](Self::reachable_rids_sql) selects), queried once per dataset and
-    /// table and then kept for the life of the opened bag.
-    pub(crate) fn reachable_rid_set(&self, table: &TableName) -> Result<ReachableRids> {
-        let key = (self.info.rid.clone(), table.clone());
-        let cached = self
-            .shared
-            .reachable
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        if let Some(set) = cached {
-            return Ok(set);
-        }
-        // Not holding the lock while querying: two threads may both compute the same set,
-        // which is harmless (equal results), and neither waits on the other's query.
-        let sql = self.reachable_rids_sql(table)?;
-        let set: ReachableRids = Arc::new(self.query_strings(&sql, [])?.into_iter().collect());
-        self.shared
-            .reachable
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, Arc::clone(&set));
-        Ok(set)
     }
 
     /// First column of each result row as text (NULLs skipped).

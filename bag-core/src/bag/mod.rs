@@ -7,10 +7,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
-use deriva_bag_features::{CatalogModel, DatasetInfo, Rid, TableName};
-use rustc_hash::FxHashSet;
+use deriva_bag_features::{CatalogModel, DatasetInfo, Rid};
 
 use crate::bagit::paths::BagRoot;
 use crate::bagit::BagItFiles;
@@ -25,7 +24,9 @@ mod open;
 mod readonly;
 
 pub(crate) use assets::Located;
-pub use assets::MissingAsset;
+pub use assets::{AssetCheck, AssetStatus, MissingAsset, FEW_ASSET_DIRS};
+pub use features::FeatureValues;
+pub use members::{Member, MemberRows};
 
 /// Progress of the one-time index build, reported after each CSV file is loaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +76,6 @@ impl fmt::Debug for OpenOptions {
 
 pub(crate) use deriva_bag_features::membership::ElementType;
 
-/// The RIDs of one table reachable from one dataset (see `DatasetBag::reachable_rid_set`).
-pub(crate) type ReachableRids = Arc<FxHashSet<String>>;
-
 /// State shared by every `DatasetBag` of one opened bag.
 pub(crate) struct BagShared {
     pub path: PathBuf,
@@ -97,10 +95,10 @@ pub(crate) struct BagShared {
     pub fetch_map: OnceLock<HashMap<String, usize>>,
     /// Payload path → content digest from the manifests (the report's duplicate content).
     pub payload_digests: OnceLock<std::collections::BTreeMap<String, String>>,
-    /// Reachable RIDs per (dataset, table), computed on first use. The bag and its index
-    /// never change while open, so the set stays valid; it spares `feature_values` the
-    /// reachability query (tens of ms on a 20k-image bag) on every call.
-    pub reachable: Mutex<HashMap<(Rid, TableName), ReachableRids>>,
+    /// The cache directory the bag was opened with (asset-check records live there).
+    pub cache_root: PathBuf,
+    /// The bag's cache key (the digest of its manifests and `fetch.txt`).
+    pub cache_key: String,
 }
 
 impl BagShared {

@@ -1,8 +1,8 @@
 //! Opening a bag: tag files, model, index (build or reuse), root dataset, element types.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use deriva_bag_features::model::ML_SCHEMA;
 use deriva_bag_features::{CatalogModel, Rid};
@@ -50,6 +50,7 @@ impl DatasetBag {
         let cache_root = options.cache_dir.clone().unwrap_or_else(cache::cache_root);
         cache::remove_leftovers(&cache_root.join("index"), cache::Guard::KeyLock);
         cache::remove_leftovers(&cache_root.join("keys"), cache::Guard::None);
+        cache::remove_leftovers(&cache_root.join("assets"), cache::Guard::None);
         let dir = archive::bag_dir_with(path, &cache_root, options.max_extracted_bytes)?;
         // Only the cache key now: the manifests and fetch.txt are parsed on first use.
         let cache_key = BagItFiles::cache_key_memo(&dir, &cache_root.join("keys"))?;
@@ -107,7 +108,8 @@ impl DatasetBag {
             element_types,
             fetch_map: OnceLock::new(),
             payload_digests: OnceLock::new(),
-            reachable: Mutex::new(HashMap::new()),
+            cache_root,
+            cache_key,
         });
         let bag = DatasetBag::for_rid(&shared, &root_rid)?;
         tracing::debug!(

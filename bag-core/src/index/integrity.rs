@@ -83,8 +83,13 @@ impl FileStamp {
         }
     }
 
+    /// Device and inode.
+    pub(crate) fn identity(&self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+
     /// Whether both times are at least `settle` before `now`.
-    fn settled(&self, now: SystemTime, settle: Duration) -> bool {
+    pub(crate) fn settled(&self, now: SystemTime, settle: Duration) -> bool {
         let at = |(secs, nanos): (i64, i64)| {
             SystemTime::UNIX_EPOCH
                 + Duration::from_secs(secs.max(0) as u64)
@@ -497,22 +502,29 @@ fn remember_settled(index: &Path, req: &BuildRequest<'_>, verified: &Verified, s
     if load(&path).as_ref() == Some(&record) {
         return;
     }
-    let Ok(json) = serde_json::to_vec(&record) else {
+    write_record(&path, &record, "the verified bag files");
+}
+
+/// Writes a JSON record into the cache (temporary file, then rename, so a reader never sees
+/// half of one). Best effort: a record that cannot be written (a read-only cache) only
+/// means checking again next time; `what` names it in the debug log.
+pub(crate) fn write_record<T: Serialize>(path: &Path, record: &T, what: &str) {
+    let Ok(json) = serde_json::to_vec(record) else {
         return;
     };
     let written = path
         .parent()
         .map_or(Ok(()), std::fs::create_dir_all)
         .and_then(|()| {
-            let temp = crate::cache::temp_sibling(&path);
+            let temp = crate::cache::temp_sibling(path);
             std::fs::write(&temp, &json)
-                .and_then(|()| std::fs::rename(&temp, &path))
+                .and_then(|()| std::fs::rename(&temp, path))
                 .inspect_err(|_| {
                     let _ = std::fs::remove_file(&temp);
                 })
         });
     if let Err(e) = written {
-        tracing::debug!(record = %path.display(), error = %e, "cannot record the verified bag files");
+        tracing::debug!(record = %path.display(), error = %e, "cannot record {what}");
     }
 }
 

@@ -1,7 +1,9 @@
-//! Reading the index: one read-only connection per opened bag, typed rows, streaming pages.
+//! Reading the index: one read-only connection per opened bag, typed rows, streaming pages,
+//! and reader threads with connections of their own for streamed queries ([`Index::stream`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use deriva_bag_features::{CatalogModel, Row, TableName};
@@ -24,46 +26,52 @@ impl std::fmt::Debug for Index {
     }
 }
 
-impl Index {
-    /// Opens a built index read-only, with its part files attached.
-    ///
-    /// The build spreads the tables over part files written in parallel
-    /// ([`part_path`]); attached, their tables resolve by their unqualified names (each name
-    /// exists in exactly one part), so every query reads as if there were one file.
-    pub(crate) fn open(path: &Path, model: &CatalogModel) -> Result<Index> {
-        let err = |source| Error::Index {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+/// A read-only connection to the index at `path`, with its part files attached.
+///
+/// The build spreads the tables over part files written in parallel ([`part_path`]);
+/// attached, their tables resolve by their unqualified names (each name exists in exactly
+/// one part), so every query reads as if there were one file.
+fn connect(path: &Path) -> Result<Connection> {
+    let err = |source| Error::Index {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    let parts: usize = conn
+        .query_row(
+            &format!("SELECT value FROM {META_TABLE} WHERE key = 'parts'"),
+            [],
+            |r| r.get::<_, String>(0),
         )
-        .map_err(err)?;
-        let parts: usize = conn
-            .query_row(
-                &format!("SELECT value FROM {META_TABLE} WHERE key = 'parts'"),
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .map_err(err)?
-            .parse()
-            .map_err(|e| {
-                err(rusqlite::Error::FromSqlConversionFailure(
-                    0,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                ))
-            })?;
-        for n in 1..parts.min(MAX_PARTS) {
-            let part = part_path(path, n);
-            let name = part
-                .to_str()
-                .ok_or_else(|| err(rusqlite::Error::InvalidPath(part.clone())))?;
-            // Attached files inherit the connection's read-only flags.
-            conn.execute(&format!("ATTACH DATABASE ?1 AS \"part{n}\""), [name])
-                .map_err(|source| Error::Index { path: part, source })?;
-        }
+        .map_err(err)?
+        .parse()
+        .map_err(|e| {
+            err(rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                Box::new(e),
+            ))
+        })?;
+    for n in 1..parts.min(MAX_PARTS) {
+        let part = part_path(path, n);
+        let name = part
+            .to_str()
+            .ok_or_else(|| err(rusqlite::Error::InvalidPath(part.clone())))?;
+        // Attached files inherit the connection's read-only flags.
+        conn.execute(&format!("ATTACH DATABASE ?1 AS \"part{n}\""), [name])
+            .map_err(|source| Error::Index { path: part, source })?;
+    }
+    Ok(conn)
+}
+
+impl Index {
+    /// Opens a built index read-only, with its part files attached (see [`connect`]).
+    pub(crate) fn open(path: &Path, model: &CatalogModel) -> Result<Index> {
+        let conn = connect(path)?;
         let layouts = layouts(model)
             .into_iter()
             .map(|(name, layout)| (name, Arc::new(layout)))
@@ -319,5 +327,171 @@ impl Iterator for TableRows {
             }
         }
         self.buffer.pop_front().map(Ok)
+    }
+}
+
+/// Items a reader hands over at once: large enough that the channel costs nothing per row,
+/// small enough that a stream holds a few hundred rows at most.
+const CHUNK: usize = 256;
+/// Chunks a reader may run ahead of its consumer.
+const CHUNKS_AHEAD: usize = 4;
+
+/// Why a [`Produce`] function stopped before the end of its rows.
+#[derive(Debug)]
+pub(crate) enum Halt {
+    /// A query failed.
+    Sql(rusqlite::Error),
+    /// Reading a row failed otherwise.
+    Bag(Error),
+    /// The consumer dropped the stream: nobody wants the rest.
+    Gone,
+}
+
+impl From<rusqlite::Error> for Halt {
+    fn from(e: rusqlite::Error) -> Self {
+        Halt::Sql(e)
+    }
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Halt::Bag(e)
+    }
+}
+
+/// Where a query's producer puts its items: collected on the spot ([`Index::collect`]) or
+/// handed to a [`QueryStream`] chunk by chunk ([`Index::stream`]).
+pub(crate) struct Sink<T> {
+    chunk: Vec<T>,
+    to: Option<SyncSender<Msg<T>>>,
+}
+
+impl<T> Sink<T> {
+    /// Emits one item; `Err(Halt::Gone)` once the stream's consumer is gone.
+    pub(crate) fn push(&mut self, item: T) -> std::result::Result<(), Halt> {
+        self.chunk.push(item);
+        if self.to.is_some() && self.chunk.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::result::Result<(), Halt> {
+        let Some(to) = &self.to else {
+            return Ok(());
+        };
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
+        to.send(Msg::Items(chunk)).map_err(|_| Halt::Gone)
+    }
+}
+
+/// What a reader thread sends.
+enum Msg<T> {
+    Items(Vec<T>),
+    Failed(Error),
+    End,
+}
+
+/// The items of one [`Index::stream`] producer, read on a thread of their own with its own
+/// read-only connection and handed over in chunks through a bounded channel, so a result
+/// of any size passes in flat memory. Dropping the stream stops the reader.
+pub(crate) struct QueryStream<T> {
+    from: Receiver<Msg<T>>,
+    current: std::vec::IntoIter<T>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    done: bool,
+}
+
+impl<T> Iterator for QueryStream<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        loop {
+            if let Some(item) = self.current.next() {
+                return Some(Ok(item));
+            }
+            if self.done {
+                return None;
+            }
+            match self.from.recv() {
+                Ok(Msg::Items(chunk)) => self.current = chunk.into_iter(),
+                Ok(Msg::Failed(e)) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+                Ok(Msg::End) => self.done = true,
+                Err(_) => {
+                    // The reader ended without `End`: it panicked. Pass the panic on.
+                    self.done = true;
+                    if let Some(Err(panic)) = self.reader.take().map(|h| h.join()) {
+                        std::panic::resume_unwind(panic);
+                    }
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl Index {
+    /// Runs `produce` with this index's connection and returns everything it emitted.
+    pub(crate) fn collect<T>(
+        &self,
+        produce: impl FnOnce(&Connection, &mut Sink<T>) -> std::result::Result<(), Halt>,
+    ) -> Result<Vec<T>> {
+        let mut sink = Sink {
+            chunk: Vec::new(),
+            to: None,
+        };
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        match produce(&conn, &mut sink) {
+            Ok(()) => Ok(sink.chunk),
+            Err(Halt::Sql(e)) => Err(self.err(e)),
+            Err(Halt::Bag(e)) => Err(e),
+            // Nobody can drop a collecting sink's consumer.
+            Err(Halt::Gone) => Ok(sink.chunk),
+        }
+    }
+
+    /// Runs `produce` on a reader thread with a read-only connection of its own; what it
+    /// emits arrives through the returned stream as the reader goes.
+    pub(crate) fn stream<T: Send + 'static>(
+        &self,
+        produce: impl FnOnce(&Connection, &mut Sink<T>) -> std::result::Result<(), Halt>
+            + Send
+            + 'static,
+    ) -> Result<QueryStream<T>> {
+        let path = self.path.clone();
+        let (to, from) = sync_channel(CHUNKS_AHEAD);
+        let reader = std::thread::Builder::new()
+            .name("deriva-bag-index-reader".into())
+            .spawn(move || {
+                let mut sink = Sink {
+                    chunk: Vec::with_capacity(CHUNK),
+                    to: Some(to.clone()),
+                };
+                let done = connect(&path)
+                    .map_err(Halt::Bag)
+                    .and_then(|conn| produce(&conn, &mut sink))
+                    .and_then(|()| sink.flush());
+                let last = match done {
+                    Ok(()) => Msg::End,
+                    Err(Halt::Gone) => return,
+                    Err(Halt::Sql(source)) => Msg::Failed(Error::Index { path, source }),
+                    Err(Halt::Bag(e)) => Msg::Failed(e),
+                };
+                // The consumer may be gone by now; then nobody needs the last word.
+                let _ = to.send(last);
+            })
+            .map_err(|e| Error::io(self.path(), e))?;
+        Ok(QueryStream {
+            from,
+            current: Vec::new().into_iter(),
+            reader: Some(reader),
+            done: false,
+        })
     }
 }

@@ -36,7 +36,9 @@ pub(crate) fn sql_text(value: &str) -> String {
 
 /// `SELECT "RID" …` giving the RIDs of `target` reachable from the datasets `dataset_rids`
 /// (already including descendants). Self-contained (the RIDs are inlined as literals), so it
-/// can be embedded as `… IN (<fragment>)`.
+/// can be embedded as `… IN (<fragment>)`. A RID reached along two paths is listed twice
+/// (`UNION ALL`): `IN` needs no de-duplication, and a second temporary B-tree for it cost
+/// about a sixth of a feature-values read.
 pub(crate) fn reachable_rids_sql(
     model: &CatalogModel,
     index: &Index,
@@ -64,7 +66,7 @@ pub(crate) fn reachable_rids_sql(
     if selects.is_empty() {
         return "SELECT NULL WHERE 0".to_string();
     }
-    selects.join(" UNION ")
+    selects.join(" UNION ALL ")
 }
 
 /// RIDs of the last table of `path` reached along it.

@@ -461,6 +461,12 @@ fn hash_tag_file_header(key: &mut Sha256, name: &str, len: u64) {
 /// The checks every bag passes first: a directory with a valid `bagit.txt` and a `data/`
 /// directory, neither a symbolic link out of the bag ([`Error::LinkEscapesBag`]). Returns
 /// the bag boundary and the declared BagIt version.
+/// The BagIt version `bagit.txt` declares, reading that file alone (no manifests): what
+/// `deriva-bag info` shows without parsing a large bag's tag files.
+pub fn bagit_version(root: &Path) -> Result<BagItVersion> {
+    read_bagit_txt(root).map(|(_, version)| version)
+}
+
 fn read_bagit_txt(root: &Path) -> Result<(BagRoot, BagItVersion)> {
     let not_a_bag = |detail: &str| Error::NotABag {
         path: root.to_path_buf(),

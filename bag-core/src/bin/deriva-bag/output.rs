@@ -44,6 +44,138 @@ where
         .map_err(StreamError::Output)
 }
 
+/// Writes one JSON value per line (JSON Lines), consuming `items` as it goes.
+pub fn write_json_lines<T, E>(
+    out: &mut dyn Write,
+    items: impl IntoIterator<Item = Result<T, E>>,
+) -> Result<(), StreamError<E>>
+where
+    T: Serialize,
+{
+    for item in items {
+        let item = item.map_err(StreamError::Item)?;
+        serde_json::to_writer(&mut *out, &item)
+            .map_err(|e| StreamError::Output(io::Error::from(e)))?;
+        out.write_all(b"\n").map_err(StreamError::Output)?;
+    }
+    Ok(())
+}
+
+/// The `members --json` key of each element table: the bare table name, qualified as
+/// `schema:table` only where two element tables share the bare name.
+pub fn member_keys(tables: &[TableName]) -> Vec<String> {
+    let mut bare_count: HashMap<&str, usize> = HashMap::new();
+    for table in tables {
+        *bare_count.entry(table.table.as_str()).or_default() += 1;
+    }
+    tables
+        .iter()
+        .map(|table| {
+            if bare_count.get(table.table.as_str()).copied() == Some(1) {
+                table.table.clone()
+            } else {
+                table.to_string()
+            }
+        })
+        .collect()
+}
+
+/// Writes `members --json`, `{"Table":[row, ...], ...}` with a key for every element table
+/// in `tables` order (keys from [`member_keys`]), as the rows arrive: one row per line.
+/// `members` yields each table's rows together, tables in `tables` order.
+pub fn write_members_json<E>(
+    out: &mut dyn Write,
+    tables: &[TableName],
+    members: impl IntoIterator<Item = Result<(TableName, Row), E>>,
+) -> Result<(), StreamError<E>> {
+    let keys = member_keys(tables);
+    let mut w = MembersWriter {
+        out,
+        keys: &keys,
+        next: 0,
+        open_rows: None,
+    };
+    w.out.write_all(b"{").map_err(StreamError::Output)?;
+    for member in members {
+        let (table, row) = member.map_err(StreamError::Item)?;
+        let at = tables.iter().position(|t| *t == table);
+        w.row(at, &row).map_err(StreamError::Output)?;
+    }
+    w.open_until(keys.len()).map_err(StreamError::Output)?;
+    w.out
+        .write_all(if keys.is_empty() { b"}\n" } else { b"\n}\n" })
+        .map_err(StreamError::Output)
+}
+
+/// The state of [`write_members_json`]: which keys are written and whether the last one's
+/// array has rows yet.
+struct MembersWriter<'w> {
+    out: &'w mut dyn Write,
+    keys: &'w [String],
+    /// Keys before this one are written.
+    next: usize,
+    /// Rows written into the last key's array (`None`: that array is closed).
+    open_rows: Option<usize>,
+}
+
+impl MembersWriter<'_> {
+    /// Closes the open array and writes the keys before `end`, empty.
+    fn open_until(&mut self, end: usize) -> io::Result<()> {
+        self.close()?;
+        while self.next < end {
+            self.open(self.next)?;
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    fn open(&mut self, at: usize) -> io::Result<()> {
+        let sep = if at == 0 { "\n" } else { ",\n" };
+        write!(self.out, "{sep}  ")?;
+        serde_json::to_writer(&mut *self.out, &self.keys[at]).map_err(io::Error::from)?;
+        self.out.write_all(b": [")?;
+        self.next = at + 1;
+        self.open_rows = Some(0);
+        Ok(())
+    }
+
+    fn close(&mut self) -> io::Result<()> {
+        match self.open_rows.take() {
+            Some(0) => self.out.write_all(b"]"),
+            Some(_) => self.out.write_all(b"\n  ]"),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes a row of the table at `at` (`None`: a table that is not an element table,
+    /// which cannot happen; its row is dropped rather than given a duplicate key).
+    fn row(&mut self, at: Option<usize>, row: &Row) -> io::Result<()> {
+        let Some(at) = at else { return Ok(()) };
+        if self.open_rows.is_none() || at + 1 != self.next {
+            if at < self.next {
+                // A table whose array is already written: never produced.
+                return Ok(());
+            }
+            self.open_until(at)?;
+            self.open(at)?;
+        }
+        let rows = self.open_rows.get_or_insert(0);
+        self.out
+            .write_all(if *rows == 0 { b"\n    " } else { b",\n    " })?;
+        *rows += 1;
+        serde_json::to_writer(&mut *self.out, row).map_err(io::Error::from)
+    }
+}
+
+/// `members --jsonl` line: `{"table": key, "row": {...}}` (key as in [`member_keys`]).
+#[derive(Serialize)]
+pub struct MemberLine<'a> {
+    /// The element table's `members --json` key.
+    pub table: &'a str,
+    /// The member row.
+    pub row: Row,
+}
+
 /// A failure while streaming: either producing an item or writing it.
 #[derive(Debug)]
 pub enum StreamError<E> {
@@ -66,6 +198,10 @@ pub struct InfoSummary {
     pub materialized: bool,
     /// How many asset files are not on disk.
     pub missing_assets: usize,
+    /// Whether the asset files were looked for by this run (else: the cache's record of the
+    /// last check). Human text only.
+    #[serde(skip)]
+    pub assets_checked_now: bool,
     /// Row count of every table, keyed `schema:table`, in `list_tables` order.
     pub tables: IndexMap<String, u64>,
 }
@@ -100,38 +236,11 @@ impl From<&Feature> for FeatureSummary {
     }
 }
 
-/// `members --json`: `{"Table":[row, ...], ...}` keyed by bare table name, qualified as
-/// `schema:table` only for element tables whose bare name occurs in two schemas.
-pub fn members_json(members: &Members) -> Json {
-    let mut bare_count: HashMap<&str, usize> = HashMap::new();
-    for table in members.keys() {
-        *bare_count.entry(table.table.as_str()).or_default() += 1;
-    }
-    let object = members
-        .iter()
-        .map(|(table, rows)| {
-            let key = if bare_count.get(table.table.as_str()).copied() == Some(1) {
-                table.table.clone()
-            } else {
-                table.to_string()
-            };
-            (key, Json::Array(rows.iter().map(Row::to_json).collect()))
-        })
-        .collect();
-    Json::Object(object)
-}
-
 /// `feature-values --json` element: the record's fields in field order (Python's
 /// `model_dump()`: `Execution`, `Feature_Name`, `RCT`, feature columns, target; the
-/// feature row's own RID is not a field).
-pub fn record_json(record: &FeatureRecord) -> Json {
-    Json::Object(
-        record
-            .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
+/// feature row's own RID is not a field): the fields serialize as that object.
+pub fn record_json(record: FeatureRecord) -> IndexMap<String, Json> {
+    record.fields
 }
 
 /// A text table whose columns are padded to a common width.
@@ -315,12 +424,17 @@ pub fn info_text(info: &InfoSummary) -> String {
     );
     line("description:", d.description.as_deref().unwrap_or(""));
     line("bagit version:", &info.bagit_version);
+    let checked = if info.assets_checked_now {
+        ""
+    } else {
+        " (as last checked; --check-assets looks again)"
+    };
     line(
         "materialized:",
         &if info.materialized {
-            "yes".to_string()
+            format!("yes{checked}")
         } else {
-            format!("no ({} asset files missing)", info.missing_assets)
+            format!("no ({} asset files missing){checked}", info.missing_assets)
         },
     );
     let mut tables = TextTable::new(["TABLE", "ROWS"]);
@@ -478,31 +592,77 @@ mod tests {
         }
     }
 
+    /// `write_members_json` over `members`, parsed back.
+    fn streamed_members(tables: &[TableName], members: Vec<(TableName, Row)>) -> (String, Json) {
+        let mut out = Vec::new();
+        write_members_json::<std::convert::Infallible>(
+            &mut out,
+            tables,
+            members.into_iter().map(Ok),
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let json = serde_json::from_str(&text).unwrap();
+        (text, json)
+    }
+
     #[test]
     fn members_are_keyed_by_bare_name_unless_two_schemas_share_it() {
         let c = cols(&["RID"]);
-        let mut members = Members::new();
-        members.insert(
+        let tables = [
             TableName::new("demo", "Image"),
-            vec![row(&c, vec![text("1-I001")])],
-        );
-        members.insert(TableName::new("demo", "Subject"), vec![]);
-        members.insert(
+            TableName::new("demo", "Subject"),
             TableName::new("other", "Subject"),
-            vec![row(&c, vec![text("2-S1")])],
+        ];
+        let (text, json) = streamed_members(
+            &tables,
+            vec![
+                (tables[0].clone(), row(&c, vec![text("1-I001")])),
+                (tables[0].clone(), row(&c, vec![text("1-I002")])),
+                (tables[2].clone(), row(&c, vec![text("2-S1")])),
+            ],
         );
-        let json = members_json(&members);
         assert_eq!(
             json,
             json!({
-                "Image": [{"RID": "1-I001"}],
+                "Image": [{"RID": "1-I001"}, {"RID": "1-I002"}],
                 "demo:Subject": [],
                 "other:Subject": [{"RID": "2-S1"}],
             })
         );
-        // Key order follows the member map (element-table order), not alphabetical order.
+        // Key order follows the element tables, not alphabetical order; a row per line.
         let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
         assert_eq!(keys, ["Image", "demo:Subject", "other:Subject"]);
+        assert_eq!(
+            text,
+            "{\n  \"Image\": [\n    {\"RID\":\"1-I001\"},\n    {\"RID\":\"1-I002\"}\n  ],\n  \
+             \"demo:Subject\": [],\n  \"other:Subject\": [\n    {\"RID\":\"2-S1\"}\n  ]\n}\n"
+        );
+    }
+
+    #[test]
+    fn members_without_rows_or_element_tables_are_still_one_object() {
+        let tables = [TableName::new("demo", "Image")];
+        assert_eq!(streamed_members(&tables, vec![]).1, json!({"Image": []}));
+        assert_eq!(
+            streamed_members(&[], vec![]),
+            ("{}\n".to_string(), json!({}))
+        );
+    }
+
+    #[test]
+    fn json_lines_are_one_compact_value_per_line() {
+        let mut out = Vec::new();
+        write_json_lines::<_, std::convert::Infallible>(
+            &mut out,
+            subject_rows().into_iter().map(Ok),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"RID\":\"1-S001\",\"Name\":\"Thing1\",\"Age\":7}\n\
+             {\"RID\":\"1-S002\",\"Name\":\"\",\"Age\":null}\n"
+        );
     }
 
     #[test]
@@ -563,6 +723,7 @@ mod tests {
             bagit_version: "0.97".into(),
             materialized: false,
             missing_assets: 6,
+            assets_checked_now: true,
             tables,
         };
         let text = serde_json::to_string(&info).unwrap();
@@ -649,7 +810,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            serde_json::to_string(&record_json(&record)).unwrap(),
+            serde_json::to_string(&record_json(record.clone())).unwrap(),
             r#"{"Execution":"1-E002","Feature_Name":"Glaucoma","RCT":"2026-05-28 10:00:00-07","Glaucoma":"Severe","Confidence":null,"Image":"1-I001"}"#
         );
         assert_eq!(

@@ -5,12 +5,11 @@
 use std::io::Write;
 
 use clap::Args;
-use serde_json::Value as Json;
 
 use super::{Context, Run};
 use crate::args::{BagArg, DatasetArg, SelectorSpec};
 use crate::exit::{CliError, Outcome};
-use crate::output::{record_json, records_table, write_json};
+use crate::output::{record_json, records_table, write_json_lines, write_json_lines_array};
 
 /// Arguments of `feature-values`.
 #[derive(Debug, Clone, Args)]
@@ -29,16 +28,30 @@ pub struct FeatureValuesArgs {
     selector: Option<SelectorSpec>,
     #[command(flatten)]
     dataset: DatasetArg,
+    /// Print JSON Lines instead: one record object per line, written as the records are
+    /// read.
+    #[arg(long)]
+    jsonl: bool,
 }
 
 impl Run for FeatureValuesArgs {
     fn run(&self, ctx: &Context, out: &mut dyn Write) -> Result<Outcome, CliError> {
         let dataset = ctx.open_dataset(&self.bag.bag, &self.dataset)?;
         let selector = self.selector.as_ref().map(SelectorSpec::to_selector);
+        if self.jsonl || ctx.json {
+            // Streamed: one target's records are held at a time.
+            let records = dataset
+                .feature_values_iter(&self.table, &self.feature, selector)?
+                .map(|record| record.map(record_json));
+            if self.jsonl {
+                write_json_lines(out, records)?;
+            } else {
+                write_json_lines_array(out, records)?;
+            }
+            return Ok(Outcome::Success);
+        }
         let records = dataset.feature_values(&self.table, &self.feature, selector.as_ref())?;
-        if ctx.json {
-            write_json(out, &Json::Array(records.iter().map(record_json).collect()))?;
-        } else if records.is_empty() {
+        if records.is_empty() {
             writeln!(out, "(no values)")?;
         } else {
             out.write_all(records_table(&records).render().as_bytes())?;

@@ -3,7 +3,8 @@
 use std::io::Write;
 
 use clap::Args;
-use deriva_bag_core::bagit::BagItVersion;
+use deriva_bag_core::bagit::{bagit_version, BagItVersion};
+use deriva_bag_core::AssetCheck;
 use indexmap::IndexMap;
 
 use super::{Context, Run};
@@ -16,6 +17,12 @@ use crate::output::{info_text, write_json, InfoSummary};
 pub struct InfoArgs {
     #[command(flatten)]
     bag: BagArg,
+    /// Look for every asset file now instead of using the cache's record of the last check
+    /// (which is renewed when the bag's asset directories change; a file removed inside its
+    /// own asset directory is only seen by this check, `validate`, and the commands that
+    /// read assets).
+    #[arg(long)]
+    check_assets: bool,
 }
 
 /// `bagit.txt`'s version as written there.
@@ -34,12 +41,18 @@ impl Run for InfoArgs {
             let rows = bag.row_count(&table)?;
             tables.insert(table.to_string(), rows);
         }
+        let assets = bag.asset_status(if self.check_assets {
+            AssetCheck::Files
+        } else {
+            AssetCheck::Recorded
+        })?;
         let summary = InfoSummary {
             path: bag.path().display().to_string(),
             dataset: bag.info().clone(),
-            bagit_version: bagit_version_text(bag.bagit()?.version).to_string(),
-            materialized: bag.is_materialized(),
-            missing_assets: bag.missing_assets()?.len(),
+            bagit_version: bagit_version_text(bagit_version(bag.path())?).to_string(),
+            materialized: assets.materialized,
+            missing_assets: assets.missing_assets,
+            assets_checked_now: assets.checked_now,
             tables,
         };
         if ctx.json {

@@ -7,7 +7,7 @@ use clap::Args;
 use super::{Context, Run};
 use crate::args::{BagArg, DatasetArg};
 use crate::exit::{CliError, Outcome};
-use crate::output::{members_json, members_text, write_json};
+use crate::output::{member_keys, members_text, write_json_lines, write_members_json, MemberLine};
 
 /// Arguments of `members`.
 #[derive(Debug, Clone, Args)]
@@ -23,17 +23,38 @@ pub struct MembersArgs {
     /// has every column).
     #[arg(long)]
     all_columns: bool,
+    /// Print JSON Lines instead: one `{"table": KEY, "row": {...}}` object per member row
+    /// (KEY as in `--json`), written as the rows are read.
+    #[arg(long)]
+    jsonl: bool,
 }
 
 impl Run for MembersArgs {
     fn run(&self, ctx: &Context, out: &mut dyn Write) -> Result<Outcome, CliError> {
         let dataset = ctx.open_dataset(&self.bag.bag, &self.dataset)?;
-        let members = dataset.list_dataset_members(self.recurse, None)?;
-        if ctx.json {
-            write_json(out, &members_json(&members))?;
-        } else {
-            out.write_all(members_text(&members, self.all_columns).as_bytes())?;
+        if self.jsonl || ctx.json {
+            // Streamed: rows are written as the index yields them, in flat memory.
+            let tables = dataset.list_dataset_element_types();
+            let members = dataset.members_iter(self.recurse, None)?;
+            if self.jsonl {
+                let keys = member_keys(&tables);
+                let lines = members.map(|member| {
+                    member.map(|(table, row)| {
+                        let at = tables.iter().position(|t| *t == table).unwrap_or(0);
+                        MemberLine {
+                            table: keys.get(at).map_or("", String::as_str),
+                            row,
+                        }
+                    })
+                });
+                write_json_lines(out, lines)?;
+            } else {
+                write_members_json(out, &tables, members)?;
+            }
+            return Ok(Outcome::Success);
         }
+        let members = dataset.list_dataset_members(self.recurse, None)?;
+        out.write_all(members_text(&members, self.all_columns).as_bytes())?;
         Ok(Outcome::Success)
     }
 }

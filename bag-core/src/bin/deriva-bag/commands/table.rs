@@ -1,7 +1,8 @@
 //! `deriva-bag table BAG TABLE`: every row of one table.
 //!
-//! With `--json` the rows stream from the index one per line, so a table of any size is
-//! printed without being held in memory; the human table needs every row to align columns.
+//! With `--json` (or `--jsonl`) the rows stream from the index one per line, so a table of
+//! any size is printed without being held in memory; the human table needs every row to
+//! align columns.
 
 use std::io::Write;
 
@@ -10,7 +11,9 @@ use clap::Args;
 use super::{Context, Run};
 use crate::args::BagArg;
 use crate::exit::{CliError, Outcome};
-use crate::output::{rows_table, shows_column, write_json_lines_array, TextTable};
+use crate::output::{
+    rows_table, shows_column, write_json_lines, write_json_lines_array, TextTable,
+};
 
 /// Arguments of `table`.
 #[derive(Debug, Clone, Args)]
@@ -24,6 +27,9 @@ pub struct TableArgs {
     /// has every column).
     #[arg(long)]
     all_columns: bool,
+    /// Print JSON Lines instead: one row object per line.
+    #[arg(long)]
+    jsonl: bool,
 }
 
 impl Run for TableArgs {
@@ -31,6 +37,10 @@ impl Run for TableArgs {
         let bag = ctx.open(&self.bag.bag)?;
         let name = bag.resolve_table(&self.table)?;
         let qualified = name.to_string();
+        if self.jsonl {
+            write_json_lines(out, bag.table_iter(&qualified)?)?;
+            return Ok(Outcome::Success);
+        }
         if ctx.json {
             write_json_lines_array(out, bag.table_iter(&qualified)?)?;
             return Ok(Outcome::Success);
