@@ -34,8 +34,11 @@ impl Run for InfoArgs {
             let rows = bag.row_count(&table)?;
             tables.insert(table.to_string(), rows);
         }
+        let given = &self.bag.bag;
         let summary = InfoSummary {
-            path: bag.path().display().to_string(),
+            path: given.display().to_string(),
+            // An archive is read from the folder it was extracted to; a directory in place.
+            extracted_to: (bag.path() != given).then(|| bag.path().display().to_string()),
             dataset: bag.info().clone(),
             bagit_version: bagit_version_text(bag.bagit()?.version).to_string(),
             materialized: bag.is_materialized(),

@@ -10,7 +10,7 @@ use clap::Args;
 use super::{Context, Run};
 use crate::args::BagArg;
 use crate::exit::{CliError, Outcome};
-use crate::output::{rows_table, shows_column, write_json_lines_array, TextTable};
+use crate::output::{row_count, rows_table, shows_column, write_json_lines_array, TextTable};
 
 /// Arguments of `table`.
 #[derive(Debug, Clone, Args)]
@@ -54,7 +54,7 @@ impl Run for TableArgs {
             rows_table(&rows, self.all_columns)
         };
         out.write_all(table.render().as_bytes())?;
-        writeln!(out, "({} rows)", rows.len())?;
+        writeln!(out, "({})", row_count(rows.len()))?;
         Ok(Outcome::Success)
     }
 }
