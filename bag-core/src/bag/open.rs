@@ -143,8 +143,8 @@ fn warn_rid_conflicts(index: &Index) -> Result<()> {
 }
 
 /// Element types: tables T (in a domain schema, or `Dataset` itself) joined to
-/// `deriva-ml:Dataset` by a pure binary association whose FKs reference `RID`
-/// (`reference/bag-format.md` §7.4). Sorted by table name; associations per type sorted.
+/// `deriva-ml:Dataset` by a pure binary association whose FKs reference `RID`.
+/// Sorted by table name; associations per type sorted.
 pub(crate) fn element_types(model: &CatalogModel) -> Vec<ElementType> {
     let ds = dataset_table();
     let mut found: std::collections::BTreeMap<_, Vec<MemberLink>> = Default::default();
@@ -199,8 +199,8 @@ pub(crate) fn element_types(model: &CatalogModel) -> Vec<ElementType> {
 
 /// The root dataset: the one no other dataset in the bag nests, cross-checked with the
 /// `Dataset_<RID>` directory name. When they disagree the directory wins if that RID has a
-/// `Dataset_Version` row (a bag for a child can carry its parents' rows, `reference/bag-format.md`
-/// §7.4), with a warning.
+/// `Dataset_Version` row (a bag for a child can carry its parents' rows),
+/// with a warning.
 fn find_root(index: &Index, dir: &Path) -> Result<Rid> {
     let ds = dataset_table();
     let version_table = deriva_bag_features::TableName::new(ML_SCHEMA, "Dataset_Version");

@@ -1,5 +1,5 @@
-//! Reachability: which rows of a table belong to a dataset through its members and FK paths
-//! (`reference/api-semantics.md` §7.1), as SQL over the index.
+//! Reachability: which rows of a table belong to a dataset through its members and FK paths,
+//! as SQL over the index.
 //!
 //! Path discovery follows the reference walker (`DenormalizePlanner._schema_to_paths`):
 //! start at `deriva-ml:Dataset`, follow foreign keys in both directions within the domain
