@@ -1,6 +1,8 @@
 //! Adds an rpath to the TensorFlow C library for this crate's own tests and examples, so
-//! they run without `LD_LIBRARY_PATH`. Dependent crates still need `LD_LIBRARY_PATH`
-//! (`.ci/ml-libs.sh` exports it).
+//! they run without `LD_LIBRARY_PATH`. A build script cannot give dependent crates' binaries
+//! an rpath (`rustc-link-arg` applies to this package's own targets only): they set it in
+//! their `.cargo/config.toml`, as `.ci/ml-libs.sh` prints and README ("libtorch and
+//! TensorFlow for your own crate") shows, or run with `LD_LIBRARY_PATH`.
 use std::process::Command;
 
 fn main() {

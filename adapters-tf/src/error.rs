@@ -37,7 +37,7 @@ pub enum Error {
     #[error(
         "cannot infer the output signature of an empty dataset (element table {table}, targets \
          [{}]): either the bag has no elements of this table, or all were dropped by \
-         missing=Skip; pass an explicit output_signature",
+         Missing::Skip; pass an explicit output signature",
         targets.join(", ")
     )]
     Empty {

@@ -281,7 +281,7 @@ fn label_value_shape(label: &Label, rid: &Rid) -> Result<(DType, Vec<u64>), Erro
         Label::Vector(v) => Ok((DType::Float, vec![v.len() as u64])),
         Label::None => Err(Error::NotATensor {
             rid: rid.clone(),
-            detail: "the target is missing (missing=Unknown) and has no tensor form; map it \
+            detail: "the target is missing (Missing::Unknown) and has no tensor form; map it \
                      to a value in target_transform"
                 .into(),
         }),

@@ -1,6 +1,6 @@
 //! Idempotent archives of a bag directory: `.zip` (what bdbag delivers) and `.tar.gz`.
 //!
-//! Same content gives byte-identical archives (reference/bag-format.md §2.1): entries are
+//! Same content gives byte-identical archives: entries are
 //! the bag-relative paths prefixed by the bag directory's name, sorted, with directory
 //! entries (the bag root itself has none); every timestamp is 1980-01-01 00:00:00,
 //! files are `0644`, directories `0755`, zip members are deflated.

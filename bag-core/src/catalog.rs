@@ -1,7 +1,7 @@
 //! Online DerivaML through the facade (cargo feature `catalog`): everything of
 //! `deriva-catalog-client` — [`DerivaML`], [`DatasetSpec`], executions, the crash-safe commit —
 //! re-exported here, plus [`DerivaMlExt`], which downloads a dataset bag and returns it opened
-//! as a [`DatasetBag`], the chapter's `ml.download_dataset_bag(spec)`, and [`ExecutionExt`],
+//! as a [`DatasetBag`], DerivaML's `ml.download_dataset_bag(spec)`, and [`ExecutionExt`],
 //! the same inside an execution (`exe.download_dataset_bag(spec)`), which also links the
 //! dataset version to the execution as one of its inputs. [`DerivaML::lookup_dataset`] gives
 //! the live [`Dataset`]: the same `DatasetLike` answers as the bag of that version, read from
@@ -98,7 +98,7 @@ impl DerivaMlExt for DerivaML {
     }
 }
 
-/// The chapter's `exe.download_dataset_bag(spec)` returning the bag opened.
+/// DerivaML's `exe.download_dataset_bag(spec)` returning the bag opened.
 ///
 /// [`Execution::download_dataset_bag`] (the catalog client's own) downloads (or reuses) the
 /// bag and links the dataset version to the execution as one of its inputs, returning a

@@ -1,6 +1,6 @@
 //! Convenience methods that forward to the optional layer crates (cargo feature
 //! `restructure`), so a user who depends on `deriva-bag-core` alone can write
-//! `bag.restructure_assets(..)` as the chapter does.
+//! `bag.restructure_assets(..)` as DerivaML does.
 
 #[cfg(feature = "restructure")]
 use std::path::Path;
@@ -11,7 +11,7 @@ use crate::DatasetBag;
 
 #[cfg(feature = "restructure")]
 impl DatasetBag {
-    /// Lays the bag's assets out as class folders under `output_dir` (the chapter's
+    /// Lays the bag's assets out as class folders under `output_dir` (DerivaML's
     /// `bag.restructure_assets(...)`); see [`crate::restructure`] for the layout rules.
     ///
     /// ```
@@ -45,7 +45,7 @@ impl DatasetBag {
 #[cfg(feature = "torch")]
 #[cfg_attr(docsrs, doc(cfg(feature = "torch")))]
 impl DatasetBag {
-    /// The chapter's `bag.as_torch_dataset(...)`: a lazy `(sample, target, rid)` dataset over
+    /// DerivaML's `bag.as_torch_dataset(...)`: a lazy `(sample, target, rid)` dataset over
     /// `element_table` in RID order; see [`crate::torch::as_torch_dataset`].
     ///
     /// ```no_run
@@ -68,7 +68,7 @@ impl DatasetBag {
 #[cfg(feature = "tf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tf")))]
 impl DatasetBag {
-    /// The chapter's `bag.as_tf_dataset(...)`: a re-iterable dataset with an output signature
+    /// DerivaML's `bag.as_tf_dataset(...)`: a re-iterable dataset with an output signature
     /// (inferred from the first element when `None`); see [`crate::tf::as_tf_dataset`].
     ///
     /// ```no_run

@@ -3,7 +3,7 @@
 //! A bag is a BagIt directory (or `.zip` / `.tar.gz` archive) holding one dataset's rows as
 //! CSV, the catalog model as `data/schema.json`, asset files and checksums. This crate opens
 //! it, validates it, builds a SQLite index in a cache directory outside the bag
-//! (`$DERIVA_BAG_CACHE`, else the platform cache dir), and serves the chapter's `DatasetBag`
+//! (`$DERIVA_BAG_CACHE`, else the platform cache dir), and serves DerivaML's `DatasetBag`
 //! API: tables, members, nested datasets, features and their values with selectors, and
 //! asset files. Opening, querying and validating never write inside the bag; the bag and
 //! archive *writers* ([`bagit::write`], [`archive_write`]) are for producing new bags.
@@ -18,6 +18,32 @@
 //! Talking to a catalog and training models come in through cargo features: `catalog`
 //! re-exports the online client (`deriva-catalog-client`) as `deriva_bag_core::catalog`,
 //! and `torch` / `tf` the framework adapters.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use deriva_bag_core::features::Selector;
+//! use deriva_bag_core::DatasetBag;
+//!
+//! // A bag directory, or the .zip / .tar.gz / .tgz archive a download produced.
+//! let bag = DatasetBag::open("Dataset_1-D000.zip")?;
+//! println!("dataset {} version {:?} types {:?}", bag.rid(), bag.version(), bag.dataset_types());
+//! for table in bag.list_tables() {
+//!     println!("{table}: {} rows", bag.row_count(&table)?);
+//! }
+//! // Members of the dataset and of the datasets nested in it, by element table.
+//! for (table, rows) in bag.list_dataset_members(true, None)? {
+//!     println!("{table}: {} members", rows.len());
+//! }
+//! // One Glaucoma label per image, the newest where annotators disagree.
+//! for record in bag.feature_values("Image", "Glaucoma", Some(&Selector::newest()))? {
+//!     println!("{:?}: {:?}", record.target(), record.text("Glaucoma"));
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The same on a generated bag, runnable with the `fixtures` cargo feature (seeded demo
+//! bags for tests):
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,14 +70,15 @@
 //! |---|---|
 //! | *(default)* | `DatasetBag`, validation, features, selectors, offline records. No libtorch, TensorFlow, reqwest or tokio. |
 //! | `catalog` | `deriva_bag_core::catalog`: online DerivaML (re-exports `deriva-catalog-client`) and `download_dataset_bag_opened` returning a `DatasetBag`. Pulls in reqwest and tokio. |
-//! | `restructure` | `DatasetBag::restructure_assets` and the [`restructure`] crate re-export. |
-//! | `torch` | `DatasetBag::as_torch_dataset` and the `torch` re-export of `deriva-bag-torch`, with its `tch` as `torch::tch` (needs libtorch; see README). |
-//! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export of `deriva-bag-tf`, with its `tensorflow` as `tf::tensorflow` (needs the TensorFlow C library). |
+//! | `restructure` | `DatasetBag::restructure_assets` and the `deriva_bag_core::restructure` re-export of `deriva-bag-restructure`. |
+//! | `torch` | `DatasetBag::as_torch_dataset` and the `torch` re-export of `deriva-bag-torch`, with its `tch` as `torch::tch`. Needs libtorch 2.13.0 at build and run time: `.ci/ml-libs.sh` in the repository provisions it without root and prints the `.cargo/config.toml` lines to use (README, "libtorch and TensorFlow for your own crate"). |
+//! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export of `deriva-bag-tf`, with its `tensorflow` as `tf::tensorflow`. Needs the TensorFlow 2.13.0 C library, provisioned the same way. |
 //! | `cli` | the `deriva-bag` binary (implies `restructure` and `report-html`). |
-//! | `fixtures` | [`fixtures`]: deterministic demo and test bags with real PNG/JPEG assets. |
-//! | `report-html` | `Report::to_html` / `write_html` in [`report`]: the dataset report as one self-contained HTML page with inline SVG charts (plotters, SVG backend only). |
+//! | `fixtures` | `deriva_bag_core::fixtures`: deterministic demo and test bags with real PNG/JPEG assets. |
+//! | `report-html` | `Report::to_html` / `write_html` in `deriva_bag_core::report`: the dataset report as one self-contained HTML page with inline SVG charts (plotters, SVG backend only). |
 //! | `fuzzing` | entry points for the cargo-fuzz targets in `bag-core/fuzz` (hidden, not a stable API). |
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod archive;
 pub mod archive_write;

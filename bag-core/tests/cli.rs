@@ -65,6 +65,28 @@ fn stderr(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).unwrap()
 }
 
+/// The error a failed run printed on stderr, as `(kind, message)`: from `--json`'s one
+/// object `{"error": {"kind", "message", "exit_code"}}` (whose exit code must be the
+/// process's), or `("", message)` from the human `error: message` line.
+fn failure(out: &Output) -> (String, String) {
+    let err = stderr(out);
+    if let Some(text) = err.strip_prefix("error: ") {
+        return (String::new(), text.trim_end().to_string());
+    }
+    let json: Value = serde_json::from_str(&err).unwrap_or_else(|e| panic!("{e}: {err}"));
+    let error = &json["error"];
+    assert_eq!(
+        error["exit_code"],
+        json!(out.status.code().unwrap()),
+        "{err}"
+    );
+    assert_eq!(json.as_object().unwrap().len(), 1, "{err}");
+    (
+        error["kind"].as_str().unwrap().to_string(),
+        error["message"].as_str().unwrap().to_string(),
+    )
+}
+
 fn parse(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(out)))
@@ -111,6 +133,7 @@ fn info_json_describes_the_root_dataset_and_every_table() {
         keys,
         [
             "path",
+            "extracted_to",
             "dataset",
             "bagit_version",
             "materialized",
@@ -119,6 +142,7 @@ fn info_json_describes_the_root_dataset_and_every_table() {
         ]
     );
     assert_eq!(info["path"], json!(f.bag_path().to_str().unwrap()));
+    assert_eq!(info["extracted_to"], Value::Null);
     assert_eq!(
         info["dataset"],
         json!({"rid": "1-D000", "version": "1.0.0", "types": ["Complete"], "description": "root"})
@@ -317,12 +341,82 @@ fn human_tables_hide_system_columns_unless_all_columns() {
 #[test]
 fn unknown_table_exits_2_naming_the_table() {
     let f = Fixture::small();
-    let out = f.run(&["table", "BAG", "Imagez", "--json"]);
+    let mut known: Vec<String> = f
+        .json(&["tables", "BAG"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    known.sort_by_key(|t| t.to_lowercase());
+    for (name, suggestion) in [
+        ("Imagez", " (did you mean demo:Image?)"),
+        ("image", " (did you mean demo:Image?)"),
+        ("Scan", ""),
+    ] {
+        let out = f.run(&["table", "BAG", name, "--json"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            failure(&out),
+            (
+                "table-not-found".to_string(),
+                format!(
+                    "table \"{name}\" does not exist in the bag's model{suggestion}; known tables: {}",
+                    known.join(", ")
+                )
+            )
+        );
+    }
+}
+
+#[test]
+fn an_unknown_feature_suggests_the_one_in_another_case() {
+    let f = Fixture::small();
+    let out = f.run(&["feature-values", "BAG", "Image", "glaucoma"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "error: feature \"glaucoma\" not found on table demo:Image (did you mean Glaucoma?); \
+         features there: [Glaucoma]\n"
+    );
+}
+
+#[test]
+fn a_plain_file_is_not_a_bag_and_the_error_names_the_archive_kinds() {
+    let f = Fixture::small();
+    let notes = f.dir.path().join("notes.txt");
+    std::fs::write(&notes, "not a bag\n").unwrap();
+    let out = f.run_on(notes.to_str().unwrap(), &["info", "BAG"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "error: {}: not a bag: a file that is not a bag archive: give a bag directory, or \
+             an archive named .zip, .tar.gz or .tgz\n",
+            notes.display()
+        )
+    );
+}
+
+#[test]
+fn a_folder_above_a_bag_points_to_the_bag_inside_it() {
+    let f = Fixture::small();
+    let above = f.bag_path().parent().unwrap();
+    let out = f.run_on(above.to_str().unwrap(), &["info", "BAG", "--json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
-    let err = stderr(&out);
-    assert!(err.starts_with("error: "), "{err}");
-    assert!(err.contains("\"Imagez\""), "{err}");
+    assert_eq!(
+        failure(&out),
+        (
+            "not-a-bag".to_string(),
+            format!(
+                "{}: not a bag: no bagit.txt; the bag is the folder inside it: {}",
+                above.display(),
+                f.bag_path().display()
+            )
+        )
+    );
 }
 
 #[test]
@@ -330,16 +424,19 @@ fn missing_bag_exits_2_naming_the_path() {
     let f = Fixture::small();
     let missing = f.dir.path().join("no-such-bag");
     let missing = missing.to_str().unwrap();
-    for command in [
-        &["info", "BAG"][..],
-        &["validate", "BAG"],
-        &["tables", "BAG", "--json"],
+    let says = format!("{missing}: not a bag: no such file or directory");
+    for (command, kind) in [
+        (&["info", "BAG"][..], ""),
+        (&["validate", "BAG"], ""),
+        (&["tables", "BAG", "--json"], "not-a-bag"),
     ] {
         let out = f.run_on(missing, command);
         assert_eq!(out.status.code(), Some(2), "{command:?}");
-        let err = stderr(&out);
-        assert!(err.starts_with("error: "), "{err}");
-        assert!(err.contains(missing), "{command:?}: {err}");
+        assert_eq!(
+            failure(&out),
+            (kind.to_string(), says.clone()),
+            "{command:?}"
+        );
     }
 }
 
@@ -411,7 +508,7 @@ fn members_human_text_titles_each_element_table() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("demo:Image (3 rows)\nRID "), "{text}");
-    assert!(text.contains("\ndemo:Subject (1 rows)\nRID "), "{text}");
+    assert!(text.contains("\ndemo:Subject (1 row)\nRID "), "{text}");
 }
 
 #[test]
@@ -545,8 +642,10 @@ fn a_zip_archive_reads_like_its_directory() {
         json!({"valid": true, "errors": []})
     );
     let info = run_json(&["info", "BAG"]);
-    // The archive is extracted into the cache, never next to the archive.
-    let path = PathBuf::from(info["path"].as_str().unwrap());
+    // The bag as given, and the folder it was extracted to: in the cache, never next to the
+    // archive.
+    assert_eq!(info["path"], json!(zip));
+    let path = PathBuf::from(info["extracted_to"].as_str().unwrap());
     assert!(path.starts_with(f.cache()), "{}", path.display());
     assert!(path.ends_with("Dataset_1-D000"), "{}", path.display());
     assert_eq!(info["dataset"]["rid"], json!("1-D000"));
@@ -832,8 +931,9 @@ fn progress_bars_show_on_a_terminal_but_never_with_json() {
     let f = Fixture::small();
     let cold = |name: &str| f.dir.path().join(name);
     let Some(shown) = run_on_terminal(&f, &cold("c1"), &["info", "BAG"]) else {
-        eprintln!("skipped: util-linux `script` is not installed");
-        return;
+        return deriva_bag_core::fixtures::skip_test(
+            "progress bars need a pseudo-terminal: util-linux `script` is not installed",
+        );
     };
     assert!(shown.contains("indexing ["), "{shown:?}");
     let validating =
@@ -862,13 +962,17 @@ fn a_malformed_manifest_exits_2_naming_file_and_line() {
     let lines = text.lines().count();
     text.push_str("garbage\n");
     std::fs::write(&manifest, text).unwrap();
-    for command in [&["validate", "BAG"][..], &["info", "BAG", "--json"]] {
+    for (command, kind) in [
+        (&["validate", "BAG"][..], ""),
+        (&["info", "BAG", "--json"], "tag-file"),
+    ] {
         let out = f.run(command);
         assert_eq!(out.status.code(), Some(2), "{command:?}");
         assert!(out.stdout.is_empty());
-        let err = stderr(&out);
+        let (got_kind, err) = failure(&out);
+        assert_eq!(got_kind, kind);
         let at = format!("{} line {}", manifest.display(), lines + 1);
-        assert!(err.starts_with("error: ") && err.contains(&at), "{err}");
+        assert!(err.starts_with(&at), "{err}");
         assert!(err.contains("\"garbage\""), "{err}");
     }
 }
@@ -885,8 +989,9 @@ fn a_truncated_csv_is_bad_input_to_read_and_a_checksum_failure_to_validate() {
     // Changed after the bag was made: the read names the file and its digest.
     let out = f.run(&["table", "BAG", "Subject", "--json"]);
     assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
-    let changed = format!("error: {}: sha256 digest is ", csv.display());
+    let (kind, err) = failure(&out);
+    assert_eq!(kind, "checksum-mismatch");
+    let changed = format!("{}: sha256 digest is ", csv.display());
     assert!(
         err.starts_with(&changed) && err.contains("the file was changed after the bag was made"),
         "{err}"
@@ -916,9 +1021,10 @@ fn a_truncated_csv_is_bad_input_to_read_and_a_checksum_failure_to_validate() {
         .unwrap();
     let out = f.run(&["table", "BAG", "Subject", "--json"]);
     assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let (kind, err) = failure(&out);
+    assert_eq!(kind, "csv");
     let at = format!("{} line {}", csv.display(), lines + 1);
-    assert!(err.starts_with("error: ") && err.contains(&at), "{err}");
+    assert!(err.starts_with(&at), "{err}");
 }
 
 #[test]

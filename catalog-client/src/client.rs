@@ -64,14 +64,14 @@ pub struct Workflow {
     pub workflow_types: Vec<String>,
 }
 
-/// What `create_execution` needs (the chapter's `ExecutionConfiguration`).
+/// What `create_execution` needs (DerivaML's `ExecutionConfiguration`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionConfiguration {
     /// Free-text description, sent as `Execution.Description`.
     pub description: String,
     /// The workflow that produced the outputs.
     pub workflow: Workflow,
-    /// The input datasets (the chapter's `datasets=[DatasetSpecConfig(..)]`): each is linked
+    /// The input datasets (DerivaML's `datasets=[DatasetSpecConfig(..)]`): each is linked
     /// to the execution by a `Dataset_Execution` row naming the version read (`None` = the
     /// highest), which is the provenance of every record the execution commits. Only
     /// `rid` and `version` matter here; nothing is downloaded.
@@ -114,7 +114,7 @@ impl std::fmt::Debug for DerivaML {
 
 impl DerivaML {
     /// Connects to `catalog_id` on `host_url` with the credential file's credential for that
-    /// host. `host_url` is a bare host name as the chapter writes it (`example.org`, https
+    /// host. `host_url` is a bare host name as DerivaML writes it (`example.org`, https
     /// implied), an `https://` URL, or `http://` to loopback only (`http://127.0.0.1:PORT`);
     /// see [`AllowedUrl::parse_server`].
     pub async fn connect(host_url: &str, catalog_id: &str) -> Result<DerivaML> {
@@ -227,7 +227,7 @@ impl DerivaML {
         }
     }
 
-    /// All workflows, with their types (chapter: `ml.find_workflows()`), newest first.
+    /// All workflows, with their types (DerivaML: `ml.find_workflows()`), newest first.
     pub async fn find_workflows(&self) -> Result<Vec<Workflow>> {
         let rows = self
             .get_rows(
@@ -266,7 +266,7 @@ impl DerivaML {
 
     /// Creates an Execution for `config` (status `Created`) and returns its handle.
     ///
-    /// Crash safety (`reference/catalog-protocol.md` §5.3.2, the reference's gap G3): the RID
+    /// Crash safety: the RID
     /// is leased from `public:ERMrest_RID_Lease` and recorded in the local registry *before*
     /// the Execution row is POSTed with that RID. If the process dies after the POST
     /// committed, calling `create_execution` again with the same configuration (or
@@ -541,7 +541,7 @@ enum Reconcile {
     Inconsistent,
 }
 
-/// The reference's disagreement table (`reference/catalog-protocol.md` §1.13), extended with
+/// The reference's disagreement table, extended with
 /// the states our own two-phase writes can leave behind (local ahead by one step).
 fn reconcile(local: ExecutionStatus, catalog: ExecutionStatus) -> Reconcile {
     use ExecutionStatus::*;

@@ -1,6 +1,6 @@
 //! Credentials from `~/.deriva/credential.json` (or `DERIVA_CREDENTIAL_FILE`), as deriva-py
 //! stores them: a JSON object keyed by host string, each value `{"bearer-token": …}` or
-//! `{"cookie": "name=value"}` (`reference/catalog-protocol.md` §1.2).
+//! `{"cookie": "name=value"}`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

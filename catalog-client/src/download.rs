@@ -1,5 +1,5 @@
 //! Downloading a dataset version as a Format-B bag, materializing its assets, and
-//! estimating its size (`reference/catalog-protocol.md` §1.4–§1.7).
+//! estimating its size.
 //!
 //! The bag is built client-side, as the reference's Tier 3 does: resolve the version's
 //! snapshot, read the rows the dataset reaches (paged and RID-chunked reads through the live
@@ -8,11 +8,11 @@
 //! `data/schema.json` and `data/<schema>/<table>.csv`, and let bag-core's
 //! [`BagWriter`](deriva_bag_format::bagit::write::BagWriter) write md5+sha256 manifests and
 //! `fetch.txt`. The cache lives at `<working_dir>/cache/bags/<RID>_<version>_<snapshot>/` (not
-//! the chapter's `~/.deriva/bags/…`, which the reference does not use either).
+//! DerivaML's `~/.deriva/bags/…`, which the reference does not use either).
 //!
 //! The cache never hands out a path that does not hold the bag: a cached bag is reused only
 //! while every file its tag files list is on disk (files of `fetch.txt` aside, which
-//! materializing fetches). "Delete the bag directory for a fresh download", as the chapter
+//! materializing fetches). "Delete the bag directory for a fresh download", as DerivaML
 //! says, works in whole or in part: the next download builds the bag again.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,16 +34,16 @@ use crate::materialize::{fully_materialized, DEFAULT_PARALLELISM};
 use crate::names::PathSegment;
 use crate::transport::Timeouts;
 
-/// Which dataset version to download (the chapter's `DatasetSpec`).
+/// Which dataset version to download (DerivaML's `DatasetSpec`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DatasetSpec {
     /// Dataset RID.
     pub rid: Rid,
     /// Version (`None` = the highest PEP 440 version).
     pub version: Option<String>,
-    /// Fetch every asset into `data/asset/` (default in the chapter: true).
+    /// Fetch every asset into `data/asset/` (DerivaML's default: true).
     pub materialize: bool,
-    /// The chapter's `timeout=(connect, read)` for the asset fetches of this download
+    /// DerivaML's `timeout=(connect, read)` for the asset fetches of this download
     /// (read: the longest silence between bytes, not a deadline for a whole file); default
     /// [`Timeouts::default`]. Catalog requests use [`ConnectOptions::timeout`](crate::ConnectOptions::timeout).
     pub timeout: Timeouts,

@@ -1,8 +1,7 @@
 //! [`Execution`]: staging feature records and output assets, and the crash-safe commit.
 //!
-//! The commit (`upload_execution_outputs`, the chapter's name; the reference now calls it
-//! `commit_output_assets`) follows `reference/catalog-protocol.md` §5.3 rather than the
-//! Python reference's bag loader:
+//! The commit (`upload_execution_outputs`, DerivaML's name; the reference now calls it
+//! `commit_output_assets`) goes in these steps:
 //! 1. status → `Pending_Upload` (SQLite first, then an attributegroup PUT; a failed PUT
 //!    leaves `sync_pending` for the next call to flush);
 //! 2. each pending asset: bytes to Hatrac first (HEAD dedup by base64 `Content-MD5`, else a
@@ -110,7 +109,7 @@ impl Execution {
 
     /// Downloads (or reuses from the cache) the bag of `spec`, exactly as
     /// [`DerivaML::download_dataset_bag`] does, and records the dataset version as an input
-    /// of this execution: the chapter's `exe.download_dataset_bag(spec)`.
+    /// of this execution: DerivaML's `exe.download_dataset_bag(spec)`.
     ///
     /// The input is recorded in the local registry first and then linked by the same
     /// `Dataset_Execution` POST (`onconflict=skip`) that links the inputs of
@@ -165,7 +164,7 @@ impl Execution {
         Ok(bag)
     }
 
-    /// Created → Running (the chapter's `with ml.create_execution(cfg) as exe:` entry).
+    /// Created → Running (DerivaML's `with ml.create_execution(cfg) as exe:` entry).
     pub async fn start(&self) -> Result<()> {
         self.transition(ExecutionStatus::Running, None, None).await
     }

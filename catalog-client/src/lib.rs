@@ -1,7 +1,7 @@
 //! Online DerivaML: download dataset bags, create executions and commit offline-built
 //! feature records back to the catalog, crash-safely.
 //!
-//! This is the online half of the offline chapter: [`DerivaML::connect`] (credentials from
+//! This is the online half of the offline workflow: [`DerivaML::connect`] (credentials from
 //! `~/.deriva/credential.json` or `DERIVA_CREDENTIAL_FILE`; https required except to
 //! loopback), [`DerivaML::download_dataset_bag`] (a Format-B bag with md5+sha256 manifests and
 //! `fetch.txt`, cached, materialized in parallel with md5 checks),
@@ -18,7 +18,7 @@
 //! request, and partial downloads kept in [`PARTIAL_DIR`] outside the payload.
 //!
 //! The commit survives a crash at any point without duplicating or losing a record
-//! (`reference/catalog-protocol.md` §2.4 cases C1–C6; the Python reference fails C2 and C3):
+//! (a crash before or after any request; the Python reference duplicates or loses records in two such cases):
 //! the Execution RID is leased and recorded locally before the Execution row is created,
 //! feature rows are inserted with `onconflict=skip` on their `(Execution, target,
 //! Feature_Name)` key, asset bytes go to Hatrac through resumable chunked jobs before their

@@ -1,7 +1,7 @@
 //! The local execution state (`<working_dir>/state.db`, SQLite in WAL mode, every mutation
 //! committed at once): the execution registry, staged feature records and staged assets.
 //!
-//! Departures from the Python reference (`reference/catalog-protocol.md` §5.2): the Execution
+//! Departures from the Python reference: the Execution
 //! RID is leased and written here *before* the Execution POST (G3); records are never marked
 //! `failed` — a failed commit leaves them `pending` with `attempts`/`last_error` (G1/G2); the
 //! "already uploaded" short-circuit looks at pending features as well as assets (G5).

@@ -60,12 +60,12 @@ impl RetryPolicy {
     }
 }
 
-/// The chapter's `timeout=(connect, read)` pair.
+/// DerivaML's `timeout=(connect, read)` pair.
 ///
 /// `read` is the longest silence allowed between bytes — waiting for the answer, or between
 /// two pieces of a body (sent or received) — not a deadline for the whole transfer: a 10 GB
 /// file that keeps arriving is never cut off. The default is the reference client's
-/// `(6 s, 63 s)` (deriva-py `DEFAULT_SESSION_CONFIG`); the chapter suggests raising the read
+/// `(6 s, 63 s)` (deriva-py `DEFAULT_SESSION_CONFIG`); DerivaML suggests raising the read
 /// part for large datasets, e.g. `Timeouts::new(10, 1800)`.
 ///
 /// ```
@@ -85,7 +85,7 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
-    /// `(connect, read)` in seconds, as the chapter writes them.
+    /// `(connect, read)` in seconds, as DerivaML writes them.
     pub const fn new(connect_secs: u64, read_secs: u64) -> Timeouts {
         Timeouts {
             connect: Duration::from_secs(connect_secs),

@@ -59,7 +59,7 @@ impl AllowedUrl {
     }
 
     /// A catalog server as a user names it: a bare host name with an optional port, as the
-    /// chapter writes it (`example.org`, `example.org:8443`), means `https://` that host;
+    /// DerivaML writes it (`example.org`, `example.org:8443`), means `https://` that host;
     /// anything with a scheme (`https://example.org`, `http://127.0.0.1:8080`) is a URL.
     /// Either way the result passes the rule of [`AllowedUrl::parse`]. A bare name with a
     /// path, query, fragment, user name or space is [`Error::InvalidUrl`].

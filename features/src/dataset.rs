@@ -26,7 +26,7 @@ pub struct DatasetInfo {
 /// it has no members (as the reference does).
 pub type Members = IndexMap<TableName, Vec<Row>>;
 
-/// The chapter's DatasetLike protocol: read access to one dataset, its nested datasets,
+/// DerivaML's DatasetLike protocol: read access to one dataset, its nested datasets,
 /// its tables and its features. Generic consumers (restructure, adapters) use only this.
 pub trait DatasetLike {
     /// RID, version, types and description of this dataset.

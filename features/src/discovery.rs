@@ -1,4 +1,4 @@
-//! Feature discovery by structure (`reference/bag-format.md` §7.5).
+//! Feature discovery by structure.
 //!
 //! A feature is an association table with foreign keys to `Execution`, `Feature_Name` and the
 //! target table; its name is the default of the `Feature_Name` column. Nothing is read from
@@ -474,7 +474,11 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(err.to_string().contains("Glaucoma, BoundingBox"));
+        assert_eq!(
+            err.to_string(),
+            "feature \"Glaucous\" not found on table demo:Image (did you mean Glaucoma?); \
+             features there: [BoundingBox, Glaucoma]"
+        );
     }
 
     #[test]

@@ -19,7 +19,11 @@ pub enum Error {
     MalformedModel { detail: String },
 
     /// No table has this name.
-    #[error("table {name:?} does not exist in the bag's model; known tables: {}", known.join(", "))]
+    #[error(
+        "table {name:?} does not exist in the bag's model{}; known tables: {}",
+        did_you_mean(name, known),
+        sorted(known)
+    )]
     TableNotFound { name: String, known: Vec<String> },
 
     /// A bare table name matches tables in several schemas.
@@ -30,7 +34,11 @@ pub enum Error {
     },
 
     /// The table has no feature with this name.
-    #[error("feature {name:?} not found on table {table}; features there: [{}]", known.join(", "))]
+    #[error(
+        "feature {name:?} not found on table {table}{}; features there: [{}]",
+        did_you_mean(name, known),
+        sorted(known)
+    )]
     FeatureNotFound {
         table: String,
         name: String,
@@ -88,14 +96,14 @@ pub enum Error {
     MixedFeatures { features: Vec<String> },
 
     /// `select_majority_vote(None)` on a feature with several term columns.
-    #[error("select_majority_vote needs a column name for feature {feature:?}, which has several term columns: {}", columns.join(", "))]
+    #[error("Selector::majority_vote needs a column name for feature {feature:?}, which has several term columns: {}", columns.join(", "))]
     AmbiguousMajorityColumn {
         feature: String,
         columns: Vec<String>,
     },
 
     /// `select_majority_vote(None)` on a feature without term columns.
-    #[error("select_majority_vote could not auto-detect a column: feature {feature:?} has no term column; name one of: {}", columns.join(", "))]
+    #[error("Selector::majority_vote(None) could not auto-detect a column: feature {feature:?} has no term column; name one of: {}", columns.join(", "))]
     NoMajorityColumn {
         feature: String,
         columns: Vec<String>,
@@ -106,7 +114,7 @@ pub enum Error {
     WorkflowNotFound { workflow: String, detail: String },
 
     /// A target name is neither a column of the element table, nor a feature on it, nor a
-    /// feature on a table it references (SPEC §5.1).
+    /// feature on a table it references.
     #[error(
         "target {name:?} is not a column of {table}, nor a feature on it or on a table it references{}; columns: [{}]; features: [{}]",
         if name.contains('.') {
@@ -130,11 +138,12 @@ pub enum Error {
     },
 
     /// Several differing values for one target of one element, with `enforce_vocabulary` on
-    /// (SPEC §5.3). `conflicts` lists element RID → conflicting feature-record RIDs.
+    ///. `conflicts` lists element RID → conflicting feature-record RIDs.
     #[error(
         "target {target:?} has several differing values for {} element(s) of {table} and \
-         enforce_vocabulary is on: {}{}; pass a selector for the target (newest, first, majority), \
-         or turn enforce_vocabulary off to take the first value by RCT",
+         enforce_vocabulary is on: {}{}; pass a selector for the target (Selector::newest(), Selector::first(), \
+         Selector::majority_vote(..); CLI: --selector), or call .enforce_vocabulary(false) (CLI: --no-enforce-vocabulary) to take the first \
+         value by RCT",
         conflicts.len() + more,
         conflicts.iter().map(|(e, r)| format!("{e}: [{}]", r.iter().map(Rid::as_str).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join("; "),
         if *more > 0 { format!(" (and {more} more)") } else { String::new() }
@@ -150,10 +159,11 @@ pub enum Error {
         more: usize,
     },
 
-    /// `missing = Error` and some elements have no value (SPEC §5.4).
+    /// `missing = Error` and some elements have no value.
     #[error(
         "{count} element(s) of {table} have no value for one or more targets in [{}]. Unlabeled RIDs: [{}]{}. \
-         Use missing=skip to drop unlabeled elements, or missing=unknown to keep them",
+         Use Missing::Skip (CLI: --missing skip) to drop unlabeled elements, or Missing::Unknown \
+         (--missing unknown) to keep them",
         targets.join(", "),
         listed.iter().map(Rid::as_str).collect::<Vec<_>>().join(", "),
         if *more > 0 { format!(" (and {more} more)") } else { String::new() }
@@ -172,7 +182,7 @@ pub enum Error {
     },
 
     /// An adapter was asked for an asset table's elements without a sample loader
-    /// (SPEC §5.9). `example` is a working loader for the adapter at hand.
+    ///. `example` is a working loader for the adapter at hand.
     #[error(
         "element table {table} is an asset table and requires a sample_loader, which turns each \
          file into a sample. For example:\n    {example}\nor `|path, _row| std::fs::read(path)` \
@@ -226,4 +236,112 @@ pub enum Error {
     /// An error from the storage or network layer behind a `DatasetLike`.
     #[error(transparent)]
     Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// `known`, sorted case-insensitively and joined with `, `: the lists in "not found" messages.
+fn sorted(known: &[String]) -> String {
+    let mut names: Vec<&str> = known.iter().map(String::as_str).collect();
+    names.sort_by_key(|n| (n.to_lowercase(), *n));
+    names.join(", ")
+}
+
+/// ` (did you mean X?)` when `name` is one of `known` but for letter case (for a table, also
+/// its bare name: `image` for `demo:Image`), or within two edits of one (one for names
+/// shorter than six letters, none below three); else the empty
+/// string. Several candidates are all named, sorted.
+fn did_you_mean(name: &str, known: &[String]) -> String {
+    let wanted = name.to_lowercase();
+    let bare = |k: &str| k.rsplit_once(':').map_or(k, |(_, t)| t).to_lowercase();
+    let mut exact: Vec<String> = known
+        .iter()
+        .filter(|k| k.to_lowercase() == wanted || bare(k) == wanted)
+        .cloned()
+        .collect();
+    if exact.is_empty() {
+        exact = known
+            .iter()
+            .filter(|k| {
+                let d =
+                    edit_distance(&bare(k), &wanted).min(edit_distance(&k.to_lowercase(), &wanted));
+                d <= (wanted.chars().count() / 3).min(2)
+            })
+            .cloned()
+            .collect();
+    }
+    if exact.is_empty() {
+        return String::new();
+    }
+    format!(" (did you mean {}?)", sorted(&exact).replace(", ", " or "))
+}
+
+/// Levenshtein distance over chars (names are short: tables, features).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn unknown_table_in_another_case_suggests_it_and_lists_tables_sorted() {
+        let err = Error::TableNotFound {
+            name: "image".into(),
+            known: names(&["demo:Subject", "deriva-ml:Dataset", "demo:Image"]),
+        };
+        assert_eq!(
+            err.to_string(),
+            "table \"image\" does not exist in the bag's model (did you mean demo:Image?); \
+             known tables: demo:Image, demo:Subject, deriva-ml:Dataset"
+        );
+    }
+
+    #[test]
+    fn a_near_miss_is_suggested_and_a_far_one_is_not() {
+        let known = names(&["Glaucoma", "Diagnosis"]);
+        let near = Error::FeatureNotFound {
+            table: "demo:Image".into(),
+            name: "glaucomma".into(),
+            known: known.clone(),
+        };
+        assert_eq!(
+            near.to_string(),
+            "feature \"glaucomma\" not found on table demo:Image (did you mean Glaucoma?); \
+             features there: [Diagnosis, Glaucoma]"
+        );
+        let far = Error::FeatureNotFound {
+            table: "demo:Image".into(),
+            name: "Severity".into(),
+            known,
+        };
+        assert_eq!(
+            far.to_string(),
+            "feature \"Severity\" not found on table demo:Image; features there: [Diagnosis, Glaucoma]"
+        );
+    }
+
+    #[test]
+    fn a_bare_name_in_two_schemas_suggests_both() {
+        assert_eq!(
+            did_you_mean("IMAGE", &names(&["b:Image", "a:Image", "a:Subject"])),
+            " (did you mean a:Image or b:Image?)"
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
 }

@@ -46,7 +46,7 @@ pub struct FeatureColumn {
 }
 
 /// A feature: a label set attached to rows of a target table, stored in an association table
-/// with FKs to `Execution`, `Feature_Name` and the target (`reference/bag-format.md` §7.5).
+/// with FKs to `Execution`, `Feature_Name` and the target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Feature {
     /// The feature name, e.g. `Glaucoma`.
@@ -115,7 +115,7 @@ impl Feature {
         names
     }
 
-    /// Starts an offline record of this feature (the chapter's `feature_record_class()(...)`).
+    /// Starts an offline record of this feature (DerivaML's `feature_record_class()(...)`).
     ///
     /// ```
     /// use std::collections::{BTreeMap, BTreeSet};
@@ -142,7 +142,7 @@ impl Feature {
         RecordBuilder::new(self)
     }
 
-    /// Alias of [`Feature::record_builder`], after the chapter's wording.
+    /// Alias of [`Feature::record_builder`], after DerivaML's wording.
     pub fn new_record(&self) -> RecordBuilder<'_> {
         self.record_builder()
     }

@@ -2,7 +2,7 @@
 //!
 //! The whole document is kept (every schema, table, column, key, foreign key and
 //! annotation) because feature discovery, asset detection and target resolution
-//! all work from structure alone (`reference/bag-format.md` §4, §7).
+//! all work from structure alone.
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -343,7 +343,7 @@ impl Table {
     }
 
     /// A vocabulary: `ID`, `URI`, `Name`, `Description`, `Synonyms` with their exact types,
-    /// and all but `Synonyms` NOT NULL (`reference/bag-format.md` §7.3).
+    /// and all but `Synonyms` NOT NULL.
     pub fn is_vocabulary(&self) -> bool {
         let has = |name: &str, typename: &str, not_null: bool| {
             self.column(name)
@@ -357,7 +357,7 @@ impl Table {
     }
 
     /// An asset table: `URL`, `Filename`, `Length`, `MD5` with their types, `URL`/`Length`/`MD5`
-    /// NOT NULL, and the asset annotation on `URL` (`reference/bag-format.md` §7.6).
+    /// NOT NULL, and the asset annotation on `URL`.
     pub fn is_asset(&self) -> bool {
         let col = |name: &str| self.column(name);
         let url_ok = col("URL").is_some_and(|c| {

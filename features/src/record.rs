@@ -16,7 +16,7 @@ use crate::{DatasetLike, Error, Feature, FeatureId, Rid, Row, TableName, Value};
 /// provenance fields `Execution`, `Feature_Name` and `RCT`.
 ///
 /// Field names are the feature table's column names, so `record.get("Glaucoma")` is the
-/// chapter's `rec.Glaucoma`.
+/// DerivaML's `rec.Glaucoma`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureRecord {
     /// The feature this record belongs to, by identity.

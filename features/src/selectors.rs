@@ -613,7 +613,7 @@ mod tests {
         )
     }
 
-    /// The fixture bag's nine labels (fixture-oracle.md), in canonical order.
+    /// The fixture bag's nine labels , in canonical order.
     fn oracle(f: &Feature) -> Vec<FeatureRecord> {
         let mut v = vec![
             rec(

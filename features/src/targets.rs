@@ -1,7 +1,7 @@
 //! Target resolution: the one implementation of `targets` / `missing` shared by
-//! `restructure_assets` and the framework adapters (SPEC §5).
+//! `restructure_assets` and the framework adapters.
 //!
-//! A target name is resolved, in this order (SPEC §5.1, a deliberate departure from the
+//! A target name is resolved, in this order (a deliberate departure from the
 //! Python reference, which probes features first and never follows a foreign key):
 //!
 //! 1. a **column** of the element table (e.g. `Subject` on `Image`);
@@ -44,7 +44,7 @@ pub enum Missing {
 impl FromStr for Missing {
     type Err = Error;
 
-    /// Parses `unknown`, `skip` or `error` (the CLI's and the chapter's spelling).
+    /// Parses `unknown`, `skip` or `error` (the CLI's and DerivaML's spelling).
     fn from_str(s: &str) -> Result<Self, Error> {
         match s {
             "unknown" => Ok(Missing::Unknown),
@@ -67,7 +67,7 @@ impl fmt::Display for Missing {
     }
 }
 
-/// The requested targets: names in order, each with an optional selector (the chapter's
+/// The requested targets: names in order, each with an optional selector (DerivaML's
 /// list form `["Glaucoma"]` and dict form `{"Glaucoma": select_newest}` in one type).
 ///
 /// Adding a name twice replaces its selector and keeps its first position.
@@ -300,7 +300,7 @@ impl Resolution {
 /// feature list, so it is cheap and fails early.
 ///
 /// With `enforce_vocabulary`, a feature target must have at least one vocabulary term column
-/// (only vocabulary features make class folders), as the chapter says.
+/// (only vocabulary features make class folders), as DerivaML does.
 pub fn classify_targets<D: DatasetLike>(
     dataset: &D,
     element_table: &TableName,

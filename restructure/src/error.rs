@@ -35,7 +35,7 @@ pub enum Error {
         detail: String,
     },
 
-    /// Several asset tables have members (SPEC §5.7).
+    /// Several asset tables have members.
     #[error(
         "several asset tables have members ({}); choose one with RestructureOptions::asset_table",
         tables.join(", ")

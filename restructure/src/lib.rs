@@ -2,7 +2,7 @@
 //! that torchvision's `ImageFolder`, Keras' `image_dataset_from_directory` and similar tools
 //! walk. Generic over [`DatasetLike`], so it works on a downloaded bag and a live dataset.
 //!
-//! The layout (SPEC §5):
+//! The layout:
 //!
 //! * **Type levels.** Each dataset contributes the directory its type maps to
 //!   (`Training→training`, `Testing→testing`, `Validation→validation` by default); a type not

@@ -1,4 +1,4 @@
-//! [`RestructureOptions`]: the chapter's keyword arguments, as a builder.
+//! [`RestructureOptions`]: DerivaML's keyword arguments, as a builder.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,7 +24,7 @@ pub type FileTransformer = dyn Fn(&Path, &Path) -> Result<PathBuf, BoxError> + S
 /// placing threads, so it must be cheap and thread-safe (an indicatif bar is).
 pub type ProgressFn = dyn Fn(usize, usize) + Send + Sync;
 
-/// Options of [`restructure_assets`](crate::restructure_assets), with the chapter's
+/// Options of [`restructure_assets`](crate::restructure_assets), with DerivaML's
 /// defaults: auto-detected asset table, no targets, `missing = Unknown` (`unknown/`),
 /// symlinks, first dataset type, `Training→training, Testing→testing,
 /// Validation→validation`, `enforce_vocabulary = true`, no file transformer.
@@ -72,7 +72,7 @@ impl Default for RestructureOptions {
     }
 }
 
-/// `Training→training`, `Testing→testing`, `Validation→validation` (SPEC §5.2).
+/// `Training→training`, `Testing→testing`, `Validation→validation`.
 pub fn default_type_map() -> BTreeMap<String, String> {
     [
         ("Training", "training"),
@@ -153,7 +153,7 @@ impl RestructureOptions {
 
     /// Replaces the dataset-type → directory map. A dataset whose (selected) type is not in
     /// the map adds no directory level; an untyped dataset uses the map's `Testing` entry
-    /// (or `testing` when the map has none), as the chapter treats it as Testing.
+    /// (or `testing` when the map has none), as DerivaML treats it as Testing.
     pub fn type_to_dir_map(mut self, map: BTreeMap<String, String>) -> Self {
         self.type_to_dir_map = map;
         self

@@ -28,7 +28,7 @@ pub(crate) struct Plan {
     pub missing: Vec<MissingFile>,
 }
 
-/// The asset table: the option, or the one asset table with members (SPEC §5.7).
+/// The asset table: the option, or the one asset table with members.
 pub(crate) fn asset_table<D: DatasetLike>(
     dataset: &D,
     options: &RestructureOptions,
@@ -165,7 +165,7 @@ impl Walk<'_> {
     }
 }
 
-/// Builds the full plan (SPEC §5.2–§5.6). Fails before anything is written.
+/// Builds the full plan. Fails before anything is written.
 pub(crate) fn plan<D: DatasetLike>(
     dataset: &D,
     table: &TableName,

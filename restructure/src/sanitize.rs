@@ -1,4 +1,4 @@
-//! Directory names from labels (SPEC §5.5): `/`, `\` and NUL become `_`; `.`, `..` and the
+//! Directory names from labels: `/`, `\` and NUL become `_`; `.`, `..` and the
 //! empty string are refused, naming the RID. The Python reference does none of this, so a
 //! label `..` or `/etc` there writes outside the output directory.
 

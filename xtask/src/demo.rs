@@ -1,15 +1,17 @@
-//! `cargo xtask demo [--work DIR] [--train]`: the README's main job.
+//! `cargo xtask demo [--work DIR] [--train|--no-train]`: the README's main job.
 //!
 //! Runs the end-to-end demo example of `deriva-test-catalog` (generate the demo bag, serve
 //! it from the local test catalog, download it materialized, inspect, restructure, build
 //! Glaucoma records offline, commit them through a new Execution, verify them in the
 //! catalog). Then, with `--train` — or automatically when libtorch and TensorFlow are already
-//! provisioned (`$LIBTORCH/build-version`, default `/opt/libtorch-2.13.0`, and
-//! `$TF_PREFIX/lib/pkgconfig/tensorflow.pc`, default `/opt/libtensorflow-2.13.0`, see
-//! `.ci/ml-libs.sh`), unless `--no-train` — trains the `deriva-bag-torch` example CNN and the
-//! `deriva-bag-tf` example softmax regression a few epochs each on the bag the demo
-//! downloaded. `--train` provisions both libraries through `.ci/ml-libs.sh` if needed; the
-//! automatic mode never downloads anything.
+//! provisioned (see [`ml_prefixes`]: `$LIBTORCH`/`$TF_PREFIX`, else `/opt`, else the user's
+//! cache dir, as `.ci/ml-libs.sh` chooses) — unless `--no-train`, trains the
+//! `deriva-bag-torch` example CNN and the `deriva-bag-tf` example softmax regression a few
+//! epochs each on the bag the demo downloaded. `--train` provisions both libraries through
+//! `.ci/ml-libs.sh` if needed; the automatic mode never downloads anything.
+//!
+//! No silent minutes: each long step is announced before it starts (first builds, the
+//! one-time library download), and cargo's own progress is shown (no `--quiet`).
 //!
 //! xtask itself stays free of the catalog and ML crates: both steps are `cargo run`s.
 
@@ -48,7 +50,6 @@ pub fn run(args: &Args) -> Result<(), String> {
     let work_arg = work.to_string_lossy().into_owned();
     let demo_args = [
         "run",
-        "--quiet",
         "-p",
         "deriva-test-catalog",
         "--example",
@@ -57,7 +58,10 @@ pub fn run(args: &Args) -> Result<(), String> {
         "--work",
         work_arg.as_str(),
     ];
-    eprintln!("xtask demo: cargo {}", demo_args.join(" "));
+    eprintln!(
+        "xtask demo: building the demo (deriva-test-catalog's `demo` example) — the first build \
+         takes several minutes; cargo shows its progress below"
+    );
     let status = Command::new(&cargo)
         .args(demo_args)
         .current_dir(&root)
@@ -74,25 +78,25 @@ pub fn run(args: &Args) -> Result<(), String> {
         }
         Train::IfProvisioned if !ml_libs_provisioned() => {
             eprintln!(
-                "xtask demo: OK (libtorch/TensorFlow are not provisioned, so no training step; pass --train to provision them with .ci/ml-libs.sh and train)"
+                "xtask demo: OK (libtorch/TensorFlow are not provisioned, so no training step; pass --train to download them once, about 0.8 GB, with .ci/ml-libs.sh and train)"
             );
             return Ok(());
         }
         Train::IfProvisioned | Train::Always => {}
     }
     let bag = downloaded_bag(&work.join("summary.json"))?;
-    eprintln!(
-        "xtask demo: training the deriva-bag-torch example CNN and the deriva-bag-tf example on {}",
-        bag.display()
-    );
-    // `$0` carries the bag path into the script without any shell quoting of our own.
-    let script = "set -e; . .ci/ml-libs.sh; \
-                  \"${CARGO:-cargo}\" run --quiet -p deriva-bag-torch --example train -- \"$0\"; \
-                  exec \"${CARGO:-cargo}\" run --quiet -p deriva-bag-tf --example tf_train -- \"$0\"";
-    eprintln!("xtask demo: bash -c '{script}' {}", bag.display());
+    if !ml_libs_provisioned() {
+        let (torch, tf) = ml_prefixes(&|var| std::env::var_os(var), &|p| p.exists());
+        eprintln!(
+            "xtask demo: downloading libtorch {TORCH_VERSION} and TensorFlow {TF_VERSION} \
+             (about 0.8 GB, once) into {} and {}",
+            torch.display(),
+            tf.display()
+        );
+    }
     let status = Command::new("bash")
         .arg("-c")
-        .arg(script)
+        .arg(TRAIN_SCRIPT)
         .arg(&bag)
         .current_dir(&root)
         .status()
@@ -104,17 +108,67 @@ pub fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// The training step: provisions the libraries (`.ci/ml-libs.sh`, a no-op once done), then
+/// runs the torch and the TF example, each under a heading and announced, since the first
+/// build of each takes minutes. `$0` carries the bag path in without any shell quoting of
+/// ours.
+const TRAIN_SCRIPT: &str = r#"set -e
+. .ci/ml-libs.sh
+echo "xtask demo: training on $0" >&2
+echo "xtask demo: building the PyTorch example (the first build compiles libtorch's C++ bindings: several minutes)" >&2
+"${CARGO:-cargo}" build -p deriva-bag-torch --example train
+echo
+echo "== PyTorch (tch): deriva-bag-torch's example CNN =="
+"${CARGO:-cargo}" run --quiet -p deriva-bag-torch --example train -- "$0"
+echo "xtask demo: building the TensorFlow example (the first build compiles the tensorflow crate: a few minutes)" >&2
+"${CARGO:-cargo}" build -p deriva-bag-tf --example tf_train
+echo
+echo "== TensorFlow (C API): deriva-bag-tf's example softmax regression =="
+exec "${CARGO:-cargo}" run --quiet -p deriva-bag-tf --example tf_train -- "$0"
+"#;
+
 /// Whether `.ci/ml-libs.sh` would find libtorch and TensorFlow already in place (no
 /// download needed).
 fn ml_libs_provisioned() -> bool {
-    let prefix = |var: &str, default: String| {
-        std::env::var_os(var)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(default))
-    };
-    let torch = prefix("LIBTORCH", format!("/opt/libtorch-{TORCH_VERSION}"));
-    let tf = prefix("TF_PREFIX", format!("/opt/libtensorflow-{TF_VERSION}"));
+    let (torch, tf) = ml_prefixes(&|var| std::env::var_os(var), &|p| p.exists());
     torch.join("build-version").is_file() && tf.join("lib/pkgconfig/tensorflow.pc").is_file()
+}
+
+/// The libtorch and TensorFlow prefixes `.ci/ml-libs.sh` uses, by its rule: `$LIBTORCH` /
+/// `$TF_PREFIX` when set; else `/opt/libtorch-<v>` / `/opt/libtensorflow-<v>` when
+/// provisioned there; else under `${XDG_CACHE_HOME:-$HOME/.cache}/deriva-bag/`. `env` reads
+/// a variable, `exists` tells whether a path exists.
+fn ml_prefixes(
+    env: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+    exists: &dyn Fn(&Path) -> bool,
+) -> (PathBuf, PathBuf) {
+    let set = |var: &str| env(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let cache = set("XDG_CACHE_HOME")
+        .or_else(|| set("HOME").map(|h| h.join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"))
+        .join("deriva-bag");
+    let pick = |var: &str, name: String, marker: &str| {
+        set(var).unwrap_or_else(|| {
+            let opt = Path::new("/opt").join(&name);
+            if exists(&opt.join(marker)) {
+                opt
+            } else {
+                cache.join(&name)
+            }
+        })
+    };
+    (
+        pick(
+            "LIBTORCH",
+            format!("libtorch-{TORCH_VERSION}"),
+            "build-version",
+        ),
+        pick(
+            "TF_PREFIX",
+            format!("libtensorflow-{TF_VERSION}"),
+            "lib/pkgconfig/tensorflow.pc",
+        ),
+    )
 }
 
 /// The `downloaded_bag` the demo recorded in its `summary.json`.
@@ -131,6 +185,53 @@ fn downloaded_bag(summary: &Path) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ml_prefixes_follow_the_variables_then_opt_then_the_user_cache() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |var: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == var)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        let nothing = |_: &Path| false;
+        let set = env(&[("LIBTORCH", "/t"), ("TF_PREFIX", "/f"), ("HOME", "/home/u")]);
+        assert_eq!(
+            ml_prefixes(&set, &nothing),
+            (PathBuf::from("/t"), PathBuf::from("/f"))
+        );
+        let home = env(&[("HOME", "/home/u")]);
+        assert_eq!(
+            ml_prefixes(&home, &nothing),
+            (
+                PathBuf::from("/home/u/.cache/deriva-bag/libtorch-2.13.0"),
+                PathBuf::from("/home/u/.cache/deriva-bag/libtensorflow-2.13.0")
+            )
+        );
+        let xdg = env(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/xdg")]);
+        let torch_in_opt = |p: &Path| p == Path::new("/opt/libtorch-2.13.0/build-version");
+        assert_eq!(
+            ml_prefixes(&xdg, &torch_in_opt),
+            (
+                PathBuf::from("/opt/libtorch-2.13.0"),
+                PathBuf::from("/xdg/deriva-bag/libtensorflow-2.13.0")
+            )
+        );
+    }
+
+    #[test]
+    fn the_training_script_announces_each_build_and_heads_each_framework() {
+        let lines: Vec<&str> = TRAIN_SCRIPT.lines().collect();
+        let at = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap();
+        assert_eq!(lines[1], ". .ci/ml-libs.sh");
+        assert!(at("building the PyTorch example") < at("build -p deriva-bag-torch"));
+        assert!(at("== PyTorch (tch)") < at("run --quiet -p deriva-bag-torch"));
+        assert!(at("building the TensorFlow example") < at("build -p deriva-bag-tf"));
+        assert!(at("== TensorFlow (C API)") < at("run --quiet -p deriva-bag-tf"));
+        // The builds show cargo's progress; only the runs of the just-built examples are quiet.
+        assert!(!TRAIN_SCRIPT.contains("build --quiet"));
+    }
 
     #[test]
     fn downloaded_bag_is_read_from_the_demo_summary() {

@@ -1,4 +1,4 @@
-//! PEP 440 version ordering for `Dataset_Version.Version` (`reference/bag-format.md` §11).
+//! PEP 440 version ordering for `Dataset_Version.Version`.
 //!
 //! Dataset versions are released `MAJOR.MINOR.PATCH` or development
 //! `<release>.post1.devN`; they compare by PEP 440, not as semver or strings:

@@ -1,4 +1,4 @@
-//! Locating asset files (`reference/bag-format.md` §8.3): fetch.txt first, then the layouts.
+//! Locating asset files: fetch.txt first, then the layouts.
 //!
 //! Every candidate path goes through the bag boundary ([`BagRoot`]): a `Filename` or fetch
 //! path that escapes lexically is an error, and a file reached through a symbolic link that
@@ -195,7 +195,7 @@ impl DatasetBag {
         })
     }
 
-    /// Asset tables of the model (by structure, `reference/bag-format.md` §7.6), sorted.
+    /// Asset tables of the model (by structure: a `URL`, `Filename`, `Length`, `MD5` column set), sorted.
     pub fn asset_tables(&self) -> Vec<TableName> {
         let mut out: Vec<TableName> = self
             .shared

@@ -153,7 +153,7 @@ fn ml(table: &str) -> TableName {
 
 impl DatasetBag {
     /// Features whose target is `table` (bare or `schema:table`), or every feature of the
-    /// model when `None` (`reference/bag-format.md` §7.5). Driven by the schema, not by data:
+    /// model when `None`. Driven by the schema, not by data:
     /// a feature without values in this bag is still found.
     pub fn find_features(&self, table: Option<&str>) -> Result<Vec<Feature>> {
         Ok(deriva_bag_features::find_features(self.model(), table)?)
@@ -298,13 +298,13 @@ impl DatasetBag {
         Ok((feature, query))
     }
 
-    /// Execution RIDs of a workflow, sorted (`reference/api-semantics.md` §4.8):
+    /// Execution RIDs of a workflow, sorted:
     ///
     /// 1. a `Workflow` row with RID `workflow` → the Executions whose `Workflow` is it (maybe none);
     /// 2. else the workflows that `Workflow_Workflow_Type` rows give type `workflow` → their
     ///    Executions;
     /// 3. else, when the bag holds no Execution rows at all, an empty list (the export did not
-    ///    reach them, as the chapter warns); otherwise [`Error::WorkflowNotFound`](deriva_bag_features::Error::WorkflowNotFound).
+    ///    reach them, as DerivaML warns); otherwise [`Error::WorkflowNotFound`](deriva_bag_features::Error::WorkflowNotFound).
     ///
     /// Bags usually lack `Workflow_Workflow_Type`, so a type name tends to fail offline.
     pub fn list_workflow_executions(&self, workflow: &str) -> Result<Vec<Rid>> {

@@ -223,7 +223,7 @@ impl DatasetBag {
     }
 
     /// Rows of `table` reachable from this dataset and all its descendants through member
-    /// rows and FK paths in either direction (`reference/api-semantics.md` §7.1), unique and
+    /// rows and FK paths in either direction, unique and
     /// sorted by RID. E.g. the Images of member Subjects.
     pub fn reachable_rows(&self, table: &TableName) -> Result<Vec<Row>> {
         let fragment = self.reachable_rids_sql(table)?;

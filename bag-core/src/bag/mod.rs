@@ -113,7 +113,7 @@ impl BagShared {
     }
 }
 
-/// One dataset of a downloaded bag (the chapter's `DatasetBag`).
+/// One dataset of a downloaded bag (DerivaML's `DatasetBag`).
 ///
 /// ```
 /// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {

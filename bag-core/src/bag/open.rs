@@ -148,8 +148,8 @@ fn warn_rid_conflicts(index: &Index) -> Result<()> {
 
 /// The root dataset: the one no other dataset in the bag nests, cross-checked with the
 /// `Dataset_<RID>` directory name. When they disagree the directory wins if that RID has a
-/// `Dataset_Version` row (a bag for a child can carry its parents' rows, `reference/bag-format.md`
-/// §7.4), with a warning.
+/// `Dataset_Version` row (a bag for a child can carry its parents' rows),
+/// with a warning.
 fn find_root(index: &Index, dir: &Path) -> Result<Rid> {
     let ds = dataset_table();
     let version_table = deriva_bag_features::TableName::new(ML_SCHEMA, "Dataset_Version");

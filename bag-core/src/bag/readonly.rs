@@ -1,5 +1,5 @@
-//! Write operations that a downloaded bag refuses: bags are read-only snapshots
-//! (SPEC §3 "Read-only"). Each returns [`Error::ReadOnly`] telling the user to use a live
+//! Write operations that a downloaded bag refuses: bags are read-only snapshots.
+//! Each returns [`Error::ReadOnly`] telling the user to use a live
 //! Execution instead.
 
 use deriva_bag_features::Rid;

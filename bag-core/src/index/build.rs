@@ -173,7 +173,7 @@ enum Cell {
 }
 
 /// Rows per chunk handed from a parser to a writer. Small enough that the chunks in
-/// flight stay a few MiB whatever the bag's size (SPEC §8: memory stays flat as the bag
+/// flight stay a few MiB whatever the bag's size (memory stays flat as the bag
 /// grows; whole parsed files held 2–3× the CSV size at 200k images), large enough that the
 /// channel hand-off costs nothing next to the inserts.
 const CHUNK_ROWS: usize = 2048;

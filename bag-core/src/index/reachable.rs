@@ -1,5 +1,5 @@
-//! Reachability: which rows of a table belong to a dataset through its members and FK paths
-//! (`reference/api-semantics.md` §7.1), as SQL over the index.
+//! Reachability: which rows of a table belong to a dataset through its members and FK paths,
+//! as SQL over the index.
 //!
 //! The paths come from the model alone ([`deriva_bag_features::membership::paths_to`], the
 //! reference walker, shared with the live catalog dataset); this module turns each into SQL.

@@ -4,7 +4,7 @@
 //! `RID` is the primary key of a `WITHOUT ROWID` table (the first row per RID wins; a table
 //! without a `RID` column is an ordinary rowid table); foreign-key columns that some query
 //! looks rows up by get an index (see `indexed_fk`). No other constraint is enforced: bags
-//! legitimately carry dangling references (`reference/bag-format.md` §12).
+//! legitimately carry dangling references.
 //!
 //! **Identifiers.** Model names never reach SQL text on their own: [`layouts`] gives every
 //! table, column and index of one model its SQLite identifier, and every query takes its

@@ -2,6 +2,9 @@
 //! resume interrupted commits, and show the local execution registry. Every command prints
 //! one JSON document on stdout; errors go to stderr with exit status 1.
 
+// The clap structs' doc comments are --help text, where a URL stays a bare URL.
+#![allow(rustdoc::bare_urls)]
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -25,7 +28,7 @@ struct Cli {
     /// Catalog id.
     #[arg(long, default_value = "1")]
     catalog: String,
-    /// Working directory (registry and bag cache); default ~/.deriva-ml/<host>/<catalog>.
+    /// Working directory (registry and bag cache); default ~/.deriva-ml/HOST/CATALOG.
     #[arg(long)]
     working_dir: Option<PathBuf>,
     /// Credential file; default DERIVA_CREDENTIAL_FILE or ~/.deriva/credential.json.

@@ -1,5 +1,5 @@
 //! The adapters' shared element pipeline: which elements, in which order, with which
-//! targets, and how one `(sample, target, rid)` item is produced (SPEC §5.9).
+//! targets, and how one `(sample, target, rid)` item is produced.
 //!
 //! [`ElementPlan::build`] enumerates the element table's rows (reachable from the dataset, or
 //! its members), sorts them by RID, resolves targets with the one resolver
@@ -91,8 +91,8 @@ pub struct ElementQuery {
     /// `true`: rows reachable from the dataset (members and rows reached by foreign keys);
     /// `false`: only the dataset's (recursive) members.
     pub reachable: bool,
-    /// Restructure's `enforce_vocabulary`, with the same default (`true`) and meaning (SPEC §5
-    /// decision 3), passed to [`crate::resolve_targets`]: several differing values for one
+    /// Restructure's `enforce_vocabulary`, with the same default (`true`) and meaning,
+    /// passed to [`crate::resolve_targets`]: several differing values for one
     /// target without a selector are an error listing the conflicting record RIDs, and a
     /// feature target must have a vocabulary term column. `false`: any feature (e.g. a float
     /// measurement as a regression target), and the first value by RCT where values differ.
@@ -236,7 +236,7 @@ fn combine_target(names: &[String], values: Vec<Option<TargetValue>>) -> Option<
 }
 
 /// A sample as an item carries it: loaded by the user's loader, or the element row itself
-/// (a non-asset table without a loader, as the chapter's tabular example).
+/// (a non-asset table without a loader, as DerivaML's tabular example).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sample<S> {
     /// What the sample loader (then the transform) produced.
@@ -257,7 +257,7 @@ pub struct Element<S> {
 }
 
 impl<S> Element<S> {
-    /// The item as the chapter's tuple `(sample, target, rid)`.
+    /// The item as DerivaML's tuple `(sample, target, rid)`.
     pub fn into_parts(self) -> (Sample<S>, Label, Rid) {
         (self.sample, self.target, self.rid)
     }

@@ -458,6 +458,35 @@ fn hash_tag_file_header(key: &mut Sha256, name: &str, len: u64) {
     key.update(len.to_le_bytes());
 }
 
+/// Why a directory without `bagit.txt` is not a bag: `no bagit.txt`, and where a folder
+/// directly inside it is a bag (a folder above a bag, e.g. where an archive was unpacked),
+/// which one(s) to give instead.
+fn no_bagit_txt(root: &Path) -> String {
+    let mut inside: Vec<PathBuf> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.join("bagit.txt").is_file())
+        .collect();
+    inside.sort();
+    match inside.as_slice() {
+        [] => "no bagit.txt".to_string(),
+        [one] => format!(
+            "no bagit.txt; the bag is the folder inside it: {}",
+            one.display()
+        ),
+        several => format!(
+            "no bagit.txt; these folders inside it are bags: {}",
+            several
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// The checks every bag passes first: a directory with a valid `bagit.txt` and a `data/`
 /// directory, neither a symbolic link out of the bag ([`Error::LinkEscapesBag`]). Returns
 /// the bag boundary and the declared BagIt version.
@@ -472,13 +501,23 @@ fn read_bagit_txt(root: &Path) -> Result<(BagRoot, BagItVersion)> {
         path: root.to_path_buf(),
         detail: detail.to_string(),
     };
-    if !root.is_dir() {
-        return Err(not_a_bag("not a directory"));
+    match std::fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(not_a_bag(
+                "a file that is not a bag archive: give a bag directory, or an archive named \
+                 .zip, .tar.gz or .tgz",
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(not_a_bag("no such file or directory"))
+        }
+        Err(e) => return Err(Error::io(root, e)),
     }
     let bag_root = BagRoot::new(root)?;
     let bagit_path = root.join("bagit.txt");
     let Some(bagit_bytes) = bag_root.read("bagit.txt", root)? else {
-        return Err(not_a_bag("no bagit.txt"));
+        return Err(not_a_bag(&no_bagit_txt(root)));
     };
     let version = tagfile::parse_bagit_txt(&bagit_bytes, &bagit_path)?;
     match bag_root.resolve("data", root)? {

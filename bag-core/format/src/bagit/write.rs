@@ -1,7 +1,7 @@
 //! Writing the BagIt tag files of a bag whose payload is already in `data/`.
 //!
-//! [`BagWriter`] produces what bdbag produces for a client-built dataset bag
-//! (reference/bag-format.md §3): `bagit.txt`, `bag-info.txt` (sorted keys, `Payload-Oxum`
+//! [`BagWriter`] produces what bdbag produces for a client-built dataset
+//! bag: `bagit.txt`, `bag-info.txt` (sorted keys, `Payload-Oxum`
 //! counting local *and* remote files), payload manifests, `fetch.txt` and tag manifests.
 //! Remote files (the assets listed in `fetch.txt`) are described by [`RemoteFile`]s; a copy
 //! that already sits in `data/` (a materialized bag) is checked against its declared length
@@ -43,7 +43,7 @@ use sha2::Sha256;
 use super::{Algorithm, BagItVersion};
 use crate::{Error, Result};
 
-/// The deriva-bag BagIt profile that client-built bags declare (reference/bag-format.md §3.2).
+/// The deriva-bag BagIt profile that client-built bags declare.
 pub const DERIVA_BAG_PROFILE: &str = "https://raw.githubusercontent.com/informatics-isi-edu/deriva-py/deriva-ml/deriva/bag/profiles/deriva-bag-profile.json";
 
 /// A payload file that lives elsewhere and is listed in `fetch.txt`.

@@ -1,4 +1,4 @@
-//! Which table a `data/**/*.csv` file holds, for every layout of `reference/bag-format.md` §2.3.
+//! Which table a `data/**/*.csv` file holds, for every layout bags use:
 //!
 //! - Format B: `data/<schema>/<table>.csv`;
 //! - Format A: `data/<schema>/<T1>_<T2>…/<table>.csv` (path-scoped slices of one table);
@@ -8,7 +8,7 @@
 //! (so `deriva-ml/File.csv` and `demo/File.csv` stay apart, unlike Python's stem keying).
 //! Any other file is resolved by its bare stem with the reference's precedence: domain
 //! schemas in sorted order, then `deriva-ml`, then the system schemas (`WWW`, `public`).
-//! A stem that names no table is ignored with a warning (`reference/bag-format.md` §5.2).
+//! A stem that names no table is ignored with a warning.
 //! Files under `data/asset/` are asset payload, never tables.
 
 use std::fs;

@@ -1,8 +1,8 @@
 //! A streaming RFC-4180 reader with PostgreSQL `COPY … CSV` NULL semantics.
 //!
 //! Why not the `csv` crate: it cannot tell an unquoted empty field (SQL NULL) from a quoted
-//! `""` (the empty string), and the bag format needs exactly that distinction
-//! (`reference/bag-format.md` §5.1). This reader keeps, per field, whether it was quoted.
+//! `""` (the empty string), and the bag format needs exactly that distinction.
+//! This reader keeps, per field, whether it was quoted.
 //!
 //! Accepted: LF, CRLF and lone-CR row terminators, a leading UTF-8 BOM, quoted fields spanning
 //! lines, doubled quotes inside quoted fields, a last row without a terminator. Blank lines

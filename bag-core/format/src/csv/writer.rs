@@ -1,5 +1,5 @@
 //! Writing PostgreSQL `COPY … CSV HEADER` output, as ERMrest serves it and deriva-py saves
-//! it (reference/bag-format.md §5.1): comma separator, `"` quoting with doubled quotes, LF
+//! it: comma separator, `"` quoting with doubled quotes, LF
 //! row ends; a field is quoted when it contains `,` `"` CR or LF or is the empty string,
 //! and SQL NULL is an unquoted empty field. The one writer used by fixtures, bag export
 //! and the test catalog, the mirror image of [`CsvReader`](super::CsvReader).

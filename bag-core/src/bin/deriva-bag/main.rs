@@ -1,4 +1,4 @@
-//! `deriva-bag`: inspect and validate DerivaML dataset bags offline (SPEC §7).
+//! `deriva-bag`: inspect and validate DerivaML dataset bags offline.
 //!
 //! A thin layer over `deriva-bag-core`: [`args`] parses the command line, [`commands`]
 //! holds one module per subcommand, [`output`] prints JSON or human text, [`progress`]
@@ -34,9 +34,9 @@ fn main() -> ExitCode {
         .command
         .run(&ctx, &mut out)
         .and_then(|outcome| out.flush().map(|()| outcome).map_err(Into::into));
-    let (status, message) = exit::finish(result);
-    if let Some(message) = message {
-        eprintln!("{message}");
+    let (status, failure) = exit::finish(result);
+    if let Some(failure) = failure {
+        eprintln!("{}", failure.render(ctx.json, status));
     }
     exit::exit_code(status)
 }

@@ -1,4 +1,4 @@
-//! What the CLI prints: the stable `--json` shapes of SPEC §7 and the human text
+//! What the CLI prints: the stable `--json` shapes (README, "The `deriva-bag` CLI") and the human text
 //! (aligned tables) shown by default.
 //!
 //! JSON goes through serde only (`Row`, `DatasetInfo` and the summaries here serialize
@@ -185,11 +185,13 @@ pub enum StreamError<E> {
     Output(io::Error),
 }
 
-/// `info --json`: `{"path","dataset":{..},"bagit_version","materialized","missing_assets","tables"}`.
+/// `info --json`: `{"path","extracted_to","dataset":{..},"bagit_version","materialized","missing_assets","tables"}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InfoSummary {
-    /// The bag directory (the extracted one for an archive).
+    /// The bag as given: a directory or an archive.
     pub path: String,
+    /// For an archive, the folder it was extracted to (in the cache); `null` for a directory.
+    pub extracted_to: Option<String>,
     /// The root dataset: rid, version, types, description.
     pub dataset: DatasetInfo,
     /// `bagit.txt`'s version, e.g. `0.97`.
@@ -412,6 +414,9 @@ pub fn info_text(info: &InfoSummary) -> String {
         text.push_str(&format!("{label:<15}{value}\n"));
     };
     line("path:", &info.path);
+    if let Some(extracted) = &info.extracted_to {
+        line("extracted to:", extracted);
+    }
     line("dataset:", d.rid.as_str());
     line("version:", d.version.as_deref().unwrap_or("(none)"));
     line(
@@ -446,6 +451,15 @@ pub fn info_text(info: &InfoSummary) -> String {
     text
 }
 
+/// `1 row`, `2 rows`: a row count in the human text.
+pub fn row_count(n: usize) -> String {
+    if n == 1 {
+        "1 row".to_string()
+    } else {
+        format!("{n} rows")
+    }
+}
+
 /// A member map's human text: one titled table per element table that has members.
 pub fn members_text(members: &Members, all_columns: bool) -> String {
     let mut text = String::new();
@@ -453,7 +467,7 @@ pub fn members_text(members: &Members, all_columns: bool) -> String {
         if !text.is_empty() {
             text.push('\n');
         }
-        text.push_str(&format!("{table} ({} rows)\n", rows.len()));
+        text.push_str(&format!("{table} ({})\n", row_count(rows.len())));
         text.push_str(&rows_table(rows, all_columns).render());
     }
     if text.is_empty() {
@@ -666,6 +680,13 @@ mod tests {
     }
 
     #[test]
+    fn row_counts_read_1_row_and_n_rows() {
+        assert_eq!(row_count(0), "0 rows");
+        assert_eq!(row_count(1), "1 row");
+        assert_eq!(row_count(2), "2 rows");
+    }
+
+    #[test]
     fn members_text_skips_tables_without_members() {
         let c = cols(&["RID"]);
         let mut members = Members::new();
@@ -676,7 +697,7 @@ mod tests {
         members.insert(TableName::new("demo", "Subject"), vec![]);
         assert_eq!(
             members_text(&members, false),
-            "demo:Image (1 rows)\nRID\n------\n1-I001\n"
+            "demo:Image (1 row)\nRID\n------\n1-I001\n"
         );
         assert_eq!(members_text(&Members::new(), false), "(no members)\n");
     }
@@ -718,7 +739,8 @@ mod tests {
         tables.insert("demo:Image".to_string(), 6u64);
         tables.insert("demo:Subject".to_string(), 3u64);
         let info = InfoSummary {
-            path: "/cache/Dataset_1-D000".into(),
+            path: "/bags/Dataset_1-D000.zip".into(),
+            extracted_to: Some("/cache/Dataset_1-D000".into()),
             dataset: dataset("1-D000", Some("1.0.0"), &["Complete"], Some("root")),
             bagit_version: "0.97".into(),
             materialized: false,
@@ -729,11 +751,12 @@ mod tests {
         let text = serde_json::to_string(&info).unwrap();
         assert_eq!(
             text,
-            r#"{"path":"/cache/Dataset_1-D000","dataset":{"rid":"1-D000","version":"1.0.0","types":["Complete"],"description":"root"},"bagit_version":"0.97","materialized":false,"missing_assets":6,"tables":{"demo:Image":6,"demo:Subject":3}}"#
+            r#"{"path":"/bags/Dataset_1-D000.zip","extracted_to":"/cache/Dataset_1-D000","dataset":{"rid":"1-D000","version":"1.0.0","types":["Complete"],"description":"root"},"bagit_version":"0.97","materialized":false,"missing_assets":6,"tables":{"demo:Image":6,"demo:Subject":3}}"#
         );
         assert_eq!(
             info_text(&info),
-            "path:          /cache/Dataset_1-D000\n\
+            "path:          /bags/Dataset_1-D000.zip\n\
+             extracted to:  /cache/Dataset_1-D000\n\
              dataset:       1-D000\n\
              version:       1.0.0\n\
              types:         Complete\n\

@@ -46,8 +46,11 @@ impl Run for InfoArgs {
         } else {
             AssetCheck::Recorded
         })?;
+        let given = &self.bag.bag;
         let summary = InfoSummary {
-            path: bag.path().display().to_string(),
+            path: given.display().to_string(),
+            // An archive is read from the folder it was extracted to; a directory in place.
+            extracted_to: (bag.path() != given).then(|| bag.path().display().to_string()),
             dataset: bag.info().clone(),
             bagit_version: bagit_version_text(bagit_version(bag.path())?).to_string(),
             materialized: assets.materialized,

@@ -1,5 +1,5 @@
 //! The subcommands. Each lives in its own module with its clap `Args` struct and a
-//! [`Run`] implementation; the [`subcommands!`] list below is the only other place that
+//! [`Run`] implementation; the `subcommands!` list below is the only other place that
 //! names it, so adding a subcommand is one new module plus one line here (with a
 //! `#[cfg(feature = "…")]` line after its doc for one that needs a cargo feature).
 
@@ -103,7 +103,7 @@ subcommands! {
     /// Features of the bag, or of one target TABLE: name, feature table, column roles.
     Features => features::FeaturesArgs,
     /// Values of one feature for targets reachable from the dataset, optionally one per
-    /// target (--selector newest|first|majority[:COL]).
+    /// target (--selector newest, first, majority or majority:COL).
     FeatureValues => feature_values::FeatureValuesArgs,
     /// Lay the assets out as class folders (OUT/training/Severe/x.jpg) for ImageFolder-style
     /// tools: --targets, --selector, --missing, --copy, --type-map.

@@ -12,7 +12,7 @@ use super::{Context, Run};
 use crate::args::BagArg;
 use crate::exit::{CliError, Outcome};
 use crate::output::{
-    rows_table, shows_column, write_json_lines, write_json_lines_array, TextTable,
+    row_count, rows_table, shows_column, write_json_lines, write_json_lines_array, TextTable,
 };
 
 /// Arguments of `table`.
@@ -64,7 +64,7 @@ impl Run for TableArgs {
             rows_table(&rows, self.all_columns)
         };
         out.write_all(table.render().as_bytes())?;
-        writeln!(out, "({} rows)", rows.len())?;
+        writeln!(out, "({})", row_count(rows.len()))?;
         Ok(Outcome::Success)
     }
 }
