@@ -129,12 +129,15 @@ pub enum Error {
         features: Vec<String>,
     },
 
-    /// Several differing values for one target of one element, with `enforce_vocabulary` on
-    /// (SPEC §5.3). `conflicts` lists element RID → conflicting feature-record RIDs.
+    /// Several differing values for one target of one element, with conflicts refused
+    /// (`TargetRules::refuse_conflicts`, on with restructure's `enforce_vocabulary` and by
+    /// default in the adapters; SPEC §5.3). `conflicts` lists element RID → conflicting
+    /// feature-record RIDs.
     #[error(
         "target {target:?} has several differing values for {} element(s) of {table} and \
-         enforce_vocabulary is on: {}{}; pass a selector for the target (newest, first, majority), \
-         or turn enforce_vocabulary off to take the first value by RCT",
+         conflicts are refused (enforce_vocabulary / refuse_conflicts): {}{}; pass a selector \
+         for the target (newest, first, majority), or turn refuse_conflicts (restructure: \
+         enforce_vocabulary) off to take the first value by RCT",
         conflicts.len() + more,
         conflicts.iter().map(|(e, r)| format!("{e}: [{}]", r.iter().map(Rid::as_str).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join("; "),
         if *more > 0 { format!(" (and {more} more)") } else { String::new() }

@@ -45,6 +45,6 @@ pub use row::Row;
 pub use selectors::{apply_selector, sort_and_select, sort_records, Selector, SelectorFn};
 pub use targets::{
     classify_targets, resolve_targets, Missing, Resolution, ResolvedElement, ResolvedTarget,
-    ResolvedTargets, TargetKind, TargetValue, Targets, MAX_LISTED_RIDS,
+    ResolvedTargets, TargetKind, TargetRules, TargetValue, Targets, MAX_LISTED_RIDS,
 };
 pub use value::{parse_timestamptz, Value, ValueError};
