@@ -27,7 +27,7 @@
 //! let batches = ds.batches(LoaderOptions::default().batch_size(32).shuffle(7).num_workers(2))?;
 //! for batch in &batches {
 //!     let batch = batch?;
-//!     println!("{:?}", batch.samples.dims()); // [32, 224, 224, 3]
+//!     println!("{:?}", batch.samples.tensor().map(|t| t.dims())); // [32, 224, 224, 3]
 //! }
 //! # Ok(()) }
 //! ```
@@ -80,13 +80,13 @@ pub mod image;
 mod spec;
 
 pub use dataset::{
-    as_tf_dataset, collate, read_bytes, BatchTargets, BatchTensor, TfBatch, TfDataset, TfItem,
-    TfLoader, TfOptions, SAMPLE_LOADER_EXAMPLE,
+    as_tf_dataset, collate, read_bytes, BatchColumn, BatchTargets, BatchTensor, Padding, TfBatch, TfDataset,
+    TfItem, TfLoader, TfOptions, TfSamples, SAMPLE_LOADER_EXAMPLE,
 };
 pub use deriva_bag_features::loader::elements::{Label, Sample, Target};
 pub use deriva_bag_features::loader::{Batches, EvenShards, LoaderOptions};
 pub use error::Error;
-pub use spec::{DType, Signature, TargetSpec, TensorSpec, TfSample};
+pub use spec::{DType, SampleSpec, Signature, TargetSpec, TensorSpec, TfSample};
 /// The `tensorflow` crate this adapter is built with (exactly `=0.21.0`, for the TF 2.13.0 C
 /// API). A training loop names it as `deriva_bag_tf::tensorflow` (or
 /// `deriva_bag_core::tf::tensorflow`) instead of depending on `tensorflow` itself, so the

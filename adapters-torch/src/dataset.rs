@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use deriva_bag_features::loader::elements::{Element, ElementDataset, ElementOptions, ElementPlan};
+use deriva_bag_features::loader::cache::SampleCache;
+use deriva_bag_features::loader::elements::{
+    Element, ElementDataset, ElementOptions, ElementPlan, Sample,
+};
 use deriva_bag_features::loader::SampleSource;
 use deriva_bag_features::{DatasetLike, Rid};
 use tch::Tensor;
@@ -27,6 +30,7 @@ pub const SAMPLE_LOADER_EXAMPLE: &str =
 #[derive(Clone)]
 pub struct TorchDataset {
     inner: Arc<ElementDataset<Tensor>>,
+    cache: Option<Arc<SampleCache<TorchItem>>>,
 }
 
 impl std::fmt::Debug for TorchDataset {
@@ -34,6 +38,7 @@ impl std::fmt::Debug for TorchDataset {
         f.debug_struct("TorchDataset")
             .field("table", &self.inner.plan().table)
             .field("len", &self.len())
+            .field("cached", &self.cached())
             .finish()
     }
 }
@@ -80,6 +85,7 @@ pub fn as_torch_dataset<D: DatasetLike>(
     );
     Ok(TorchDataset {
         inner: Arc::new(inner),
+        cache: None,
     })
 }
 
@@ -94,9 +100,47 @@ impl TorchDataset {
         self.inner.is_empty()
     }
 
-    /// Loads item `index` (sample loader, transform and target transform run now).
+    /// Loads item `index` (sample loader, transform and target transform run now), or takes
+    /// a copy of it from the cache.
     pub fn get(&self, index: usize) -> Result<TorchItem, Error> {
-        Ok(self.inner.element(index)?)
+        let load = || Ok(self.inner.element(index)?);
+        match &self.cache {
+            Some(cache) => cache.get_or_load(index, load, copy_item),
+            None => load(),
+        }
+    }
+
+    /// This dataset with a sample cache in front (`tf.data`'s `.cache()`, shared with the
+    /// TensorFlow adapter): the first epoch loads (decodes, transforms) each item, later
+    /// epochs copy it from memory — for [`TorchDataset::get`], [`TorchDataset::iter`] and
+    /// every [`DataLoader`](crate::DataLoader) worker. At most `max_samples` items are kept
+    /// (the first loaded; the rest load every time), so memory stays bounded at
+    /// `max_samples ×` one sample's size; `ds.cache(ds.len())` keeps all. Each `get` hands
+    /// out a copy, so changing a returned tensor in place never changes the cache. A new call
+    /// starts an empty cache. See `deriva_bag_features::loader::cache`.
+    ///
+    /// ```no_run
+    /// # fn demo(ds: &deriva_bag_torch::TorchDataset) -> Result<(), deriva_bag_torch::Error> {
+    /// use deriva_bag_torch::{DataLoader, LoaderOptions};
+    /// let cached = ds.cache(ds.len());
+    /// let loader = DataLoader::new(&cached, LoaderOptions::default().batch_size(32).shuffle(7))?;
+    /// for epoch in 0..10 {
+    ///     for batch in loader.epoch(epoch) {
+    ///         let _batch = batch?; // epoch 0 decodes, epochs 1.. reuse the samples
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn cache(&self, max_samples: usize) -> TorchDataset {
+        TorchDataset {
+            inner: Arc::clone(&self.inner),
+            cache: Some(Arc::new(SampleCache::bounded(self.len(), max_samples))),
+        }
+    }
+
+    /// How many items the cache holds (0 without [`TorchDataset::cache`]).
+    pub fn cached(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.cached())
     }
 
     /// The items' RIDs in index order.
@@ -125,5 +169,19 @@ impl SampleSource for TorchDataset {
 
     fn get(&self, index: usize) -> Result<TorchItem, Error> {
         TorchDataset::get(self, index)
+    }
+}
+
+/// A copy of an item whose tensor shares nothing with the original (the cache keeps one, the
+/// caller may change the other in place).
+fn copy_item(item: &TorchItem) -> TorchItem {
+    let sample = match &item.sample {
+        Sample::Loaded(t) => Sample::Loaded(crate::image::deep_copy(t)),
+        Sample::Row(r) => Sample::Row(r.clone()),
+    };
+    Element {
+        sample,
+        target: item.target.clone(),
+        rid: item.rid.clone(),
     }
 }

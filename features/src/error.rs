@@ -188,6 +188,23 @@ pub enum Error {
         example: String,
     },
 
+    /// A row sample has NULL in a column whose tensor dtype has no NULL (integer, boolean,
+    /// text); float columns hold NaN instead.
+    #[error(
+        "column {column} of {table} row {rid} is NULL, which a {dtype} tensor cannot hold; \
+         pass a row_loader that builds the sample from the row"
+    )]
+    NullInRowColumn {
+        /// The element table.
+        table: String,
+        /// The column.
+        column: String,
+        /// The element.
+        rid: Rid,
+        /// The column's tensor dtype (`int64`, `bool`, `string`).
+        dtype: &'static str,
+    },
+
     /// Asset files of kept elements are not on disk (a bag that is not materialized).
     #[error(
         "{count} file(s) of asset table {table} are not on disk (materialize the bag first): [{}]{}",

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
+use super::collate::RowColumns;
 use super::SampleSource;
 use crate::{
     resolve_targets, DatasetLike, Error, Missing, ResolvedTarget, Rid, Row, TableName,
@@ -134,6 +135,8 @@ pub struct ElementPlan {
     pub targets: Vec<ResolvedTarget>,
     /// The kept elements, sorted by RID.
     pub elements: Vec<PlannedElement>,
+    /// The columns row samples collate into (non-asset tables; empty for asset tables).
+    pub row_columns: RowColumns,
 }
 
 impl ElementPlan {
@@ -153,6 +156,11 @@ impl ElementPlan {
         let table = dataset.model().resolve_table(element_table)?;
         let name = table.name.clone();
         let is_asset = table.is_asset();
+        let row_columns = if is_asset {
+            RowColumns::default()
+        } else {
+            RowColumns::of_table(table)
+        };
         let mut rows = if query.reachable {
             dataset.reachable_rows(&name)?
         } else {
@@ -217,6 +225,7 @@ impl ElementPlan {
             is_asset,
             targets: resolution.targets,
             elements,
+            row_columns,
         })
     }
 
