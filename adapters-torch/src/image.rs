@@ -79,23 +79,6 @@ pub(crate) fn float_tensor_from_fn(shape: &[i64], fill: impl FnOnce(&mut [f32]))
     t
 }
 
-/// A copy of `t` with its own storage: CPU float tensors by a plain copy into an `empty`
-/// tensor (no libtorch kernel on loader threads, see [`float_tensor_from_fn`]), others by
-/// libtorch's `copy`.
-pub(crate) fn deep_copy(t: &Tensor) -> Tensor {
-    if t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous() {
-        // `fill` runs only for a non-empty tensor, so `data_ptr` is a real allocation.
-        float_tensor_from_fn(&t.size(), |out| {
-            // SAFETY: `t` is a contiguous CPU float tensor of `out.len()` elements (the same
-            // shape), alive for this call and not written while it is read.
-            let src = unsafe { std::slice::from_raw_parts(t.data_ptr().cast::<f32>(), out.len()) };
-            out.copy_from_slice(src);
-        })
-    } else {
-        t.copy()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
