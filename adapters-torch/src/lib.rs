@@ -77,6 +77,7 @@ mod dataloader;
 mod dataset;
 mod error;
 pub mod image;
+mod pool;
 
 pub use dataloader::{collate, BatchSamples, BatchTargets, DataLoader, TorchBatch, CLASS_KIND};
 pub use dataset::{as_torch_dataset, TorchDataset, TorchItem, TorchOptions, SAMPLE_LOADER_EXAMPLE};

@@ -402,3 +402,28 @@ fn cache_loads_each_image_once_and_hands_out_copies() {
     assert_eq!(bounded.cached(), 2);
     assert_eq!(loads.load(Ordering::Relaxed), 6 + 6 + 4);
 }
+
+#[test]
+fn a_dropped_batch_hands_its_tensor_to_the_next_batch_but_a_kept_one_is_never_reused() {
+    let f = common::small();
+    let ds = labeled(&f.bag);
+    let loader = DataLoader::new(&ds, LoaderOptions::default().batch_size(1)).unwrap();
+    let mut epoch = loader.epoch(0);
+    let ptr = |b: &deriva_bag_torch::TorchBatch| b.samples.tensor().unwrap().data_ptr() as usize;
+    let first = epoch.next().unwrap().unwrap();
+    let first_ptr = ptr(&first);
+    drop(first);
+    let second = epoch.next().unwrap().unwrap();
+    assert_eq!(ptr(&second), first_ptr, "the dropped batch's storage is reused");
+    assert_eq!(common::rids(&second.rids), ["1-I002"]);
+
+    // The caller keeps the images past the batch: that storage is left alone.
+    let kept = second.samples.tensor().unwrap().shallow_clone();
+    let values = Vec::<f32>::try_from(kept.flatten(0, -1)).unwrap();
+    drop(second);
+    let third = epoch.next().unwrap().unwrap();
+    assert_eq!(third.samples.tensor().unwrap().size(), kept.size());
+    assert_ne!(ptr(&third), kept.data_ptr() as usize);
+    assert_eq!(Vec::<f32>::try_from(kept.flatten(0, -1)).unwrap(), values);
+    assert_eq!(common::rids(&third.rids), ["1-I003"]);
+}
