@@ -481,7 +481,9 @@ impl Padding {
     }
 }
 
-/// Stacks the elements of one batch; samples must share dtype and shape.
+/// Stacks the elements of one batch; samples must share dtype and shape. (Without a
+/// dataset there are no row columns to collate: batch row samples with
+/// [`TfDataset::batches`].)
 pub fn collate(items: Vec<TfItem>) -> Result<TfBatch, Error> {
     Collator::default().collate(items)
 }

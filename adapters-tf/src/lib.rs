@@ -6,7 +6,11 @@
 //! element (which is not skipped) or given explicitly with `-1` for variable dimensions.
 //! [`TfDataset::batches`] batches, shuffles, shards and prefetches with the same
 //! framework-neutral loader core as the PyTorch adapter, producing `tensorflow::Tensor`
-//! batches ready to feed a `Session` (there is no `tf.data` in the C API).
+//! batches ready to feed a `Session` (there is no `tf.data` in the C API). Rows of a
+//! non-asset table (the chapter's tabular regression) batch into one `[batch]` column per
+//! table column ([`TfSamples::Columns`]); [`TfDataset::padded_batches`] pads samples of
+//! different shapes (`padded_batch`); [`TfDataset::cache`] keeps decoded samples for later
+//! epochs (`.cache()`).
 //!
 //! [`image`] decodes, resizes, crops and normalizes images into `float32 [H, W, 3]` samples
 //! with the same pipeline as the PyTorch adapter. It is not a model library: build your
