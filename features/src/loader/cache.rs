@@ -33,7 +33,7 @@
 //!     assert_eq!(all, [0, 10, 20, 30]);
 //! }
 //! // Three samples cached after the first epoch; the fourth is loaded every epoch.
-//! assert_eq!(cached.cache().cached(), 3);
+//! assert_eq!(cached.sample_cache().cached(), 3);
 //! assert_eq!(cached.source().0.load(Ordering::Relaxed), 4 + 1 + 1);
 //! ```
 
@@ -118,7 +118,7 @@ impl<S: SampleSource> Cached<S> {
     }
 
     /// The cache.
-    pub fn cache(&self) -> &SampleCache<S::Item> {
+    pub fn sample_cache(&self) -> &SampleCache<S::Item> {
         &self.cache
     }
 
