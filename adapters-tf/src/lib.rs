@@ -84,8 +84,8 @@ pub mod image;
 mod spec;
 
 pub use dataset::{
-    as_tf_dataset, collate, read_bytes, BatchColumn, BatchTargets, BatchTensor, Padding, TfBatch, TfDataset,
-    TfItem, TfLoader, TfOptions, TfSamples, SAMPLE_LOADER_EXAMPLE,
+    as_tf_dataset, collate, read_bytes, BatchColumn, BatchTargets, BatchTensor, Padding, TfBatch,
+    TfDataset, TfItem, TfLoader, TfOptions, TfSamples, SAMPLE_LOADER_EXAMPLE,
 };
 pub use deriva_bag_features::loader::elements::{Label, Sample, Target};
 pub use deriva_bag_features::loader::{Batches, EvenShards, LoaderOptions};

@@ -11,8 +11,8 @@ use deriva_bag_core::fixtures::FixtureSpec;
 use deriva_bag_features::{Missing, Row, Selector, Targets};
 use deriva_bag_tf::image::{center_crop, decode_rgb, load_rgb};
 use deriva_bag_tf::{
-    as_tf_dataset, BatchColumn, BatchTargets, BatchTensor, DType, EvenShards, Label, LoaderOptions, Padding,
-    SampleSpec, Signature, Target, TargetSpec, TensorSpec, TfOptions, TfSample, TfSamples,
+    as_tf_dataset, BatchColumn, BatchTargets, BatchTensor, DType, EvenShards, Label, LoaderOptions,
+    Padding, SampleSpec, Signature, Target, TargetSpec, TensorSpec, TfOptions, TfSample, TfSamples,
     SAMPLE_LOADER_EXAMPLE,
 };
 use tensorflow::{ops, DataType, Scope, Session, SessionOptions, SessionRunArgs};
@@ -552,7 +552,9 @@ fn a_float_feature_refuses_conflicts_without_a_selector_but_needs_no_vocabulary(
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("feature \"IOP_Reading\" on table demo:Measurement has no controlled vocabulary"),
+        err.contains(
+            "feature \"IOP_Reading\" on table demo:Measurement has no controlled vocabulary"
+        ),
         "{err}"
     );
     // Both off (restructure's enforce_vocabulary(false)): the oldest reading of 1-M003.
@@ -617,7 +619,13 @@ fn padded_batches_pad_each_sample_to_the_batch_and_keep_its_shape() {
     // Row 1 of sample 0 starts with the sample's own row 1.
     assert_eq!(values[row..row + 41 * 3], first[41 * 3..82 * 3]);
     // The widest sample of the batch (1-I003) is not padded.
-    assert_eq!(values[2 * 48 * row..2 * 48 * row + row].iter().filter(|v| **v == -1.0).count(), 0);
+    assert_eq!(
+        values[2 * 48 * row..2 * 48 * row + row]
+            .iter()
+            .filter(|v| **v == -1.0)
+            .count(),
+        0
+    );
 
     // A fixed shape pads further; one too small names the sample that does not fit.
     let fixed = ds
@@ -629,7 +637,10 @@ fn padded_batches_pad_each_sample_to_the_batch_and_keep_its_shape() {
     let batch = fixed.iter().next().unwrap().unwrap();
     assert_eq!(batch.samples.tensor().unwrap().dims(), [3, 48, 50, 3]);
     let err = ds
-        .padded_batches(LoaderOptions::default().batch_size(3), padding.shape([48, 42, 3]))
+        .padded_batches(
+            LoaderOptions::default().batch_size(3),
+            padding.shape([48, 42, 3]),
+        )
         .unwrap()
         .iter()
         .next()
@@ -658,7 +669,12 @@ fn cache_decodes_in_the_first_epoch_and_reuses_samples_after() {
     let ds = as_tf_dataset(&f.bag, "Image", options, Some(sig)).unwrap();
     let run = |ds: &deriva_bag_tf::TfDataset| -> Vec<Vec<f32>> {
         let loader = ds
-            .batches(LoaderOptions::default().batch_size(2).shuffle(3).num_workers(2))
+            .batches(
+                LoaderOptions::default()
+                    .batch_size(2)
+                    .shuffle(3)
+                    .num_workers(2),
+            )
             .unwrap();
         (0..3)
             .flat_map(|epoch| loader.epoch(epoch).collect::<Vec<_>>())
@@ -677,5 +693,9 @@ fn cache_decodes_in_the_first_epoch_and_reuses_samples_after() {
     let bounded = ds.cache(2);
     assert_eq!(run(&bounded), uncached);
     assert_eq!(bounded.cached(), 2);
-    assert_eq!(loads.load(Ordering::Relaxed), 5 + 3 + 3, "3 uncached images load every epoch");
+    assert_eq!(
+        loads.load(Ordering::Relaxed),
+        5 + 3 + 3,
+        "3 uncached images load every epoch"
+    );
 }

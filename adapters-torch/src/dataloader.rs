@@ -111,7 +111,10 @@ pub fn collate(items: Vec<TorchItem>) -> Result<TorchBatch, Error> {
 
 /// [`collate`] with the batch tensor taken from (and, when the batch is dropped, given back
 /// to) `pool`, and the sample tensors recycled for this thread's next samples.
-fn collate_pooled(items: Vec<TorchItem>, pool: Option<&Arc<BatchPool>>) -> Result<TorchBatch, Error> {
+fn collate_pooled(
+    items: Vec<TorchItem>,
+    pool: Option<&Arc<BatchPool>>,
+) -> Result<TorchBatch, Error> {
     let mut tensors = Vec::with_capacity(items.len());
     let mut rows = Vec::new();
     let mut labels = Vec::with_capacity(items.len());

@@ -207,8 +207,7 @@ impl CachedItem {
                     // SAFETY: `cpu` is a contiguous CPU tensor of `numel` elements of `kind`,
                     // so its storage holds `len` bytes from `data_ptr`; it lives to the end
                     // of this block and nothing writes to it meanwhile.
-                    unsafe { std::slice::from_raw_parts(cpu.data_ptr().cast::<u8>(), len) }
-                        .to_vec()
+                    unsafe { std::slice::from_raw_parts(cpu.data_ptr().cast::<u8>(), len) }.to_vec()
                 };
                 CachedSample::Tensor {
                     shape: cpu.size(),

@@ -142,7 +142,11 @@ mod tests {
         assert_ne!(other_shape.data_ptr(), ptr);
         let kept = again.shallow_clone();
         pool.give_back(again);
-        assert_eq!(pool.len(), 0, "a tensor the caller still holds is not reused");
+        assert_eq!(
+            pool.len(),
+            0,
+            "a tensor the caller still holds is not reused"
+        );
         drop(kept);
         for _ in 0..3 {
             pool.give_back(Tensor::empty([4, 2], (Kind::Float, Device::Cpu)));

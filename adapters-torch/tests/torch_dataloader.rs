@@ -365,14 +365,24 @@ fn cache_loads_each_image_once_and_hands_out_copies() {
     let cached = ds.cache(ds.len());
     let loader = DataLoader::new(
         &cached,
-        LoaderOptions::default().batch_size(4).shuffle(1).num_workers(2),
+        LoaderOptions::default()
+            .batch_size(4)
+            .shuffle(1)
+            .num_workers(2),
     )
     .unwrap();
     let sums: Vec<Vec<f64>> = (0..3)
         .map(|epoch| {
             loader
                 .epoch(epoch)
-                .map(|b| b.unwrap().samples.tensor().unwrap().sum(Kind::Double).double_value(&[]))
+                .map(|b| {
+                    b.unwrap()
+                        .samples
+                        .tensor()
+                        .unwrap()
+                        .sum(Kind::Double)
+                        .double_value(&[])
+                })
                 .collect()
         })
         .collect();
@@ -414,7 +424,11 @@ fn a_dropped_batch_hands_its_tensor_to_the_next_batch_but_a_kept_one_is_never_re
     let first_ptr = ptr(&first);
     drop(first);
     let second = epoch.next().unwrap().unwrap();
-    assert_eq!(ptr(&second), first_ptr, "the dropped batch's storage is reused");
+    assert_eq!(
+        ptr(&second),
+        first_ptr,
+        "the dropped batch's storage is reused"
+    );
     assert_eq!(common::rids(&second.rids), ["1-I002"]);
 
     // The caller keeps the images past the batch: that storage is left alone.

@@ -607,7 +607,10 @@ fn features_lists_glaucoma_on_image_and_iop_reading_on_measurement() {
         f.json(&["features", "BAG"]),
         json!([glaucoma[0].clone(), iop_reading.clone()])
     );
-    assert_eq!(f.json(&["features", "BAG", "Measurement"]), json!([iop_reading]));
+    assert_eq!(
+        f.json(&["features", "BAG", "Measurement"]),
+        json!([iop_reading])
+    );
     assert_eq!(f.json(&["features", "BAG", "Image"]), glaucoma);
     assert_eq!(f.json(&["features", "BAG", "demo:Image"]), glaucoma);
     assert_eq!(f.json(&["features", "BAG", "Subject"]), json!([]));

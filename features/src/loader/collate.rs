@@ -94,7 +94,12 @@ impl RowColumns {
                 .columns
                 .iter()
                 .filter(|c| !SYSTEM_COLUMNS.contains(&c.name.as_str()))
-                .map(|c| (c.name.clone(), ColumnDType::of(c.ty.kind(), c.ty.is_array())))
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        ColumnDType::of(c.ty.kind(), c.ty.is_array()),
+                    )
+                })
                 .collect(),
         }
     }
@@ -112,7 +117,11 @@ impl RowColumns {
     /// Collates the rows of one batch (of `table`, named in errors) into one `[batch]`
     /// column per column. NULL in a float column is NaN; in any other column it is
     /// [`Error::NullInRowColumn`] naming the row's RID.
-    pub fn collate(&self, table: &str, rows: &[&Row]) -> Result<IndexMap<String, ColumnBatch>, Error> {
+    pub fn collate(
+        &self,
+        table: &str,
+        rows: &[&Row],
+    ) -> Result<IndexMap<String, ColumnBatch>, Error> {
         let mut out = IndexMap::with_capacity(self.columns.len());
         for (name, dtype) in &self.columns {
             let null = |row: &Row| Error::NullInRowColumn {

@@ -20,8 +20,8 @@ use indexmap::IndexMap;
 use super::collate::RowColumns;
 use super::SampleSource;
 use crate::{
-    resolve_targets, DatasetLike, Error, Missing, ResolvedTarget, Rid, Row, TableName,
-    TargetRules, TargetValue, Targets, MAX_LISTED_RIDS,
+    resolve_targets, DatasetLike, Error, Missing, ResolvedTarget, Rid, Row, TableName, TargetRules,
+    TargetValue, Targets, MAX_LISTED_RIDS,
 };
 
 /// The error a user closure may return: anything that is an error.
