@@ -110,7 +110,7 @@ pub fn collate(items: Vec<TorchItem>) -> Result<TorchBatch, Error> {
 }
 
 /// [`collate`] with the batch tensor taken from (and, when the batch is dropped, given back
-/// to) `pool`, and the sample tensors recycled for this thread's next samples.
+/// to) `pool`, and the sample tensors recycled for the next samples.
 fn collate_pooled(
     items: Vec<TorchItem>,
     pool: Option<&Arc<BatchPool>>,

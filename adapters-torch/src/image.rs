@@ -52,7 +52,7 @@ impl ToTensor for ImagePipeline {
     fn apply(&self, img: &RgbImage) -> Tensor {
         let [c, h, w] = self.output_shape(img.dimensions(), Layout::Chw);
         let shape = [c as i64, h as i64, w as i64];
-        // A sample tensor this thread's collation already copied into a batch, if any
+        // A sample tensor that collation already copied into a batch, if any
         // (crate::pool): no fresh pages to fault in per image.
         match crate::pool::take_sample(&shape) {
             Some(t) => fill_float(t, |out| self.apply_into(img, Layout::Chw, out)),

@@ -8,16 +8,15 @@
 //!
 //! * a [`DataLoader`](crate::DataLoader) keeps a [`BatchPool`]: each batch tensor comes from
 //!   it and goes back when the [`TorchBatch`](crate::TorchBatch) is dropped;
-//! * each loader thread keeps a few sample tensors that collation has copied into a batch
-//!   ([`recycle_sample`]) for the image pipeline's next sample of the same shape
-//!   ([`take_sample`]).
+//! * sample tensors that collation has copied into a batch are kept (up to 64 MB, for the
+//!   life of the process; [`recycle_sample`]) for the image pipeline's next sample of the
+//!   same shape ([`take_sample`]).
 //!
 //! A tensor is only written again when it is provably unshared: libtorch's reference counts
 //! (read by `csrc/exclusive.cpp`) show one handle, no weak reference and no view or shallow
 //! clone of its storage. A batch tensor that the caller kept (a clone, a view, an autograd
 //! graph holding it) is simply not returned, so reuse never changes values someone can see.
 
-use std::cell::RefCell;
 use std::sync::Mutex;
 
 use tch::{Device, Kind, Tensor};
@@ -81,33 +80,36 @@ impl BatchPool {
     }
 }
 
-/// Sample tensors a loader thread keeps (a batch's worth).
-const SAMPLES_PER_THREAD: usize = 64;
+/// The most bytes of sample tensors kept for reuse (about 100 samples of 3 × 224 × 224).
+const SAMPLE_BYTES: usize = 64 << 20;
 
-thread_local! {
-    static SAMPLES: RefCell<Vec<Tensor>> = const { RefCell::new(Vec::new()) };
+/// Sample tensors that collation copied into a batch, for the image pipeline's next samples:
+/// shared by all threads, because loader workers are started anew for every epoch.
+static SAMPLES: Mutex<Vec<Tensor>> = Mutex::new(Vec::new());
+
+fn bytes(t: &Tensor) -> usize {
+    t.numel() * std::mem::size_of::<f32>()
 }
 
-/// A CPU float tensor of `shape` that this thread recycled, if any.
+/// A recycled CPU float tensor of `shape`, if any.
 pub(crate) fn take_sample(shape: &[i64]) -> Option<Tensor> {
-    SAMPLES.with(|s| {
-        let mut s = s.borrow_mut();
-        let i = s.iter().position(|t| reusable(t, shape))?;
-        Some(s.swap_remove(i))
-    })
+    let mut samples = SAMPLES.lock().ok()?;
+    let i = samples.iter().position(|t| reusable(t, shape))?;
+    Some(samples.swap_remove(i))
 }
 
-/// Keeps a sample tensor whose values were copied into a batch, if nothing else refers to it.
+/// Keeps a sample tensor whose values were copied into a batch, if nothing else refers to it
+/// and the kept ones stay under [`SAMPLE_BYTES`].
 pub(crate) fn recycle_sample(t: Tensor) {
     if t.kind() != Kind::Float || t.device() != Device::Cpu || !is_exclusive(&t) {
         return;
     }
-    SAMPLES.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < SAMPLES_PER_THREAD {
-            s.push(t);
+    if let Ok(mut samples) = SAMPLES.lock() {
+        let kept: usize = samples.iter().map(bytes).sum();
+        if kept + bytes(&t) <= SAMPLE_BYTES {
+            samples.push(t);
         }
-    });
+    }
 }
 
 #[cfg(test)]
@@ -126,6 +128,26 @@ mod tests {
         assert!(!is_exclusive(&t));
         drop(view);
         assert!(is_exclusive(&t));
+    }
+
+    #[test]
+    fn recycled_samples_come_back_for_the_same_shape_unless_shared() {
+        // A shape no other test uses: the sample pool is shared by the whole process.
+        let shape = [3i64, 7, 5];
+        let t = Tensor::empty(shape, (Kind::Float, Device::Cpu));
+        let ptr = t.data_ptr();
+        recycle_sample(t);
+        assert!(take_sample(&[3, 5, 7]).is_none());
+        let back = take_sample(&shape).unwrap();
+        assert_eq!(back.data_ptr(), ptr);
+        assert!(take_sample(&shape).is_none(), "taken once");
+        let view = back.get(0);
+        recycle_sample(back);
+        assert!(
+            take_sample(&shape).is_none(),
+            "a sample with a live view is not kept"
+        );
+        drop(view);
     }
 
     #[test]
