@@ -47,6 +47,25 @@ fn rate_and_faults(
     Ok((rate, minor_faults().saturating_sub(faults)))
 }
 
+/// [`PASSES`] passes of `run`: the images per second over all of them, and each pass's page
+/// faults (the first pass also pays for warming up the pools).
+fn passes(
+    mut run: impl FnMut() -> Result<usize, Box<dyn Error>>,
+) -> Result<(f64, Vec<u64>), Box<dyn Error>> {
+    let mut rates = Vec::with_capacity(PASSES);
+    let mut faults = Vec::with_capacity(PASSES);
+    for _ in 0..PASSES {
+        let (r, f) = rate_and_faults(&mut run)?;
+        rates.push(r);
+        faults.push(f);
+    }
+    let harmonic = PASSES as f64 / rates.iter().map(|r| 1.0 / r).sum::<f64>();
+    Ok((harmonic, faults))
+}
+
+/// Passes (epochs) per loader configuration.
+const PASSES: usize = 3;
+
 /// The process's minor page faults so far (`minflt` of `/proc/self/stat`; 0 elsewhere).
 fn minor_faults() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -122,10 +141,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     })?;
     println!("+ resize + crop + normalize, 1 thread, no loader: {piped:.0} images/s");
 
-    let report = |name: &str, w: usize, (r, faults): (f64, u64)| {
+    let report = |name: &str, w: usize, (r, faults): (f64, Vec<u64>)| {
         println!(
-            "{name}, {w} workers: {r:.0} images/s = {:.2}x the raw decode rate, {faults} page \
-             faults per pass, load average {}{}",
+            "{name}, {w} workers: {r:.0} images/s = {:.2}x the raw decode rate, page faults \
+             per pass {faults:?}, load average {}{}",
             r / raw,
             load_average(),
             if w == 2 {
@@ -142,17 +161,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     for w in [0, workers] {
         let options = LoaderOptions::default().batch_size(32).num_workers(w);
         let loader = DataLoader::new(&torch_ds, options.clone())?;
-        let r = rate_and_faults(|| {
+        let r = passes(|| {
             let mut count = 0;
             for batch in &loader {
                 count += batch?.rids.len();
             }
             Ok(count)
         })?;
-        report("torch DataLoader [32, 3, 224, 224]", w, r);
         torch_rates.push(r.0);
+        report("torch DataLoader [32, 3, 224, 224]", w, r);
         let batches = tf_ds.batches(options)?;
-        let r = rate_and_faults(|| {
+        let r = passes(|| {
             let mut count = 0;
             for batch in &batches {
                 count += batch?.rids.len();
