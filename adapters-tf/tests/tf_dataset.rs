@@ -430,18 +430,21 @@ fn disagreeing_annotators_without_a_selector_are_refused_naming_the_rids() {
     );
 }
 
+/// `lambda rec: float(rec.IOP_Value)`.
+fn iop_value(t: Option<&Target>) -> Result<Label, &'static str> {
+    let record = t
+        .and_then(|t| t.value("IOP_Reading"))
+        .and_then(|v| v.record())
+        .ok_or("no reading")?;
+    let iop = record.get("IOP_Value").and_then(|v| v.as_f64());
+    Ok(Label::Float(iop.ok_or("no IOP_Value")?))
+}
+
 /// The chapter's tabular regression: Measurement rows, the newest `IOP_Value` as a float.
 fn iop_regression() -> TfOptions {
     TfOptions::default()
         .targets(Targets::new().with("IOP_Reading", Selector::Newest))
-        .target_transform(|t: Option<&Target>| {
-            let record = t
-                .and_then(|t| t.value("IOP_Reading"))
-                .and_then(|v| v.record())
-                .ok_or("no reading")?;
-            let iop = record.get("IOP_Value").and_then(|v| v.as_f64());
-            Ok::<_, &str>(Label::Float(iop.ok_or("no IOP_Value")?))
-        })
+        .target_transform(iop_value)
         .missing(Missing::Skip)
 }
 
@@ -558,16 +561,7 @@ fn a_float_feature_refuses_conflicts_without_a_selector_but_needs_no_vocabulary(
         "{err}"
     );
     // Both off (restructure's enforce_vocabulary(false)): the oldest reading of 1-M003.
-    let lenient = plain
-        .enforce_vocabulary(false)
-        .target_transform(|t: Option<&Target>| {
-            let record = t
-                .and_then(|t| t.value("IOP_Reading"))
-                .and_then(|v| v.record())
-                .ok_or("no reading")?;
-            let iop = record.get("IOP_Value").and_then(|v| v.as_f64());
-            Ok::<_, &str>(Label::Float(iop.ok_or("no IOP_Value")?))
-        });
+    let lenient = plain.enforce_vocabulary(false).target_transform(iop_value);
     let ds = as_tf_dataset(&f.bag, "Measurement", lenient, None).unwrap();
     let values: Vec<(String, Label)> = ds
         .iter()
