@@ -123,8 +123,9 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f32>, Box<dyn Error>
         for batch in &batches {
             let batch = batch?;
             let labels = batch.targets.tensor().ok_or("labels did not stack")?;
+            let images = batch.samples.tensor().ok_or("samples are not one tensor")?;
             let mut args = SessionRunArgs::new();
-            batch.samples.add_feed(&mut args, &x, 0);
+            images.add_feed(&mut args, &x, 0);
             labels.add_feed(&mut args, &y, 0);
             if train {
                 args.add_target(&minimize);

@@ -6,7 +6,11 @@
 //! element (which is not skipped) or given explicitly with `-1` for variable dimensions.
 //! [`TfDataset::batches`] batches, shuffles, shards and prefetches with the same
 //! framework-neutral loader core as the PyTorch adapter, producing `tensorflow::Tensor`
-//! batches ready to feed a `Session` (there is no `tf.data` in the C API).
+//! batches ready to feed a `Session` (there is no `tf.data` in the C API). Rows of a
+//! non-asset table (the chapter's tabular regression) batch into one `[batch]` column per
+//! table column ([`TfSamples::Columns`]); [`TfDataset::padded_batches`] pads samples of
+//! different shapes (`padded_batch`); [`TfDataset::cache`] keeps decoded samples for later
+//! epochs (`.cache()`).
 //!
 //! [`image`] decodes, resizes, crops and normalizes images into `float32 [H, W, 3]` samples
 //! with the same pipeline as the PyTorch adapter. It is not a model library: build your
@@ -27,7 +31,7 @@
 //! let batches = ds.batches(LoaderOptions::default().batch_size(32).shuffle(7).num_workers(2))?;
 //! for batch in &batches {
 //!     let batch = batch?;
-//!     println!("{:?}", batch.samples.dims()); // [32, 224, 224, 3]
+//!     println!("{:?}", batch.samples.tensor().map(|t| t.dims())); // [32, 224, 224, 3]
 //! }
 //! # Ok(()) }
 //! ```
@@ -80,13 +84,13 @@ pub mod image;
 mod spec;
 
 pub use dataset::{
-    as_tf_dataset, collate, read_bytes, BatchTargets, BatchTensor, TfBatch, TfDataset, TfItem,
-    TfLoader, TfOptions, SAMPLE_LOADER_EXAMPLE,
+    as_tf_dataset, collate, read_bytes, BatchColumn, BatchTargets, BatchTensor, Padding, TfBatch,
+    TfDataset, TfItem, TfLoader, TfOptions, TfSamples, SAMPLE_LOADER_EXAMPLE,
 };
 pub use deriva_bag_features::loader::elements::{Label, Sample, Target};
 pub use deriva_bag_features::loader::{Batches, EvenShards, LoaderOptions};
 pub use error::Error;
-pub use spec::{DType, Signature, TargetSpec, TensorSpec, TfSample};
+pub use spec::{DType, SampleSpec, Signature, TargetSpec, TensorSpec, TfSample};
 /// The `tensorflow` crate this adapter is built with (exactly `=0.21.0`, for the TF 2.13.0 C
 /// API). A training loop names it as `deriva_bag_tf::tensorflow` (or
 /// `deriva_bag_core::tf::tensorflow`) instead of depending on `tensorflow` itself, so the

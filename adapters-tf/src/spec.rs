@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use deriva_bag_features::loader::collate::{ColumnDType, RowColumns};
 use deriva_bag_features::loader::elements::{Element, Label, Sample};
 use deriva_bag_features::Rid;
 use indexmap::IndexMap;
@@ -18,6 +19,21 @@ pub enum DType {
     Int64,
     /// `tf.uint8`.
     UInt8,
+    /// `tf.bool` (boolean columns of row samples).
+    Bool,
+    /// `tf.string` (text columns of row samples).
+    String,
+}
+
+impl From<ColumnDType> for DType {
+    fn from(d: ColumnDType) -> Self {
+        match d {
+            ColumnDType::Int64 => DType::Int64,
+            ColumnDType::Float => DType::Float,
+            ColumnDType::Bool => DType::Bool,
+            ColumnDType::Text => DType::String,
+        }
+    }
 }
 
 impl DType {
@@ -27,6 +43,8 @@ impl DType {
             DType::Float => tensorflow::DataType::Float,
             DType::Int64 => tensorflow::DataType::Int64,
             DType::UInt8 => tensorflow::DataType::UInt8,
+            DType::Bool => tensorflow::DataType::Bool,
+            DType::String => tensorflow::DataType::String,
         }
     }
 }
@@ -37,6 +55,8 @@ impl fmt::Display for DType {
             DType::Float => "float32",
             DType::Int64 => "int64",
             DType::UInt8 => "uint8",
+            DType::Bool => "bool",
+            DType::String => "string",
         })
     }
 }
@@ -177,33 +197,75 @@ pub enum TargetSpec {
     Map(IndexMap<String, TensorSpec>),
 }
 
+/// The spec of an element's sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SampleSpec {
+    /// One tensor (what a `sample_loader` or `row_loader` returns).
+    Tensor(TensorSpec),
+    /// A table row without a `row_loader` (the chapter's tabular regression): one scalar per
+    /// non-system column, keyed by column name, typed from the catalog model (`int64`,
+    /// `float32`, `bool`, `string`); a batch holds one `[batch]` tensor per column.
+    Columns(IndexMap<String, TensorSpec>),
+}
+
+impl SampleSpec {
+    /// The spec of tensor samples.
+    pub fn tensor(&self) -> Option<&TensorSpec> {
+        match self {
+            SampleSpec::Tensor(t) => Some(t),
+            SampleSpec::Columns(_) => None,
+        }
+    }
+
+    /// The per-column specs of row samples.
+    pub fn columns(&self) -> Option<&IndexMap<String, TensorSpec>> {
+        match self {
+            SampleSpec::Columns(c) => Some(c),
+            SampleSpec::Tensor(_) => None,
+        }
+    }
+
+    /// The spec of row samples with these columns.
+    pub fn of_columns(columns: &RowColumns) -> Self {
+        SampleSpec::Columns(
+            columns
+                .iter()
+                .map(|(name, dtype)| (name.to_string(), TensorSpec::new(dtype.into(), [])))
+                .collect(),
+        )
+    }
+}
+
+impl From<TensorSpec> for SampleSpec {
+    fn from(spec: TensorSpec) -> Self {
+        SampleSpec::Tensor(spec)
+    }
+}
+
 /// The output signature: sample spec and target spec; the RID is always a scalar string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
     /// The sample's spec.
-    pub sample: TensorSpec,
+    pub sample: SampleSpec,
     /// The target's spec.
     pub target: TargetSpec,
 }
 
 impl Signature {
-    /// A signature from a sample spec and a target spec.
-    pub fn new(sample: TensorSpec, target: TargetSpec) -> Self {
-        Signature { sample, target }
+    /// A signature from a sample spec (a [`TensorSpec`] or [`SampleSpec`]) and a target spec.
+    pub fn new(sample: impl Into<SampleSpec>, target: TargetSpec) -> Self {
+        Signature {
+            sample: sample.into(),
+            target,
+        }
     }
 
-    /// The exact signature of one element (as `tf.type_spec_from_value`).
-    pub fn infer(element: &Element<TfSample>) -> Result<Signature, Error> {
+    /// The exact signature of one element (as `tf.type_spec_from_value`); a row sample has
+    /// the spec of `columns` (the plan's [`RowColumns`]).
+    pub fn infer(element: &Element<TfSample>, columns: &RowColumns) -> Result<Signature, Error> {
         let sample = match &element.sample {
-            Sample::Loaded(s) => TensorSpec::of(s.dtype(), s.shape()),
-            Sample::Row(_) => {
-                return Err(Error::NotATensor {
-                    rid: element.rid.clone(),
-                    detail: "the sample is a table row, which has no tensor form; pass a \
-                             row_loader that builds a TfSample from the row"
-                        .into(),
-                })
-            }
+            Sample::Loaded(s) => SampleSpec::Tensor(TensorSpec::of(s.dtype(), s.shape())),
+            Sample::Row(_) => SampleSpec::of_columns(columns),
         };
         let target = match &element.target {
             Label::None => TargetSpec::None,
@@ -220,12 +282,29 @@ impl Signature {
     /// Checks one element against the signature; the error names the RID and both shapes.
     pub fn check(&self, element: &Element<TfSample>) -> Result<(), Error> {
         let rid = &element.rid;
-        match &element.sample {
-            Sample::Loaded(s) => check_one(&self.sample, s.dtype(), s.shape(), rid, "sample")?,
-            Sample::Row(_) => {
+        match (&element.sample, &self.sample) {
+            (Sample::Loaded(s), SampleSpec::Tensor(spec)) => {
+                check_one(spec, s.dtype(), s.shape(), rid, "sample")?
+            }
+            // Row values are typed by the model; NULLs surface when the batch is collated.
+            (Sample::Row(_), SampleSpec::Columns(_)) => {}
+            (Sample::Loaded(s), SampleSpec::Columns(_)) => {
                 return Err(Error::NotATensor {
                     rid: rid.clone(),
-                    detail: "the sample is a table row; pass a row_loader".into(),
+                    detail: format!(
+                        "the sample is a {} {:?} tensor but the signature expects row columns",
+                        s.dtype(),
+                        s.shape()
+                    ),
+                })
+            }
+            (Sample::Row(_), SampleSpec::Tensor(spec)) => {
+                return Err(Error::NotATensor {
+                    rid: rid.clone(),
+                    detail: format!(
+                        "the sample is a table row but the signature expects {spec}; pass a \
+                         row_loader, or a signature with SampleSpec::Columns"
+                    ),
                 })
             }
         }

@@ -11,8 +11,9 @@ use deriva_bag_core::fixtures::FixtureSpec;
 use deriva_bag_features::{Missing, Row, Selector, Targets};
 use deriva_bag_tf::image::{center_crop, decode_rgb, load_rgb};
 use deriva_bag_tf::{
-    as_tf_dataset, DType, EvenShards, Label, LoaderOptions, Signature, Target, TargetSpec,
-    TensorSpec, TfOptions, TfSample, SAMPLE_LOADER_EXAMPLE,
+    as_tf_dataset, BatchColumn, BatchTargets, BatchTensor, DType, EvenShards, Label, LoaderOptions,
+    Padding, SampleSpec, Signature, Target, TargetSpec, TensorSpec, TfOptions, TfSample, TfSamples,
+    SAMPLE_LOADER_EXAMPLE,
 };
 use tensorflow::{ops, DataType, Scope, Session, SessionOptions, SessionRunArgs};
 
@@ -134,7 +135,8 @@ fn variable_dimensions_use_minus_one() {
         .to_string();
     assert!(
         err.contains(
-            "element 1-I002 is float32 [48, 42, 3] but element 1-I001 is float32 [48, 41, 3]"
+            "element 1-I002 has shape [48, 42, 3] but element 1-I001 has [48, 41, 3]; use \
+             padded_batches (or batch_size 1) for variable shapes"
         ),
         "{err}"
     );
@@ -322,9 +324,11 @@ fn batches_feed_a_session_run() {
     let mut fed = 0;
     for batch in &batches {
         let batch = batch.unwrap();
-        assert_eq!(batch.samples.dims()[1..], [48, 64, 3]);
+        let images = batch.samples.tensor().unwrap();
+        assert_eq!(images.dims()[1..], [48, 64, 3]);
+        assert_eq!(batch.shapes, vec![vec![48, 64, 3]; batch.rids.len()]);
         let mut args = SessionRunArgs::new();
-        batch.samples.add_feed(&mut args, &x, 0);
+        images.add_feed(&mut args, &x, 0);
         batch.targets.tensor().unwrap().add_feed(&mut args, &y, 0);
         let sums = args.request_fetch(&pixel_sum, 0);
         let twice = args.request_fetch(&doubled, 0);
@@ -423,5 +427,269 @@ fn disagreeing_annotators_without_a_selector_are_refused_naming_the_rids() {
             .unwrap()
             .len(),
         5
+    );
+}
+
+/// `lambda rec: float(rec.IOP_Value)`.
+fn iop_value(t: Option<&Target>) -> Result<Label, &'static str> {
+    let record = t
+        .and_then(|t| t.value("IOP_Reading"))
+        .and_then(|v| v.record())
+        .ok_or("no reading")?;
+    let iop = record.get("IOP_Value").and_then(|v| v.as_f64());
+    Ok(Label::Float(iop.ok_or("no IOP_Value")?))
+}
+
+/// The chapter's tabular regression: Measurement rows, the newest `IOP_Value` as a float.
+fn iop_regression() -> TfOptions {
+    TfOptions::default()
+        .targets(Targets::new().with("IOP_Reading", Selector::Newest))
+        .target_transform(iop_value)
+        .missing(Missing::Skip)
+}
+
+fn floats(t: &BatchTensor) -> Vec<f32> {
+    match t {
+        BatchTensor::Float(t) => t.to_vec(),
+        other => panic!("expected float32, got {:?}", other.dtype()),
+    }
+}
+
+#[test]
+fn tabular_rows_batch_into_one_tensor_per_column_with_float_targets() {
+    let f = common::small();
+    let ds = as_tf_dataset(&f.bag, "Measurement", iop_regression(), None).unwrap();
+    let spec = |d| TensorSpec::new(d, []);
+    let columns = [
+        ("Subject", DType::String),
+        ("Eye", DType::String),
+        ("Visit", DType::Int64),
+        ("Axial_Length", DType::Float),
+    ]
+    .map(|(n, d)| (n.to_string(), spec(d)));
+    assert_eq!(
+        *ds.signature(),
+        Signature::new(
+            SampleSpec::Columns(columns.into_iter().collect()),
+            TargetSpec::Tensor(spec(DType::Float))
+        )
+    );
+    let loader = ds
+        .batches(LoaderOptions::default().batch_size(3).num_workers(2))
+        .unwrap();
+    let batches: Vec<_> = loader.iter().map(Result::unwrap).collect();
+    assert_eq!(batches.len(), 2);
+    let rids: Vec<Vec<String>> = batches.iter().map(|b| common::rids(&b.rids)).collect();
+    assert_eq!(
+        rids,
+        [vec!["1-M001", "1-M002", "1-M003"], vec!["1-M004", "1-M005"]]
+    );
+    let TfSamples::Columns(first) = &batches[0].samples else {
+        panic!("expected columns")
+    };
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        ["Subject", "Eye", "Visit", "Axial_Length"]
+    );
+    let BatchColumn::Text(subjects) = &first["Subject"] else {
+        panic!("Subject is not text")
+    };
+    assert_eq!(subjects, &["1-S001", "1-S001", "1-S002"]);
+    let eyes = first["Eye"].string_tensor().unwrap().unwrap();
+    assert_eq!(eyes.dims(), [3]);
+    assert_eq!(eyes.to_vec(), ["OD", "OS", "OD"]);
+    assert_eq!(first["Visit"].dtype(), DType::Int64);
+    assert_eq!(
+        floats(first["Axial_Length"].tensor().unwrap()),
+        [23.51, 23.47, 24.02]
+    );
+    // 1-M003's annotators disagree: the newest reading (23) wins.
+    assert_eq!(
+        floats(batches[0].targets.tensor().unwrap()),
+        [15.5, 16.0, 23.0]
+    );
+    assert!(batches[0].shapes.is_empty());
+
+    let second = batches[1].samples.columns().unwrap();
+    let Some(BatchTensor::Int64(visits)) = second["Visit"].tensor() else {
+        panic!("Visit is not int64")
+    };
+    assert_eq!(visits.to_vec(), [2, 1]);
+    let axial = floats(second["Axial_Length"].tensor().unwrap());
+    assert!(axial[0].is_nan(), "NULL axial length is NaN: {axial:?}");
+    assert_eq!(axial[1], 22.88);
+    let BatchTargets::Tensor(targets) = &batches[1].targets else {
+        panic!("targets do not stack")
+    };
+    assert_eq!(targets.dims(), [2]);
+    assert_eq!(floats(targets), [14.0, 18.25]);
+}
+
+#[test]
+fn a_float_feature_refuses_conflicts_without_a_selector_but_needs_no_vocabulary() {
+    let f = common::small();
+    let plain = TfOptions::default()
+        .targets(Targets::names(["IOP_Reading"]))
+        .missing(Missing::Skip);
+    // Vocabulary is not required by default, conflicts are refused.
+    let err = as_tf_dataset(&f.bag, "Measurement", plain.clone(), None).unwrap_err();
+    match &err {
+        deriva_bag_tf::Error::Dataset(deriva_bag_features::Error::ConflictingTargetValues {
+            target,
+            conflicts,
+            ..
+        }) => {
+            assert_eq!(target, "IOP_Reading");
+            let listed: Vec<(&str, Vec<&str>)> = conflicts
+                .iter()
+                .map(|(e, r)| (e.as_str(), r.iter().map(|r| r.as_str()).collect()))
+                .collect();
+            // 1-M005's two equal readings are not a conflict.
+            assert_eq!(listed, [("1-M003", vec!["1-P003", "1-P004"])]);
+        }
+        other => panic!("expected a conflict, got {other}"),
+    }
+    // Restructure's rule on top: no vocabulary term column, refused by name.
+    let strict = iop_regression().require_vocabulary(true);
+    let err = as_tf_dataset(&f.bag, "Measurement", strict, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "feature \"IOP_Reading\" on table demo:Measurement has no controlled vocabulary"
+        ),
+        "{err}"
+    );
+    // Both off (restructure's enforce_vocabulary(false)): the oldest reading of 1-M003.
+    let lenient = plain.enforce_vocabulary(false).target_transform(iop_value);
+    let ds = as_tf_dataset(&f.bag, "Measurement", lenient, None).unwrap();
+    let values: Vec<(String, Label)> = ds
+        .iter()
+        .map(|e| e.map(|e| (e.rid.to_string(), e.target)).unwrap())
+        .collect();
+    assert_eq!(values[2], ("1-M003".to_string(), Label::Float(21.5)));
+    assert_eq!(values.len(), 5, "1-M006 has no reading and is skipped");
+    // Missing::Error names the measurement without a reading.
+    let err = as_tf_dataset(
+        &f.bag,
+        "Measurement",
+        iop_regression().missing(Missing::Error),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("1-M006"), "{err}");
+}
+
+#[test]
+fn padded_batches_pad_each_sample_to_the_batch_and_keep_its_shape() {
+    let f = common::small();
+    let options = TfOptions::default().sample_loader(variable_width);
+    let sig = Signature::new(TensorSpec::new(DType::Float, [48, -1, 3]), TargetSpec::None);
+    let ds = as_tf_dataset(&f.bag, "Image", options, Some(sig)).unwrap();
+    let padding = Padding::default().value(-1.0);
+    let loader = ds
+        .padded_batches(LoaderOptions::default().batch_size(3), padding.clone())
+        .unwrap();
+    let batches: Vec<_> = loader.iter().map(Result::unwrap).collect();
+    let dims: Vec<Vec<u64>> = batches
+        .iter()
+        .map(|b| b.samples.tensor().unwrap().dims().to_vec())
+        .collect();
+    assert_eq!(dims, [vec![3, 48, 43, 3], vec![3, 48, 46, 3]]);
+    assert_eq!(
+        batches[0].shapes,
+        [vec![48, 41, 3], vec![48, 42, 3], vec![48, 43, 3]]
+    );
+    let values = floats(batches[0].samples.tensor().unwrap());
+    let first = match ds.get(0).unwrap().sample {
+        deriva_bag_tf::Sample::Loaded(TfSample::Float { data, .. }) => data,
+        other => panic!("{other:?}"),
+    };
+    // Sample 0, row 0: its 41 pixels, then 2 padded pixels of -1.
+    let row = 43 * 3;
+    assert_eq!(values[..41 * 3], first[..41 * 3]);
+    assert_eq!(values[41 * 3..row], [-1.0; 6]);
+    // Row 1 of sample 0 starts with the sample's own row 1.
+    assert_eq!(values[row..row + 41 * 3], first[41 * 3..82 * 3]);
+    // The widest sample of the batch (1-I003) is not padded.
+    assert_eq!(
+        values[2 * 48 * row..2 * 48 * row + row]
+            .iter()
+            .filter(|v| **v == -1.0)
+            .count(),
+        0
+    );
+
+    // A fixed shape pads further; one too small names the sample that does not fit.
+    let fixed = ds
+        .padded_batches(
+            LoaderOptions::default().batch_size(3),
+            padding.clone().shape([48, 50, 3]),
+        )
+        .unwrap();
+    let batch = fixed.iter().next().unwrap().unwrap();
+    assert_eq!(batch.samples.tensor().unwrap().dims(), [3, 48, 50, 3]);
+    let err = ds
+        .padded_batches(
+            LoaderOptions::default().batch_size(3),
+            padding.shape([48, 42, 3]),
+        )
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("cannot pad element 1-I003: sample 2 has shape [48, 43, 3], larger than the padded shape [48, 42, 3] in dimension 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cache_decodes_in_the_first_epoch_and_reuses_samples_after() {
+    let f = common::small();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&loads);
+    let options = graded().sample_loader(move |path, _row| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        hwc(path)
+    });
+    let sig = Signature::new(
+        TensorSpec::new(DType::Float, [48, 64, 3]),
+        TargetSpec::Tensor(TensorSpec::new(DType::Int64, [])),
+    );
+    let ds = as_tf_dataset(&f.bag, "Image", options, Some(sig)).unwrap();
+    let run = |ds: &deriva_bag_tf::TfDataset| -> Vec<Vec<f32>> {
+        let loader = ds
+            .batches(
+                LoaderOptions::default()
+                    .batch_size(2)
+                    .shuffle(3)
+                    .num_workers(2),
+            )
+            .unwrap();
+        (0..3)
+            .flat_map(|epoch| loader.epoch(epoch).collect::<Vec<_>>())
+            .map(|b| floats(b.unwrap().samples.tensor().unwrap()))
+            .collect()
+    };
+    let uncached = run(&ds);
+    assert_eq!(loads.swap(0, Ordering::Relaxed), 15, "5 images × 3 epochs");
+
+    let cached = ds.cache(ds.len());
+    assert_eq!(cached.cached(), 0);
+    assert_eq!(run(&cached), uncached, "same batches, same values");
+    assert_eq!(loads.swap(0, Ordering::Relaxed), 5, "decoded once each");
+    assert_eq!(cached.cached(), 5);
+
+    let bounded = ds.cache(2);
+    assert_eq!(run(&bounded), uncached);
+    assert_eq!(bounded.cached(), 2);
+    assert_eq!(
+        loads.load(Ordering::Relaxed),
+        5 + 3 + 3,
+        "3 uncached images load every epoch"
     );
 }

@@ -5,9 +5,12 @@ use deriva_bag_features::loader::collate::LabelBatch;
 use deriva_bag_features::loader::elements::{Label, Sample};
 use deriva_bag_features::loader::{Batches, Loader, LoaderOptions};
 use deriva_bag_features::{Rid, Row};
+use std::sync::Arc;
+
 use indexmap::IndexMap;
 use tch::{Device, Kind, Tensor};
 
+use crate::pool::{self, BatchPool};
 use crate::{Error, TorchDataset, TorchItem};
 
 /// The samples of one batch.
@@ -80,11 +83,38 @@ pub struct TorchBatch {
     pub targets: BatchTargets,
     /// The RIDs of the batch's elements, in order.
     pub rids: Vec<Rid>,
+    /// Hands the sample tensor back to the loader's pool when the batch is dropped (dropped
+    /// last, after `samples`).
+    _lease: Option<Lease>,
+}
+
+/// A batch tensor's way back to the [`BatchPool`]: a second handle on it, given back on drop
+/// only if it is then the last one (the caller kept no clone or view of the samples).
+#[derive(Debug)]
+struct Lease {
+    tensor: Tensor,
+    pool: Arc<BatchPool>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let tensor = std::mem::replace(&mut self.tensor, Tensor::new());
+        self.pool.give_back(tensor);
+    }
 }
 
 /// Stacks the items of one batch; tensor samples must share one shape (the error names the
 /// first RID of each shape).
 pub fn collate(items: Vec<TorchItem>) -> Result<TorchBatch, Error> {
+    collate_pooled(items, None)
+}
+
+/// [`collate`] with the batch tensor taken from (and, when the batch is dropped, given back
+/// to) `pool`, and the sample tensors recycled for the next samples.
+fn collate_pooled(
+    items: Vec<TorchItem>,
+    pool: Option<&Arc<BatchPool>>,
+) -> Result<TorchBatch, Error> {
     let mut tensors = Vec::with_capacity(items.len());
     let mut rows = Vec::new();
     let mut labels = Vec::with_capacity(items.len());
@@ -114,6 +144,7 @@ pub fn collate(items: Vec<TorchItem>) -> Result<TorchBatch, Error> {
         labels.push(item.target);
         rids.push(item.rid);
     }
+    let mut lease = None;
     let samples = match (tensors.is_empty(), rows.is_empty()) {
         (false, true) => BatchSamples::Tensor(match first_shape {
             Some((shape, _))
@@ -121,7 +152,15 @@ pub fn collate(items: Vec<TorchItem>) -> Result<TorchBatch, Error> {
                     .iter()
                     .all(|t| t.kind() == Kind::Float && t.device() == Device::Cpu) =>
             {
-                stack_float_cpu(&tensors, &shape)
+                let batch = stack_float_cpu(&tensors, &shape, pool.map(|p| &**p));
+                for t in tensors {
+                    pool::recycle_sample(t);
+                }
+                lease = pool.map(|pool| Lease {
+                    tensor: batch.shallow_clone(),
+                    pool: Arc::clone(pool),
+                });
+                batch
             }
             _ => Tensor::f_stack(&tensors, 0)?,
         }),
@@ -136,17 +175,23 @@ pub fn collate(items: Vec<TorchItem>) -> Result<TorchBatch, Error> {
         samples,
         targets: BatchTargets::from_labels(LabelBatch::collate(labels)),
         rids,
+        _lease: lease,
     })
 }
 
-/// Stacks same-shape CPU float tensors with plain copies into one `empty` allocation (see
-/// `image::float_tensor_from_fn` for why loader threads avoid libtorch kernels).
-fn stack_float_cpu(tensors: &[Tensor], shape: &[i64]) -> Tensor {
+/// Stacks same-shape CPU float tensors with plain copies into one `empty` allocation, or a
+/// pooled one (see `image::float_tensor_from_fn` for why loader threads avoid libtorch
+/// kernels).
+fn stack_float_cpu(tensors: &[Tensor], shape: &[i64], pool: Option<&BatchPool>) -> Tensor {
     let per = shape.iter().product::<i64>().max(0) as usize;
     let mut dims = Vec::with_capacity(shape.len() + 1);
     dims.push(tensors.len() as i64);
     dims.extend_from_slice(shape);
-    crate::image::float_tensor_from_fn(&dims, |out| {
+    let out = match pool {
+        Some(pool) => pool.take(&dims),
+        None => Tensor::empty(dims.as_slice(), (Kind::Float, Device::Cpu)),
+    };
+    crate::image::fill_float(out, |out| {
         for (slot, t) in out.chunks_exact_mut(per.max(1)).zip(tensors) {
             let t = t.contiguous();
             // SAFETY: `t` is a contiguous CPU float tensor of `shape` (checked by the
@@ -190,9 +235,20 @@ impl std::fmt::Debug for DataLoader {
 
 impl DataLoader {
     /// A loader over `dataset` (shares it; the dataset is cheap to clone).
+    ///
+    /// Batch tensors are reused: a dropped [`TorchBatch`] hands its sample tensor back to
+    /// the loader, which fills it again for a later batch — unless the caller still holds it
+    /// (a clone, a view, an autograd graph), in which case it is left alone. Keep a batch's
+    /// values past the batch by holding on to the batch, or `copy()` them.
     pub fn new(dataset: &TorchDataset, options: LoaderOptions) -> Result<Self, Error> {
+        // Batches in flight: `prefetch` per worker, the one being filled, the consumer's.
+        let pool = Arc::new(BatchPool::new(
+            options.num_workers.max(1) * (options.prefetch + 1) + 1,
+        ));
         Ok(DataLoader {
-            inner: Loader::new(std::sync::Arc::new(dataset.clone()), options, collate)?,
+            inner: Loader::new(Arc::new(dataset.clone()), options, move |items| {
+                collate_pooled(items, Some(&pool))
+            })?,
         })
     }
 

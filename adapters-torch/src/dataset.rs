@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
-use deriva_bag_features::loader::elements::{Element, ElementDataset, ElementOptions, ElementPlan};
+use deriva_bag_features::loader::cache::SampleCache;
+use deriva_bag_features::loader::elements::{
+    Element, ElementDataset, ElementOptions, ElementPlan, Label, Sample,
+};
 use deriva_bag_features::loader::SampleSource;
-use deriva_bag_features::{DatasetLike, Rid};
-use tch::Tensor;
+use deriva_bag_features::{DatasetLike, Rid, Row};
+use tch::{Device, Kind, Tensor};
 
 use crate::Error;
 
@@ -27,6 +30,7 @@ pub const SAMPLE_LOADER_EXAMPLE: &str =
 #[derive(Clone)]
 pub struct TorchDataset {
     inner: Arc<ElementDataset<Tensor>>,
+    cache: Option<Arc<SampleCache<CachedItem>>>,
 }
 
 impl std::fmt::Debug for TorchDataset {
@@ -34,6 +38,7 @@ impl std::fmt::Debug for TorchDataset {
         f.debug_struct("TorchDataset")
             .field("table", &self.inner.plan().table)
             .field("len", &self.len())
+            .field("cached", &self.cached())
             .finish()
     }
 }
@@ -80,6 +85,7 @@ pub fn as_torch_dataset<D: DatasetLike>(
     );
     Ok(TorchDataset {
         inner: Arc::new(inner),
+        cache: None,
     })
 }
 
@@ -94,9 +100,47 @@ impl TorchDataset {
         self.inner.is_empty()
     }
 
-    /// Loads item `index` (sample loader, transform and target transform run now).
+    /// Loads item `index` (sample loader, transform and target transform run now), or takes
+    /// a copy of it from the cache.
     pub fn get(&self, index: usize) -> Result<TorchItem, Error> {
-        Ok(self.inner.element(index)?)
+        let Some(cache) = &self.cache else {
+            return Ok(self.inner.element(index)?);
+        };
+        let load = || Ok::<_, Error>(CachedItem::from_item(self.inner.element(index)?));
+        Ok(cache.get_or_load(index, load, CachedItem::clone)?.to_item())
+    }
+
+    /// This dataset with a sample cache in front (`tf.data`'s `.cache()`, shared with the
+    /// TensorFlow adapter): the first epoch loads (decodes, transforms) each item, later
+    /// epochs copy it from memory — for [`TorchDataset::get`], [`TorchDataset::iter`] and
+    /// every [`DataLoader`](crate::DataLoader) worker. At most `max_samples` items are kept
+    /// (the first loaded; the rest load every time), so memory stays bounded at
+    /// `max_samples ×` one sample's size; `ds.cache(ds.len())` keeps all. Each `get` hands
+    /// out a copy, so changing a returned tensor in place never changes the cache. A new call
+    /// starts an empty cache. See `deriva_bag_features::loader::cache`.
+    ///
+    /// ```no_run
+    /// # fn demo(ds: &deriva_bag_torch::TorchDataset) -> Result<(), deriva_bag_torch::Error> {
+    /// use deriva_bag_torch::{DataLoader, LoaderOptions};
+    /// let cached = ds.cache(ds.len());
+    /// let loader = DataLoader::new(&cached, LoaderOptions::default().batch_size(32).shuffle(7))?;
+    /// for epoch in 0..10 {
+    ///     for batch in loader.epoch(epoch) {
+    ///         let _batch = batch?; // epoch 0 decodes, epochs 1.. reuse the samples
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn cache(&self, max_samples: usize) -> TorchDataset {
+        TorchDataset {
+            inner: Arc::clone(&self.inner),
+            cache: Some(Arc::new(SampleCache::bounded(self.len(), max_samples))),
+        }
+    }
+
+    /// How many items the cache holds (0 without [`TorchDataset::cache`]).
+    pub fn cached(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.cached())
     }
 
     /// The items' RIDs in index order.
@@ -125,5 +169,92 @@ impl SampleSource for TorchDataset {
 
     fn get(&self, index: usize) -> Result<TorchItem, Error> {
         TorchDataset::get(self, index)
+    }
+}
+
+/// An item as the cache keeps it: the tensor's bytes in plain memory. tch tensors are
+/// `Send` but not `Sync`, and the cache is read from every loader worker at once; bytes are
+/// both, and every [`TorchDataset::get`] builds a fresh tensor from them, so a caller that
+/// changes its tensor in place never changes the cache.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedItem {
+    sample: CachedSample,
+    target: Label,
+    rid: Rid,
+}
+
+#[derive(Debug, Clone)]
+enum CachedSample {
+    Tensor {
+        shape: Vec<i64>,
+        kind: Kind,
+        device: Device,
+        bytes: Vec<u8>,
+    },
+    Row(Row),
+}
+
+impl CachedItem {
+    fn from_item(item: TorchItem) -> Self {
+        let sample = match item.sample {
+            Sample::Loaded(t) => {
+                let (kind, device) = (t.kind(), t.device());
+                let cpu = t.to_device(Device::Cpu).contiguous();
+                let len = cpu.numel() * kind.elt_size_in_bytes();
+                let bytes = if len == 0 {
+                    Vec::new()
+                } else {
+                    // SAFETY: `cpu` is a contiguous CPU tensor of `numel` elements of `kind`,
+                    // so its storage holds `len` bytes from `data_ptr`; it lives to the end
+                    // of this block and nothing writes to it meanwhile.
+                    unsafe { std::slice::from_raw_parts(cpu.data_ptr().cast::<u8>(), len) }.to_vec()
+                };
+                CachedSample::Tensor {
+                    shape: cpu.size(),
+                    kind,
+                    device,
+                    bytes,
+                }
+            }
+            Sample::Row(r) => CachedSample::Row(r),
+        };
+        CachedItem {
+            sample,
+            target: item.target,
+            rid: item.rid,
+        }
+    }
+
+    fn to_item(&self) -> TorchItem {
+        let sample = match &self.sample {
+            CachedSample::Tensor {
+                shape,
+                kind,
+                device,
+                bytes,
+            } => {
+                let t = Tensor::empty(shape.as_slice(), (*kind, Device::Cpu));
+                if !bytes.is_empty() {
+                    // SAFETY: `t` was just allocated as a contiguous CPU tensor of `shape` and
+                    // `kind`, i.e. `bytes.len()` bytes (they were read from a tensor of the
+                    // same shape and kind); nothing else refers to it yet.
+                    let out = unsafe {
+                        std::slice::from_raw_parts_mut(t.data_ptr().cast::<u8>(), bytes.len())
+                    };
+                    out.copy_from_slice(bytes);
+                }
+                Sample::Loaded(if *device == Device::Cpu {
+                    t
+                } else {
+                    t.to_device(*device)
+                })
+            }
+            CachedSample::Row(r) => Sample::Row(r.clone()),
+        };
+        Element {
+            sample,
+            target: self.target.clone(),
+            rid: self.rid.clone(),
+        }
     }
 }

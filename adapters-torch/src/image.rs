@@ -72,9 +72,13 @@ impl ToTensor for ImagePipeline {
     fn apply<'a>(&self, img: impl Into<PixelView<'a>>) -> Tensor {
         let img = img.into();
         let [c, h, w] = self.output_shape(img.dimensions(), Layout::Chw);
-        float_tensor_from_fn(&[c as i64, h as i64, w as i64], |out| {
-            self.apply_into(img, Layout::Chw, out)
-        })
+        let shape = [c as i64, h as i64, w as i64];
+        // A sample tensor that collation already copied into a batch, if any
+        // (crate::pool): no fresh pages to fault in per image.
+        match crate::pool::take_sample(&shape) {
+            Some(t) => fill_float(t, |out| self.apply_into(img, Layout::Chw, out)),
+            None => float_tensor_from_fn(&shape, |out| self.apply_into(img, Layout::Chw, out)),
+        }
     }
 
     fn load(&self, path: &Path) -> Result<Tensor, Error> {
@@ -89,11 +93,17 @@ impl ToTensor for ImagePipeline {
 /// spin-waiting made that cost ~5 ms per 224×224 image (11× the JPEG decode). `empty` only
 /// allocates, so loader threads never enter libtorch's thread pool.
 pub(crate) fn float_tensor_from_fn(shape: &[i64], fill: impl FnOnce(&mut [f32])) -> Tensor {
-    let t = Tensor::empty(shape, (Kind::Float, Device::Cpu));
-    let n = shape.iter().product::<i64>().max(0) as usize;
+    fill_float(Tensor::empty(shape, (Kind::Float, Device::Cpu)), fill)
+}
+
+/// Writes `t`'s values with `fill`. `t` must be a contiguous CPU float tensor that nothing
+/// else refers to: new from `empty`, or from a pool that checked `pool::is_exclusive`.
+pub(crate) fn fill_float(t: Tensor, fill: impl FnOnce(&mut [f32])) -> Tensor {
+    let n = t.numel();
     if n > 0 {
-        // SAFETY: `t` was just allocated by `empty` as a contiguous CPU float tensor of `n`
-        // elements; nothing else refers to its storage while `fill` runs.
+        // SAFETY: `t` is a contiguous CPU float tensor of `n` elements (new from `empty`,
+        // or a pooled one of the requested shape); nothing else refers to its storage
+        // while `fill` runs (the callers' contract, checked by the pools).
         let data = unsafe { std::slice::from_raw_parts_mut(t.data_ptr().cast::<f32>(), n) };
         fill(data);
     }

@@ -10,6 +10,8 @@
 //! [`DataLoader`] batches it into stacked tensors with seeded shuffling, sharding by
 //! `(rank, world_size)`, `drop_last` and worker threads — all from the framework-neutral
 //! loader core in `deriva-bag-features`, which the TensorFlow adapter shares.
+//! [`TorchDataset::cache`] keeps decoded samples for later epochs; the `DataLoader` reuses
+//! the tensors of dropped batches instead of faulting in fresh memory for every batch.
 //!
 //! It is not a model zoo or a training framework: bring your own `tch::nn` model, written
 //! against the re-exported [`tch`] (so the `tch` version always matches this adapter's).
@@ -77,6 +79,7 @@ mod dataloader;
 mod dataset;
 mod error;
 pub mod image;
+mod pool;
 
 pub use dataloader::{collate, BatchSamples, BatchTargets, DataLoader, TorchBatch, CLASS_KIND};
 pub use dataset::{as_torch_dataset, TorchDataset, TorchItem, TorchOptions, SAMPLE_LOADER_EXAMPLE};

@@ -298,3 +298,146 @@ fn every_epoch_yields_every_element() {
         assert_eq!(all, ["1-I001", "1-I002", "1-I003", "1-I005", "1-I006"]);
     }
 }
+
+/// The chapter's tabular regression: `targets=["IOP_Reading"]` (newest reading per
+/// measurement), `target_transform=lambda rec: float(rec.IOP_Value)`.
+fn iop_regression() -> TorchOptions {
+    TorchOptions::default()
+        .targets(Targets::new().with("IOP_Reading", Selector::Newest))
+        .target_transform(|t: Option<&Target>| {
+            let record = t
+                .and_then(|t| t.value("IOP_Reading"))
+                .and_then(|v| v.record())
+                .ok_or("no reading")?;
+            let iop = record.get("IOP_Value").and_then(|v| v.as_f64());
+            Ok::<_, &str>(Label::Float(iop.ok_or("no IOP_Value")?))
+        })
+        .missing(Missing::Skip)
+}
+
+#[test]
+fn tabular_regression_batches_rows_with_float_targets() {
+    let f = common::small();
+    let ds = as_torch_dataset(&f.bag, "Measurement", iop_regression()).unwrap();
+    assert_eq!(
+        common::rids(&ds.rids()),
+        ["1-M001", "1-M002", "1-M003", "1-M004", "1-M005"]
+    );
+    let loader = DataLoader::new(&ds, LoaderOptions::default().batch_size(5)).unwrap();
+    let batch = loader.iter().next().unwrap().unwrap();
+    let BatchSamples::Rows(rows) = &batch.samples else {
+        panic!("expected rows")
+    };
+    let eyes: Vec<_> = rows.iter().map(|r| r.text("Eye").unwrap()).collect();
+    assert_eq!(eyes, ["OD", "OS", "OD", "OS", "OD"]);
+    let targets = batch.targets.tensor().unwrap();
+    assert_eq!(targets.kind(), Kind::Float);
+    assert_eq!(targets.size(), [5]);
+    assert_eq!(
+        Vec::<f32>::try_from(targets).unwrap(),
+        [15.5, 16.0, 23.0, 14.0, 18.25]
+    );
+    // Without a selector, 1-M003's two readings are a conflict, vocabulary or not.
+    let err = as_torch_dataset(
+        &f.bag,
+        "Measurement",
+        TorchOptions::default()
+            .targets(Targets::names(["IOP_Reading"]))
+            .missing(Missing::Skip),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("1-M003: [1-P003, 1-P004]"), "{err}");
+}
+
+#[test]
+fn cache_loads_each_image_once_and_hands_out_copies() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let f = common::small();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&loads);
+    let options = TorchOptions::default().sample_loader(move |path, _row| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        deriva_bag_torch::image::load_rgb(path)
+    });
+    let ds = as_torch_dataset(&f.bag, "Image", options).unwrap();
+    let cached = ds.cache(ds.len());
+    let loader = DataLoader::new(
+        &cached,
+        LoaderOptions::default()
+            .batch_size(4)
+            .shuffle(1)
+            .num_workers(2),
+    )
+    .unwrap();
+    let sums: Vec<Vec<f64>> = (0..3)
+        .map(|epoch| {
+            loader
+                .epoch(epoch)
+                .map(|b| {
+                    b.unwrap()
+                        .samples
+                        .tensor()
+                        .unwrap()
+                        .sum(Kind::Double)
+                        .double_value(&[])
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(loads.load(Ordering::Relaxed), 6, "6 images decoded once");
+    assert_eq!(cached.cached(), 6);
+    let total = |epoch: &Vec<f64>| epoch.iter().sum::<f64>();
+    assert!((total(&sums[0]) - total(&sums[2])).abs() < 1e-6, "{sums:?}");
+
+    // A returned tensor is a copy: zeroing it leaves the cached one intact.
+    let before = cached.get(0).unwrap();
+    let deriva_bag_torch::Sample::Loaded(mut t) = before.sample else {
+        panic!("expected a tensor")
+    };
+    let sum = t.sum(Kind::Double).double_value(&[]);
+    let _ = t.zero_();
+    let again = cached.get(0).unwrap();
+    let deriva_bag_torch::Sample::Loaded(t) = again.sample else {
+        panic!("expected a tensor")
+    };
+    assert_eq!(t.sum(Kind::Double).double_value(&[]), sum);
+    assert_eq!(loads.load(Ordering::Relaxed), 6);
+
+    let bounded = ds.cache(2);
+    for _ in 0..2 {
+        assert_eq!(bounded.iter().filter(|i| i.is_ok()).count(), 6);
+    }
+    assert_eq!(bounded.cached(), 2);
+    assert_eq!(loads.load(Ordering::Relaxed), 6 + 6 + 4);
+}
+
+#[test]
+fn a_dropped_batch_hands_its_tensor_to_the_next_batch_but_a_kept_one_is_never_reused() {
+    let f = common::small();
+    let ds = labeled(&f.bag);
+    let loader = DataLoader::new(&ds, LoaderOptions::default().batch_size(1)).unwrap();
+    let mut epoch = loader.epoch(0);
+    let ptr = |b: &deriva_bag_torch::TorchBatch| b.samples.tensor().unwrap().data_ptr() as usize;
+    let first = epoch.next().unwrap().unwrap();
+    let first_ptr = ptr(&first);
+    drop(first);
+    let second = epoch.next().unwrap().unwrap();
+    assert_eq!(
+        ptr(&second),
+        first_ptr,
+        "the dropped batch's storage is reused"
+    );
+    assert_eq!(common::rids(&second.rids), ["1-I002"]);
+
+    // The caller keeps the images past the batch: that storage is left alone.
+    let kept = second.samples.tensor().unwrap().shallow_clone();
+    let values = Vec::<f32>::try_from(kept.flatten(0, -1)).unwrap();
+    drop(second);
+    let third = epoch.next().unwrap().unwrap();
+    assert_eq!(third.samples.tensor().unwrap().size(), kept.size());
+    assert_ne!(ptr(&third), kept.data_ptr() as usize);
+    assert_eq!(Vec::<f32>::try_from(kept.flatten(0, -1)).unwrap(), values);
+    assert_eq!(common::rids(&third.rids), ["1-I003"]);
+}

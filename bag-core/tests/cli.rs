@@ -684,7 +684,7 @@ fn label_pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 #[test]
-fn features_lists_glaucoma_on_image() {
+fn features_lists_glaucoma_on_image_and_iop_reading_on_measurement() {
     let f = Fixture::small();
     let glaucoma = json!([{
         "table": "demo:Image",
@@ -694,7 +694,22 @@ fn features_lists_glaucoma_on_image() {
         "asset_columns": [],
         "value_columns": [],
     }]);
-    assert_eq!(f.json(&["features", "BAG"]), glaucoma);
+    let iop_reading = json!({
+        "table": "demo:Measurement",
+        "name": "IOP_Reading",
+        "feature_table": "demo:Execution_Measurement_IOP_Reading",
+        "term_columns": [],
+        "asset_columns": [],
+        "value_columns": ["IOP_Value"],
+    });
+    assert_eq!(
+        f.json(&["features", "BAG"]),
+        json!([glaucoma[0].clone(), iop_reading.clone()])
+    );
+    assert_eq!(
+        f.json(&["features", "BAG", "Measurement"]),
+        json!([iop_reading])
+    );
     assert_eq!(f.json(&["features", "BAG", "Image"]), glaucoma);
     assert_eq!(f.json(&["features", "BAG", "demo:Image"]), glaucoma);
     assert_eq!(f.json(&["features", "BAG", "Subject"]), json!([]));

@@ -64,10 +64,56 @@ fn find_features_on_image_is_exactly_glaucoma_with_one_term_column() {
         assert!(g.asset_columns().is_empty());
         assert!(g.value_columns().is_empty());
         assert!(g.qualifier_columns.is_empty());
-        // The whole model has this one feature, found once.
+        // The whole model has it and the Measurement feature, each found once.
         let all = bag.find_features(None).unwrap();
-        assert_eq!(all, features, "{layout:?}");
+        let names: Vec<&str> = all.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["Glaucoma", "IOP_Reading"], "{layout:?}");
+        assert_eq!(all[0], features[0], "{layout:?}");
         assert!(bag.find_features(Some("Subject")).unwrap().is_empty());
+    });
+}
+
+#[test]
+fn iop_reading_is_a_float_feature_without_a_vocabulary_in_every_layout() {
+    each_layout(|layout, bag| {
+        let features = bag.find_features(Some("Measurement")).unwrap();
+        assert_eq!(features.len(), 1, "{layout:?}");
+        let iop = &features[0];
+        assert_eq!(iop.name, "IOP_Reading");
+        assert_eq!(
+            iop.feature_table,
+            TableName::new("demo", "Execution_Measurement_IOP_Reading")
+        );
+        assert!(iop.term_columns().is_empty(), "no vocabulary");
+        assert_eq!(iop.value_columns(), ["IOP_Value"]);
+        assert_eq!(iop.columns[0].ty.typename, "float8");
+
+        let records = bag
+            .feature_values("Measurement", "IOP_Reading", None)
+            .unwrap();
+        let got: Vec<(String, String, f64)> = records
+            .iter()
+            .map(|r| {
+                (
+                    r.rid.as_ref().unwrap().to_string(),
+                    r.target().unwrap().to_string(),
+                    r.get("IOP_Value").and_then(|v| v.as_f64()).unwrap(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("1-P001", "1-M001", 15.5),
+            ("1-P002", "1-M002", 16.0),
+            ("1-P003", "1-M003", 21.5),
+            ("1-P004", "1-M003", 23.0),
+            ("1-P005", "1-M004", 14.0),
+            ("1-P006", "1-M005", 18.25),
+            ("1-P007", "1-M005", 18.25),
+        ]
+        .map(|(p, m, v)| (p.to_string(), m.to_string(), v));
+        assert_eq!(got, expected, "{layout:?}");
+        let measurements = bag.get_table("demo:Measurement").unwrap();
+        assert_eq!(measurements.len(), 6, "{layout:?}");
     });
 }
 

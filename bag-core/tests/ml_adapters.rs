@@ -47,8 +47,9 @@ fn bag_as_tf_dataset_infers_the_signature() {
         )
         .unwrap();
     assert_eq!(ds.len(), 6);
-    assert_eq!(ds.signature().sample.dtype, DType::UInt8);
-    assert_eq!(ds.signature().sample.shape.len(), 1);
+    let sample = ds.signature().sample.tensor().unwrap();
+    assert_eq!(sample.dtype, DType::UInt8);
+    assert_eq!(sample.shape.len(), 1);
 }
 
 /// The grade of a resolved Glaucoma target as a class index.
@@ -140,7 +141,7 @@ fn a_tensorflow_session_needs_only_deriva_bag_core() {
     let batches = ds.batches(LoaderOptions::default().batch_size(8)).unwrap();
     let batch = (&batches).into_iter().next().unwrap().unwrap();
     let mut args = SessionRunArgs::new();
-    batch.samples.add_feed(&mut args, &x, 0);
+    batch.samples.tensor().unwrap().add_feed(&mut args, &x, 0);
     let token = args.request_fetch(&per_image, 0);
     session.run(&mut args).unwrap();
     let sums: Tensor<f32> = args.fetch(token).unwrap();

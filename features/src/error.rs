@@ -137,13 +137,16 @@ pub enum Error {
         features: Vec<String>,
     },
 
-    /// Several differing values for one target of one element, with `enforce_vocabulary` on
-    ///. `conflicts` lists element RID → conflicting feature-record RIDs.
+    /// Several differing values for one target of one element, with conflicts refused
+    /// (`TargetRules::refuse_conflicts`, on with restructure's `enforce_vocabulary` and by
+    /// default in the adapters). `conflicts` lists element RID → conflicting
+    /// feature-record RIDs.
     #[error(
         "target {target:?} has several differing values for {} element(s) of {table} and \
-         enforce_vocabulary is on: {}{}; pass a selector for the target (Selector::newest(), Selector::first(), \
-         Selector::majority_vote(..); CLI: --selector), or call .enforce_vocabulary(false) (CLI: --no-enforce-vocabulary) to take the first \
-         value by RCT",
+         conflicts are refused (enforce_vocabulary / refuse_conflicts): {}{}; pass a selector \
+         for the target (Selector::newest(), Selector::first(), Selector::majority_vote(..); \
+         CLI: --selector), or call .refuse_conflicts(false) (restructure: \
+         .enforce_vocabulary(false); CLI: --no-enforce-vocabulary) to take the first value by RCT",
         conflicts.len() + more,
         conflicts.iter().map(|(e, r)| format!("{e}: [{}]", r.iter().map(Rid::as_str).collect::<Vec<_>>().join(", "))).collect::<Vec<_>>().join("; "),
         if *more > 0 { format!(" (and {more} more)") } else { String::new() }
@@ -193,6 +196,23 @@ pub enum Error {
         table: String,
         /// A working `sample_loader` call for the adapter at hand.
         example: String,
+    },
+
+    /// A row sample has NULL in a column whose tensor dtype has no NULL (integer, boolean,
+    /// text); float columns hold NaN instead.
+    #[error(
+        "column {column} of {table} row {rid} is NULL, which a {dtype} tensor cannot hold; \
+         pass a row_loader that builds the sample from the row"
+    )]
+    NullInRowColumn {
+        /// The element table.
+        table: String,
+        /// The column.
+        column: String,
+        /// The element.
+        rid: Rid,
+        /// The column's tensor dtype (`int64`, `bool`, `string`).
+        dtype: &'static str,
     },
 
     /// Asset files of kept elements are not on disk (a bag that is not materialized).

@@ -49,6 +49,6 @@ pub use selectors::{
 };
 pub use targets::{
     classify_targets, resolve_targets, Missing, Resolution, ResolvedElement, ResolvedTarget,
-    ResolvedTargets, TargetKind, TargetValue, Targets, MAX_LISTED_RIDS,
+    ResolvedTargets, TargetKind, TargetRules, TargetValue, Targets, MAX_LISTED_RIDS,
 };
 pub use value::{parse_timestamptz, Value, ValueError};

@@ -133,6 +133,52 @@ impl<S: Into<String>> FromIterator<S> for Targets {
     }
 }
 
+/// The two checks restructure's `enforce_vocabulary` switches together, kept apart so that
+/// a float feature (a regression target) can be used without giving up the conflict check.
+/// [`resolve_targets`] is the one place that applies both.
+///
+/// * `require_vocabulary`: a feature target must have a vocabulary term column (restructure
+///   needs a term to name a class folder);
+/// * `refuse_conflicts`: several differing values for one element and no selector (annotators
+///   disagree) are an error listing the RIDs ([`Error::ConflictingTargetValues`]); off, the
+///   first value by RCT is taken (ties: the smaller record RID).
+///
+/// `TargetRules::from(bool)` is restructure's `enforce_vocabulary`: both on, or both off.
+/// The adapters default to [`TargetRules::ADAPTERS`]: conflicts refused, any feature allowed
+/// (the chapter's `targets=["IOP_Reading"]` regression works as written).
+///
+/// ```
+/// use deriva_bag_features::TargetRules;
+/// assert_eq!(TargetRules::from(true), TargetRules { require_vocabulary: true, refuse_conflicts: true });
+/// assert_eq!(TargetRules::from(false), TargetRules { require_vocabulary: false, refuse_conflicts: false });
+/// assert!(TargetRules::ADAPTERS.refuse_conflicts && !TargetRules::ADAPTERS.require_vocabulary);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TargetRules {
+    /// A feature target must have a vocabulary term column.
+    pub require_vocabulary: bool,
+    /// Differing values without a selector are an error (else the first by RCT wins).
+    pub refuse_conflicts: bool,
+}
+
+impl TargetRules {
+    /// The adapters' default: refuse conflicts, accept any feature (floats, free text).
+    pub const ADAPTERS: TargetRules = TargetRules {
+        require_vocabulary: false,
+        refuse_conflicts: true,
+    };
+}
+
+impl From<bool> for TargetRules {
+    /// Restructure's `enforce_vocabulary`: both checks on or both off.
+    fn from(enforce_vocabulary: bool) -> Self {
+        TargetRules {
+            require_vocabulary: enforce_vocabulary,
+            refuse_conflicts: enforce_vocabulary,
+        }
+    }
+}
+
 /// What a target name resolved to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TargetKind {
@@ -299,14 +345,16 @@ impl Resolution {
 /// then feature through a foreign key; see the module docs). Touches only the model and the
 /// feature list, so it is cheap and fails early.
 ///
-/// With `enforce_vocabulary`, a feature target must have at least one vocabulary term column
-/// (only vocabulary features make class folders), as DerivaML does.
+/// With [`TargetRules::require_vocabulary`] (restructure's `enforce_vocabulary`), a feature
+/// target must have at least one vocabulary term column (only vocabulary features make class
+/// folders), as DerivaML does.
 pub fn classify_targets<D: DatasetLike>(
     dataset: &D,
     element_table: &TableName,
     targets: &Targets,
-    enforce_vocabulary: bool,
+    rules: impl Into<TargetRules>,
 ) -> Result<Vec<ResolvedTarget>, Error> {
+    let rules = rules.into();
     if targets.is_empty() {
         return Ok(Vec::new());
     }
@@ -361,14 +409,14 @@ pub fn classify_targets<D: DatasetLike>(
                 }
             }
         };
-        if enforce_vocabulary {
+        if rules.require_vocabulary {
             if let TargetKind::Feature(f) | TargetKind::FeatureViaFk { feature: f, .. } = &kind {
                 if f.term_columns().is_empty() {
                     return Err(Error::Invalid(format!(
                         "feature {:?} on table {} has no controlled vocabulary term columns; \
                          only vocabulary-based features can be used as targets when \
-                         enforce_vocabulary is on (turn it off, and use a target_transform to \
-                         name the value)",
+                         enforce_vocabulary (require_vocabulary) is on (turn it off, and use a \
+                         target_transform to name the value)",
                         f.name, f.target_table
                     )));
                 }
@@ -415,9 +463,11 @@ fn unknown_target(
 /// emitted) and applies the `missing` policy.
 ///
 /// * Feature values come from `dataset.feature_values(table, name, selector)`.
-/// * Several differing values for one element (no selector, or a selector that keeps one
-///   record per qualifier): with `enforce_vocabulary` an error listing the conflicting record
-///   RIDs; without it the first by RCT (instant; ties → smaller row RID). Identical values
+/// * `rules` ([`TargetRules`]; a `bool` is restructure's `enforce_vocabulary`, both rules):
+///   with `require_vocabulary` a feature target without a vocabulary term column is an error;
+///   several differing values for one element (no selector, or a selector that keeps one
+///   record per qualifier) are, with `refuse_conflicts`, an error listing the conflicting
+///   record RIDs, else the first by RCT (instant; ties → smaller row RID). Identical values
 ///   from several records are not a conflict.
 /// * [`Missing::Error`] fails listing up to [`MAX_LISTED_RIDS`] sorted unlabeled RIDs of
 ///   exactly `elements`; [`Missing::Skip`] drops them; [`Missing::Unknown`] keeps them with
@@ -430,9 +480,10 @@ pub fn resolve_targets<D: DatasetLike>(
     elements: &[Row],
     targets: &Targets,
     missing: Missing,
-    enforce_vocabulary: bool,
+    rules: impl Into<TargetRules>,
 ) -> Result<Resolution, Error> {
-    let resolved = classify_targets(dataset, element_table, targets, enforce_vocabulary)?;
+    let rules = rules.into();
+    let resolved = classify_targets(dataset, element_table, targets, rules)?;
     let element_table_text = element_table.to_string();
     let rids: Vec<Rid> = elements
         .iter()
@@ -455,7 +506,7 @@ pub fn resolve_targets<D: DatasetLike>(
             target,
             elements,
             &rids,
-            enforce_vocabulary,
+            rules.refuse_conflicts,
         )?);
     }
 
@@ -510,7 +561,7 @@ fn values_of_target<D: DatasetLike>(
     target: &ResolvedTarget,
     elements: &[Row],
     rids: &[Rid],
-    enforce_vocabulary: bool,
+    refuse_conflicts: bool,
 ) -> Result<Vec<Option<TargetValue>>, Error> {
     let (feature, keys): (&Feature, Vec<Option<String>>) = match &target.kind {
         TargetKind::Column(column) => {
@@ -556,7 +607,7 @@ fn values_of_target<D: DatasetLike>(
         // `feature_values` returns records in the canonical order (target RID, RCT instant,
         // row RID; `sort_records`), so `group[0]` is the first value by RCT.
         let differ = group.iter().any(|r| !same_value(feature, r, group[0]));
-        if differ && enforce_vocabulary {
+        if differ && refuse_conflicts {
             conflicts.insert(
                 key.clone(),
                 group.iter().filter_map(|r| r.rid.clone()).collect(),

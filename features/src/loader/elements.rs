@@ -17,10 +17,11 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
+use super::collate::RowColumns;
 use super::SampleSource;
 use crate::{
-    resolve_targets, DatasetLike, Error, Missing, ResolvedTarget, Rid, Row, TableName, TargetValue,
-    Targets, MAX_LISTED_RIDS,
+    resolve_targets, DatasetLike, Error, Missing, ResolvedTarget, Rid, Row, TableName, TargetRules,
+    TargetValue, Targets, MAX_LISTED_RIDS,
 };
 
 /// The error a user closure may return: anything that is an error.
@@ -91,12 +92,12 @@ pub struct ElementQuery {
     /// `true`: rows reachable from the dataset (members and rows reached by foreign keys);
     /// `false`: only the dataset's (recursive) members.
     pub reachable: bool,
-    /// Restructure's `enforce_vocabulary`, with the same default (`true`) and meaning,
-    /// passed to [`crate::resolve_targets`]: several differing values for one
-    /// target without a selector are an error listing the conflicting record RIDs, and a
-    /// feature target must have a vocabulary term column. `false`: any feature (e.g. a float
-    /// measurement as a regression target), and the first value by RCT where values differ.
-    pub enforce_vocabulary: bool,
+    /// The checks [`crate::resolve_targets`] applies. Default
+    /// [`TargetRules::ADAPTERS`]: several differing values for one target without a selector
+    /// are an error listing the conflicting record RIDs, as in restructure; any feature may
+    /// be a target (a float measurement is a regression target), unlike restructure, whose
+    /// class folders need vocabulary terms. See [`ElementOptions::enforce_vocabulary`].
+    pub rules: TargetRules,
 }
 
 impl Default for ElementQuery {
@@ -105,7 +106,7 @@ impl Default for ElementQuery {
             targets: Targets::new(),
             missing: Missing::Error,
             reachable: true,
-            enforce_vocabulary: true,
+            rules: TargetRules::ADAPTERS,
         }
     }
 }
@@ -134,14 +135,17 @@ pub struct ElementPlan {
     pub targets: Vec<ResolvedTarget>,
     /// The kept elements, sorted by RID.
     pub elements: Vec<PlannedElement>,
+    /// The columns row samples collate into (non-asset tables; empty for asset tables).
+    pub row_columns: RowColumns,
 }
 
 impl ElementPlan {
     /// Enumerates, resolves and checks the elements of `element_table` (bare or qualified).
     ///
-    /// Errors: unknown table; unknown target name; under `enforce_vocabulary`, a feature
-    /// target without a vocabulary term column, or annotators who disagree and no selector
-    /// ([`Error::ConflictingTargetValues`], naming the target and the record RIDs); unlabeled
+    /// Errors: unknown table; unknown target name; with `require_vocabulary`, a feature
+    /// target without a vocabulary term column; with `refuse_conflicts` (the default),
+    /// annotators who disagree and no selector ([`Error::ConflictingTargetValues`], naming the
+    /// target and the record RIDs); unlabeled
     /// elements under [`Missing::Error`] (listing RIDs); kept asset files not on disk
     /// ([`Error::MissingAssetFiles`], listing RIDs and file names).
     pub fn build<D: DatasetLike>(
@@ -152,6 +156,11 @@ impl ElementPlan {
         let table = dataset.model().resolve_table(element_table)?;
         let name = table.name.clone();
         let is_asset = table.is_asset();
+        let row_columns = if is_asset {
+            RowColumns::default()
+        } else {
+            RowColumns::of_table(table)
+        };
         let mut rows = if query.reachable {
             dataset.reachable_rows(&name)?
         } else {
@@ -170,7 +179,7 @@ impl ElementPlan {
             &rows,
             &query.targets,
             query.missing,
-            query.enforce_vocabulary,
+            query.rules,
         )?;
         let names: Vec<String> = resolution.targets.iter().map(|t| t.name.clone()).collect();
 
@@ -216,6 +225,7 @@ impl ElementPlan {
             is_asset,
             targets: resolution.targets,
             elements,
+            row_columns,
         })
     }
 
@@ -373,19 +383,36 @@ impl<S> ElementOptions<S> {
         self
     }
 
-    /// Restructure's `enforce_vocabulary` (default `true`; see [`ElementQuery`]): `true`
-    /// refuses a target whose annotators disagree unless it has a selector, and a feature
-    /// target without a vocabulary term column; `false` takes the first value by RCT and
-    /// accepts any feature.
+    /// Restructure's `enforce_vocabulary`, both [`TargetRules`] at once: `true` refuses a
+    /// target whose annotators disagree unless it has a selector, and a feature target without
+    /// a vocabulary term column; `false` takes the first value by RCT and accepts any feature.
+    /// The default is [`TargetRules::ADAPTERS`] (conflicts refused, any feature); set the
+    /// rules one by one with [`Self::require_vocabulary`] and [`Self::refuse_conflicts`].
     ///
     /// ```
     /// use deriva_bag_features::loader::elements::ElementOptions;
+    /// use deriva_bag_features::TargetRules;
     /// let options = ElementOptions::<Vec<u8>>::default();
-    /// assert!(options.query.enforce_vocabulary);
-    /// assert!(!options.enforce_vocabulary(false).query.enforce_vocabulary);
+    /// assert_eq!(options.query.rules, TargetRules::ADAPTERS);
+    /// assert_eq!(options.clone().enforce_vocabulary(true).query.rules, TargetRules::from(true));
+    /// let lenient = options.enforce_vocabulary(false).query.rules;
+    /// assert!(!lenient.refuse_conflicts && !lenient.require_vocabulary);
     /// ```
     pub fn enforce_vocabulary(mut self, yes: bool) -> Self {
-        self.query.enforce_vocabulary = yes;
+        self.query.rules = TargetRules::from(yes);
+        self
+    }
+
+    /// Requires (or not, the default) a vocabulary term column on every feature target.
+    pub fn require_vocabulary(mut self, yes: bool) -> Self {
+        self.query.rules.require_vocabulary = yes;
+        self
+    }
+
+    /// Refuses (the default) or resolves to the first value by RCT several differing values
+    /// of one target without a selector.
+    pub fn refuse_conflicts(mut self, yes: bool) -> Self {
+        self.query.rules.refuse_conflicts = yes;
         self
     }
 }
@@ -642,7 +669,7 @@ mod tests {
             targets: Targets::names(["Glaucoma"]),
             ..ElementQuery::default()
         };
-        assert!(query.enforce_vocabulary, "the default is restructure's");
+        assert!(query.rules.refuse_conflicts, "restructure's default");
         let err = ElementPlan::build(&Disagreeing::new(), "demo:Image", &query).unwrap_err();
         match &err {
             Error::ConflictingTargetValues {
@@ -681,6 +708,26 @@ mod tests {
                 ("1-I001".to_string(), Some("Severe".to_string())),
                 ("1-I002".to_string(), Some("Mild".to_string())),
             ]
+        );
+    }
+
+    #[test]
+    fn conflict_checking_and_the_vocabulary_rule_are_separate_switches() {
+        let lenient = ElementOptions::<u8>::default()
+            .targets(Targets::names(["Glaucoma"]))
+            .refuse_conflicts(false);
+        assert!(!lenient.query.rules.require_vocabulary);
+        let plan = ElementPlan::build(&Disagreeing::new(), "demo:Image", &lenient.query).unwrap();
+        assert_eq!(grades(&plan)[0].1.as_deref(), Some("Severe"));
+        // Requiring a vocabulary alone keeps conflicts refused (Glaucoma has its term column).
+        let strict = ElementOptions::<u8>::default()
+            .targets(Targets::names(["Glaucoma"]))
+            .require_vocabulary(true);
+        assert_eq!(strict.query.rules, TargetRules::from(true));
+        let err = ElementPlan::build(&Disagreeing::new(), "demo:Image", &strict.query).unwrap_err();
+        assert!(
+            matches!(err, Error::ConflictingTargetValues { ref target, .. } if target == "Glaucoma"),
+            "{err}"
         );
     }
 
@@ -734,7 +781,7 @@ mod tests {
         let o = ElementOptions::<u8>::default();
         assert_eq!(o.query.missing, Missing::Error);
         assert!(o.query.reachable);
-        assert!(o.query.enforce_vocabulary);
+        assert_eq!(o.query.rules, TargetRules::ADAPTERS);
         assert!(o.query.targets.is_empty());
         let o = o
             .missing(Missing::Skip)

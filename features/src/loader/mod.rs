@@ -9,7 +9,9 @@
 //! ordering, sharding and threading logic.
 //!
 //! [`elements`] holds the other shared half: enumerating a dataset's elements, resolving
-//! their targets and producing `(sample, target, rid)` items.
+//! their targets and producing `(sample, target, rid)` items; [`collate`] the shared rules
+//! for stacking labels, row columns and padded shapes; [`cache`] the `.cache()`-style
+//! sample cache both adapters offer.
 //!
 //! Guarantees, for every epoch:
 //! * without shuffling, items come in source order (the adapters' sources are sorted by RID);
@@ -53,6 +55,7 @@
 //! assert_eq!(loader.len(), 3);
 //! ```
 
+pub mod cache;
 pub mod collate;
 pub mod elements;
 #[cfg(feature = "image")]
@@ -105,6 +108,12 @@ pub trait SampleSourceExt: SampleSource + Sized {
         F: Fn(Self::Item) -> Result<T, Self::Error>,
     {
         Mapped { source: self, f }
+    }
+
+    /// Caches samples in `cache` (`tf.data`'s `.cache()`): the first load of each index is
+    /// kept (up to the cache's capacity), later epochs reuse it; see [`cache`].
+    fn cache(self, cache: cache::SampleCache<Self::Item>) -> cache::Cached<Self> {
+        cache::Cached::new(self, cache)
     }
 }
 
