@@ -47,6 +47,7 @@
 //! | `restructure` | `DatasetBag::restructure_assets` and the [`restructure`] crate re-export. |
 //! | `torch` | `DatasetBag::as_torch_dataset` and the `torch` re-export of `deriva-bag-torch`, with its `tch` as `torch::tch` (needs libtorch; see README). |
 //! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export of `deriva-bag-tf`, with its `tensorflow` as `tf::tensorflow` (needs the TensorFlow C library). |
+//! | `arrow` | [`export`]: tables and feature values as Arrow record batches (`DatasetBag::get_table_as_arrow`), Parquet files and whole-bag Parquet export; with `cli` also `deriva-bag export`. Pulls in the arrow and parquet crates. |
 //! | `cli` | the `deriva-bag` binary (implies `restructure`). |
 //! | `fixtures` | [`fixtures`]: deterministic demo and test bags with real PNG/JPEG assets. |
 //! | `fuzzing` | entry points for the cargo-fuzz targets in `bag-core/fuzz` (hidden, not a stable API). |
@@ -60,6 +61,9 @@ mod bag;
 pub mod catalog;
 #[cfg(any(feature = "restructure", feature = "torch", feature = "tf"))]
 mod convenience;
+#[cfg(feature = "arrow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
+pub mod export;
 #[cfg(feature = "fixtures")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fixtures")))]
 pub mod fixtures;
