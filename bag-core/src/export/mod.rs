@@ -65,8 +65,8 @@ impl DatasetBag {
     /// let generated = fixtures::small_bag(tmp.path())?;
     /// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
     /// let bag = DatasetBag::open_with(&generated.path, &options)?;
-    /// let batches = bag.get_table_as_arrow("demo:Subject")?;
-    /// assert_eq!(batches.schema().field_with_name("Age")?.data_type(), &DataType::Int32);
+    /// let batches = bag.get_table_as_arrow("demo:Image")?;
+    /// assert_eq!(batches.schema().field_with_name("Length")?.data_type(), &DataType::Int64);
     /// assert!(bag.get_table_as_arrow("Nope").is_err());
     /// # Ok(()) }
     /// ```
