@@ -73,6 +73,7 @@
 //! | `restructure` | `DatasetBag::restructure_assets` and the `deriva_bag_core::restructure` re-export of `deriva-bag-restructure`. |
 //! | `torch` | `DatasetBag::as_torch_dataset` and the `torch` re-export of `deriva-bag-torch`, with its `tch` as `torch::tch`. Needs libtorch 2.13.0 at build and run time: `.ci/ml-libs.sh` in the repository provisions it without root and prints the `.cargo/config.toml` lines to use (README, "libtorch and TensorFlow for your own crate"). |
 //! | `tf` | `DatasetBag::as_tf_dataset` and the `tf` re-export of `deriva-bag-tf`, with its `tensorflow` as `tf::tensorflow`. Needs the TensorFlow 2.13.0 C library, provisioned the same way. |
+//! | `arrow` | `deriva_bag_core::export`: tables and feature values as Arrow record batches (`DatasetBag::get_table_as_arrow`), Parquet files and whole-bag Parquet export; with `cli` also `deriva-bag export`. Pulls in the arrow and parquet crates. |
 //! | `cli` | the `deriva-bag` binary (implies `restructure` and `report-html`). |
 //! | `fixtures` | `deriva_bag_core::fixtures`: deterministic demo and test bags with real PNG/JPEG assets. |
 //! | `report-html` | `Report::to_html` / `write_html` in `deriva_bag_core::report`: the dataset report as one self-contained HTML page with inline SVG charts (plotters, SVG backend only). |
@@ -88,6 +89,9 @@ mod bag;
 pub mod catalog;
 #[cfg(any(feature = "restructure", feature = "torch", feature = "tf"))]
 mod convenience;
+#[cfg(feature = "arrow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "arrow")))]
+pub mod export;
 #[cfg(feature = "fixtures")]
 #[cfg_attr(docsrs, doc(cfg(feature = "fixtures")))]
 pub mod fixtures;

@@ -115,4 +115,8 @@ subcommands! {
     /// loopback http, LENGTH, md5; resumable), without a catalog. Cargo feature `catalog`.
     #[cfg(feature = "catalog")]
     Materialize => materialize::MaterializeArgs,
+    /// Write every table, and every feature's values (--selector), as Parquet files into the
+    /// new directory OUT, for DuckDB, Polars, Spark, pyarrow. Cargo feature `arrow`.
+    #[cfg(feature = "arrow")]
+    Export => export::ExportArgs,
 }
