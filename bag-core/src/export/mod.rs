@@ -47,7 +47,9 @@ pub use arrow;
 pub use batch::{RecordBatches, DEFAULT_BATCH_ROWS};
 pub use parquet;
 pub use schema::{arrow_type, table_schema, TYPENAME_KEY};
-pub use write::{ExportSummary, ExportedFile, ParquetOptions, DEFAULT_ROW_GROUP_ROWS};
+pub use write::{
+    ExportSummary, ExportedFile, ParquetOptions, SkippedFeature, DEFAULT_ROW_GROUP_ROWS,
+};
 
 use crate::{DatasetBag, Result};
 

@@ -62,6 +62,44 @@ pub struct ExportedFile {
     pub rows: u64,
 }
 
+/// A feature an export left out because its selector does not apply to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedFeature {
+    /// The feature's target table.
+    pub table: TableName,
+    /// The feature name.
+    pub feature: String,
+    /// Why the selector does not apply.
+    pub reason: String,
+}
+
+/// Why `selector` cannot pick among `feature`'s values, if it cannot: a majority vote needs
+/// the column it counts (the named one, or the feature's term column when none is named).
+/// Features of one bag differ (a float measurement has no term), so a whole-bag export skips
+/// those instead of failing on them.
+fn selector_skips(
+    feature: &deriva_bag_features::Feature,
+    selector: Option<&Selector>,
+) -> Option<deriva_bag_features::Error> {
+    match selector {
+        Some(Selector::MajorityVote(Some(column))) => {
+            let known = feature.field_names();
+            (!known.iter().any(|k| k == column)).then(|| deriva_bag_features::Error::UnknownField {
+                feature: feature.name.clone(),
+                field: column.clone(),
+                known,
+            })
+        }
+        Some(Selector::MajorityVote(None)) => feature.term_columns().is_empty().then(|| {
+            deriva_bag_features::Error::NoMajorityColumn {
+                feature: feature.name.clone(),
+                columns: feature.columns.iter().map(|c| c.name.clone()).collect(),
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// What [`DatasetBag::export_parquet`] wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportSummary {
@@ -69,6 +107,9 @@ pub struct ExportSummary {
     pub out: PathBuf,
     /// One file per table of the bag (`tables/<schema>/<table>.parquet`), in table order.
     pub tables: Vec<ExportedFile>,
+    /// Features a `majority` selector cannot count (no term column, or not the named
+    /// column), left out with the reason; the other features are written.
+    pub skipped: Vec<SkippedFeature>,
     /// One file per feature (`features/<schema>/<target table>/<feature>.parquet`), in
     /// feature order.
     pub features: Vec<ExportedFile>,
@@ -268,8 +309,14 @@ impl DatasetBag {
             });
         }
         let mut features = Vec::new();
+        let mut skipped = Vec::new();
         for feature in self.find_features(None)? {
             let target = feature.target_table.clone();
+            if let Some(why) = selector_skips(&feature, selector) {
+                tracing::warn!(feature = %feature.name, table = %target, "export leaves the feature out: {why}");
+                skipped.push((feature, why));
+                continue;
+            }
             let relative: PathBuf = [
                 "features",
                 &file_component(&target.schema),
@@ -289,6 +336,19 @@ impl DatasetBag {
                 rows,
             });
         }
+        if features.is_empty() && !skipped.is_empty() {
+            // The selector applies to no feature at all: a mistake, not a skip.
+            let (_, why) = skipped.swap_remove(0);
+            return Err(why.into());
+        }
+        let skipped = skipped
+            .into_iter()
+            .map(|(feature, why)| SkippedFeature {
+                table: feature.target_table,
+                feature: feature.name,
+                reason: why.to_string(),
+            })
+            .collect();
         check_free(out)?;
         // A directory rename never replaces a non-empty directory, so an `out` created
         // meanwhile is refused here too.
@@ -302,6 +362,7 @@ impl DatasetBag {
         Ok(ExportSummary {
             out: out.to_path_buf(),
             tables,
+            skipped,
             features,
         })
     }

@@ -63,6 +63,9 @@ impl Run for ExportArgs {
                 table.push([file.path.display().to_string(), file.rows.to_string()]);
             }
             out.write_all(table.render().as_bytes())?;
+            for skip in &summary.skipped {
+                writeln!(out, "skipped feature {} on {}: {}", skip.feature, skip.table, skip.reason)?;
+            }
             writeln!(
                 out,
                 "({} tables, {} features written to {})",
@@ -75,7 +78,8 @@ impl Run for ExportArgs {
     }
 }
 
-/// `{"out", "tables":[{"table","path","rows"}], "features":[{"table","feature","path","rows"}]}`.
+/// `{"out", "tables":[{"table","path","rows"}], "features":[{"table","feature","path","rows"}],
+/// "skipped":[{"table","feature","reason"}]}`.
 fn summary_json(summary: &ExportSummary) -> Json {
     let file = |f: &ExportedFile| {
         let mut entry = json!({"table": f.table.to_string()});
@@ -90,5 +94,10 @@ fn summary_json(summary: &ExportSummary) -> Json {
         "out": summary.out.to_string_lossy(),
         "tables": summary.tables.iter().map(file).collect::<Vec<_>>(),
         "features": summary.features.iter().map(file).collect::<Vec<_>>(),
+        "skipped": summary.skipped.iter().map(|s| json!({
+            "table": s.table.to_string(),
+            "feature": s.feature,
+            "reason": s.reason,
+        })).collect::<Vec<_>>(),
     })
 }
