@@ -21,6 +21,20 @@ const TORCH_VERSION: &str = "2.13.0";
 /// The TensorFlow C library version `.ci/ml-libs.sh` provisions.
 const TF_VERSION: &str = "2.13.0";
 
+/// The training examples the demo runs after it, in order: heading, package, example.
+const TRAINING: [(&str, &str, &str); 2] = [
+    (
+        "Training with PyTorch (deriva-bag-torch, example `train`: a small CNN)",
+        "deriva-bag-torch",
+        "train",
+    ),
+    (
+        "Training with TensorFlow (deriva-bag-tf, example `tf_train`: softmax regression)",
+        "deriva-bag-tf",
+        "tf_train",
+    ),
+];
+
 /// Whether to run the training step after the demo.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Train {
@@ -81,24 +95,25 @@ pub fn run(args: &Args) -> Result<(), String> {
         Train::IfProvisioned | Train::Always => {}
     }
     let bag = downloaded_bag(&work.join("summary.json"))?;
-    eprintln!(
-        "xtask demo: training the deriva-bag-torch example CNN and the deriva-bag-tf example on {}",
-        bag.display()
-    );
-    // `$0` carries the bag path into the script without any shell quoting of our own.
-    let script = "set -e; . .ci/ml-libs.sh; \
-                  \"${CARGO:-cargo}\" run --quiet -p deriva-bag-torch --example train -- \"$0\"; \
-                  exec \"${CARGO:-cargo}\" run --quiet -p deriva-bag-tf --example tf_train -- \"$0\"";
-    eprintln!("xtask demo: bash -c '{script}' {}", bag.display());
-    let status = Command::new("bash")
-        .arg("-c")
-        .arg(script)
-        .arg(&bag)
-        .current_dir(&root)
-        .status()
-        .map_err(|e| format!("cannot run bash: {e}"))?;
-    if !status.success() {
-        return Err(format!("the training step failed ({status})"));
+    for (heading, package, example) in TRAINING {
+        println!("\n== {heading} ==\non {}", bag.display());
+        // `$0`, `$1`, `$2` carry the bag, package and example into the script without any
+        // shell quoting of our own.
+        let script = "set -e; . .ci/ml-libs.sh; \
+                      exec \"${CARGO:-cargo}\" run --quiet -p \"$1\" --example \"$2\" -- \"$0\"";
+        let status = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg(&bag)
+            .args([package, example])
+            .current_dir(&root)
+            .status()
+            .map_err(|e| format!("cannot run bash: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "the training step failed: {package} example {example} ({status})"
+            ));
+        }
     }
     eprintln!("xtask demo: OK (demo and training)");
     Ok(())
