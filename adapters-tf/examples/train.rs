@@ -61,7 +61,10 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f32>, Box<dyn Error>
         .missing(Missing::Skip);
     let dataset = as_tf_dataset(bag, "Image", options, None)?;
     let signature = dataset.signature();
-    println!("{} labeled images; each element is (sample, target, rid):", dataset.len());
+    println!(
+        "{} labeled images; each element is (sample, target, rid):",
+        dataset.len()
+    );
     println!("  sample  {}", signature.sample);
     println!("  target  {}", signature.target);
     println!("  rid     TensorSpec(shape=[], dtype=string)");
@@ -143,7 +146,10 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f32>, Box<dyn Error>
         Ok(sum / count.max(1) as f32)
     };
     let mut losses = vec![run_epoch(false)?];
-    println!("loss over every labeled image (chance: ln 4 = {:.4})", 4f32.ln());
+    println!(
+        "loss over every labeled image (chance: ln 4 = {:.4})",
+        4f32.ln()
+    );
     println!("  before training: {:.4}", losses[0]);
     for epoch in 1..=epochs {
         run_epoch(true)?;

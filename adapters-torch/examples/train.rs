@@ -125,7 +125,10 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f64>, Box<dyn Error>
         Ok(sum / count.max(1) as f64)
     };
     let mut losses = vec![run_epoch(false)?];
-    println!("loss over every labeled image (chance: ln 4 = {:.4})", 4f64.ln());
+    println!(
+        "loss over every labeled image (chance: ln 4 = {:.4})",
+        4f64.ln()
+    );
     println!("  before training: {:.4}", losses[0]);
     for epoch in 1..=epochs {
         run_epoch(true)?;

@@ -7,9 +7,9 @@
 //! provisioned (`$LIBTORCH/build-version`, default `/opt/libtorch-2.13.0`, and
 //! `$TF_PREFIX/lib/pkgconfig/tensorflow.pc`, default `/opt/libtensorflow-2.13.0`, see
 //! `.ci/ml-libs.sh`), unless `--no-train` — trains the `deriva-bag-torch` example CNN and the
-//! `deriva-bag-tf` example softmax regression a few epochs each on the bag the demo
-//! downloaded. `--train` provisions both libraries through `.ci/ml-libs.sh` if needed; the
-//! automatic mode never downloads anything.
+//! `deriva-bag-tf` example softmax regression, 30 epochs each under a heading of its own, on
+//! the bag the demo downloaded. `--train` provisions both libraries through `.ci/ml-libs.sh`
+//! if needed; the automatic mode never downloads anything.
 //!
 //! xtask itself stays free of the catalog and ML crates: both steps are `cargo run`s.
 
