@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use deriva_bag_features::{Members, Rid, Row, TableName};
+use indexmap::IndexMap;
 use rusqlite::Params;
 
 use super::{DatasetBag, ElementType, ReachableRids};
@@ -27,7 +28,60 @@ impl DatasetBag {
             .map(|e| (e.table.clone(), Vec::new()))
             .collect();
         let mut visited = HashSet::new();
-        self.collect_members(&self.info.rid, recurse, limit, &mut visited, &mut members)?;
+        self.collect_members(
+            &self.info.rid,
+            recurse,
+            limit,
+            &mut visited,
+            &mut |table, _, rows| {
+                if let Some(list) = members.get_mut(table) {
+                    list.extend(rows);
+                }
+            },
+        )?;
+        Ok(members)
+    }
+
+    /// [`list_dataset_members`](Self::list_dataset_members) with each row paired with the RID
+    /// of the dataset it is a direct member of: this dataset, or the nested dataset whose
+    /// level listed it. Same keys, rows and order.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{fixtures, DatasetBag};
+    /// let tmp = tempfile::tempdir()?;
+    /// let bag = DatasetBag::open(fixtures::small_bag(tmp.path())?.path)?;
+    /// let members = bag.list_dataset_members_by_origin(true, None)?;
+    /// let images = members.iter().find(|(t, _)| t.table == "Image").map(|(_, r)| r).unwrap();
+    /// // 1-I001 is a member of the Training dataset 1-D001.
+    /// let (origin, _) = images.iter().find(|(_, row)| row.text("RID") == Some("1-I001")).unwrap();
+    /// assert_eq!(origin.as_str(), "1-D001");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn list_dataset_members_by_origin(
+        &self,
+        recurse: bool,
+        limit: Option<usize>,
+    ) -> Result<IndexMap<TableName, Vec<(Rid, Row)>>> {
+        let mut members: IndexMap<TableName, Vec<(Rid, Row)>> = self
+            .shared
+            .element_types
+            .iter()
+            .map(|e| (e.table.clone(), Vec::new()))
+            .collect();
+        let mut visited = HashSet::new();
+        self.collect_members(
+            &self.info.rid,
+            recurse,
+            limit,
+            &mut visited,
+            &mut |table, origin, rows| {
+                if let Some(list) = members.get_mut(table) {
+                    list.extend(rows.into_iter().map(|row| (origin.clone(), row)));
+                }
+            },
+        )?;
         Ok(members)
     }
 
@@ -37,7 +91,7 @@ impl DatasetBag {
         recurse: bool,
         limit: Option<usize>,
         visited: &mut HashSet<Rid>,
-        out: &mut Members,
+        out: &mut dyn FnMut(&TableName, &Rid, Vec<Row>),
     ) -> Result<()> {
         if !visited.insert(rid.clone()) {
             return Ok(());
@@ -47,9 +101,7 @@ impl DatasetBag {
             if element.table == dataset_table() {
                 rows.retain(|r| r.rid().as_ref() != Some(&self.info.rid));
             }
-            if let Some(list) = out.get_mut(&element.table) {
-                list.extend(rows);
-            }
+            out(&element.table, rid, rows);
         }
         if recurse {
             for child in super::dataset::nested_rids(&self.shared, rid)? {

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use deriva_bag_core::features::model::SYSTEM_COLUMNS;
 use deriva_bag_core::features::{
-    DatasetInfo, Feature, FeatureRecord, Members, Row, TableName, Value,
+    DatasetInfo, Feature, FeatureRecord, Members, Rid, Row, TableName, Value,
 };
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -103,6 +103,24 @@ impl From<&Feature> for FeatureSummary {
 /// `members --json`: `{"Table":[row, ...], ...}` keyed by bare table name, qualified as
 /// `schema:table` only for element tables whose bare name occurs in two schemas.
 pub fn members_json(members: &Members) -> Json {
+    by_table_json(members, |row| row.to_json())
+}
+
+/// `members --recurse --json`: as [`members_json`], each row with a `member_of` field, the RID
+/// of the dataset it is a direct member of.
+pub fn members_by_origin_json(members: &IndexMap<TableName, Vec<(Rid, Row)>>) -> Json {
+    by_table_json(members, |(origin, row)| {
+        let mut json = row.to_json();
+        if let Json::Object(fields) = &mut json {
+            fields.insert("member_of".to_string(), Json::String(origin.to_string()));
+        }
+        json
+    })
+}
+
+/// One key per table (the bare name when no other table shares it, else `schema:table`),
+/// each an array of `row_json` of its rows.
+fn by_table_json<T>(members: &IndexMap<TableName, Vec<T>>, row_json: impl Fn(&T) -> Json) -> Json {
     let mut bare_count: HashMap<&str, usize> = HashMap::new();
     for table in members.keys() {
         *bare_count.entry(table.table.as_str()).or_default() += 1;
@@ -115,7 +133,7 @@ pub fn members_json(members: &Members) -> Json {
             } else {
                 table.to_string()
             };
-            (key, Json::Array(rows.iter().map(Row::to_json).collect()))
+            (key, Json::Array(rows.iter().map(&row_json).collect()))
         })
         .collect();
     Json::Object(object)
