@@ -21,15 +21,16 @@ const TORCH_VERSION: &str = "2.13.0";
 /// The TensorFlow C library version `.ci/ml-libs.sh` provisions.
 const TF_VERSION: &str = "2.13.0";
 
-/// The training examples the demo runs after it, in order: heading, package, example.
+/// The training examples the demo runs after it, in order: heading (numbered on from the
+/// demo's eight steps), package, example.
 const TRAINING: [(&str, &str, &str); 2] = [
     (
-        "Training with PyTorch (deriva-bag-torch, example `train`: a small CNN)",
+        "9. Train with PyTorch: a small CNN (deriva-bag-torch, example `train`)",
         "deriva-bag-torch",
         "train",
     ),
     (
-        "Training with TensorFlow (deriva-bag-tf, example `tf_train`: softmax regression)",
+        "10. Train with TensorFlow: softmax regression (deriva-bag-tf, example `tf_train`)",
         "deriva-bag-tf",
         "tf_train",
     ),
@@ -96,7 +97,7 @@ pub fn run(args: &Args) -> Result<(), String> {
     }
     let bag = downloaded_bag(&work.join("summary.json"))?;
     for (heading, package, example) in TRAINING {
-        println!("\n== {heading} ==\non {}", bag.display());
+        println!("== {heading}\n   on {}", bag.display());
         // `$0`, `$1`, `$2` carry the bag, package and example into the script without any
         // shell quoting of our own.
         let script = "set -e; . .ci/ml-libs.sh; \
