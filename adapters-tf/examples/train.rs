@@ -165,7 +165,7 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f32>, Box<dyn Error>
 /// Whether the loss after `epoch` (of `epochs`) is printed: about ten lines in all, the last
 /// epoch always.
 fn shown(epoch: usize, epochs: usize) -> bool {
-    epoch == epochs || epoch % epochs.div_ceil(10) == 0
+    epoch == epochs || epoch.is_multiple_of(epochs.div_ceil(10))
 }
 
 /// Generates the demo's small fixture bag (`FixtureSpec::default()`: six images, five with a
