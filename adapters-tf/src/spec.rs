@@ -202,7 +202,7 @@ pub enum TargetSpec {
 pub enum SampleSpec {
     /// One tensor (what a `sample_loader` or `row_loader` returns).
     Tensor(TensorSpec),
-    /// A table row without a `row_loader` (the chapter's tabular regression): one scalar per
+    /// A table row without a `row_loader` (tabular regression): one scalar per
     /// non-system column, keyed by column name, typed from the catalog model (`int64`,
     /// `float32`, `bool`, `string`); a batch holds one `[batch]` tensor per column.
     Columns(IndexMap<String, TensorSpec>),
@@ -236,9 +236,42 @@ impl SampleSpec {
     }
 }
 
+impl fmt::Display for SampleSpec {
+    /// One [`TensorSpec`], or `{"column": TensorSpec(…), …}` for row samples.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SampleSpec::Tensor(spec) => spec.fmt(f),
+            SampleSpec::Columns(specs) => write_spec_map(f, specs),
+        }
+    }
+}
+
+/// `{"name": TensorSpec(…), …}`, as Python prints a dict of specs.
+fn write_spec_map(f: &mut fmt::Formatter<'_>, specs: &IndexMap<String, TensorSpec>) -> fmt::Result {
+    f.write_str("{")?;
+    for (i, (name, spec)) in specs.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{name:?}: {spec}")?;
+    }
+    f.write_str("}")
+}
+
 impl From<TensorSpec> for SampleSpec {
     fn from(spec: TensorSpec) -> Self {
         SampleSpec::Tensor(spec)
+    }
+}
+
+impl fmt::Display for TargetSpec {
+    /// `None`, one [`TensorSpec`], or `{"name": TensorSpec(…), …}` for a multi-target label.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TargetSpec::None => f.write_str("None"),
+            TargetSpec::Tensor(spec) => spec.fmt(f),
+            TargetSpec::Map(specs) => write_spec_map(f, specs),
+        }
     }
 }
 
@@ -333,6 +366,32 @@ impl Signature {
     }
 }
 
+/// The element spec as Python's `dataset.element_spec` prints it: `(sample, target, rid)`,
+/// or `(sample, rid)` without targets.
+///
+/// ```
+/// use deriva_bag_tf::{DType, Signature, TargetSpec, TensorSpec};
+/// let signature = Signature::new(
+///     TensorSpec::new(DType::Float, [32, 32, 3]),
+///     TargetSpec::Tensor(TensorSpec::new(DType::Int64, [])),
+/// );
+/// assert_eq!(
+///     signature.to_string(),
+///     "(TensorSpec(shape=[32, 32, 3], dtype=float32), \
+///      TensorSpec(shape=[], dtype=int64), \
+///      TensorSpec(shape=[], dtype=string))"
+/// );
+/// ```
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({}, ", self.sample)?;
+        if self.target != TargetSpec::None {
+            write!(f, "{}, ", self.target)?;
+        }
+        f.write_str("TensorSpec(shape=[], dtype=string))")
+    }
+}
+
 fn check_one(
     spec: &TensorSpec,
     dtype: DType,
@@ -399,5 +458,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "sample of shape [2, 3] needs 6 values, got 4");
+    }
+
+    #[test]
+    fn a_signature_prints_like_python_element_spec() {
+        let sample = TensorSpec::new(DType::Float, [-1, -1, 3]);
+        assert_eq!(
+            Signature::new(sample.clone(), TargetSpec::None).to_string(),
+            "(TensorSpec(shape=[-1, -1, 3], dtype=float32), TensorSpec(shape=[], dtype=string))"
+        );
+        let map = TargetSpec::Map(IndexMap::from([
+            ("Glaucoma".to_string(), TensorSpec::new(DType::Int64, [])),
+            ("Severity".to_string(), TensorSpec::new(DType::Float, [4])),
+        ]));
+        assert_eq!(
+            Signature::new(sample, map).to_string(),
+            "(TensorSpec(shape=[-1, -1, 3], dtype=float32), \
+             {\"Glaucoma\": TensorSpec(shape=[], dtype=int64), \
+             \"Severity\": TensorSpec(shape=[4], dtype=float32)}, \
+             TensorSpec(shape=[], dtype=string))"
+        );
     }
 }

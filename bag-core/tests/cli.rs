@@ -502,6 +502,48 @@ fn members_of_the_root_are_its_nested_datasets_unless_recursing() {
 }
 
 #[test]
+fn members_recurse_json_names_the_dataset_each_member_came_from() {
+    let f = Fixture::small();
+    let all = f.json(&["members", "BAG", "--recurse"]);
+    let mut origins: Vec<(String, String, String)> = all
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(table, rows)| {
+            rows.as_array().unwrap().iter().map(move |row| {
+                (
+                    table.clone(),
+                    row["RID"].as_str().unwrap().to_string(),
+                    row["member_of"].as_str().unwrap().to_string(),
+                )
+            })
+        })
+        .collect();
+    origins.sort();
+    let expected: Vec<(String, String, String)> = [
+        ("Dataset", "1-D001", "1-D000"),
+        ("Dataset", "1-D002", "1-D000"),
+        ("Dataset", "1-D003", "1-D000"),
+        ("Image", "1-I001", "1-D001"),
+        ("Image", "1-I002", "1-D001"),
+        ("Image", "1-I003", "1-D002"),
+        ("Image", "1-I004", "1-D002"),
+        ("Image", "1-I005", "1-D001"),
+        ("Image", "1-I005", "1-D002"),
+        ("Subject", "1-S001", "1-D001"),
+        ("Subject", "1-S002", "1-D002"),
+        ("Subject", "1-S003", "1-D003"),
+    ]
+    .iter()
+    .map(|(t, r, d)| (t.to_string(), r.to_string(), d.to_string()))
+    .collect();
+    assert_eq!(origins, expected);
+    // Without --recurse the rows are as before: no member_of field.
+    let direct = f.json(&["members", "BAG"]);
+    assert!(direct["Dataset"][0].get("member_of").is_none(), "{direct}");
+}
+
+#[test]
 fn members_human_text_titles_each_element_table() {
     let f = Fixture::small();
     let out = f.run(&["members", "BAG", "--dataset", "1-D001"]);

@@ -42,7 +42,16 @@ fn restructure_json_lists_one_src_dst_pair_per_placement() {
     ];
     let o = run(&dir.path().join("cache"), &args);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert_eq!(text(&o.stderr), "");
+    // The one warning: I005 is in the Training and the Testing dataset.
+    let stderr = text(&o.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "WARN 1 asset(s) are placed in more than one split (e.g. training and testing)"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("first=1-I005"), "{stderr}");
     let json: Value = serde_json::from_slice(&o.stdout).unwrap();
     let mut pairs: Vec<(String, String)> = json
         .as_array()
@@ -193,4 +202,55 @@ fn restructure_rerun_keeps_and_lists_a_copy_the_user_edited() {
         text(&o.stderr)
     );
     assert_eq!(std::fs::read(&edited).unwrap(), b"cropped by hand");
+}
+
+#[test]
+fn restructure_of_an_archive_with_symlinks_warns_that_they_point_into_the_cache_and_names_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let bag = fixtures::small_bag(&dir.path().join("bags")).unwrap();
+    let zip = dir.path().join("Dataset_1-D000.zip");
+    deriva_bag_core::archive_write::write_zip(&bag.path, &zip).unwrap();
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("ml_data");
+    let args = ["restructure", zip.to_str().unwrap(), out.to_str().unwrap()];
+    let o = run(&cache, &args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let stderr = text(&o.stderr);
+    let warning = stderr
+        .lines()
+        .find(|l| l.contains("symbolic link(s) point into"))
+        .unwrap_or_else(|| panic!("no cache warning in {stderr}"));
+    assert!(warning.contains("the 7 symbolic link(s)"), "{warning}");
+    assert!(warning.contains(&cache.display().to_string()), "{warning}");
+    assert!(warning.contains(&zip.display().to_string()), "{warning}");
+    assert!(
+        warning.contains("pass --copy to copy the files instead"),
+        "{warning}"
+    );
+
+    // With --copy, and for a bag directory, there is nothing to warn about.
+    for args in [
+        vec![
+            "restructure",
+            zip.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--copy",
+        ],
+        vec![
+            "restructure",
+            bag.path.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let out_dir = dir.path().join(format!("ml_data_{}", args.len()));
+        let mut args = args;
+        args[2] = out_dir.to_str().unwrap();
+        let o = run(&cache, &args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        assert!(
+            !text(&o.stderr).contains("symbolic link(s) point into"),
+            "{args:?}: {}",
+            text(&o.stderr)
+        );
+    }
 }

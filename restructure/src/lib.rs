@@ -33,6 +33,8 @@
 //! * **Missing files** (a bag that is not materialized, or an asset that is a symbolic link
 //!   out of the bag): one warning per file, and the rest is placed;
 //!   [`Manifest::missing_files`] lists them.
+//! * **Assets in several splits** (an image of both a Training and a Testing dataset): one
+//!   warning with the count, and [`Manifest::assets_in_several_splits`] lists them.
 //! * [`Missing::Error`] is checked on exactly the assets that would be placed, before anything
 //!   is written (the output directory is not even created).
 //!
@@ -119,5 +121,6 @@ pub fn restructure_assets<D: DatasetLike>(
         placements,
         missing: plan.missing,
         kept: written.kept,
+        in_several_splits: plan.in_several_splits,
     })
 }

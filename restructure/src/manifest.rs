@@ -68,6 +68,7 @@ pub struct Manifest {
     pub(crate) placements: Vec<Placement>,
     pub(crate) missing: Vec<MissingFile>,
     pub(crate) kept: Vec<KeptFile>,
+    pub(crate) in_several_splits: Vec<Rid>,
 }
 
 impl Manifest {
@@ -121,6 +122,29 @@ impl Manifest {
     /// was also logged as a warning.
     pub fn kept_files(&self) -> &[KeptFile] {
         &self.kept
+    }
+
+    /// Assets placed under more than one dataset type path, sorted by RID: an image in both
+    /// a Training and a Testing dataset lands in `training/…` and `testing/…`, so a model
+    /// tested on `testing/` has seen it in training. Logged as one warning with the count.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::features::Rid;
+    /// use deriva_bag_core::{fixtures, DatasetBag};
+    /// use deriva_bag_restructure::{restructure_assets, RestructureOptions};
+    ///
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = fixtures::small_bag(&tmp.path().join("bags"))?;
+    /// let bag = DatasetBag::open(&generated.path)?;
+    /// let manifest = restructure_assets(&bag, &tmp.path().join("out"), &RestructureOptions::new())?;
+    /// // 1-I005 is a member of the Training dataset 1-D001 and of the Testing dataset 1-D002.
+    /// assert_eq!(manifest.assets_in_several_splits(), [Rid::new("1-I005")]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn assets_in_several_splits(&self) -> &[Rid] {
+        &self.in_several_splits
     }
 
     /// The CLI's JSON shape: `[{"src","dst"}, ...]`, one entry per placement.

@@ -26,6 +26,9 @@ pub(crate) struct Planned {
 pub(crate) struct Plan {
     pub placements: Vec<Planned>,
     pub missing: Vec<MissingFile>,
+    /// Placed assets under more than one dataset type path (e.g. training and testing),
+    /// sorted.
+    pub in_several_splits: Vec<Rid>,
 }
 
 /// The asset table: the option, or the one asset table with members.
@@ -223,6 +226,7 @@ pub(crate) fn plan<D: DatasetLike>(
 
     // Collected into a Vec and sorted once: cheaper than a BTreeSet of paths, same result.
     let mut planned: Vec<Planned> = Vec::with_capacity(resolution.elements.len());
+    let mut in_several_splits = Vec::new();
     for element in &resolution.elements {
         let mut labels = Vec::with_capacity(element.values.len());
         for (target, value) in resolution.targets.iter().zip(&element.values) {
@@ -257,7 +261,12 @@ pub(crate) fn plan<D: DatasetLike>(
                 ),
             });
         };
-        for &owner in walk.owners.get(&element.rid).into_iter().flatten() {
+        let owners = walk.owners.get(&element.rid).map_or(&[][..], Vec::as_slice);
+        let splits: HashSet<&Vec<String>> = owners.iter().map(|&o| &walk.type_paths[o]).collect();
+        if splits.len() > 1 {
+            in_several_splits.push(element.rid.clone());
+        }
+        for &owner in owners {
             let mut rel: PathBuf = walk.type_paths[owner].iter().collect();
             rel.extend(&labels);
             rel.push(file_name);
@@ -273,9 +282,20 @@ pub(crate) fn plan<D: DatasetLike>(
     let placements = resolve_collisions(planned);
     debug_assert!(placements.iter().all(|p| is_confined(&p.rel)));
     missing.sort_by(|a, b| a.rid.cmp(&b.rid));
+    in_several_splits.sort_unstable();
+    if !in_several_splits.is_empty() {
+        tracing::warn!(
+            assets = in_several_splits.len(),
+            first = %in_several_splits[0],
+            "{} asset(s) are placed in more than one split (e.g. training and testing): a model \
+             evaluated on one split has seen them in another",
+            in_several_splits.len()
+        );
+    }
     Ok(Plan {
         placements,
         missing,
+        in_several_splits,
     })
 }
 

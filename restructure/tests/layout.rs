@@ -52,6 +52,7 @@ fn nested_training_testing_layout_with_select_newest() {
         ]
     );
     assert!(manifest.missing_files().is_empty());
+    assert_eq!(manifest.assets_in_several_splits(), [Rid::new("1-I005")]);
     // Every manifest pair is a symlink pointing at its (absolute, existing) source.
     for (src, dst) in manifest.iter() {
         let target = fs::read_link(dst).unwrap();
@@ -451,4 +452,25 @@ fn an_unsafe_type_directory_is_an_error_naming_the_dataset() {
         "{err}"
     );
     assert!(!fx.out().exists());
+}
+
+#[test]
+fn an_asset_in_one_split_only_is_not_reported_as_in_several() {
+    let fx = small();
+    // D001 alone: Training only, so I005 lands in one split.
+    let d001 = fx.bag.dataset(&Rid::new("1-D001")).unwrap();
+    let manifest = restructure_assets(&d001, &fx.out(), &newest()).unwrap();
+    assert_eq!(manifest.len(), 3);
+    assert!(manifest.assets_in_several_splits().is_empty());
+}
+
+#[test]
+fn every_distinct_type_path_of_an_asset_counts_as_a_split() {
+    let fx = small();
+    // The map without Testing: I005 lands at the root (D002), under testing/ (untyped D003)
+    // and under train/ (D001).
+    let map = [("Training".to_string(), "train".to_string())].into();
+    let opts = RestructureOptions::new().type_to_dir_map(map);
+    let manifest = restructure_assets(&fx.bag, &fx.out(), &opts).unwrap();
+    assert_eq!(manifest.assets_in_several_splits(), [Rid::new("1-I005")]);
 }

@@ -6,8 +6,8 @@
 //! catalog). Then, with `--train` — or automatically when libtorch and TensorFlow are already
 //! provisioned (see [`ml_prefixes`]: `$LIBTORCH`/`$TF_PREFIX`, else `/opt`, else the user's
 //! cache dir, as `.ci/ml-libs.sh` chooses) — unless `--no-train`, trains the
-//! `deriva-bag-torch` example CNN and the `deriva-bag-tf` example softmax regression a few
-//! epochs each on the bag the demo downloaded. `--train` provisions both libraries through
+//! `deriva-bag-torch` example CNN and the `deriva-bag-tf` example softmax regression, 30
+//! epochs each under a heading of its own, on the bag the demo downloaded. `--train` provisions both libraries through
 //! `.ci/ml-libs.sh` if needed; the automatic mode never downloads anything.
 //!
 //! No silent minutes: each long step is announced before it starts (first builds, the
@@ -118,12 +118,12 @@ echo "xtask demo: training on $0" >&2
 echo "xtask demo: building the PyTorch example (the first build compiles libtorch's C++ bindings: several minutes)" >&2
 "${CARGO:-cargo}" build -p deriva-bag-torch --example train
 echo
-echo "== PyTorch (tch): deriva-bag-torch's example CNN =="
+echo "== 9. Train with PyTorch (tch): a small CNN (deriva-bag-torch, example train) =="
 "${CARGO:-cargo}" run --quiet -p deriva-bag-torch --example train -- "$0"
 echo "xtask demo: building the TensorFlow example (the first build compiles the tensorflow crate: a few minutes)" >&2
 "${CARGO:-cargo}" build -p deriva-bag-tf --example tf_train
 echo
-echo "== TensorFlow (C API): deriva-bag-tf's example softmax regression =="
+echo "== 10. Train with TensorFlow (C API): softmax regression (deriva-bag-tf, example tf_train) =="
 exec "${CARGO:-cargo}" run --quiet -p deriva-bag-tf --example tf_train -- "$0"
 "#;
 
@@ -226,9 +226,9 @@ mod tests {
         let at = |needle: &str| lines.iter().position(|l| l.contains(needle)).unwrap();
         assert_eq!(lines[1], ". .ci/ml-libs.sh");
         assert!(at("building the PyTorch example") < at("build -p deriva-bag-torch"));
-        assert!(at("== PyTorch (tch)") < at("run --quiet -p deriva-bag-torch"));
+        assert!(at("Train with PyTorch (tch)") < at("run --quiet -p deriva-bag-torch"));
         assert!(at("building the TensorFlow example") < at("build -p deriva-bag-tf"));
-        assert!(at("== TensorFlow (C API)") < at("run --quiet -p deriva-bag-tf"));
+        assert!(at("Train with TensorFlow (C API)") < at("run --quiet -p deriva-bag-tf"));
         // The builds show cargo's progress; only the runs of the just-built examples are quiet.
         assert!(!TRAIN_SCRIPT.contains("build --quiet"));
     }

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use deriva_bag_features::{Members, Rid, Row, TableName};
+use indexmap::IndexMap;
 use rusqlite::{Connection, Params};
 
 use super::{DatasetBag, ElementType};
@@ -22,7 +23,31 @@ pub type Member = (TableName, Row);
 /// dataset. Returned by [`DatasetBag::members_iter`].
 pub struct MemberRows {
     tables: Vec<TableName>,
-    rows: QueryStream<(usize, Row)>,
+    rows: QueryStream<(usize, Rid, Row)>,
+}
+
+impl MemberRows {
+    /// The same rows, each with the RID of the dataset it is a direct member of: the listed
+    /// dataset or, when recursing, the nested dataset whose level holds it.
+    pub fn with_origin(self) -> MemberOrigins {
+        MemberOrigins { rows: self }
+    }
+}
+
+/// [`MemberRows`] with each row's dataset: `(element table, member of, row)`. Returned by
+/// [`MemberRows::with_origin`].
+#[derive(Debug)]
+pub struct MemberOrigins {
+    rows: MemberRows,
+}
+
+impl Iterator for MemberOrigins {
+    type Item = Result<(TableName, Rid, Row)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.rows.rows.next()?;
+        Some(item.map(|(table, origin, row)| (self.rows.tables[table].clone(), origin, row)))
+    }
 }
 
 impl std::fmt::Debug for MemberRows {
@@ -38,7 +63,7 @@ impl Iterator for MemberRows {
 
     fn next(&mut self) -> Option<Result<Member>> {
         let item = self.rows.next()?;
-        Some(item.map(|(table, row)| (self.tables[table].clone(), row)))
+        Some(item.map(|(table, _, row)| (self.tables[table].clone(), row)))
     }
 }
 
@@ -57,7 +82,7 @@ struct MemberQuery {
 fn run_member_queries(
     queries: &[MemberQuery],
     conn: &Connection,
-    sink: &mut Sink<(usize, Row)>,
+    sink: &mut Sink<(usize, Rid, Row)>,
 ) -> std::result::Result<(), Halt> {
     for q in queries {
         let mut stmt = conn.prepare_cached(&q.sql)?;
@@ -67,7 +92,7 @@ fn run_member_queries(
             if q.skip.is_some() && row.rid().as_ref() == q.skip.as_ref() {
                 continue;
             }
-            sink.push((q.table, row))?;
+            sink.push((q.table, q.dataset.clone(), row))?;
         }
     }
     Ok(())
@@ -93,9 +118,48 @@ impl DatasetBag {
             .iter()
             .map(|e| (e.table.clone(), Vec::new()))
             .collect();
-        for (table, row) in rows {
+        for (table, _, row) in rows {
             if let Some((_, list)) = members.get_index_mut(table) {
                 list.push(row);
+            }
+        }
+        Ok(members)
+    }
+
+    /// [`list_dataset_members`](Self::list_dataset_members) with each row paired with the RID
+    /// of the dataset it is a direct member of: this dataset, or the nested dataset whose
+    /// level listed it. Same keys, rows and order.
+    ///
+    /// ```
+    /// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{fixtures, DatasetBag, OpenOptions};
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = fixtures::small_bag(tmp.path())?;
+    /// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+    /// let bag = DatasetBag::open_with(&generated.path, &options)?;
+    /// let members = bag.list_dataset_members_by_origin(true, None)?;
+    /// let images = members.iter().find(|(t, _)| t.table == "Image").map(|(_, r)| r).unwrap();
+    /// // 1-I001 is a member of the Training dataset 1-D001.
+    /// let (origin, _) = images.iter().find(|(_, row)| row.text("RID") == Some("1-I001")).unwrap();
+    /// assert_eq!(origin.as_str(), "1-D001");
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "fixtures"))] fn main() {}
+    /// ```
+    pub fn list_dataset_members_by_origin(
+        &self,
+        recurse: bool,
+        limit: Option<usize>,
+    ) -> Result<IndexMap<TableName, Vec<(Rid, Row)>>> {
+        let mut members: IndexMap<TableName, Vec<(Rid, Row)>> = self
+            .shared
+            .element_types
+            .iter()
+            .map(|e| (e.table.clone(), Vec::new()))
+            .collect();
+        for member in self.members_iter(recurse, limit)?.with_origin() {
+            let (table, origin, row) = member?;
+            if let Some(list) = members.get_mut(&table) {
+                list.push((origin, row));
             }
         }
         Ok(members)

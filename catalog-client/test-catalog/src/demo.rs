@@ -423,6 +423,16 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
         manifest.len(),
         on_disk
     );
+    let overlap = manifest.assets_in_several_splits();
+    if !overlap.is_empty() {
+        let rids: Vec<&str> = overlap.iter().map(|r| r.as_str()).collect();
+        say!(
+            out,
+            "   warning: {} asset(s) in more than one split ({}): a model tested on testing/ has seen them in training",
+            overlap.len(),
+            rids.join(", ")
+        );
+    }
     if on_disk != manifest.len() {
         return Err(fail(
             "restructure",

@@ -83,6 +83,10 @@ fn demo_downloads_restructures_and_commits_the_unlabeled_images_grade() {
         ])
     );
     assert_eq!(s.placements, 7);
+    assert!(
+        text.contains("   warning: 1 asset(s) in more than one split (1-I005): a model tested on testing/ has seen them in training\n"),
+        "{text}"
+    );
     assert!(s.ml_data.join("training/Severe/retina_001.jpg").exists());
     assert!(s.ml_data.join("testing/unknown/retina_004.png").exists());
     // The live dataset restructures into the same layout, from the asset cache.

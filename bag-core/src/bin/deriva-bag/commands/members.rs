@@ -1,8 +1,10 @@
 //! `deriva-bag members BAG [--dataset RID] [--recurse]`: a dataset's members by element table.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use clap::Args;
+use deriva_bag_core::features::{Rid, Row, Value};
 
 use super::{Context, Run};
 use crate::args::{BagArg, DatasetArg};
@@ -35,7 +37,17 @@ impl Run for MembersArgs {
         if self.jsonl || ctx.json {
             // Streamed: rows are written as the index yields them, in flat memory.
             let tables = dataset.list_dataset_element_types();
-            let members = dataset.members_iter(self.recurse, None)?;
+            // With --recurse each row names the dataset it is a direct member of (member_of).
+            let recurse = self.recurse;
+            let members = dataset
+                .members_iter(self.recurse, None)?
+                .with_origin()
+                .map(move |member| {
+                    member.map(|(table, origin, row)| {
+                        let row = if recurse { with_member_of(row, &origin) } else { row };
+                        (table, row)
+                    })
+                });
             if self.jsonl {
                 let keys = member_keys(&tables);
                 let lines = members.map(|member| {
@@ -57,4 +69,13 @@ impl Run for MembersArgs {
         out.write_all(members_text(&members, self.all_columns).as_bytes())?;
         Ok(Outcome::Success)
     }
+}
+
+/// `row` with one more field, `member_of`: the RID of the dataset it is a direct member of.
+fn with_member_of(row: Row, origin: &Rid) -> Row {
+    let mut columns: Vec<Arc<str>> = row.columns().to_vec();
+    columns.push(Arc::from("member_of"));
+    let mut values = row.values().to_vec();
+    values.push(Value::Text(origin.to_string()));
+    Row::new(columns.into(), values)
 }

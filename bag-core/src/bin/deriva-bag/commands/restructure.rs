@@ -56,6 +56,11 @@ pub struct RestructureArgs {
     dataset: DatasetArg,
 }
 
+/// Whether `path` is an archive bag (extracted into the cache), not a bag directory.
+fn is_archive_file(path: &std::path::Path) -> bool {
+    path.is_file() && deriva_bag_core::archive::is_archive(path)
+}
+
 fn parse_missing(text: &str) -> Result<Missing, String> {
     text.parse::<Missing>().map_err(|e| e.to_string())
 }
@@ -113,6 +118,15 @@ impl Run for RestructureArgs {
             bar.finish_and_clear();
         }
         let manifest = result?;
+        if !self.copy && !manifest.is_empty() && is_archive_file(&self.bag.bag) {
+            tracing::warn!(
+                "the {} symbolic link(s) point into {}, where {} was extracted in the bag \
+                 cache; clearing the cache breaks them: pass --copy to copy the files instead",
+                manifest.len(),
+                dataset.path().display(),
+                self.bag.bag.display()
+            );
+        }
         if ctx.json {
             write_json(out, &manifest.to_json())?;
         } else {
