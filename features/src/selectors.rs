@@ -61,6 +61,23 @@ impl Selector {
         Selector::MajorityVote(column.map(str::to_string))
     }
 
+    /// Whether this selector can pick among `feature`'s records, checked before any record
+    /// is read: a majority vote needs the column it counts (the named one, or the feature's
+    /// only term column). The error is the one selection itself would give.
+    ///
+    /// ```
+    /// use deriva_bag_features::{Feature, Selector};
+    /// # fn check(feature: &Feature) {
+    /// assert!(Selector::newest().check_for(feature).is_ok());
+    /// # }
+    /// ```
+    pub fn check_for(&self, feature: &Feature) -> Result<(), Error> {
+        match self {
+            Selector::MajorityVote(column) => majority_column(feature, column.as_deref()).map(drop),
+            _ => Ok(()),
+        }
+    }
+
     /// The newest record produced by Execution `rid`; groups without one are dropped.
     pub fn by_execution(rid: impl Into<Rid>) -> Self {
         Selector::ByExecution(rid.into())
@@ -844,6 +861,24 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn check_for_refuses_a_majority_without_its_column_before_any_record() {
+        let model = testing::demo_model().unwrap();
+        let boxes = lookup_feature(&model, "demo:Image", "BoundingBox").unwrap();
+        let glaucoma = lookup_feature(&model, "demo:Image", "Glaucoma").unwrap();
+        let err = Selector::majority_vote(None).check_for(&boxes).unwrap_err();
+        assert!(matches!(err, Error::NoMajorityColumn { .. }), "{err:?}");
+        let err = Selector::majority_vote(Some("Nope"))
+            .check_for(&glaucoma)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::UnknownField { field, .. } if field == "Nope"),
+            "{err:?}"
+        );
+        assert!(Selector::majority_vote(None).check_for(&glaucoma).is_ok());
+        assert!(Selector::newest().check_for(&boxes).is_ok());
     }
 
     #[test]

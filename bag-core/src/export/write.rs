@@ -73,30 +73,21 @@ pub struct SkippedFeature {
     pub reason: String,
 }
 
-/// Why `selector` cannot pick among `feature`'s values, if it cannot: a majority vote needs
-/// the column it counts (the named one, or the feature's term column when none is named).
+/// Why `selector` cannot pick among `feature`'s values, when that is a reason to leave the
+/// feature out ([`Selector::check_for`]: a majority vote without the column it counts).
 /// Features of one bag differ (a float measurement has no term), so a whole-bag export skips
-/// those instead of failing on them.
+/// those instead of failing on them; any other selector error fails the export.
 fn selector_skips(
     feature: &deriva_bag_features::Feature,
     selector: Option<&Selector>,
-) -> Option<deriva_bag_features::Error> {
-    match selector {
-        Some(Selector::MajorityVote(Some(column))) => {
-            let known = feature.field_names();
-            (!known.iter().any(|k| k == column)).then(|| deriva_bag_features::Error::UnknownField {
-                feature: feature.name.clone(),
-                field: column.clone(),
-                known,
-            })
-        }
-        Some(Selector::MajorityVote(None)) => feature.term_columns().is_empty().then(|| {
-            deriva_bag_features::Error::NoMajorityColumn {
-                feature: feature.name.clone(),
-                columns: feature.columns.iter().map(|c| c.name.clone()).collect(),
-            }
-        }),
-        _ => None,
+) -> Result<Option<deriva_bag_features::Error>> {
+    use deriva_bag_features::Error as FeatureError;
+    match selector.map(|s| s.check_for(feature)) {
+        Some(Err(
+            e @ (FeatureError::NoMajorityColumn { .. } | FeatureError::UnknownField { .. }),
+        )) => Ok(Some(e)),
+        Some(Err(e)) => Err(e.into()),
+        _ => Ok(None),
     }
 }
 
@@ -312,7 +303,7 @@ impl DatasetBag {
         let mut skipped = Vec::new();
         for feature in self.find_features(None)? {
             let target = feature.target_table.clone();
-            if let Some(why) = selector_skips(&feature, selector) {
+            if let Some(why) = selector_skips(&feature, selector)? {
                 tracing::warn!(feature = %feature.name, table = %target, "export leaves the feature out: {why}");
                 skipped.push((feature, why));
                 continue;

@@ -4,11 +4,13 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod opened;
 
 use common::{config, connect, dataset_links};
 use deriva_bag_core::catalog::{DatasetSpec, ExecutionExt};
 use deriva_bag_core::OpenOptions;
 use deriva_test_catalog::{Fault, FaultMode, TestCatalog};
+use opened::assert_opened_training_bag;
 
 const LINKS: &str = "/ermrest/catalog/1/entity/deriva-ml:Dataset_Execution";
 
@@ -46,23 +48,7 @@ async fn exe_download_dataset_bag_opened_returns_the_bag_and_links_its_version_o
         .await
         .unwrap();
 
-    assert_eq!(bag.rid().as_str(), "1-D001");
-    assert!(bag.is_materialized());
-    assert!(bag.path().ends_with("Dataset_1-D001"));
-    assert!(bag.path().starts_with(dir.path().join("work")));
-    let members = bag.list_dataset_members(false, None).unwrap();
-    let mut images: Vec<String> = members
-        .iter()
-        .find(|(t, _)| t.table == "Image")
-        .map(|(_, rows)| {
-            rows.iter()
-                .map(|r| r.rid().unwrap().as_str().to_string())
-                .collect()
-        })
-        .unwrap();
-    images.sort();
-    // The fixture's Training images (bag-core `fixtures::rows`, SMALL_IMAGES).
-    assert_eq!(images, ["1-I001", "1-I002", "1-I005"]);
+    assert_opened_training_bag(&bag, &dir.path().join("work"));
     // Version 1.0.0 of 1-D001 is the Dataset_Version row 1-V001.
     assert_eq!(dataset_links(&server, exe.rid().as_str()), d001_link());
 

@@ -3,11 +3,13 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod opened;
 
 use deriva_bag_core::catalog::{DatasetSpec, DerivaMlExt};
 use deriva_bag_core::features::Selector;
 use deriva_bag_core::OpenOptions;
 use deriva_test_catalog::TestCatalog;
+use opened::assert_opened_training_bag;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_dataset_bag_opened_returns_the_training_dataset_as_a_dataset_bag() {
@@ -24,23 +26,7 @@ async fn download_dataset_bag_opened_returns_the_training_dataset_as_a_dataset_b
         .await
         .unwrap();
 
-    assert_eq!(bag.rid().as_str(), "1-D001");
-    assert!(bag.is_materialized());
-    assert!(bag.path().ends_with("Dataset_1-D001"));
-    assert!(bag.path().starts_with(dir.path().join("work")));
-    let members = bag.list_dataset_members(false, None).unwrap();
-    let mut images: Vec<String> = members
-        .iter()
-        .find(|(t, _)| t.table == "Image")
-        .map(|(_, rows)| {
-            rows.iter()
-                .map(|r| r.rid().unwrap().as_str().to_string())
-                .collect()
-        })
-        .unwrap();
-    images.sort();
-    // The fixture's Training images (bag-core `fixtures::rows`, SMALL_IMAGES).
-    assert_eq!(images, ["1-I001", "1-I002", "1-I005"]);
+    assert_opened_training_bag(&bag, &dir.path().join("work"));
     assert_eq!(
         bag.feature_values("Image", "Glaucoma", Some(&Selector::newest()))
             .unwrap()
