@@ -6,10 +6,12 @@
 //! ```sh
 //! cargo xtask bench --loaders          # provisions the libraries, runs this in release
 //! . .ci/ml-libs.sh && cargo run --release -p deriva-bag-core --features torch,tf,fixtures \
-//!     --example loader_throughput -- [images] [side] [workers] [dir]
+//!     --example loader_throughput -- [images] [side | WxH] [workers] [dir]
 //! ```
 //! Defaults: 20000 images of 256×256 px (two thirds JPEG, one third PNG), 2 workers, bag
-//! under `$TMPDIR/deriva-throughput` (generated once, reused).
+//! under `$TMPDIR/deriva-throughput` (generated once, reused). A size written `WxH` (e.g.
+//! `1000 3000x2000`) generates camera-sized photographs (`FixtureSpec::photographs`) instead,
+//! and the torch loader then also runs with full-size JPEG decoding, for comparison.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -87,22 +89,38 @@ fn load_average() -> String {
 
 fn main() -> Result<(), Box<dyn Error>> {
     let images: usize = arg(1, 20_000);
-    let side: u32 = arg(2, 256);
+    let size = std::env::args().nth(2).unwrap_or_else(|| "256".into());
+    let photographs = size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
     let workers: usize = arg(3, 2);
     let dir: PathBuf = std::env::args()
         .nth(4)
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("deriva-throughput"));
-    let spec = FixtureSpec {
-        images,
-        image_size: Some((side, side)),
-        ..FixtureSpec::default()
+    let spec = match photographs {
+        Some(dims) => FixtureSpec::photographs(images, dims),
+        None => {
+            let side: u32 = size.parse()?;
+            FixtureSpec {
+                images,
+                image_size: Some((side, side)),
+                ..FixtureSpec::default()
+            }
+        }
     };
-    let bag = open_cached(&spec, &dir.join(format!("{images}x{side}")))?;
+    let bag = open_cached(&spec, &dir.join(format!("{images}x{size}")))?;
     let pipeline = ImagePipeline::new()
         .resize(224)
         .center_crop(224, 224)
         .imagenet_normalize();
+    // Full-size decoding of the same files: only compared on photographs.
+    let full_pipeline = pipeline.clone().reduced_jpeg_decode(false);
+    let torch_full = bag.as_torch_dataset(
+        "Image",
+        TorchOptions::default()
+            .sample_loader(move |path, _row| ToTensor::load(&full_pipeline, path)),
+    )?;
 
     let torch_pipeline = pipeline.clone();
     let torch_ds = bag.as_torch_dataset(
@@ -122,7 +140,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .iter()
         .filter_map(|e| e.asset_path.clone())
         .collect();
-    println!("{} images of {side}x{side} px", paths.len());
+    println!("{} images of {size} px", paths.len());
 
     let sample = &paths[..paths.len().min(5_000)];
     let raw = rate(|| {
@@ -160,6 +178,21 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut torch_rates = Vec::new();
     for w in [0, workers] {
         let options = LoaderOptions::default().batch_size(32).num_workers(w);
+        if photographs.is_some() {
+            let loader = DataLoader::new(&torch_full, options.clone())?;
+            let r = passes(|| {
+                let mut count = 0;
+                for batch in &loader {
+                    count += batch?.rids.len();
+                }
+                Ok(count)
+            })?;
+            report(
+                "torch DataLoader [32, 3, 224, 224], full-size JPEG decoding",
+                w,
+                r,
+            );
+        }
         let loader = DataLoader::new(&torch_ds, options.clone())?;
         let r = passes(|| {
             let mut count = 0;

@@ -26,7 +26,11 @@ const RUNS: usize = 5;
 const DEFAULT_IMAGES: usize = 20_000;
 
 /// Entry point: re-executes itself in release mode when built for debug.
-pub fn run(images: usize, json: bool) -> Result<(), String> {
+///
+/// `processes_only` measures just the `deriva-bag` processes (after generating the bag if
+/// needed): the in-process measurements hold every row, which at millions of images takes
+/// longer than the processes themselves and measures nothing a user runs.
+pub fn run(images: usize, json: bool, processes_only: bool) -> Result<(), String> {
     if cfg!(debug_assertions) {
         eprintln!("xtask bench: building and running the release build …");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -47,12 +51,25 @@ pub fn run(images: usize, json: bool) -> Result<(), String> {
         if json {
             cmd.arg("--json");
         }
+        if processes_only {
+            cmd.arg("--processes-only");
+        }
         let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
         return if status.success() {
             Ok(())
         } else {
             Err(format!("release bench failed ({status})"))
         };
+    }
+    if processes_only {
+        let (bag, generated) = bench_bag(images)?;
+        println!("deriva-bag bench: {images} images, {}", bag.display());
+        match generated {
+            Some(d) => println!("  {:<56} {:>10.1} s", "generate bag", d.as_secs_f64()),
+            None => println!("  {:<56} {:>10}", "generate bag", "reused"),
+        }
+        print_processes(&processes_from_helper(&bag, images)?, &load_average());
+        return Ok(());
     }
     let report = measure(images)?;
     if json {
@@ -211,10 +228,32 @@ fn measure(images: usize) -> Result<Report, String> {
         validation,
         peak_rss_kib,
         processes,
-        load_average: std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
+        load_average: load_average(),
     })
+}
+
+/// The 1-, 5- and 15-minute load averages.
+fn load_average() -> Option<String> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+}
+
+fn print_processes(processes: &[ProcessRun], load_average: &Option<String>) {
+    println!(
+        "deriva-bag processes (stdout to /dev/null; warm runs: median of 3, 1 above 50k images):"
+    );
+    for p in processes {
+        println!(
+            "  {:<56} {:>10.1} ms  {:>8.1} MiB peak RSS",
+            p.name,
+            ms(p.wall),
+            p.peak_rss_kib as f64 / 1024.0
+        );
+    }
+    if let Some(load) = load_average {
+        println!("  load average: {load}");
+    }
 }
 
 /// One `deriva-bag` process: what it ran, its wall time and its peak resident set.
@@ -480,19 +519,6 @@ impl Report {
             Some(kib) => println!("  {:<44} {:>10.1} MiB", "peak RSS", kib as f64 / 1024.0),
             None => println!("  {:<44} {:>10}", "peak RSS", "n/a"),
         }
-        println!(
-            "deriva-bag processes (stdout to /dev/null; warm runs: median of 3, 1 above 50k images):"
-        );
-        for p in &self.processes {
-            println!(
-                "  {:<56} {:>10.1} ms  {:>8.1} MiB peak RSS",
-                p.name,
-                ms(p.wall),
-                p.peak_rss_kib as f64 / 1024.0
-            );
-        }
-        if let Some(load) = &self.load_average {
-            println!("  load average: {load}");
-        }
+        print_processes(&self.processes, &self.load_average);
     }
 }

@@ -7,7 +7,8 @@
 //!   It always measures a release build: run
 //!   from the debug `cargo xtask` alias it re-executes itself through
 //!   `cargo run --release -p xtask -- bench …`. `--loaders` measures the adapters' image
-//!   loading instead (bag-core's `loader_throughput` example).
+//!   loading instead (bag-core's `loader_throughput` example); `--processes-only` only the
+//!   `deriva-bag` processes, for bags of millions of images.
 //! - `cargo xtask codegen-features BAG [--out FILE]` prints (or writes) typed record structs
 //!   for every feature of the bag's schema.
 //! - `cargo xtask demo [--work DIR] [--train|--no-train]` runs the end-to-end demo (download, inspect,
@@ -104,6 +105,10 @@ enum Command {
         /// TensorFlow with `.ci/ml-libs.sh` first.
         #[arg(long, conflicts_with = "json")]
         loaders: bool,
+        /// Only the `deriva-bag` processes (time, peak RSS), after generating the bag: for
+        /// millions of images, where the in-process measurements take longest.
+        #[arg(long, conflicts_with_all = ["json", "loaders"])]
+        processes_only: bool,
     },
     /// Run by `bench`: the CLI operations on BAG as processes, with their peak RSS (JSON).
     #[command(hide = true)]
@@ -167,7 +172,12 @@ fn main() -> ExitCode {
             loaders: true,
             ..
         } => bench::run_loaders(images),
-        Command::Bench { images, json, .. } => bench::run(images, json),
+        Command::Bench {
+            images,
+            json,
+            processes_only,
+            ..
+        } => bench::run(images, json, processes_only),
         Command::BenchProcesses { bag, runs } => bench::run_processes(&bag, runs),
         Command::Demo {
             work,
