@@ -71,7 +71,7 @@ pub fn run_loaders(images: usize) -> Result<(), String> {
     let script = format!(
         "set -euo pipefail\n. .ci/ml-libs.sh\n\
          exec \"${{CARGO:-cargo}}\" run --release --quiet -p deriva-bag-core \
-         --features torch,tf,fixtures --example loader_throughput -- {images} 256 2 '{}'\n",
+         --features torch,tf,fixtures,libjpeg-turbo --example loader_throughput -- {images} 256 2 '{}'\n",
         dir.display()
     );
     let status = Command::new("bash")

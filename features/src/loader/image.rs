@@ -31,6 +31,9 @@
 //! ```
 
 use image::DynamicImage;
+
+#[cfg(feature = "libjpeg-turbo")]
+mod turbo;
 pub use image::{GrayImage, ImageBuffer, ImageError, ImageFormat, Luma, Rgb, RgbImage};
 
 /// ImageNet channel means (torchvision's usual `Normalize` values).
@@ -275,20 +278,19 @@ fn jpeg_reduction((w, h): (u32, u32), (nw, nh): (u32, u32)) -> u32 {
 }
 
 /// A JPEG decoding error as the `image` crate reports one.
-fn jpeg_error(err: jpeg_decoder::Error) -> ImageError {
+fn jpeg_error(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ImageError {
     ImageError::Decoding(image::error::DecodingError::new(
         ImageFormat::Jpeg.into(),
         err,
     ))
 }
 
-/// Decodes a baseline or progressive 8-bit gray or YCbCr JPEG at `1 / d` of its size, `d`
-/// chosen by [`jpeg_reduction`] for `target(w, h)` (the pipeline's resized size); `None`
-/// when no reduction applies or the JPEG is of a kind (CMYK, 12/16-bit) left to the full
-/// decoder.
+/// Decodes a baseline or progressive 8-bit gray or YCbCr JPEG at `1 / d` of its size with
+/// the pure-Rust `jpeg-decoder`, `d = reduction(w, h)`; `None` when `d` is 1 or the JPEG is
+/// of a kind (CMYK, 12/16-bit) left to the full decoder.
 fn decode_jpeg_reduced(
     bytes: &[u8],
-    target: impl FnOnce((u32, u32)) -> (u32, u32),
+    reduction: impl FnOnce((u32, u32)) -> u32,
 ) -> Result<Option<DecodedImage>, ImageError> {
     use jpeg_decoder::PixelFormat;
     let mut decoder = jpeg_decoder::Decoder::new(bytes);
@@ -300,7 +302,7 @@ fn decode_jpeg_reduced(
         return Ok(None);
     }
     let dimensions = (u32::from(info.width), u32::from(info.height));
-    let d = jpeg_reduction(dimensions, target(dimensions));
+    let d = reduction(dimensions);
     if d == 1 {
         return Ok(None);
     }
@@ -317,10 +319,10 @@ fn decode_jpeg_reduced(
         _ => RgbImage::from_raw(sw, sh, data).map(Pixels::Rgb8),
     }
     .ok_or_else(|| {
-        jpeg_error(jpeg_decoder::Error::Format(format!(
+        jpeg_error(format!(
             "decoded {len} bytes for a {sw}x{sh} {:?} image",
             info.pixel_format
-        )))
+        ))
     })?;
     Ok(Some(DecodedImage { pixels, dimensions }))
 }
@@ -637,6 +639,8 @@ pub struct ImagePipeline {
     std: [f32; 3],
     channels: Channels,
     reduced_jpeg_decode: bool,
+    #[cfg(feature = "libjpeg-turbo")]
+    libjpeg_turbo: bool,
 }
 
 impl Default for ImagePipeline {
@@ -648,6 +652,8 @@ impl Default for ImagePipeline {
             std: [1.0; 3],
             channels: Channels::Rgb,
             reduced_jpeg_decode: true,
+            #[cfg(feature = "libjpeg-turbo")]
+            libjpeg_turbo: true,
         }
     }
 }
@@ -740,15 +746,56 @@ impl ImagePipeline {
     /// assert!(values.iter().all(|v| (v - 257.0 / 65535.0).abs() < 1e-9)); // 16 bits kept
     /// ```
     pub fn decode(&self, bytes: &[u8]) -> Result<DecodedImage, ImageError> {
-        if self.reduced_jpeg_decode
-            && self.resize.is_some()
-            && image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg)
-        {
-            if let Some(img) = decode_jpeg_reduced(bytes, |dims| self.geometry(dims).0)? {
+        if image::guess_format(bytes).ok() == Some(ImageFormat::Jpeg) {
+            let reduction = |dims| match self.resize {
+                Some(_) if self.reduced_jpeg_decode => jpeg_reduction(dims, self.geometry(dims).0),
+                _ => 1,
+            };
+            #[cfg(feature = "libjpeg-turbo")]
+            if self.libjpeg_turbo {
+                if let Some(img) = turbo::decode_jpeg(bytes, reduction)? {
+                    return Ok(img);
+                }
+            }
+            if let Some(img) = decode_jpeg_reduced(bytes, reduction)? {
                 return Ok(img);
             }
         }
         Ok(Pixels::from_dynamic(image::load_from_memory(bytes)?).into())
+    }
+
+    /// Whether [`decode`](Self::decode) decodes JPEGs with libjpeg-turbo's decoder (on by
+    /// default with the `libjpeg-turbo` feature): SIMD Huffman decoding and IDCT, and the
+    /// scaled IDCT for [`reduced_jpeg_decode`](Self::reduced_jpeg_decode). `false` uses the
+    /// pure-Rust decoders (`jpeg-decoder` at reduced size, `image`'s `zune-jpeg` in full),
+    /// as builds without the feature do. Values from the two stay within a few levels of
+    /// each other; CMYK JPEGs always take the pure-Rust path, which converts them to RGB.
+    ///
+    /// A damaged JPEG (truncated, or with a corrupt entropy-coded segment) is an error
+    /// carrying libjpeg's message, as with the pure-Rust decoders: libjpeg's errors unwind
+    /// out of its C code and are caught, so this needs `panic = "unwind"` (the default).
+    ///
+    /// ```
+    /// use deriva_bag_features::loader::image::{ImageFormat, ImagePipeline, Rgb, RgbImage};
+    /// let photo = RgbImage::from_fn(640, 480, |x, y| Rgb([x as u8, y as u8, 90]));
+    /// let mut jpeg = std::io::Cursor::new(Vec::new());
+    /// photo.write_to(&mut jpeg, ImageFormat::Jpeg).unwrap();
+    /// let jpeg = jpeg.into_inner();
+    ///
+    /// let pipeline = ImagePipeline::new().resize(100);
+    /// let turbo = pipeline.decode(&jpeg).unwrap();
+    /// let pure_rust = pipeline.clone().libjpeg_turbo(false).decode(&jpeg).unwrap();
+    /// assert_eq!(turbo.pixels().dimensions(), (160, 120)); // both at 1/4
+    /// assert_eq!(pure_rust.pixels().dimensions(), (160, 120));
+    ///
+    /// let err = pipeline.decode(&jpeg[..jpeg.len() / 2]).unwrap_err();
+    /// assert!(err.to_string().contains("Premature end of JPEG file"), "{err}");
+    /// ```
+    #[cfg(feature = "libjpeg-turbo")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "libjpeg-turbo")))]
+    pub fn libjpeg_turbo(mut self, enabled: bool) -> Self {
+        self.libjpeg_turbo = enabled;
+        self
     }
 
     /// The resized size and the crop window in it: `((nw, nh), (x0, y0, cw, ch))`.
@@ -1245,6 +1292,64 @@ mod tests {
         };
         assert_eq!(pixels.dimensions(), (80, 60));
         assert_eq!(pipeline.to_values(&decoded, Layout::Chw).0, [1, 60, 80]);
+    }
+
+    #[cfg(feature = "libjpeg-turbo")]
+    #[test]
+    fn libjpeg_turbo_and_pure_rust_decodes_agree_in_full_and_reduced() {
+        let jpeg = encode(&textured(1024, 768), 90);
+        for (size, stored) in [(96, (128, 96)), (300, (512, 384)), (600, (1024, 768))] {
+            let pipeline = ImagePipeline::new().resize(size).center_crop(size, size);
+            let turbo = pipeline.decode(&jpeg).unwrap();
+            let pure_rust = pipeline.clone().libjpeg_turbo(false).decode(&jpeg).unwrap();
+            assert_eq!(turbo.pixels().dimensions(), stored, "resize {size}");
+            assert_eq!(pure_rust.pixels().dimensions(), stored, "resize {size}");
+            let (shape, a) = pipeline.to_values(&turbo, Layout::Chw);
+            let (rust_shape, b) = pipeline.to_values(&pure_rust, Layout::Chw);
+            assert_eq!(shape, [3, size as usize, size as usize]);
+            assert_eq!(shape, rust_shape);
+            let db = psnr(&a, &b);
+            eprintln!("resize {size}, decoded at {stored:?}: libjpeg vs pure Rust {db:.1} dB");
+            assert!(db >= 40.0, "resize {size}: PSNR {db:.1} dB");
+        }
+    }
+
+    #[cfg(feature = "libjpeg-turbo")]
+    #[test]
+    fn a_truncated_or_corrupt_jpeg_is_an_error_naming_what_libjpeg_found() {
+        let jpeg = encode(&textured(640, 480), 90);
+        let pipeline = ImagePipeline::new().resize(60);
+        let message = |bytes: &[u8], pipeline: &ImagePipeline| match pipeline.decode(bytes) {
+            Err(ImageError::Decoding(e)) => {
+                assert_eq!(e.format_hint(), ImageFormat::Jpeg.into());
+                e.to_string()
+            }
+            other => panic!("not a decoding error: {other:?}"),
+        };
+        let truncated = &jpeg[..jpeg.len() / 2];
+        for p in [&pipeline, &ImagePipeline::new()] {
+            assert_eq!(
+                message(truncated, p),
+                "Format error decoding Jpeg: Premature end of JPEG file"
+            );
+        }
+        // Start-of-scan data replaced by a marker that is not a restart marker.
+        let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        let mut corrupt = jpeg.clone();
+        corrupt[sos + 400..sos + 402].copy_from_slice(&[0xFF, 0xC4]);
+        let found = message(&corrupt, &pipeline);
+        assert_eq!(
+            found,
+            "Format error decoding Jpeg: Corrupt JPEG data: premature end of data segment"
+        );
+        // A bad header: a start-of-frame with zero components.
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        let mut bad_header = jpeg.clone();
+        bad_header[sof + 9] = 0;
+        assert_eq!(
+            message(&bad_header, &pipeline),
+            "Format error decoding Jpeg: Empty JPEG image (DNL not supported)"
+        );
     }
 
     fn png_bytes<P: image::PixelWithColorType>(img: &ImageBuffer<P, Vec<P::Subpixel>>) -> Vec<u8>
