@@ -159,7 +159,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         for p in checked {
             let bytes = std::fs::read(p)?;
             let a = pipeline.to_values(&pipeline.decode(&bytes)?, Layout::Chw).1;
-            let b = reference.to_values(&reference.decode(&bytes)?, Layout::Chw).1;
+            let b = reference
+                .to_values(&reference.decode(&bytes)?, Layout::Chw)
+                .1;
             let db = psnr(&a, &b, 1.0 / 0.225);
             worst = worst.min(db);
             sum += db;

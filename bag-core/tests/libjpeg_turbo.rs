@@ -27,21 +27,29 @@ fn libjpeg_turbo_and_the_pure_rust_decoders_agree_on_fixture_photographs() {
         .map(|a| std::fs::read(bag.path.join(&a.bag_path)).unwrap())
         .collect();
     assert_eq!(jpegs.len(), 4); // retina_003.png and retina_004.png stay PNG
-    // 960 × 640 resized to 224 decodes at 1/2 (480 × 320); to 96 at 1/4 (240 × 160).
+                                // 960 × 640 resized to 224 decodes at 1/2 (480 × 320); to 96 at 1/4 (240 × 160).
     for (size, stored) in [(224, (480, 320)), (96, (240, 160))] {
         let turbo = ImagePipeline::new().resize(size).center_crop(size, size);
         let pure_rust = turbo.clone().libjpeg_turbo(false);
         for (i, bytes) in jpegs.iter().enumerate() {
             let reduced = turbo.decode(bytes).unwrap();
             assert_eq!(reduced.dimensions(), (960, 640));
-            assert_eq!(reduced.pixels().dimensions(), stored, "image {i}, resize {size}");
+            assert_eq!(
+                reduced.pixels().dimensions(),
+                stored,
+                "image {i}, resize {size}"
+            );
             let (shape, fast) = turbo.to_values(&reduced, Layout::Chw);
             assert_eq!(shape, [3, size as usize, size as usize]);
             let pairs = [
                 ("pure-Rust reduced decode", pure_rust.decode(bytes).unwrap()),
                 (
                     "pure-Rust full decode + resize",
-                    pure_rust.clone().reduced_jpeg_decode(false).decode(bytes).unwrap(),
+                    pure_rust
+                        .clone()
+                        .reduced_jpeg_decode(false)
+                        .decode(bytes)
+                        .unwrap(),
                 ),
             ];
             for (what, reference) in pairs {
@@ -49,7 +57,10 @@ fn libjpeg_turbo_and_the_pure_rust_decoders_agree_on_fixture_photographs() {
                 assert_eq!(reference_shape, shape);
                 let db = psnr(&fast, &expected);
                 eprintln!("image {i}, resize {size}: libjpeg-turbo vs {what}: {db:.1} dB");
-                assert!(db >= 40.0, "image {i}, resize {size}, vs {what}: {db:.1} dB");
+                assert!(
+                    db >= 40.0,
+                    "image {i}, resize {size}, vs {what}: {db:.1} dB"
+                );
             }
         }
     }

@@ -15,8 +15,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mozjpeg::{ColorSpace, Decompress};
 use mozjpeg_sys::{
-    jpeg_common_struct, jpeg_error_mgr, jpeg_std_error, J_MESSAGE_CODE, JWRN_HIT_MARKER,
-    JWRN_HUFF_BAD_CODE, JWRN_JPEG_EOF, JWRN_MUST_RESYNC,
+    jpeg_common_struct, jpeg_error_mgr, jpeg_std_error, JWRN_HIT_MARKER, JWRN_HUFF_BAD_CODE,
+    JWRN_JPEG_EOF, JWRN_MUST_RESYNC, J_MESSAGE_CODE,
 };
 
 use super::{jpeg_error, DecodedImage, GrayImage, ImageError, Pixels, RgbImage};
