@@ -6,9 +6,11 @@
 //! batches are the `[32, 3, 224, 224]` values a framework's collation would copy.
 //!
 //! ```sh
-//! cargo run --release -p deriva-bag-core --features fixtures --example large_jpeg_throughput \
-//!     -- [jpegs] [width] [height] [workers] [dir]
+//! cargo run --release -p deriva-bag-core --features fixtures,libjpeg-turbo \
+//!     --example large_jpeg_throughput -- [jpegs] [width] [height] [workers] [dir]
 //! ```
+//! With `libjpeg-turbo` (needs `nasm`) each measurement is made for libjpeg-turbo's decoder
+//! and for the pure-Rust ones; without it, for the pure-Rust ones only.
 //! Defaults: 1000 JPEGs of 3000 × 2000 px (`FixtureSpec::photographs`, about 0.5 GB; the bag
 //! also holds the two hand-written PNGs, which are skipped), 2 workers, bag under
 //! `$TMPDIR/deriva-large-jpeg` (generated once, reused).
@@ -135,30 +137,47 @@ fn main() -> Result<(), Box<dyn Error>> {
         .center_crop(224, 224)
         .imagenet_normalize();
     let full = reduced.clone().reduced_jpeg_decode(false);
+    // With `libjpeg-turbo`, libjpeg-turbo's paths (the default) beside the pure-Rust ones.
+    #[cfg(feature = "libjpeg-turbo")]
+    let decoders = [
+        ("full (pure Rust)", full.clone().libjpeg_turbo(false)),
+        ("reduced (pure Rust)", reduced.clone().libjpeg_turbo(false)),
+        ("full (libjpeg-turbo)", full.clone()),
+        ("reduced (libjpeg-turbo)", reduced.clone()),
+    ];
+    #[cfg(not(feature = "libjpeg-turbo"))]
+    let decoders = [("full", full.clone()), ("reduced", reduced.clone())];
+    // The reference: the pure-Rust full decode + antialiased resize.
+    let reference = &decoders[0].1;
 
-    // Quality: the reduced path against the full one, on the first 20 images, in units of
+    // Quality: each other path against the reference, on the first 20 images, in units of
     // [0, 1] pixel values (the ImageNet std is undone: peak = 1 / std ≈ 4.4).
-    let mut worst = f64::INFINITY;
-    let mut sum = 0.0;
     let checked = &paths[..paths.len().min(20)];
-    for p in checked {
-        let bytes = std::fs::read(p)?;
-        let a = reduced.to_values(&reduced.decode(&bytes)?, Layout::Chw).1;
-        let b = full.to_values(&full.decode(&bytes)?, Layout::Chw).1;
-        let db = psnr(&a, &b, 1.0 / 0.225);
-        worst = worst.min(db);
-        sum += db;
+    for (name, pipeline) in &decoders[1..] {
+        let mut worst = f64::INFINITY;
+        let mut sum = 0.0;
+        for p in checked {
+            let bytes = std::fs::read(p)?;
+            let a = pipeline.to_values(&pipeline.decode(&bytes)?, Layout::Chw).1;
+            let b = reference
+                .to_values(&reference.decode(&bytes)?, Layout::Chw)
+                .1;
+            let db = psnr(&a, &b, 1.0 / 0.225);
+            worst = worst.min(db);
+            sum += db;
+        }
+        println!(
+            "PSNR {name} vs {} + resize, {} images: mean {:.1} dB, worst {worst:.1} dB",
+            decoders[0].0,
+            checked.len(),
+            sum / checked.len().max(1) as f64
+        );
     }
-    println!(
-        "PSNR reduced vs full decode + resize, {} images: mean {:.1} dB, worst {worst:.1} dB",
-        checked.len(),
-        sum / checked.len().max(1) as f64
-    );
 
     // Single-thread decode (read + decode only), on the first 100 images.
     let sample = &paths[..paths.len().min(100)];
     let mut decode_rates = Vec::new();
-    for (name, pipeline) in [("full", &full), ("reduced", &reduced)] {
+    for (name, pipeline) in &decoders {
         let (r, cpu) = rate(|| {
             for p in sample {
                 std::hint::black_box(pipeline.decode(&std::fs::read(p)?)?);
@@ -171,13 +190,16 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
         decode_rates.push(r);
     }
-    println!(
-        "decode-rate ratio reduced / full: {:.2}x",
-        decode_rates[1] / decode_rates[0]
-    );
+    for (i, (name, _)) in decoders.iter().enumerate().skip(1) {
+        println!(
+            "decode-rate ratio {name} / {}: {:.2}x",
+            decoders[0].0,
+            decode_rates[i] / decode_rates[0]
+        );
+    }
 
     for w in [0, workers] {
-        for (name, pipeline) in [("full", &full), ("reduced", &reduced)] {
+        for (name, pipeline) in &decoders {
             let source = Arc::new(Files {
                 paths: paths.clone(),
                 pipeline: pipeline.clone(),

@@ -5,8 +5,9 @@
 //!
 //! ```sh
 //! cargo xtask bench --loaders          # provisions the libraries, runs this in release
-//! . .ci/ml-libs.sh && cargo run --release -p deriva-bag-core --features torch,tf,fixtures \
-//!     --example loader_throughput -- [images] [side | WxH] [workers] [dir]
+//! . .ci/ml-libs.sh && cargo run --release -p deriva-bag-core \
+//!     --features torch,tf,fixtures,libjpeg-turbo --example loader_throughput \
+//!     -- [images] [side | WxH] [workers] [dir]
 //! ```
 //! Defaults: 20000 images of 256×256 px (two thirds JPEG, one third PNG), 2 workers, bag
 //! under `$TMPDIR/deriva-throughput` (generated once, reused). A size written `WxH` (e.g.

@@ -82,13 +82,14 @@ pub fn run(images: usize, json: bool, processes_only: bool) -> Result<(), String
 
 /// `cargo xtask bench --loaders`: runs the `loader_throughput` example (release, both
 /// adapters) on a bag of `images` 256×256 images kept under `target/bench-loaders`, with 2
-/// workers, after provisioning libtorch and TensorFlow.
+/// workers, after provisioning libtorch and TensorFlow; JPEGs are decoded with libjpeg-turbo
+/// (feature `libjpeg-turbo`).
 pub fn run_loaders(images: usize) -> Result<(), String> {
     let dir = crate::workspace_root().join("target/bench-loaders");
     let script = format!(
         "set -euo pipefail\n. .ci/ml-libs.sh\n\
          exec \"${{CARGO:-cargo}}\" run --release --quiet -p deriva-bag-core \
-         --features torch,tf,fixtures --example loader_throughput -- {images} 256 2 '{}'\n",
+         --features torch,tf,fixtures,libjpeg-turbo --example loader_throughput -- {images} 256 2 '{}'\n",
         dir.display()
     );
     let status = Command::new("bash")

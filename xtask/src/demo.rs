@@ -110,21 +110,22 @@ pub fn run(args: &Args) -> Result<(), String> {
 
 /// The training step: provisions the libraries (`.ci/ml-libs.sh`, a no-op once done), then
 /// runs the torch and the TF example, each under a heading and announced, since the first
-/// build of each takes minutes. `$0` carries the bag path in without any shell quoting of
+/// build of each takes minutes. Both decode JPEGs with libjpeg-turbo (feature
+/// `deriva-bag-features/libjpeg-turbo`, which needs `nasm`). `$0` carries the bag path in without any shell quoting of
 /// ours.
 const TRAIN_SCRIPT: &str = r#"set -e
 . .ci/ml-libs.sh
 echo "xtask demo: training on $0" >&2
 echo "xtask demo: building the PyTorch example (the first build compiles libtorch's C++ bindings: several minutes)" >&2
-"${CARGO:-cargo}" build -p deriva-bag-torch --example train
+"${CARGO:-cargo}" build -p deriva-bag-torch --features deriva-bag-features/libjpeg-turbo --example train
 echo
 echo "== 9. Train with PyTorch (tch): a small CNN (deriva-bag-torch, example train) =="
-"${CARGO:-cargo}" run --quiet -p deriva-bag-torch --example train -- "$0"
+"${CARGO:-cargo}" run --quiet -p deriva-bag-torch --features deriva-bag-features/libjpeg-turbo --example train -- "$0"
 echo "xtask demo: building the TensorFlow example (the first build compiles the tensorflow crate: a few minutes)" >&2
-"${CARGO:-cargo}" build -p deriva-bag-tf --example tf_train
+"${CARGO:-cargo}" build -p deriva-bag-tf --features deriva-bag-features/libjpeg-turbo --example tf_train
 echo
 echo "== 10. Train with TensorFlow (C API): softmax regression (deriva-bag-tf, example tf_train) =="
-exec "${CARGO:-cargo}" run --quiet -p deriva-bag-tf --example tf_train -- "$0"
+exec "${CARGO:-cargo}" run --quiet -p deriva-bag-tf --features deriva-bag-features/libjpeg-turbo --example tf_train -- "$0"
 "#;
 
 /// Whether `.ci/ml-libs.sh` would find libtorch and TensorFlow already in place (no
