@@ -75,7 +75,7 @@ pub(crate) use snapshot::SnapshotReader;
 
 type ModelResult<T> = std::result::Result<T, deriva_bag_features::Error>;
 
-/// One dataset version of a live catalog (the chapter's `Dataset`), read at the version's
+/// One dataset version of a live catalog (DerivaML's `Dataset`), read at the version's
 /// snapshot; see the [module docs](self). Cheap to clone; nested datasets
 /// ([`DatasetLike::dataset`]) share the snapshot, the reachability sets and the asset cache.
 #[derive(Clone)]
