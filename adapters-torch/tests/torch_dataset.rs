@@ -94,7 +94,7 @@ fn asset_table_without_sample_loader_is_an_error_showing_a_working_closure() {
     );
     assert!(err.contains(SAMPLE_LOADER_EXAMPLE), "{err}");
     assert!(
-        err.contains("deriva_bag_torch::image::load_rgb(path)"),
+        err.contains("deriva_bag_core::torch::image::load_rgb(path)"),
         "{err}"
     );
 }
