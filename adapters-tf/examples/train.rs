@@ -13,15 +13,17 @@
 use std::error::Error;
 use std::path::Path;
 
+use deriva_bag_core::features::{Missing, Selector, Targets};
 use deriva_bag_core::fixtures::{open_cached, FixtureSpec};
+use deriva_bag_core::tf::image::{ImagePipeline, ToSample};
+use deriva_bag_core::tf::tensorflow::train::{
+    GradientDescentOptimizer, MinimizeOptions, Optimizer,
+};
+use deriva_bag_core::tf::tensorflow::{
+    ops, DataType, Scope, Session, SessionOptions, SessionRunArgs, Tensor, Variable,
+};
+use deriva_bag_core::tf::{as_tf_dataset, ClassLabels, LoaderOptions, TfOptions};
 use deriva_bag_core::DatasetBag;
-use deriva_bag_features::{Missing, Selector, Targets};
-use deriva_bag_tf::image::{ImagePipeline, ToSample};
-use deriva_bag_tf::{as_tf_dataset, Label, LoaderOptions, Target, TfOptions};
-use tensorflow::train::{GradientDescentOptimizer, MinimizeOptions, Optimizer};
-use tensorflow::{ops, DataType, Scope, Session, SessionOptions, SessionRunArgs, Tensor, Variable};
-
-const GRADES: [&str; 4] = ["Normal", "Mild", "Moderate", "Severe"];
 /// Epochs when none are given: one step each on the demo bag (five labeled images, one
 /// batch), enough for the loss to fall clearly below chance.
 pub const EPOCHS: usize = 30;
@@ -41,23 +43,16 @@ fn image_pipeline() -> ImagePipeline {
 /// Trains for `epochs` epochs; returns the loss over the whole dataset before training and
 /// after each epoch (`epochs + 1` values; the first is ln 4 from the zero weights).
 pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f32>, Box<dyn Error>> {
+    // Class indices over the Glaucoma vocabulary's terms, sorted: int64 labels.
+    let grades = ClassLabels::of_feature(bag, "Image", "Glaucoma")?;
+    let classes = grades.num_classes() as u64;
     let options = TfOptions::default()
         .sample_loader({
             let pipeline = image_pipeline();
             move |path, _row| pipeline.load(path)
         })
         .targets(Targets::new().with("Glaucoma", Selector::Newest))
-        // One-hot labels: softmax_cross_entropy_with_logits takes dense label rows.
-        .target_transform(|t: Option<&Target>| {
-            let term = t.and_then(Target::label).ok_or("unlabeled image")?;
-            let idx = GRADES
-                .iter()
-                .position(|g| *g == term)
-                .ok_or("unknown grade")?;
-            let mut one_hot = vec![0.0f32; GRADES.len()];
-            one_hot[idx] = 1.0;
-            Ok::<_, &str>(Label::Vector(one_hot))
-        })
+        .target_transform(grades.target_transform())
         .missing(Missing::Skip);
     let dataset = as_tf_dataset(bag, "Image", options, None)?;
     let signature = dataset.signature();
@@ -82,9 +77,17 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f32>, Box<dyn Error>
         .shape([-1i64, i64::from(SIDE), i64::from(SIDE), 3])
         .build(&mut scope.with_op_name("x"))?;
     let y = ops::Placeholder::new()
-        .dtype(DataType::Float)
-        .shape([-1i64, GRADES.len() as i64])
+        .dtype(DataType::Int64)
+        .shape([-1i64])
         .build(&mut scope.with_op_name("y"))?;
+    // softmax_cross_entropy_with_logits takes dense label rows: one-hot in the graph.
+    let y_one_hot = ops::one_hot(
+        y.clone(),
+        ops::constant(classes as i32, scope)?,
+        ops::constant(1.0f32, scope)?,
+        ops::constant(0.0f32, scope)?,
+        scope,
+    )?;
     let flat = ops::reshape(
         x.clone(),
         ops::constant(&[-1i64, FEATURES as i64][..], scope)?,
@@ -94,17 +97,17 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f32>, Box<dyn Error>
     // stable (also on a 40-image bag) while the loss falls clearly within 30 steps.
     // Zero initial weights: softmax regression is convex, so this is deterministic and fine.
     let w = Variable::builder()
-        .const_initial_value(Tensor::<f32>::new(&[FEATURES, GRADES.len() as u64]))
+        .const_initial_value(Tensor::<f32>::new(&[FEATURES, classes]))
         .build(&mut scope.with_op_name("w"))?;
     let b = Variable::builder()
-        .const_initial_value(Tensor::<f32>::new(&[GRADES.len() as u64]))
+        .const_initial_value(Tensor::<f32>::new(&[classes]))
         .build(&mut scope.with_op_name("b"))?;
     let logits = ops::add(
         ops::mat_mul(flat, w.output().clone(), scope)?,
         b.output().clone(),
         scope,
     )?;
-    let xent = ops::softmax_cross_entropy_with_logits(logits, y.clone(), scope)?;
+    let xent = ops::softmax_cross_entropy_with_logits(logits, y_one_hot, scope)?;
     let loss = ops::mean(
         xent,
         ops::constant(&[0i32][..], scope)?,
@@ -148,8 +151,8 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f32>, Box<dyn Error>
     };
     let mut losses = vec![run_epoch(false)?];
     println!(
-        "loss over every labeled image (chance: ln 4 = {:.4})",
-        4f32.ln()
+        "loss over every labeled image (chance: ln {classes} = {:.4})",
+        (classes as f32).ln()
     );
     println!("  before training: {:.4}", losses[0]);
     for epoch in 1..=epochs {

@@ -29,7 +29,7 @@ pub type TfItem = Element<TfSample>;
 
 /// The working loader the "sample_loader required" error shows.
 pub const SAMPLE_LOADER_EXAMPLE: &str =
-    "TfOptions::default().sample_loader(|path, _row| deriva_bag_tf::image::load_rgb(path))";
+    "TfOptions::default().sample_loader(|path, _row| deriva_bag_core::tf::image::load_rgb(path))";
 
 /// The raw bytes of a file as a `uint8 [n]` sample (`tf.io.read_file`); decode in a transform.
 pub fn read_bytes(path: &Path) -> Result<TfSample, Error> {
@@ -70,9 +70,9 @@ impl std::fmt::Debug for TfDataset {
 /// dimensions; an element that does not fit it is an error naming its RID and both shapes.
 ///
 /// ```no_run
-/// # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), deriva_bag_tf::Error> {
-/// use deriva_bag_tf::{as_tf_dataset, DType, Signature, TargetSpec, TensorSpec, TfOptions, TfSample};
-/// let options = TfOptions::default().sample_loader(|path, _row| deriva_bag_tf::read_bytes(path));
+/// # fn demo(bag: &impl deriva_bag_core::features::DatasetLike) -> Result<(), deriva_bag_core::tf::Error> {
+/// use deriva_bag_core::tf::{as_tf_dataset, DType, Signature, TargetSpec, TensorSpec, TfOptions, TfSample};
+/// let options = TfOptions::default().sample_loader(|path, _row| deriva_bag_core::tf::read_bytes(path));
 /// let sig = Signature::new(TensorSpec::new(DType::UInt8, [-1]), TargetSpec::None);
 /// let ds = as_tf_dataset(bag, "Image", options, Some(sig))?;
 /// for epoch in 0..3 {
@@ -161,11 +161,11 @@ impl TfDataset {
     /// [`TfDataset::iter`], [`TfDataset::batches`] and every worker. At most `max_samples`
     /// elements are kept (the first loaded; the rest load every time), so memory stays
     /// bounded at `max_samples ×` one sample's size; `ds.cache(ds.len())` keeps all. A new
-    /// call starts an empty cache. See `deriva_bag_features::loader::cache`.
+    /// call starts an empty cache. See `deriva_bag_core::features::loader::cache`.
     ///
     /// ```no_run
-    /// # fn demo(ds: &deriva_bag_tf::TfDataset) -> Result<(), deriva_bag_tf::Error> {
-    /// use deriva_bag_tf::LoaderOptions;
+    /// # fn demo(ds: &deriva_bag_core::tf::TfDataset) -> Result<(), deriva_bag_core::tf::Error> {
+    /// use deriva_bag_core::tf::LoaderOptions;
     /// let cached = ds.cache(ds.len());
     /// let loader = cached.batches(LoaderOptions::default().batch_size(32).shuffle(7))?;
     /// for epoch in 0..10 {
@@ -213,8 +213,8 @@ impl TfDataset {
     /// than a fixed size is an error naming it.
     ///
     /// ```no_run
-    /// # fn demo(ds: &deriva_bag_tf::TfDataset) -> Result<(), deriva_bag_tf::Error> {
-    /// use deriva_bag_tf::{LoaderOptions, Padding};
+    /// # fn demo(ds: &deriva_bag_core::tf::TfDataset) -> Result<(), deriva_bag_core::tf::Error> {
+    /// use deriva_bag_core::tf::{LoaderOptions, Padding};
     /// // Variable-width images: pad H and W to the batch's largest, channels fixed at 3.
     /// let padding = Padding::default().value(-1.0).shape([-1, -1, 3]);
     /// let loader = ds.padded_batches(LoaderOptions::default().batch_size(8), padding)?;

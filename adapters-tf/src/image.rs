@@ -1,15 +1,15 @@
 //! Image samples for TensorFlow: decode PNG/JPEG, resize the shorter side, center-crop and
 //! normalize into a `float32 [H, W, 3]` sample (channels last, as Keras and `tf.image`
 //! expect; batches become `NHWC`). The pixel work is the framework-neutral
-//! [`deriva_bag_features::loader::image`] pipeline, the one the PyTorch adapter uses in
+//! [`features::loader::image`](deriva_bag_features::loader::image) pipeline, the one the PyTorch adapter uses in
 //! `CHW` order, so both frameworks see the same values. Large JPEGs are decoded at a
 //! reduced size when the output is small, 16-bit PNGs keep their 16 bits, and [`Channels`]
 //! sets the sample's channels (`[H, W, 3]` by default, gray replicated; `[H, W, 1]` with
 //! [`Channels::Gray`]).
 //!
 //! ```no_run
-//! use deriva_bag_tf::image::{ImagePipeline, ToSample};
-//! use deriva_bag_tf::TfOptions;
+//! use deriva_bag_core::tf::image::{ImagePipeline, ToSample};
+//! use deriva_bag_core::tf::TfOptions;
 //! let pipeline = ImagePipeline::new().resize(224).center_crop(224, 224).imagenet_normalize();
 //! let sample = pipeline.load("retina_001.jpg".as_ref()).unwrap();
 //! assert_eq!(sample.shape(), [224, 224, 3]);

@@ -1,4 +1,8 @@
-//! TensorFlow (C API) adapter for DerivaML datasets: the chapter's `bag.as_tf_dataset(...)`.
+//! TensorFlow (C API) adapter for DerivaML datasets: DerivaML's `bag.as_tf_dataset(...)`.
+//!
+//! Users depend on `deriva-bag-core` alone with its cargo feature `tf`, and reach this crate
+//! as `deriva_bag_core::tf` (as every example here does), its `tensorflow` as
+//! `deriva_bag_core::tf::tensorflow`, and `DatasetBag::as_tf_dataset` on the bag itself.
 //!
 //! [`as_tf_dataset`] turns one element table of any
 //! [`DatasetLike`](deriva_bag_features::DatasetLike) into a re-iterable dataset of
@@ -7,10 +11,11 @@
 //! [`TfDataset::batches`] batches, shuffles, shards and prefetches with the same
 //! framework-neutral loader core as the PyTorch adapter, producing `tensorflow::Tensor`
 //! batches ready to feed a `Session` (there is no `tf.data` in the C API). Rows of a
-//! non-asset table (the chapter's tabular regression) batch into one `[batch]` column per
+//! non-asset table (a tabular regression) batch into one `[batch]` column per
 //! table column ([`TfSamples::Columns`]); [`TfDataset::padded_batches`] pads samples of
 //! different shapes (`padded_batch`); [`TfDataset::cache`] keeps decoded samples for later
-//! epochs (`.cache()`).
+//! epochs (`.cache()`). [`ClassLabels`] turns a vocabulary feature's terms into `int64` class
+//! labels.
 //!
 //! [`image`] decodes, resizes, crops and normalizes images into `float32 [H, W, 3]` samples
 //! with the same pipeline as the PyTorch adapter. It is not a model library: build your
@@ -21,9 +26,9 @@
 //! `PKG_CONFIG_PATH`/`LD_LIBRARY_PATH`).
 //!
 //! ```no_run
-//! # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), deriva_bag_tf::Error> {
-//! use deriva_bag_tf::image::{ImagePipeline, ToSample};
-//! use deriva_bag_tf::{as_tf_dataset, LoaderOptions, TfOptions};
+//! # fn demo(bag: &impl deriva_bag_core::features::DatasetLike) -> Result<(), deriva_bag_core::tf::Error> {
+//! use deriva_bag_core::tf::image::{ImagePipeline, ToSample};
+//! use deriva_bag_core::tf::{as_tf_dataset, LoaderOptions, TfOptions};
 //! let pipeline = ImagePipeline::new().resize(224).center_crop(224, 224).imagenet_normalize();
 //! let options = TfOptions::default().sample_loader(move |path, _row| pipeline.load(path));
 //! let ds = as_tf_dataset(bag, "Image", options, None)?;
@@ -52,8 +57,8 @@
 //! the others waiting in a collective op (all-reduce) forever.
 //!
 //! ```no_run
-//! # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), Box<dyn std::error::Error>> {
-//! use deriva_bag_tf::{as_tf_dataset, EvenShards, LoaderOptions, TfOptions};
+//! # fn demo(bag: &impl deriva_bag_core::features::DatasetLike) -> Result<(), Box<dyn std::error::Error>> {
+//! use deriva_bag_core::tf::{as_tf_dataset, EvenShards, LoaderOptions, TfOptions};
 //! // torchrun --nnodes=2 --nproc-per-node=4 … sets RANK in 0..8 and WORLD_SIZE=8.
 //! let env = |name: &str| -> Result<usize, Box<dyn std::error::Error>> {
 //!     Ok(std::env::var(name).map_err(|e| format!("{name}: {e}"))?.parse()?)
@@ -65,7 +70,7 @@
 //!     .shard(rank, world_size)
 //!     .even_shards(EvenShards::Pad);
 //! let options = TfOptions::default()
-//!     .sample_loader(|path, _row| deriva_bag_tf::image::load_rgb(path));
+//!     .sample_loader(|path, _row| deriva_bag_core::tf::image::load_rgb(path));
 //! let ds = as_tf_dataset(bag, "Image", options, None)?;
 //! let loader = ds.batches(shard)?;
 //! for epoch in 0..10 {
@@ -89,15 +94,17 @@ pub use dataset::{
 };
 pub use deriva_bag_features::loader::elements::{Label, Sample, Target};
 pub use deriva_bag_features::loader::{Batches, EvenShards, LoaderOptions};
+/// Class indices from a vocabulary feature's terms; [`ClassLabels::target_transform`] is a
+/// `target_transform` whose batches are `int64 [batch]` label tensors (signature `int64 []`).
+pub use deriva_bag_features::ClassLabels;
 pub use error::Error;
 pub use spec::{DType, SampleSpec, Signature, TargetSpec, TensorSpec, TfSample};
 /// The `tensorflow` crate this adapter is built with (exactly `=0.21.0`, for the TF 2.13.0 C
-/// API). A training loop names it as `deriva_bag_tf::tensorflow` (or
-/// `deriva_bag_core::tf::tensorflow`) instead of depending on `tensorflow` itself, so the
-/// tensors it feeds are the adapter's.
+/// API). A training loop names it as `deriva_bag_core::tf::tensorflow` instead of depending on
+/// `tensorflow` itself, so the tensors it feeds are the adapter's.
 ///
 /// ```no_run
-/// use deriva_bag_tf::tensorflow::{Scope, Session, SessionOptions};
+/// use deriva_bag_core::tf::tensorflow::{Scope, Session, SessionOptions};
 /// let scope = Scope::new_root_scope();
 /// let _session = Session::new(&SessionOptions::new(), &scope.graph()).unwrap();
 /// ```

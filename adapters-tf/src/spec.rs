@@ -370,7 +370,7 @@ impl Signature {
 /// or `(sample, rid)` without targets.
 ///
 /// ```
-/// use deriva_bag_tf::{DType, Signature, TargetSpec, TensorSpec};
+/// use deriva_bag_core::tf::{DType, Signature, TargetSpec, TensorSpec};
 /// let signature = Signature::new(
 ///     TensorSpec::new(DType::Float, [32, 32, 3]),
 ///     TargetSpec::Tensor(TensorSpec::new(DType::Int64, [])),

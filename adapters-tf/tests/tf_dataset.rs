@@ -11,9 +11,9 @@ use deriva_bag_core::fixtures::FixtureSpec;
 use deriva_bag_features::{Missing, Row, Selector, Targets};
 use deriva_bag_tf::image::{center_crop, decode_rgb, load_rgb};
 use deriva_bag_tf::{
-    as_tf_dataset, BatchColumn, BatchTargets, BatchTensor, DType, EvenShards, Label, LoaderOptions,
-    Padding, SampleSpec, Signature, Target, TargetSpec, TensorSpec, TfOptions, TfSample, TfSamples,
-    SAMPLE_LOADER_EXAMPLE,
+    as_tf_dataset, BatchColumn, BatchTargets, BatchTensor, ClassLabels, DType, EvenShards, Label,
+    LoaderOptions, Padding, SampleSpec, Signature, Target, TargetSpec, TensorSpec, TfOptions,
+    TfSample, TfSamples, SAMPLE_LOADER_EXAMPLE,
 };
 use tensorflow::{ops, DataType, Scope, Session, SessionOptions, SessionRunArgs};
 
@@ -298,6 +298,15 @@ fn even_shards_give_three_ranks_the_same_count_of_ten_images() {
     assert!(seen.values().all(|&n| n == 1), "disjoint: {seen:?}");
 }
 
+/// An `int64 [batch]` placeholder `y` for class indices.
+fn class_placeholder(scope: &Scope) -> tensorflow::Operation {
+    ops::Placeholder::new()
+        .dtype(DataType::Int64)
+        .shape([-1i64])
+        .build(&mut scope.with_op_name("y"))
+        .unwrap()
+}
+
 #[test]
 fn batches_feed_a_session_run() {
     let f = common::small();
@@ -308,11 +317,7 @@ fn batches_feed_a_session_run() {
         .shape([-1i64, 48, 64, 3])
         .build(&mut scope.with_op_name("x"))
         .unwrap();
-    let y = ops::Placeholder::new()
-        .dtype(DataType::Int64)
-        .shape([-1i64])
-        .build(&mut scope.with_op_name("y"))
-        .unwrap();
+    let y = class_placeholder(&scope);
     let axes = ops::constant(&[1i32, 2, 3][..], &mut scope).unwrap();
     let pixel_sum = ops::sum(x.clone(), axes, &mut scope.with_op_name("pixel_sum")).unwrap();
     let doubled = ops::add(y.clone(), y.clone(), &mut scope.with_op_name("doubled")).unwrap();
@@ -440,7 +445,7 @@ fn iop_value(t: Option<&Target>) -> Result<Label, &'static str> {
     Ok(Label::Float(iop.ok_or("no IOP_Value")?))
 }
 
-/// The chapter's tabular regression: Measurement rows, the newest `IOP_Value` as a float.
+/// A tabular regression: Measurement rows, the newest `IOP_Value` as a float.
 fn iop_regression() -> TfOptions {
     TfOptions::default()
         .targets(Targets::new().with("IOP_Reading", Selector::Newest))
@@ -691,5 +696,72 @@ fn cache_decodes_in_the_first_epoch_and_reuses_samples_after() {
         loads.load(Ordering::Relaxed),
         5 + 3 + 3,
         "3 uncached images load every epoch"
+    );
+}
+
+#[test]
+fn class_labels_give_int64_labels_that_feed_sparse_softmax_cross_entropy() {
+    let f = common::small();
+    let grades = ClassLabels::of_feature(&f.bag, "Image", "Glaucoma").unwrap();
+    let options = TfOptions::default()
+        .sample_loader(|path, _row| hwc(path))
+        .targets(Targets::new().with("Glaucoma", Selector::Newest))
+        .target_transform(grades.target_transform());
+
+    // Missing::Unknown keeps 1-I004 (no grade) with -1, which is no class.
+    let kept = as_tf_dataset(
+        &f.bag,
+        "Image",
+        options.clone().missing(Missing::Unknown),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        pass(&kept),
+        ["1-I001", "1-I002", "1-I003", "1-I004", "1-I005", "1-I006"]
+    );
+    let targets: Vec<Label> = kept.iter().map(|e| e.unwrap().target).collect();
+    // Severe, Mild, Moderate, no grade, Severe, Normal.
+    assert_eq!(targets, [3, 0, 1, -1, 3, 2].map(Label::Class));
+
+    // Missing::Skip: int64 [] labels, batched to int64 [batch], fed to a Session.
+    let ds = as_tf_dataset(&f.bag, "Image", options.missing(Missing::Skip), None).unwrap();
+    assert_eq!(
+        ds.signature().target,
+        TargetSpec::Tensor(TensorSpec::new(DType::Int64, []))
+    );
+    let scope = Scope::new_root_scope();
+    let logits = ops::Placeholder::new()
+        .dtype(DataType::Float)
+        .shape([-1i64, grades.num_classes() as i64])
+        .build(&mut scope.with_op_name("logits"))
+        .unwrap();
+    let y = class_placeholder(&scope);
+    let xent = ops::sparse_softmax_cross_entropy_with_logits(
+        logits.clone(),
+        y.clone(),
+        &mut scope.with_op_name("xent"),
+    )
+    .unwrap();
+    let session = Session::new(&SessionOptions::new(), &scope.graph()).unwrap();
+    let batches = ds.batches(LoaderOptions::default().batch_size(8)).unwrap();
+    let batch = batches.iter().next().unwrap().unwrap();
+    let labels = batch.targets.tensor().unwrap();
+    match labels {
+        BatchTensor::Int64(t) => assert_eq!(t.to_vec(), [3, 0, 1, 3, 2]),
+        other => panic!("expected int64 labels, got {other:?}"),
+    }
+    let zeros = tensorflow::Tensor::<f32>::new(&[5, grades.num_classes() as u64]);
+    let mut args = SessionRunArgs::new();
+    args.add_feed(&logits, 0, &zeros);
+    labels.add_feed(&mut args, &y, 0);
+    let losses = args.request_fetch(&xent, 0);
+    session.run(&mut args).unwrap();
+    let losses: tensorflow::Tensor<f32> = args.fetch(losses).unwrap();
+    assert_eq!(losses.dims(), [5]);
+    assert!(
+        losses.iter().all(|l| (l - 4f32.ln()).abs() < 1e-5),
+        "{:?}",
+        losses.to_vec()
     );
 }

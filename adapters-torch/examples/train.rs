@@ -11,21 +11,21 @@
 use std::error::Error;
 use std::path::Path;
 
+use deriva_bag_core::features::{Missing, Selector, Targets};
 use deriva_bag_core::fixtures::{open_cached, FixtureSpec};
+use deriva_bag_core::torch::image::{ImagePipeline, ToTensor};
+use deriva_bag_core::torch::tch::nn::{self, Module, OptimizerConfig};
+use deriva_bag_core::torch::tch::{self, Device, Kind};
+use deriva_bag_core::torch::{
+    as_torch_dataset, ClassLabels, DataLoader, LoaderOptions, TorchOptions,
+};
 use deriva_bag_core::DatasetBag;
-use deriva_bag_features::{Missing, Selector, Targets};
-use deriva_bag_torch::image::{ImagePipeline, ToTensor};
-use deriva_bag_torch::{as_torch_dataset, DataLoader, Label, LoaderOptions, Target, TorchOptions};
-use tch::nn::{self, Module, OptimizerConfig};
-use tch::{Device, Kind};
-
-const GRADES: [&str; 4] = ["Normal", "Mild", "Moderate", "Severe"];
 /// Epochs when none are given: one Adam step each on the demo bag (five labeled images, one
 /// batch), enough for the loss to fall clearly below chance.
 pub const EPOCHS: usize = 30;
 
-/// conv(3→8) → relu → maxpool → conv(8→16) → relu → global average → linear(16→4).
-fn model(vs: &nn::Path) -> impl Module {
+/// conv(3→8) → relu → maxpool → conv(8→16) → relu → global average → linear(16→classes).
+fn model(vs: &nn::Path, classes: i64) -> impl Module {
     nn::seq()
         .add(nn::conv2d(
             vs / "c1",
@@ -53,7 +53,7 @@ fn model(vs: &nn::Path) -> impl Module {
         .add(nn::linear(
             vs / "fc",
             16,
-            GRADES.len() as i64,
+            classes,
             nn::LinearConfig {
                 ws_init: nn::Init::Const(0.0),
                 bs_init: Some(nn::Init::Const(0.0)),
@@ -70,17 +70,12 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f64>, Box<dyn Error>
         .resize(32)
         .center_crop(32, 32)
         .imagenet_normalize();
+    // Class indices over the Glaucoma vocabulary's terms, sorted.
+    let grades = ClassLabels::of_feature(bag, "Image", "Glaucoma")?;
     let options = TorchOptions::default()
         .sample_loader(move |path, _row| pipeline.load(path))
         .targets(Targets::new().with("Glaucoma", Selector::Newest))
-        .target_transform(|t: Option<&Target>| {
-            let term = t.and_then(Target::label).ok_or("unlabeled image")?;
-            let idx = GRADES
-                .iter()
-                .position(|g| *g == term)
-                .ok_or_else(|| format!("unknown grade {term}"))?;
-            Ok::<_, String>(Label::Class(idx as i64))
-        })
+        .target_transform(grades.target_transform())
         .missing(Missing::Skip);
     let dataset = as_torch_dataset(bag, "Image", options)?;
     let loader = DataLoader::new(
@@ -91,13 +86,14 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f64>, Box<dyn Error>
             .num_workers(2),
     )?;
     println!(
-        "{} labeled images, {} batches per epoch",
+        "{} labeled images, {} batches per epoch; classes {:?}",
         dataset.len(),
-        loader.len()
+        loader.len(),
+        grades.classes()
     );
 
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = model(&vs.root());
+    let net = model(&vs.root(), grades.num_classes() as i64);
     // Adam at 0.01: on the demo bag's five labeled images the loss falls steadily from ln 4
     // (SGD with momentum at 0.05 only reached the class prior, about 1.33, in 30 epochs).
     let mut opt = nn::Adam::default().build(&vs, 0.01)?;
@@ -126,8 +122,9 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f64>, Box<dyn Error>
     };
     let mut losses = vec![run_epoch(false)?];
     println!(
-        "loss over every labeled image (chance: ln 4 = {:.4})",
-        4f64.ln()
+        "loss over every labeled image (chance: ln {} = {:.4})",
+        grades.num_classes(),
+        (grades.num_classes() as f64).ln()
     );
     println!("  before training: {:.4}", losses[0]);
     for epoch in 1..=epochs {
@@ -138,7 +135,7 @@ pub fn train(bag: &DatasetBag, epochs: usize) -> Result<Vec<f64>, Box<dyn Error>
         }
         losses.push(loss);
     }
-    debug_assert_eq!(Kind::Int64, deriva_bag_torch::CLASS_KIND);
+    debug_assert_eq!(Kind::Int64, deriva_bag_core::torch::CLASS_KIND);
     Ok(losses)
 }
 

@@ -209,8 +209,8 @@ fn stack_float_cpu(tensors: &[Tensor], shape: &[i64], pool: Option<&BatchPool>) 
 /// repeats a few to even out the ranks).
 ///
 /// ```no_run
-/// # fn demo(ds: &deriva_bag_torch::TorchDataset) -> Result<(), deriva_bag_torch::Error> {
-/// use deriva_bag_torch::{DataLoader, LoaderOptions};
+/// # fn demo(ds: &deriva_bag_core::torch::TorchDataset) -> Result<(), deriva_bag_core::torch::Error> {
+/// use deriva_bag_core::torch::{DataLoader, LoaderOptions};
 /// let loader = DataLoader::new(ds, LoaderOptions::default().batch_size(32).shuffle(0).num_workers(4))?;
 /// for batch in &loader {
 ///     let batch = batch?;

@@ -1,5 +1,5 @@
 //! [`as_torch_dataset`]: a lazy, indexable `(sample, target, rid)` dataset over one element
-//! table of a [`DatasetLike`] (the chapter's `torch.utils.data.Dataset`).
+//! table of a [`DatasetLike`] (DerivaML's `torch.utils.data.Dataset`).
 
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ pub type TorchItem = Element<Tensor>;
 
 /// The working loader the "sample_loader required" error shows.
 pub const SAMPLE_LOADER_EXAMPLE: &str =
-    "TorchOptions::default().sample_loader(|path, _row| deriva_bag_torch::image::load_rgb(path))";
+    "TorchOptions::default().sample_loader(|path, _row| deriva_bag_core::torch::image::load_rgb(path))";
 
 /// A map-style dataset: `len()` items in RID order (or the order a [`DataLoader`](crate::DataLoader)
 /// shuffles them into), each loaded lazily by [`TorchDataset::get`]. Cheap to clone.
@@ -52,20 +52,17 @@ impl std::fmt::Debug for TorchDataset {
 /// disk (the error names the missing RIDs and files).
 ///
 /// ```no_run
-/// # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), deriva_bag_torch::Error> {
-/// use deriva_bag_features::{Missing, Selector, Targets};
-/// use deriva_bag_torch::image::{ImagePipeline, ToTensor};
-/// use deriva_bag_torch::{as_torch_dataset, Label, TorchOptions};
+/// # fn demo(bag: &deriva_bag_core::DatasetBag) -> Result<(), deriva_bag_core::torch::Error> {
+/// use deriva_bag_core::features::{Missing, Selector, Targets};
+/// use deriva_bag_core::torch::image::{ImagePipeline, ToTensor};
+/// use deriva_bag_core::torch::{as_torch_dataset, ClassLabels, TorchOptions};
 /// let pipeline = ImagePipeline::new().resize(224).center_crop(224, 224).imagenet_normalize();
-/// let classes = ["Normal", "Mild", "Moderate", "Severe"];
+/// // Class indices over the Glaucoma vocabulary's terms, sorted (Mild 0, …, Severe 3).
+/// let grades = ClassLabels::of_feature(bag, "Image", "Glaucoma")?;
 /// let options = TorchOptions::default()
 ///     .sample_loader(move |path, _row| pipeline.load(path))
 ///     .targets(Targets::new().with("Glaucoma", Selector::Newest))
-///     .target_transform(move |t| {
-///         let term = t.and_then(|t| t.label()).ok_or("unlabeled image")?;
-///         let idx = classes.iter().position(|c| *c == term).ok_or("unknown grade")?;
-///         Ok::<_, &str>(Label::Class(idx as i64))
-///     })
+///     .target_transform(grades.target_transform())
 ///     .missing(Missing::Skip);
 /// let ds = as_torch_dataset(bag, "Image", options)?;
 /// let item = ds.get(0)?;
@@ -117,11 +114,11 @@ impl TorchDataset {
     /// (the first loaded; the rest load every time), so memory stays bounded at
     /// `max_samples ×` one sample's size; `ds.cache(ds.len())` keeps all. Each `get` hands
     /// out a copy, so changing a returned tensor in place never changes the cache. A new call
-    /// starts an empty cache. See `deriva_bag_features::loader::cache`.
+    /// starts an empty cache. See `deriva_bag_core::features::loader::cache`.
     ///
     /// ```no_run
-    /// # fn demo(ds: &deriva_bag_torch::TorchDataset) -> Result<(), deriva_bag_torch::Error> {
-    /// use deriva_bag_torch::{DataLoader, LoaderOptions};
+    /// # fn demo(ds: &deriva_bag_core::torch::TorchDataset) -> Result<(), deriva_bag_core::torch::Error> {
+    /// use deriva_bag_core::torch::{DataLoader, LoaderOptions};
     /// let cached = ds.cache(ds.len());
     /// let loader = DataLoader::new(&cached, LoaderOptions::default().batch_size(32).shuffle(7))?;
     /// for epoch in 0..10 {

@@ -1,14 +1,14 @@
 //! Image samples for tch: decode PNG/JPEG, resize the shorter side, center-crop, convert to a
 //! `CHW` `f32` tensor and normalize — torchvision's `Resize → CenterCrop → ToTensor →
 //! Normalize`. The pixel work is the framework-neutral
-//! [`deriva_bag_features::loader::image`] pipeline (the TensorFlow adapter uses the same one,
+//! [`features::loader::image`](deriva_bag_features::loader::image) pipeline (the TensorFlow adapter uses the same one,
 //! in `HWC` order); this module reads the file and writes the values straight into a tensor.
 //! Large JPEGs are decoded at a reduced size when the output is small, 16-bit PNGs keep
 //! their 16 bits, and [`Channels`] sets the tensor's channels (`[3, H, W]` by default, gray
 //! replicated; `[1, H, W]` with [`Channels::Gray`]).
 //!
 //! ```no_run
-//! use deriva_bag_torch::image::{ImagePipeline, ToTensor};
+//! use deriva_bag_core::torch::image::{ImagePipeline, ToTensor};
 //! let pipeline = ImagePipeline::new().resize(224).center_crop(224, 224).imagenet_normalize();
 //! let tensor = pipeline.load("retina_001.jpg".as_ref()).unwrap();
 //! assert_eq!(tensor.size(), [3, 224, 224]);

@@ -1,12 +1,17 @@
-//! PyTorch (tch/libtorch) adapter for DerivaML datasets: the chapter's
+//! PyTorch (tch/libtorch) adapter for DerivaML datasets: DerivaML's
 //! `bag.as_torch_dataset(...)` and a `DataLoader` to batch it.
+//!
+//! Users depend on `deriva-bag-core` alone with its cargo feature `torch`, and reach this
+//! crate as `deriva_bag_core::torch` (as every example here does), its `tch` as
+//! `deriva_bag_core::torch::tch`, and `DatasetBag::as_torch_dataset` on the bag itself.
 //!
 //! [`as_torch_dataset`] turns one element table of any
 //! [`DatasetLike`](deriva_bag_features::DatasetLike) (a downloaded bag, a live dataset) into
 //! a lazy map-style dataset of `(sample, target, rid)` items in RID order. Samples come from
 //! a `sample_loader` (required for asset tables; [`image`] has PNG/JPEG loaders with
 //! torchvision-style resize, crop and normalize) or are the element rows; targets are
-//! resolved by the one shared resolver (`targets`, `target_transform`, `missing`).
+//! resolved by the one shared resolver (`targets`, `target_transform`, `missing`), and
+//! [`ClassLabels`] turns a vocabulary feature's terms into class indices.
 //! [`DataLoader`] batches it into stacked tensors with seeded shuffling, sharding by
 //! `(rank, world_size)`, `drop_last` and worker threads — all from the framework-neutral
 //! loader core in `deriva-bag-features`, which the TensorFlow adapter shares.
@@ -20,10 +25,10 @@
 //! `LIBTORCH`/`LD_LIBRARY_PATH`).
 //!
 //! ```no_run
-//! # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), deriva_bag_torch::Error> {
-//! use deriva_bag_torch::{as_torch_dataset, DataLoader, LoaderOptions, TorchOptions};
+//! # fn demo(bag: &impl deriva_bag_core::features::DatasetLike) -> Result<(), deriva_bag_core::torch::Error> {
+//! use deriva_bag_core::torch::{as_torch_dataset, DataLoader, LoaderOptions, TorchOptions};
 //! let options = TorchOptions::default()
-//!     .sample_loader(|path, _row| deriva_bag_torch::image::load_rgb(path));
+//!     .sample_loader(|path, _row| deriva_bag_core::torch::image::load_rgb(path));
 //! let ds = as_torch_dataset(bag, "Image", options)?;
 //! let loader = DataLoader::new(&ds, LoaderOptions::default().batch_size(2).num_workers(2))?;
 //! for batch in &loader {
@@ -49,8 +54,8 @@
 //! the others waiting in a collective op (all-reduce) forever.
 //!
 //! ```no_run
-//! # fn demo(bag: &impl deriva_bag_features::DatasetLike) -> Result<(), Box<dyn std::error::Error>> {
-//! use deriva_bag_torch::{as_torch_dataset, DataLoader, EvenShards, LoaderOptions, TorchOptions};
+//! # fn demo(bag: &impl deriva_bag_core::features::DatasetLike) -> Result<(), Box<dyn std::error::Error>> {
+//! use deriva_bag_core::torch::{as_torch_dataset, DataLoader, EvenShards, LoaderOptions, TorchOptions};
 //! // torchrun --nnodes=2 --nproc-per-node=4 … sets RANK in 0..8 and WORLD_SIZE=8.
 //! let env = |name: &str| -> Result<usize, Box<dyn std::error::Error>> {
 //!     Ok(std::env::var(name).map_err(|e| format!("{name}: {e}"))?.parse()?)
@@ -62,7 +67,7 @@
 //!     .shard(rank, world_size)
 //!     .even_shards(EvenShards::Pad);
 //! let options = TorchOptions::default()
-//!     .sample_loader(|path, _row| deriva_bag_torch::image::load_rgb(path));
+//!     .sample_loader(|path, _row| deriva_bag_core::torch::image::load_rgb(path));
 //! let ds = as_torch_dataset(bag, "Image", options)?;
 //! let loader = DataLoader::new(&ds, shard)?;
 //! for epoch in 0..10 {
@@ -85,13 +90,16 @@ pub use dataloader::{collate, BatchSamples, BatchTargets, DataLoader, TorchBatch
 pub use dataset::{as_torch_dataset, TorchDataset, TorchItem, TorchOptions, SAMPLE_LOADER_EXAMPLE};
 pub use deriva_bag_features::loader::elements::{Label, Sample, Target};
 pub use deriva_bag_features::loader::{Batches, EvenShards, LoaderOptions};
+/// Class indices from a vocabulary feature's terms; [`ClassLabels::target_transform`] is a
+/// `target_transform` whose batches are `int64 [batch]` tensors for `cross_entropy`.
+pub use deriva_bag_features::ClassLabels;
 pub use error::Error;
 /// The `tch` this adapter is built with (exactly `=0.26.0`, for libtorch 2.13.0). A training
-/// loop names it as `deriva_bag_torch::tch` (or `deriva_bag_core::torch::tch`) instead of
-/// depending on `tch` itself: a second `tch` version in one build does not link.
+/// loop names it as `deriva_bag_core::torch::tch` instead of depending on `tch` itself: a
+/// second `tch` version in one build does not link.
 ///
 /// ```no_run
-/// use deriva_bag_torch::tch::{nn, Device, Kind, Tensor};
+/// use deriva_bag_core::torch::tch::{nn, Device, Kind, Tensor};
 /// let vs = nn::VarStore::new(Device::Cpu);
 /// let fc = nn::linear(vs.root(), 3, 4, Default::default());
 /// let logits = nn::Module::forward(&fc, &Tensor::zeros([2, 3], (Kind::Float, Device::Cpu)));

@@ -299,7 +299,7 @@ fn every_epoch_yields_every_element() {
     }
 }
 
-/// The chapter's tabular regression: `targets=["IOP_Reading"]` (newest reading per
+/// A tabular regression: `targets=["IOP_Reading"]` (newest reading per
 /// measurement), `target_transform=lambda rec: float(rec.IOP_Value)`.
 fn iop_regression() -> TorchOptions {
     TorchOptions::default()

@@ -9,9 +9,10 @@ use deriva_bag_core::fixtures::FixtureSpec;
 use deriva_bag_features::{Missing, Selector, Targets};
 use deriva_bag_torch::image::{load_rgb, ImagePipeline, ToTensor};
 use deriva_bag_torch::{
-    as_torch_dataset, Label, Sample, Target, TorchOptions, SAMPLE_LOADER_EXAMPLE,
+    as_torch_dataset, ClassLabels, DataLoader, Label, LoaderOptions, Sample, Target, TorchOptions,
+    SAMPLE_LOADER_EXAMPLE,
 };
-use tch::Kind;
+use tch::{Device, Kind, Tensor};
 
 const GRADES: [&str; 4] = ["Normal", "Mild", "Moderate", "Severe"];
 
@@ -93,7 +94,7 @@ fn asset_table_without_sample_loader_is_an_error_showing_a_working_closure() {
     );
     assert!(err.contains(SAMPLE_LOADER_EXAMPLE), "{err}");
     assert!(
-        err.contains("deriva_bag_torch::image::load_rgb(path)"),
+        err.contains("deriva_bag_core::torch::image::load_rgb(path)"),
         "{err}"
     );
 }
@@ -373,4 +374,41 @@ fn disagreeing_annotators_without_a_selector_are_refused_naming_the_rids() {
         .missing(Missing::Skip);
     let ds = as_torch_dataset(&f.bag, "Image", newest).unwrap();
     assert_eq!(labels(&ds).len(), 5);
+}
+
+#[test]
+fn class_labels_as_target_transform_batch_vocabulary_indices_for_cross_entropy() {
+    let f = common::small();
+    let grades = ClassLabels::of_feature(&f.bag, "Image", "Glaucoma").unwrap();
+    assert_eq!(grades.classes(), ["Mild", "Moderate", "Normal", "Severe"]);
+    let pipeline = ImagePipeline::new().resize(8).center_crop(8, 8);
+    let options = TorchOptions::default()
+        .sample_loader(move |path, _row| pipeline.load(path))
+        .targets(Targets::new().with("Glaucoma", Selector::Newest))
+        .target_transform(grades.target_transform());
+
+    // Missing::Unknown keeps 1-I004 (no grade) with -1, which is no class.
+    let kept =
+        as_torch_dataset(&f.bag, "Image", options.clone().missing(Missing::Unknown)).unwrap();
+    assert_eq!(
+        common::rids(&kept.rids()),
+        ["1-I001", "1-I002", "1-I003", "1-I004", "1-I005", "1-I006"]
+    );
+    let targets: Vec<Label> = kept.iter().map(|item| item.unwrap().target).collect();
+    // Severe, Mild, Moderate, no grade, Severe, Normal.
+    assert_eq!(targets, [3, 0, 1, -1, 3, 2].map(Label::Class));
+
+    // Missing::Skip: one int64 batch of the five graded images, ready for cross_entropy.
+    let ds = as_torch_dataset(&f.bag, "Image", options.missing(Missing::Skip)).unwrap();
+    let loader = DataLoader::new(&ds, LoaderOptions::default().batch_size(8)).unwrap();
+    let batches: Vec<_> = loader.iter().map(Result::unwrap).collect();
+    assert_eq!(batches.len(), 1);
+    let classes = batches[0].targets.tensor().unwrap();
+    assert_eq!(classes.kind(), Kind::Int64);
+    assert_eq!(classes.size(), [5]);
+    let values: Vec<i64> = (0..5).map(|i| classes.int64_value(&[i])).collect();
+    assert_eq!(values, [3, 0, 1, 3, 2]);
+    let logits = Tensor::zeros([5, grades.num_classes() as i64], (Kind::Float, Device::Cpu));
+    let loss = logits.cross_entropy_for_logits(classes).double_value(&[]);
+    assert!((loss - 4f64.ln()).abs() < 1e-6, "{loss}");
 }

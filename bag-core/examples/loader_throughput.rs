@@ -1,7 +1,7 @@
 //! Image-loading throughput of both framework adapters on one bag: decode + resize (shorter
 //! side 224) + center-crop 224 + ImageNet normalize + batch (32), with 0 and N worker
 //! threads, against the machine's single-thread raw decode rate on the same files. The
-//! target (SPEC §8, the adapter issues) is N = 2 workers reaching 0.75 × 2 × the raw rate.
+//! target is N = 2 workers reaching 0.75 × 2 × the raw rate.
 //!
 //! ```sh
 //! cargo xtask bench --loaders          # provisions the libraries, runs this in release

@@ -1,6 +1,6 @@
 //! README's training example, compiled by CI (`cargo test --all-features` builds examples):
 //! open a bag, drop unlabeled images (`Missing::Skip`), turn each Glaucoma grade into a class
-//! index, and take a few SGD steps, printing the loss. README shows the lines between the
+//! index with the vocabulary's `ClassLabels`, and take a few SGD steps, printing the loss. README shows the lines between the
 //! `README:begin` and `README:end` markers verbatim (a test in `tests/readme.rs` checks).
 //!
 //! ```sh
@@ -8,36 +8,28 @@
 //! ```
 
 // README:begin
-use deriva_bag_core::features::loader::elements::{Label, Target};
 use deriva_bag_core::features::{Missing, Selector, Targets};
 use deriva_bag_core::torch::image::{ImagePipeline, ToTensor};
 use deriva_bag_core::torch::tch::nn::{self, Module, OptimizerConfig};
 use deriva_bag_core::torch::tch::Device;
-use deriva_bag_core::torch::{DataLoader, LoaderOptions, TorchOptions};
+use deriva_bag_core::torch::{ClassLabels, DataLoader, LoaderOptions, TorchOptions};
 use deriva_bag_core::DatasetBag;
-
-/// The classes, in class-index order.
-const GRADES: [&str; 4] = ["Normal", "Mild", "Moderate", "Severe"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
         .nth(1)
         .ok_or("usage: readme_train BAG (a bag directory or archive)")?;
     let bag = DatasetBag::open(&path)?;
+    // The classes: every term of the Glaucoma vocabulary, sorted (torchvision's class_to_idx).
+    let grades = ClassLabels::of_feature(&bag, "Image", "Glaucoma")?;
+    println!("classes: {:?}", grades.classes());
     let pipeline = ImagePipeline::new().resize(16).center_crop(16, 16);
     let options = TorchOptions::default()
         .sample_loader(move |path, _row| pipeline.load(path))
         // Annotators disagree: without a selector this is an error naming the RIDs.
         .targets(Targets::new().with("Glaucoma", Selector::newest()))
-        // The grade's class index: the torchvision convention of ImageFolder targets.
-        .target_transform(|t: Option<&Target>| {
-            let grade = t.and_then(Target::label).ok_or("unlabeled")?;
-            let class = GRADES
-                .iter()
-                .position(|g| *g == grade)
-                .ok_or("unknown grade")?;
-            Ok::<_, &str>(Label::Class(class as i64))
-        })
+        // Each image's grade as its class index.
+        .target_transform(grades.target_transform())
         // Images without a grade are left out, not an error.
         .missing(Missing::Skip);
     let dataset = bag.as_torch_dataset("Image", options)?;
@@ -47,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let net = nn::seq().add_fn(|x| x.flatten(1, -1)).add(nn::linear(
         vs.root() / "fc",
         3 * 16 * 16,
-        GRADES.len() as i64,
+        grades.num_classes() as i64,
         Default::default(),
     ));
     let mut opt = nn::Sgd::default().build(&vs, 0.01)?;

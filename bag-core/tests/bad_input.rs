@@ -1,4 +1,4 @@
-//! Bad input gets a clear error naming the fault (SPEC §9).
+//! Bad input gets a clear error naming the fault, and nothing is written.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Features of the small fixture bag (`notes/fixture-oracle.md`): discovery, dataset-scoped
+//! Features of the small fixture bag (`FixtureSpec::default()`): discovery, dataset-scoped
 //! values, selectors, workflows, and offline records validated against the bag's vocabulary.
 //! Every test runs on each CSV layout the reader accepts.
 

@@ -1,4 +1,4 @@
-//! The fixture generator writes the bags that `notes/fixture-oracle.md` describes, and
+//! The fixture generator writes the bags that `deriva_bag_core::fixtures` documents, and
 //! they are valid BagIt bags whose tag files agree with their payload.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,5 +1,5 @@
 //! Members, children, parents, reachability and assets on the small fixture bag
-//! (expectations from notes/fixture-oracle.md).
+//! (expectations from the rows `FixtureSpec::default()` documents).
 
 mod common;
 

@@ -93,7 +93,7 @@ pub struct TableEstimate {
     pub csv_bytes: u64,
 }
 
-/// `estimate_bag_size` result (shape of §1.7).
+/// `estimate_bag_size` result (the shape deriva-ml returns).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BagSizeEstimate {
     /// Per table, keyed `schema:table`.
@@ -220,7 +220,7 @@ fn cached_bag_is_whole(bag_dir: &Path) -> bool {
 }
 
 impl DerivaML {
-    /// Resolves `(version, snapshot)` of a dataset (§1.4).
+    /// Resolves `(version, snapshot)` of a dataset.
     /// The version `spec` asks for (the highest when `None`): `(version, snapshot,
     /// Dataset_Version RID)`.
     pub(crate) async fn resolve_version(

@@ -547,7 +547,7 @@ impl Execution {
         let transport = self.ml.transport();
         let rid = self.rid.as_str();
         // Content-addressed, unversioned: the same bytes always get the same URL, so the URL
-        // key deduplicates asset rows across retries (catalog-protocol §5.1.2).
+        // key deduplicates asset rows across retries.
         let object = format!(
             "/hatrac/{}/{}.{}",
             q(&asset.asset_table),
@@ -615,7 +615,7 @@ impl Execution {
                 .send_idempotent(Method::POST, &path, Some(RequestBody::Json(&body)), None)
                 .await?;
         }
-        // The reference tags every committed output `Output_File` (catalog-protocol §1.12);
+        // The reference tags every committed output `Output_File`;
         // the (asset, Asset_Type) key with onconflict=skip makes a resend harmless.
         let tags = TableName::new(
             asset.asset_schema.clone(),

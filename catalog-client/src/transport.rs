@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::urls::{AllowedUrl, MAX_REDIRECTS};
 
 /// Retry policy for idempotent requests (GET, HEAD, PUT) and for POSTs made idempotent by
-/// `onconflict=skip` on a natural key. Plain POSTs are never re-sent blindly (§5.3).
+/// `onconflict=skip` on a natural key. Plain POSTs are never re-sent blindly.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Total attempts (1 = no retry).

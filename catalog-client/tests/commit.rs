@@ -1,5 +1,7 @@
 //! Executions and the crash-safe commit against the local test catalog, including the crash
-//! matrix C1–C6 of `reference/catalog-protocol.md` §2.4. A "crash" drops every client object
+//! matrix C1–C6 (C1 a kill before commit, C2 a connection dropped after the server committed
+//! the feature POST, C3 a kill between the Execution POST and the local registry, C4 a kill
+//! mid chunked upload, C5 a failing status PUT, C6 a second commit). A "crash" drops every client object
 //! after a failed or interrupted call and reconnects a fresh `DerivaML` over the same working
 //! directory, as a new process would.
 

@@ -142,7 +142,7 @@ async fn connect_refuses_plain_http_to_a_remote_host_before_connecting() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
-/// A bare host name, as the chapter writes it (`hostname="example.org"`), means https: the
+/// A bare host name, as DerivaML users write it (`hostname="example.org"`), means https: the
 /// first bytes the client sends to a loopback listener named that way are a TLS handshake.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_with_a_bare_host_name_speaks_https() {

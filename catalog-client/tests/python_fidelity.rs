@@ -1,5 +1,5 @@
 //! Protocol fidelity of the test catalog, checked with the real Python client
-//! (`deriva==1.7.12` from PyPI, `reference/catalog-protocol.md` §4): schema parsing, entity
+//! (`deriva==1.7.12` from PyPI): schema parsing, entity
 //! GET/POST with `on_conflict_skip`, RID resolution, Hatrac single PUT, chunked job and GET
 //! with checksum verification. Skips (printing `SKIPPED: why`) only when pip cannot install
 //! deriva, and fails instead under `CI=true`.

@@ -173,8 +173,8 @@ fn build_feature(
         })
         .map(|c| {
             // Role by what a single-column FK on the column points at. Departure from
-            // deriva-ml's code, following reference/api-semantics.md §5: a qualifier FK to a
-            // vocabulary is also a term column, so its values are vocabulary-checked too.
+            // deriva-ml's code: a qualifier FK to a vocabulary is also a term column, so its
+            // values are vocabulary-checked too.
             let referenced = assoc
                 .fk_on(&c.name)
                 .and_then(|fk| model.table(&fk.referenced_table));
@@ -331,7 +331,7 @@ pub mod testing {
         table("demo", name, &cols, &[&key], &fks)
     }
 
-    /// The small demo model (bag-format §13.3, schema `demo`) plus a qualified feature, an asset feature, a
+    /// The small demo model (the minimal realistic DerivaML bag's, schema `demo`) plus a qualified feature, an asset feature, a
     /// value feature, and a same-named table in a second schema.
     pub fn demo_schema_json() -> String {
         let ml = json!({
@@ -431,7 +431,7 @@ mod tests {
         let model = demo_model();
         let f = lookup_feature(&model, "Subject", "Chart_Label").unwrap();
         assert_eq!(f.qualifier_columns, ["Image_Side"]);
-        // A qualifier FK to a vocabulary is also a term column (api-semantics §5).
+        // A qualifier FK to a vocabulary is also a term column (its values are vocabulary-checked).
         assert_eq!(f.term_columns(), ["Condition", "Image_Side"]);
         assert_eq!(f.value_columns(), ["Note"]);
     }

@@ -91,6 +91,35 @@ pub enum Error {
         allowed: Vec<String>,
     },
 
+    /// Class labels were asked of a feature with no vocabulary term column (a measurement,
+    /// an asset): its values are not classes.
+    #[error(
+        "feature {feature:?} on table {table} has no vocabulary term column, so it has no \
+         classes (its columns: [{}]); map its values with a target_transform of your own",
+        columns.join(", ")
+    )]
+    NoTermColumn {
+        feature: String,
+        table: String,
+        columns: Vec<String>,
+    },
+
+    /// Class labels were asked of a feature with several vocabulary term columns without
+    /// naming one (`requested: None`), or naming a column that is not one of them.
+    #[error(
+        "feature {feature:?} {}; its term columns: {}; pick one with ClassLabels::for_column",
+        match requested {
+            None => "has several vocabulary term columns".to_string(),
+            Some(c) => format!("has no vocabulary term column {c:?}"),
+        },
+        columns.join(", ")
+    )]
+    AmbiguousTermColumn {
+        feature: String,
+        requested: Option<String>,
+        columns: Vec<String>,
+    },
+
     /// Records of several features were given where one feature was expected.
     #[error("records belong to {} different features ({}); pass the records of one feature per call", features.len(), features.join(", "))]
     MixedFeatures { features: Vec<String> },

@@ -2,7 +2,8 @@
 //!
 //! This crate holds the catalog model parsed from `data/schema.json` ([`CatalogModel`]),
 //! typed values ([`Value`], [`Row`]), identifiers ([`Rid`], [`TableName`]), features and
-//! their records ([`Feature`], [`FeatureRecord`]), selectors ([`Selector`]) and the
+//! their records ([`Feature`], [`FeatureRecord`]), selectors ([`Selector`]), class indices
+//! from a feature's vocabulary ([`ClassLabels`]) and the
 //! [`DatasetLike`] trait that a downloaded bag and a live catalog dataset both implement.
 //!
 //! It is not for reading files or talking to a catalog: it does no file or network I/O,
@@ -17,6 +18,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod classes;
 pub mod codegen;
 mod dataset;
 mod discovery;
@@ -32,6 +34,7 @@ mod selectors;
 mod targets;
 mod value;
 
+pub use classes::ClassLabels;
 pub use dataset::{DatasetInfo, DatasetLike, Members};
 pub use discovery::{find_features, lookup_feature, testing};
 pub use error::Error;

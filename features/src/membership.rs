@@ -1,6 +1,6 @@
 //! Dataset membership in a catalog model: which tables hold dataset members (element types
 //! and their association tables) and which foreign-key paths lead from `deriva-ml:Dataset` to a
-//! table (reachability, `reference/api-semantics.md` §7.1). Pure model logic, shared by the
+//! table (reachability: members, and rows reached from them by foreign keys). Pure model logic, shared by the
 //! bag index (`deriva-bag-core`) and the live catalog dataset (`deriva-catalog-client`), so both
 //! answer `list_dataset_members` and `reachable_rows` from the same rules.
 //!
@@ -180,7 +180,7 @@ pub struct ElementType {
 
 /// Element types: tables T (in a domain schema, or `Dataset` itself) joined to
 /// `deriva-ml:Dataset` by a pure binary association whose FKs reference `RID`
-/// (`reference/bag-format.md` §7.4). Sorted by table name; associations per type sorted.
+/// (DerivaML's `Dataset_<Type>` tables). Sorted by table name; associations per type sorted.
 pub fn element_types(model: &CatalogModel) -> Vec<ElementType> {
     let ds = dataset_table();
     let mut found: BTreeMap<TableName, Vec<MemberLink>> = BTreeMap::new();

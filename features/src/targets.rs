@@ -145,7 +145,7 @@ impl<S: Into<String>> FromIterator<S> for Targets {
 ///
 /// `TargetRules::from(bool)` is restructure's `enforce_vocabulary`: both on, or both off.
 /// The adapters default to [`TargetRules::ADAPTERS`]: conflicts refused, any feature allowed
-/// (the chapter's `targets=["IOP_Reading"]` regression works as written).
+/// (a regression on `targets=["IOP_Reading"]`, a float feature, works as written).
 ///
 /// ```
 /// use deriva_bag_features::TargetRules;

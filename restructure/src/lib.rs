@@ -33,6 +33,10 @@
 //! * **Missing files** (a bag that is not materialized, or an asset that is a symbolic link
 //!   out of the bag): one warning per file, and the rest is placed;
 //!   [`Manifest::missing_files`] lists them.
+//! * **Classes.** [`Manifest::classes`] and [`Manifest::class_to_idx`] record the first
+//!   target level's classes as torchvision's `ImageFolder` indexes folders: every term of the
+//!   target feature's vocabulary as a folder name, sorted, so indices agree across splits and
+//!   versions ([`TargetClasses`] says exactly how they relate to the folders present).
 //! * **Assets in several splits** (an image of both a Training and a Testing dataset): one
 //!   warning with the count, and [`Manifest::assets_in_several_splits`] lists them.
 //! * [`Missing::Error`] is checked on exactly the assets that would be placed, before anything
@@ -61,6 +65,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod classes;
 mod error;
 mod manifest;
 mod options;
@@ -71,6 +76,7 @@ mod sanitize;
 
 use std::path::Path;
 
+pub use classes::TargetClasses;
 pub use deriva_bag_features::{DatasetLike, Missing, Selector, TargetValue, Targets};
 pub use error::{BoxError, Error, Result};
 pub use manifest::{KeptFile, KeptReason, Manifest, MissingFile, Placement};
@@ -102,6 +108,7 @@ pub fn restructure_assets<D: DatasetLike>(
     )?;
     let table = plan::asset_table(dataset, options)?;
     let plan = plan::plan(dataset, &table, options)?;
+    let classes = classes::record(dataset, &table, options)?;
     let planned = plan.placements.len();
     let plan_ms = started.elapsed().as_millis() as u64;
     let written = place::write(output_dir, source_root, plan.placements, options)?;
@@ -122,5 +129,6 @@ pub fn restructure_assets<D: DatasetLike>(
         missing: plan.missing,
         kept: written.kept,
         in_several_splits: plan.in_several_splits,
+        classes,
     })
 }

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use deriva_bag_features::Rid;
 use serde::Serialize;
 
+use crate::classes::TargetClasses;
+
 /// One placed file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Placement {
@@ -69,6 +71,7 @@ pub struct Manifest {
     pub(crate) missing: Vec<MissingFile>,
     pub(crate) kept: Vec<KeptFile>,
     pub(crate) in_several_splits: Vec<Rid>,
+    pub(crate) classes: Vec<TargetClasses>,
 }
 
 impl Manifest {
@@ -145,6 +148,51 @@ impl Manifest {
     /// ```
     pub fn assets_in_several_splits(&self) -> &[Rid] {
         &self.in_several_splits
+    }
+
+    /// The classes of the first target level, the folders `ImageFolder` indexes below a split
+    /// folder: every term of the target feature's vocabulary as a folder name, sorted
+    /// (`ImageFolder`'s `classes`). `None` when that level is not named by a vocabulary
+    /// feature's terms (no targets, a column target, a `target_transform`). See
+    /// [`TargetClasses`] for how this relates to the folders `ImageFolder` finds.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{fixtures, DatasetBag};
+    /// use deriva_bag_features::{Selector, Targets};
+    /// use deriva_bag_restructure::{restructure_assets, RestructureOptions};
+    ///
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = fixtures::small_bag(&tmp.path().join("bags"))?;
+    /// let bag = DatasetBag::open(&generated.path)?;
+    /// let options =
+    ///     RestructureOptions::new().targets(Targets::new().with("Glaucoma", Selector::Newest));
+    /// let manifest = restructure_assets(&bag, &tmp.path().join("out"), &options)?;
+    /// let classes = manifest.classes().unwrap();
+    /// assert_eq!(classes, ["Mild", "Moderate", "Normal", "Severe"]);
+    /// // training/ holds only Mild and Severe images; their indices stay 0 and 3.
+    /// assert_eq!(manifest.class_to_idx().unwrap()["Severe"], 3);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn classes(&self) -> Option<&[String]> {
+        self.level_classes(0).map(|c| c.classes.as_slice())
+    }
+
+    /// Folder name → class index of the first target level (`ImageFolder`'s
+    /// `class_to_idx`); see [`Manifest::classes`].
+    pub fn class_to_idx(&self) -> Option<&BTreeMap<String, usize>> {
+        self.level_classes(0).map(|c| &c.class_to_idx)
+    }
+
+    /// The classes of every target level named by a vocabulary feature's terms, in level
+    /// order.
+    pub fn target_classes(&self) -> &[TargetClasses] {
+        &self.classes
+    }
+
+    fn level_classes(&self, level: usize) -> Option<&TargetClasses> {
+        self.classes.iter().find(|c| c.level == level)
     }
 
     /// The CLI's JSON shape: `[{"src","dst"}, ...]`, one entry per placement.

@@ -1,4 +1,4 @@
-//! restructure_assets on the small fixture bag (notes/fixture-oracle.md): exact layouts.
+//! restructure_assets on the small fixture bag (`FixtureSpec::default()`): exact layouts.
 
 mod common;
 
@@ -15,7 +15,7 @@ fn newest() -> RestructureOptions {
     RestructureOptions::new().targets(Targets::new().with("Glaucoma", Selector::Newest))
 }
 
-/// The chapter's main example on the nested fixture: root `Complete` (not in the map, so no
+/// DerivaML's main restructure example on the nested fixture: root `Complete` (not in the map, so no
 /// level), D001 Training, D002 Testing, D003 untyped (→ testing). I005 is in Training and in
 /// Testing (members) and in D003 (via Subject S003): it lands under training/ and testing/,
 /// and the two testing placements (D002, D003) are one. I006 is reachable only through S003.

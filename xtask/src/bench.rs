@@ -1,11 +1,11 @@
 //! `cargo xtask bench`: time `DatasetBag` on a generated bag.
 //!
-//! Measured (SPEC §8 targets in brackets): cold open, i.e. index build in a fresh cache
+//! Measured (the performance targets in brackets): cold open, i.e. index build in a fresh cache
 //! [≥ 30× deriva-ml]; warm open [≤ 20 ms]; `list_dataset_members(recurse)`;
 //! `feature_values("Image", "Glaucoma")` unselected, newest and majority vote; the
 //! dataset report (`bag.report`); full validation throughput; peak RSS. Medians of five runs except the cold open.
 //! Then the same operations as whole `deriva-bag` processes, as a user runs them (stdout to
-//! `/dev/null`), each with its wall time and its own peak RSS (SPEC §8: ≤ 256 MiB at 2 M
+//! `/dev/null`), each with its wall time and its own peak RSS (target: ≤ 256 MiB at 2 M
 //! images for open, members, feature values and restructure): cold open (index build into
 //! an empty cache), warm `info`, `members --recurse --json`, `feature-values --selector
 //! newest --json` and `restructure` into a fresh directory. `--loaders` instead runs the
@@ -22,7 +22,7 @@ use deriva_bag_core::{DatasetBag, OpenOptions};
 use serde_json::json;
 
 const RUNS: usize = 5;
-/// `cargo xtask bench`'s default bag size (the SPEC §8 20k-image bag).
+/// `cargo xtask bench`'s default bag size (the 20k-image bag the performance targets are set on).
 const DEFAULT_IMAGES: usize = 20_000;
 
 /// Entry point: re-executes itself in release mode when built for debug.

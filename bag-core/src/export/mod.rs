@@ -1,5 +1,5 @@
 //! Tables and feature values as Arrow record batches, and Parquet export (cargo feature
-//! `arrow`): the Rust answer to the chapter's `bag.get_table_as_dataframe("Image")`, and the
+//! `arrow`): the Rust answer to DerivaML's `bag.get_table_as_dataframe("Image")`, and the
 //! way a bag's data reaches DataFusion, Spark, DuckDB, Polars or Ray.
 //!
 //! - [`DatasetBag::get_table_as_arrow`] streams a table from the bag's index as
@@ -55,7 +55,7 @@ use crate::{DatasetBag, Result};
 
 impl DatasetBag {
     /// Every row of `table` (`schema:table` or an unambiguous bare name) in the bag, as Arrow
-    /// record batches streamed from the index in RID order: the chapter's
+    /// record batches streamed from the index in RID order: DerivaML's
     /// `get_table_as_dataframe`, without holding the table in memory. Columns are typed from
     /// `schema.json` ([`arrow_type`]); an unknown table is an error here, before any batch.
     ///

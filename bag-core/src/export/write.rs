@@ -16,7 +16,7 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use super::RecordBatches;
 use crate::{cache, DatasetBag, Error, Result};
 
-/// Rows per Parquet row group unless [`ExportOptions::row_group_rows`] says otherwise: small
+/// Rows per Parquet row group unless [`ParquetOptions::row_group_rows`] says otherwise: small
 /// enough that the writer's buffer stays a few MiB, large enough for readers to scan well.
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 65_536;
 

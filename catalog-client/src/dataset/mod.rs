@@ -75,8 +75,8 @@ pub(crate) use snapshot::SnapshotReader;
 
 type ModelResult<T> = std::result::Result<T, deriva_bag_features::Error>;
 
-/// One dataset version of a live catalog (the chapter's `Dataset`), read at the version's
-/// snapshot; see the [module docs](self). Cheap to clone; nested datasets
+/// One dataset version of a live catalog (DerivaML's `Dataset`), read at the version's
+/// snapshot, answering as a downloaded bag does. Cheap to clone; nested datasets
 /// ([`DatasetLike::dataset`]) share the snapshot, the reachability sets and the asset cache.
 #[derive(Clone)]
 pub struct Dataset {
@@ -102,7 +102,7 @@ impl DerivaML {
     /// [`DatasetLike::version`] is the resolved version; assets are cached under
     /// `<working_dir>/cache/assets` ([`Dataset::with_asset_cache`] changes that).
     ///
-    /// Errors: [`Error::Validation`] for a RID that is not a dataset or a version it lacks,
+    /// Errors: [`Error::Validation`](crate::Error::Validation) for a RID that is not a dataset or a version it lacks,
     /// and whatever reading the catalog's model at the snapshot fails with.
     pub async fn lookup_dataset(
         &self,

@@ -5,9 +5,9 @@
 //! depends on no fixture or bag-core code: the catalog client's tests use it as a
 //! dev-dependency, and it seeds itself from `deriva_bag_core::fixtures` bags.
 //!
-//! It implements the subset of `reference/catalog-protocol.md` §2.2–§2.3 that DerivaML's
+//! It implements the subset of the ERMrest and Hatrac protocols that DerivaML's
 //! offline workflow needs, on `127.0.0.1` with an ephemeral port, backed by an in-memory
-//! SQLite database seeded with the small fixture dataset (`notes/fixture-oracle.md` rows plus
+//! SQLite database seeded with the small fixture dataset (`FixtureSpec::default()`'s rows plus
 //! Hatrac objects for the six images). Reads at `/ermrest/catalog/<id>@<snaptime>/…` see the
 //! catalog as of that snaptime: every request that changes rows advances the catalog's
 //! snaptime (`GET /ermrest/catalog/<id>/`), and a dataset version stamped with it keeps
@@ -162,7 +162,7 @@ pub(crate) struct State {
 /// What the catalog is seeded with (and reset to by `POST /_test/reset`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seed {
-    /// The built-in small demo dataset (`notes/fixture-oracle.md` rows).
+    /// The built-in small demo dataset (`FixtureSpec::default()`'s rows).
     Builtin,
     /// A dataset bag directory: its model, CSV rows and materialized assets.
     Bag(PathBuf),

@@ -1,6 +1,6 @@
-//! The test catalog's built-in seed: the DerivaML model of `reference/bag-format.md` §13.3
+//! The test catalog's built-in seed: the DerivaML model of the minimal realistic bag
 //! (plus `public:ERMrest_RID_Lease`) and the rows of the small fixture bag
-//! (`notes/fixture-oracle.md`), with Hatrac objects whose `URL`/`MD5`/`Length` match the bytes.
+//! (`FixtureSpec::default()`), with Hatrac objects whose `URL`/`MD5`/`Length` match the bytes.
 
 use serde_json::{json, Value as Json};
 

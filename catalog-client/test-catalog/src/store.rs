@@ -623,7 +623,7 @@ impl Store {
                 }
                 row.insert(col.name.clone(), value);
             }
-            // Lease check before conflict skipping, as ERMrest does (§2.2).
+            // Lease check before conflict skipping, as ERMrest does.
             if supplied && !trusted_seed {
                 let lease_rid: Option<String> = tx
                     .query_row(

@@ -1,4 +1,4 @@
-//! The ERMrest URL grammar subset of `reference/catalog-protocol.md` §1.14, parsed for the
+//! The subset of ERMrest's URL grammar that DerivaML's clients use, parsed for the
 //! test catalog: table roots with aliases, filters (`=`, `::null::`, comparisons, `any(...)`,
 //! `;`, `&`, `!`, parentheses), projections with `alias:=col` renames, and `@sort`/`@after`.
 

@@ -1,5 +1,5 @@
 //! The end-to-end demo (`examples/demo.rs`) as a test: every outcome checked exactly against
-//! the small fixture bag (`notes/fixture-oracle.md`).
+//! the small fixture bag (`FixtureSpec::default()`).
 
 use std::collections::BTreeMap;
 

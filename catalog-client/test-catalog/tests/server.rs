@@ -1,4 +1,4 @@
-//! The test catalog's protocol behaviour (`reference/catalog-protocol.md` §2.2–§2.3), checked
+//! The test catalog's ERMrest and Hatrac protocol behaviour, checked
 //! over HTTP with a plain client.
 
 use deriva_test_catalog::{TestCatalog, TestCatalogOptions};

@@ -62,7 +62,7 @@ pub fn six_records() -> Vec<FeatureRecord> {
         .collect()
 }
 
-/// The chapter's configuration with the seeded workflow.
+/// DerivaML's usual execution configuration, with the seeded workflow.
 pub async fn config(ml: &DerivaML, description: &str) -> ExecutionConfiguration {
     let workflow = ml.find_workflows().await.expect("find_workflows")[0].clone();
     ExecutionConfiguration {
@@ -125,7 +125,7 @@ pub fn dataset_links(server: &TestCatalog, execution: &str) -> Vec<(String, Stri
     links
 }
 
-/// Releases `version` of `dataset` the way deriva-ml does (`catalog-protocol.md` §1.4 step 5):
+/// Releases `version` of `dataset` the way deriva-ml does:
 /// insert the `Dataset_Version` row, point `Dataset.Version` at it, read the catalog's
 /// snaptime, and stamp it into the row. Returns the snaptime.
 pub async fn release(server: &TestCatalog, dataset: &str, version: &str) -> String {

@@ -4,7 +4,7 @@
 //! * Labels: a batch of [`Label`]s becomes one dense column (class indices, floats,
 //!   vectors), a map of columns (multi-target), or a plain list when the labels are not
 //!   numeric or not uniform ([`LabelBatch`]).
-//! * Row samples (a non-asset table without a `row_loader`, the chapter's tabular
+//! * Row samples (a non-asset table without a `row_loader`, as in a tabular
 //!   regression): one column per non-system column of the table ([`RowColumns`]), typed
 //!   from the catalog model, not from the values, so every batch has the same dtypes.
 //! * Variable shapes: [`padded_shape`] and [`pad_into`] pad samples to one shape, as

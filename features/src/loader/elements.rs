@@ -362,6 +362,8 @@ impl<S> ElementOptions<S> {
     }
 
     /// Turns each element's target (or `None`) into a [`Label`].
+    /// [`ClassLabels::target_transform`](crate::ClassLabels::target_transform) is one: a
+    /// vocabulary feature's terms as class indices.
     pub fn target_transform<F, E>(mut self, f: F) -> Self
     where
         F: Fn(Option<&Target>) -> Result<Label, E> + Send + Sync + 'static,

@@ -4,9 +4,10 @@
 //! pixels and fused so each output value is written once, straight into the framework's
 //! buffer.
 //!
-//! Both adapters wrap [`ImagePipeline`] (`deriva_bag_torch::image`, `deriva_bag_tf::image`),
-//! so a model sees the same pixels whichever framework feeds it. Decoding works on bytes in
-//! memory: reading the file is the adapter's job (this crate does no I/O).
+//! Both adapters wrap [`ImagePipeline`] (`deriva_bag_core::torch::image`,
+//! `deriva_bag_core::tf::image`), so a model sees the same pixels whichever framework feeds
+//! it. Decoding works on bytes in memory: reading the file is the adapter's job (this crate
+//! does no I/O).
 //!
 //! * **Large photographs.** [`ImagePipeline::decode`] reads a JPEG's header first; when the
 //!   resized output is at most half the source in both directions it decodes at 1/2, 1/4 or

@@ -32,7 +32,7 @@ pub fn open(tmp: &Path, bag_dir: &Path) -> DatasetBag {
     DatasetBag::open_with(bag_dir, &options).expect("open fixture bag")
 }
 
-/// The small demo bag (notes/fixture-oracle.md).
+/// The small demo bag (`FixtureSpec::default()`).
 pub fn small() -> Fixture {
     with_spec(&FixtureSpec::default())
 }

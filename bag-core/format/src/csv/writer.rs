@@ -155,7 +155,7 @@ mod tests {
                     .collect();
                 back.push(cells);
             }
-            // deriva-py normalizes CR inside quoted values to LF on download (§5.1); the
+            // deriva-py normalizes CR inside quoted values to LF on download; the
             // reader sees what the writer wrote, so compare with CR kept.
             proptest::prop_assert_eq!(back, rows);
         }

@@ -26,8 +26,8 @@ pub enum Format {
 pub struct ExportArgs {
     #[command(flatten)]
     bag: BagArg,
-    /// The directory to create (it must not exist, or be empty): OUT/tables/<schema>/<table>.parquet
-    /// and OUT/features/<schema>/<table>/<feature>.parquet.
+    /// The directory to create (it must not exist, or be empty): OUT/tables/SCHEMA/TABLE.parquet
+    /// and OUT/features/SCHEMA/TABLE/FEATURE.parquet.
     #[arg(value_name = "OUT")]
     out: PathBuf,
     /// The file format.
