@@ -571,7 +571,11 @@ mod tests {
         ];
         for value in values {
             let written = serde_json::to_string(&value).unwrap();
-            assert_eq!(written, serde_json::to_string(&value.to_json()).unwrap(), "{value:?}");
+            assert_eq!(
+                written,
+                serde_json::to_string(&value.to_json()).unwrap(),
+                "{value:?}"
+            );
         }
         assert_eq!(
             serde_json::to_string(&Value::Float(f64::NAN)).unwrap(),

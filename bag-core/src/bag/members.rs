@@ -301,7 +301,8 @@ impl DatasetBag {
             layout.sql_name,
             reach.sql()
         );
-        self.index().query_rows_reaching(Some(&reach), table, &sql, [])
+        self.index()
+            .query_rows_reaching(Some(&reach), table, &sql, [])
     }
 
     /// The RIDs of `table` reachable from this dataset and its descendants, materialized in
@@ -311,8 +312,7 @@ impl DatasetBag {
         // Fails with TableNotFound for a table the model lacks.
         self.index().layout(table)?;
         let rids = self.dataset_and_descendants()?;
-        self.index()
-            .reachable_set(&self.shared.model, table, &rids)
+        self.index().reachable_set(&self.shared.model, table, &rids)
     }
 
     /// First column of each result row as text (NULLs skipped).

@@ -118,7 +118,6 @@ impl Index {
         &self.build_time
     }
 
-
     /// Wraps a SQLite error with the index path.
     pub(crate) fn err(&self, source: rusqlite::Error) -> Error {
         Error::Index {

@@ -83,7 +83,12 @@ const REACH_TABLE: &str = "reachable_rids";
 /// `<key>.reach-<digest>.sqlite` beside the index `main`, for the RIDs of `target` reached
 /// from `dataset_rids` in the index built at `build_time`. Its lock is the index key's
 /// ([`cache::lock_for`] takes the name up to the first dot).
-fn reach_path(main: &Path, build_time: &str, target: &TableName, dataset_rids: &[String]) -> PathBuf {
+fn reach_path(
+    main: &Path,
+    build_time: &str,
+    target: &TableName,
+    dataset_rids: &[String],
+) -> PathBuf {
     let mut h = Sha256::new();
     for part in [REACH_FORMAT, build_time, &target.schema, &target.table]
         .into_iter()
@@ -424,7 +429,12 @@ mod tests {
         let first = bag.feature_values("Image", "Glaucoma", None).unwrap();
         let files = set_files(&cache);
         assert_eq!(files.len(), 1, "{files:?}");
-        let key = bag.index_path().file_stem().unwrap().to_string_lossy().into_owned();
+        let key = bag
+            .index_path()
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         assert!(files[0].starts_with(&format!("{key}.reach-")), "{files:?}");
         let written = std::fs::metadata(cache.join("index").join(&files[0]))
             .unwrap()
@@ -453,7 +463,10 @@ mod tests {
         // The set holds exactly the walk's RIDs, unique and sorted.
         let image = TableName::new("demo", "Image");
         let rids = bag.dataset_and_descendants().unwrap();
-        let set = bag.index().reachable_set(bag.model(), &image, &rids).unwrap();
+        let set = bag
+            .index()
+            .reachable_set(bag.model(), &image, &rids)
+            .unwrap();
         let ReachableSet::File(path) = &set else {
             panic!("not materialized: {set:?}")
         };
@@ -473,7 +486,10 @@ mod tests {
         // Another dataset reaches other rows: a set of its own.
         let training = bag.dataset(&"1-D001".into()).unwrap();
         let training_images = training.reachable_rows(&image).unwrap();
-        let rids: Vec<&str> = training_images.iter().filter_map(|r| r.text("RID")).collect();
+        let rids: Vec<&str> = training_images
+            .iter()
+            .filter_map(|r| r.text("RID"))
+            .collect();
         assert_eq!(rids, ["1-I001", "1-I002", "1-I005"]);
         assert_eq!(set_files(&cache).len(), 2);
     }
