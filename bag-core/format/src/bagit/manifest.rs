@@ -367,7 +367,7 @@ mod tests {
             // Lines that parse need a digest: prefix some of the generated lines with one.
             let mut text = Vec::new();
             for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-                if i % digest_every == 0 {
+                if i.is_multiple_of(digest_every) {
                     text.extend_from_slice(format!("{MD5}  data/").as_bytes());
                 }
                 text.extend_from_slice(line);
@@ -385,7 +385,7 @@ mod tests {
             prop_assert_eq!(format!("{whole:?}"), format!("{streamed:?}"));
             // A filter keeps the accepted entries, in order.
             if let Ok(all) = whole {
-                let keep = |p: &str| p.len() % 2 == 0;
+                let keep = |p: &str| p.len().is_multiple_of(2);
                 let kept = read_manifest_lenient(text.as_slice(), Algorithm::Md5, source, &keep).unwrap();
                 let expected: Vec<_> = all.into_iter().filter(|e| keep(&e.path)).collect();
                 prop_assert_eq!(kept, expected);
