@@ -78,3 +78,80 @@ fn info_opens_an_archive_from_a_read_only_warm_cache() {
         serde_json::from_slice::<Value>(&warm_up.stdout).unwrap()
     );
 }
+
+/// Gives the owner write permission back everywhere under `root`.
+fn make_writable(root: &Path) {
+    let mode = fs::metadata(root).unwrap().permissions().mode();
+    fs::set_permissions(root, fs::Permissions::from_mode(mode | 0o200)).unwrap();
+    for entry in fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode | 0o200)).unwrap();
+        if path.is_dir() {
+            make_writable(&path);
+        }
+    }
+}
+
+/// The reachable-set files in the cache's index directory.
+fn reachable_sets(cache: &Path) -> Vec<String> {
+    let mut out: Vec<String> = fs::read_dir(cache.join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".reach-"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn feature_values_from_a_read_only_cache_equal_those_from_the_reachable_set_it_cannot_keep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let as_root = fs::metadata(tmp.path()).unwrap().uid() == 0;
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let generated = fixtures::small_bag(&tmp.path().join("bags")).unwrap();
+    let bag = generated.path.to_str().unwrap();
+    let cache = tmp.path().join("cache");
+    let args = [
+        "feature-values",
+        bag,
+        "Image",
+        "Glaucoma",
+        "--selector",
+        "newest",
+        "--json",
+    ];
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_deriva-bag"))
+            .args(args)
+            .env("DERIVA_BAG_CACHE", &cache)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let warm_up = run(&["info", bag, "--json"]);
+    assert_eq!(warm_up.status.code(), Some(0));
+    assert_eq!(reachable_sets(&cache), Vec::<String>::new());
+    make_read_only(&cache);
+
+    // The walk runs inline: nothing is written, nothing is said.
+    let read_only = run_read_only(&cache, &args, as_root);
+    let stderr = String::from_utf8_lossy(&read_only.stderr);
+    assert_eq!(read_only.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+    assert_eq!(reachable_sets(&cache), Vec::<String>::new());
+
+    // Writable again: the set is kept, and read back on the next run; the same records.
+    make_writable(&cache);
+    let keeping = run(&args);
+    assert_eq!(keeping.status.code(), Some(0));
+    assert_eq!(reachable_sets(&cache).len(), 1);
+    let reading = run(&args);
+    assert_eq!(reachable_sets(&cache).len(), 1);
+    let records: Value = serde_json::from_slice(&read_only.stdout).unwrap();
+    assert_eq!(records.as_array().map(Vec::len), Some(5));
+    assert_eq!(records[0]["Image"], "1-I001");
+    assert_eq!(records[0]["Glaucoma"], "Severe");
+    assert_eq!(keeping.stdout, read_only.stdout);
+    assert_eq!(reading.stdout, read_only.stdout);
+}

@@ -470,8 +470,13 @@ fn select_with_instants(
     selector: Option<&Selector>,
     instants: Option<Vec<Option<DateTime<Utc>>>>,
 ) -> Result<Vec<FeatureRecord>, Error> {
-    let id = feature.id();
-    if let Some(other) = records.iter().find(|r| r.feature != id) {
+    let of_feature = |r: &FeatureRecord| {
+        r.feature.name == feature.name
+            && r.feature.table == feature.feature_table.table
+            && r.feature.schema == feature.feature_table.schema
+    };
+    if let Some(other) = records.iter().find(|r| !of_feature(r)) {
+        let id = feature.id();
         return Err(Error::MixedFeatures {
             features: vec![
                 format!("{}:{} ({})", id.schema, id.table, id.name),
@@ -488,7 +493,16 @@ fn select_with_instants(
     // Group by index first (borrowing the records), so that no key or record is cloned.
     let mut slots: HashMap<(&str, Vec<String>), usize> = HashMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (i, record) in records.iter().enumerate() {
+    // One target's run without qualifier columns (what `select_stream` hands over): a
+    // single group in input order, found without hashing.
+    let one_target = records.first().and_then(FeatureRecord::target);
+    let one_group = feature.qualifier_columns.is_empty()
+        && one_target.is_some()
+        && records.iter().all(|r| r.target() == one_target);
+    if one_group {
+        groups.push((0..records.len()).collect());
+    }
+    for (i, record) in records.iter().enumerate().filter(|_| !one_group) {
         let Some(target) = record.target() else {
             continue;
         };

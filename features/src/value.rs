@@ -212,7 +212,21 @@ impl Serialize for Value {
                 }
                 seq.end()
             }
-            other => other.to_json().serialize(serializer),
+            // The same JSON as `to_json`, written without building it first (a listing
+            // serializes every cell of every row).
+            Value::Null => serializer.serialize_unit(),
+            Value::Text(s)
+            | Value::Timestamp { raw: s, .. }
+            | Value::TimestampTz { raw: s, .. } => serializer.serialize_str(s),
+            Value::Int(i) => match u64::try_from(*i) {
+                Ok(u) => serializer.serialize_u64(u),
+                Err(_) => serializer.serialize_i64(*i),
+            },
+            Value::Float(f) if f.is_finite() => serializer.serialize_f64(*f),
+            Value::Float(f) => serializer.serialize_str(&float_text(*f)),
+            Value::Bool(b) => serializer.serialize_bool(*b),
+            Value::Date(d) => serializer.collect_str(&d.format("%Y-%m-%d")),
+            Value::Json(j) => j.serialize(serializer),
         }
     }
 }
@@ -535,6 +549,38 @@ mod tests {
             is_array: true,
             is_domain: false,
         }
+    }
+
+    #[test]
+    fn serializing_a_value_writes_the_json_its_to_json_gives() {
+        let values = [
+            Value::Null,
+            Value::Text("a \"quoted\" é".into()),
+            Value::Text(String::new()),
+            Value::Int(-7),
+            Value::Int(i64::MAX),
+            Value::Float(1.5),
+            Value::Float(f64::NAN),
+            Value::Float(f64::NEG_INFINITY),
+            Value::Bool(true),
+            Value::parse("2026-05-28", &ty("date")).unwrap(),
+            Value::parse("2026-05-28 16:54:02.5", &ty("timestamp")).unwrap(),
+            Value::parse("2026-05-28 10:00:00-07", &ty("timestamptz")).unwrap(),
+            Value::Json(serde_json::json!({"a": [1, null]})),
+            Value::Array(vec![Value::Text("x".into()), Value::Null, Value::Int(3)]),
+        ];
+        for value in values {
+            let written = serde_json::to_string(&value).unwrap();
+            assert_eq!(
+                written,
+                serde_json::to_string(&value.to_json()).unwrap(),
+                "{value:?}"
+            );
+        }
+        assert_eq!(
+            serde_json::to_string(&Value::Float(f64::NAN)).unwrap(),
+            "\"NaN\""
+        );
     }
 
     #[test]

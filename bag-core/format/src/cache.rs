@@ -1,7 +1,9 @@
 //! The cache directory outside every bag: extracted archives and SQLite indexes live here.
 //!
 //! Layout: `<root>/extracted/<key>/<bag dir>` for archives, `<root>/index/<key>.sqlite` (plus
-//! its part files `<key>.<n>.sqlite`, written in parallel) for indexes, and
+//! its part files `<key>.<n>.sqlite`, written in parallel) for indexes, with
+//! `<key>.reach-<digest>.sqlite` beside them for the reachable-row sets queries materialize
+//! on first need (one per dataset and table; removed when the index is rebuilt), and
 //! `<root>/keys/<fingerprint>` for remembered cache keys of bag directories, and
 //! `<root>/verified/<digest>` for the identities of the files each bag directory showed when
 //! its index was last checked against the manifests (`index::integrity`), and

@@ -23,6 +23,7 @@ use serde_json::Value as Json;
 
 use super::DatasetBag;
 use crate::index::query::{Halt, QueryStream, Sink};
+use crate::index::reachable::ReachableSet;
 use crate::index::schema::{timestamptz_from_sql, value_from_sql, TableLayout};
 use crate::Result;
 
@@ -46,11 +47,26 @@ struct RecordQuery {
     fields: Vec<(String, Option<FieldAt>)>,
     id: FeatureId,
     target_column: String,
+    /// The targets the dataset reaches, which `sql` reads.
+    reach: ReachableSet,
 }
 
 impl RecordQuery {
     /// Emits every record, in target order.
     fn run(
+        &self,
+        conn: &Connection,
+        sink: &mut Sink<TimedRecord>,
+    ) -> std::result::Result<(), Halt> {
+        self.reach.attach(conn)?;
+        let read = self.read_all(conn, sink);
+        // The connection may be the bag's own, which takes the next set later.
+        let detached = self.reach.detach(conn);
+        read?;
+        detached.map_err(Halt::Sql)
+    }
+
+    fn read_all(
         &self,
         conn: &Connection,
         sink: &mut Sink<TimedRecord>,
@@ -281,12 +297,13 @@ impl DatasetBag {
             fields.push((name, at));
         }
         // Target order comes from the index on the target column; the reachable targets are
-        // a subquery SQLite evaluates once per read.
-        let reachable = self.reachable_rids_sql(&feature.target_table)?;
+        // the dataset's reachable set, read in order (see `ReachableSet`).
+        let reach = self.reachable_set(&feature.target_table)?;
         let sql = format!(
-            "SELECT {} FROM {} AS v WHERE {target} IN ({reachable}) ORDER BY {target}",
+            "SELECT {} FROM {} AS v WHERE {target} IN ({}) ORDER BY {target}",
             select.join(", "),
             layout.sql_name,
+            reach.sql(),
         );
         let query = RecordQuery {
             sql,
@@ -294,6 +311,7 @@ impl DatasetBag {
             fields,
             id: feature.id(),
             target_column: feature.target_column.clone(),
+            reach,
         };
         Ok((feature, query))
     }

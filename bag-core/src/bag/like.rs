@@ -62,10 +62,12 @@ impl DatasetLike for DatasetBag {
 
     fn reachable_rids(&self, table: &TableName) -> Result<Vec<Rid>, Error> {
         // The reachability query alone: no rows are built.
-        let fragment = self.reachable_rids_sql(table)?;
+        let reach = self.reachable_set(table)?;
         Ok(self
-            .query_strings(
-                &format!("SELECT DISTINCT * FROM ({fragment}) ORDER BY 1"),
+            .index()
+            .query_strings_reaching(
+                Some(&reach),
+                &format!("SELECT DISTINCT * FROM ({}) ORDER BY 1", reach.sql()),
                 [],
             )?
             .into_iter()

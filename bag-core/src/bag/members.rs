@@ -10,7 +10,7 @@ use rusqlite::{Connection, Params};
 use super::{DatasetBag, ElementType};
 use crate::index::query::{Halt, QueryStream, Sink};
 use crate::index::reachable::dataset_table;
-use crate::index::reachable::reachable_rids_sql;
+use crate::index::reachable::ReachableSet;
 use crate::index::schema::TableLayout;
 use crate::Result;
 
@@ -290,29 +290,29 @@ impl DatasetBag {
     /// rows and FK paths in either direction, unique and
     /// sorted by RID. E.g. the Images of member Subjects.
     pub fn reachable_rows(&self, table: &TableName) -> Result<Vec<Row>> {
-        let fragment = self.reachable_rids_sql(table)?;
+        let reach = self.reachable_set(table)?;
         let Some(key) = self.index().col(table, "RID") else {
             return Ok(Vec::new());
         };
-        self.index().select_rows(
-            table,
-            &format!("WHERE {key} IN ({fragment}) ORDER BY {key}"),
-            [],
-        )
+        let layout = self.index().layout(table)?;
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {key} IN ({}) ORDER BY {key}",
+            layout.select_list,
+            layout.sql_name,
+            reach.sql()
+        );
+        self.index()
+            .query_rows_reaching(Some(&reach), table, &sql, [])
     }
 
-    /// A self-contained SQL query (`SELECT "RID" …`, no parameters) for the RIDs of `table`
-    /// reachable from this dataset and its descendants; embed it as `… IN (<fragment>)`.
-    pub(crate) fn reachable_rids_sql(&self, table: &TableName) -> Result<String> {
+    /// The RIDs of `table` reachable from this dataset and its descendants, materialized in
+    /// the cache on first need (see [`ReachableSet`]); a query reads them as
+    /// `… IN (<set.sql()>)` with the set attached to its connection.
+    pub(crate) fn reachable_set(&self, table: &TableName) -> Result<ReachableSet> {
         // Fails with TableNotFound for a table the model lacks.
         self.index().layout(table)?;
         let rids = self.dataset_and_descendants()?;
-        Ok(reachable_rids_sql(
-            &self.shared.model,
-            self.index(),
-            table,
-            &rids,
-        ))
+        self.index().reachable_set(&self.shared.model, table, &rids)
     }
 
     /// First column of each result row as text (NULLs skipped).

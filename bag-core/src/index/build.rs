@@ -72,6 +72,8 @@ pub(crate) fn ensure_index(target: &Path, req: &BuildRequest<'_>) -> Result<bool
         remove_temps(&parts);
     }
     published?;
+    // Sets derived from the index it replaces describe another build.
+    super::reachable::remove_reachable_sets(target);
     integrity::remember(target, req, &verified);
     Ok(true)
 }
@@ -339,7 +341,7 @@ fn build_into(
     let found = scan(req.bag_root, req.model)?;
     let files = found.files;
     // Nothing is parsed before the bag vouches for every file the index will hold.
-    let digests = PayloadDigests::read(req.bag_root)?;
+    let digests = PayloadDigests::read_for(req.bag_root, &files)?;
     check_schema(req, &digests)?;
     let expected = expected_digests(&files, &digests)?;
     let layouts = layouts(req.model);

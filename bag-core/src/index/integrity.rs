@@ -24,7 +24,7 @@
 //! older than [`MEMO_SETTLE`] (a write within the timestamp granularity of the last one could
 //! otherwise keep its times), and a younger file is simply hashed again on the next open.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 use super::build::BuildRequest;
 use super::schema::FILES_TABLE;
-use crate::bagit::{payload_manifests_lenient, Algorithm, MEMO_SETTLE};
+use crate::bagit::{payload_manifests_lenient_for, Algorithm, MEMO_SETTLE};
 use crate::csv::{scan, CsvFile};
 use crate::{Error, Result};
 
@@ -127,6 +127,9 @@ impl SchemaFile {
     }
 }
 
+/// The bag-relative path of the catalog model, whose digest every index check reads.
+const SCHEMA_PATH: &str = "data/schema.json";
+
 /// The digest a payload manifest lists for one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Expected {
@@ -142,10 +145,26 @@ pub(crate) struct PayloadDigests(HashMap<String, Expected>);
 
 impl PayloadDigests {
     /// Reads the md5 and sha256 payload manifests at `root` (malformed lines skipped, see
-    /// [`crate::bagit::manifest::parse_manifest_lenient`]).
+    /// [`crate::bagit::manifest::read_manifest_lenient`]).
     pub(crate) fn read(root: &Path) -> Result<PayloadDigests> {
+        Self::read_keeping(root, &|_| true)
+    }
+
+    /// [`read`](Self::read) keeping only the digests of `data/schema.json` and of `csvs`:
+    /// what a build or a check of the index needs. The manifests are read line by line and
+    /// the asset lines dropped as they come, so memory does not grow with the assets.
+    pub(crate) fn read_for(root: &Path, csvs: &[CsvFile]) -> Result<PayloadDigests> {
+        let wanted: HashSet<&str> = csvs
+            .iter()
+            .map(|f| f.relative.as_str())
+            .chain([SCHEMA_PATH])
+            .collect();
+        Self::read_keeping(root, &|path| wanted.contains(path))
+    }
+
+    fn read_keeping(root: &Path, keep: &dyn Fn(&str) -> bool) -> Result<PayloadDigests> {
         let mut map: HashMap<String, Expected> = HashMap::new();
-        for manifest in payload_manifests_lenient(root)? {
+        for manifest in payload_manifests_lenient_for(root, keep)? {
             for entry in manifest.entries {
                 let stronger = match map.get(&entry.path) {
                     Some(have) => {
@@ -384,7 +403,7 @@ fn check(index: &Path, req: &BuildRequest<'_>, settle: Duration) -> Result<Check
     }
     let started = std::time::Instant::now();
     let found = scan(req.bag_root, req.model)?;
-    let digests = PayloadDigests::read(req.bag_root)?;
+    let digests = PayloadDigests::read_for(req.bag_root, &found.files)?;
     if record.as_ref().is_none_or(|r| r.schema != req.schema.stamp) {
         check_schema(req, &digests)?;
     }
@@ -434,7 +453,7 @@ fn check(index: &Path, req: &BuildRequest<'_>, settle: Duration) -> Result<Check
 
 /// Checks `schema.json` (as read for the model) against its manifest digest.
 pub(crate) fn check_schema(req: &BuildRequest<'_>, digests: &PayloadDigests) -> Result<()> {
-    let expected = digests.expect("data/schema.json", &req.schema.path)?;
+    let expected = digests.expect(SCHEMA_PATH, &req.schema.path)?;
     check_bytes(&req.schema.path, &req.schema.bytes, expected)
 }
 

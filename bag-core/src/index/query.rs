@@ -10,6 +10,7 @@ use deriva_bag_features::{CatalogModel, Row, TableName};
 use rusqlite::{Connection, OpenFlags, Params};
 
 use super::build::{part_path, MAX_PARTS};
+use super::reachable::ReachableSet;
 use super::schema::{layouts, TableLayout, CONFLICTS_TABLE, META_TABLE};
 use crate::{Error, Result};
 
@@ -18,6 +19,10 @@ pub(crate) struct Index {
     path: PathBuf,
     conn: Mutex<Connection>,
     layouts: HashMap<TableName, Arc<TableLayout>>,
+    /// Part files, the main one included.
+    parts: usize,
+    /// When the index was built (its `meta` row): ties derived cache files to this build.
+    build_time: String,
 }
 
 impl std::fmt::Debug for Index {
@@ -32,6 +37,11 @@ impl std::fmt::Debug for Index {
 /// attached, their tables resolve by their unqualified names (each name exists in exactly
 /// one part), so every query reads as if there were one file.
 fn connect(path: &Path) -> Result<Connection> {
+    connect_counting(path).map(|(conn, _)| conn)
+}
+
+/// [`connect`], also giving the number of part files (the main one included).
+fn connect_counting(path: &Path) -> Result<(Connection, usize)> {
     let err = |source| Error::Index {
         path: path.to_path_buf(),
         source,
@@ -41,12 +51,7 @@ fn connect(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(err)?;
-    let parts: usize = conn
-        .query_row(
-            &format!("SELECT value FROM {META_TABLE} WHERE key = 'parts'"),
-            [],
-            |r| r.get::<_, String>(0),
-        )
+    let parts: usize = meta_value(&conn, "parts")
         .map_err(err)?
         .parse()
         .map_err(|e| {
@@ -65,13 +70,26 @@ fn connect(path: &Path) -> Result<Connection> {
         conn.execute(&format!("ATTACH DATABASE ?1 AS \"part{n}\""), [name])
             .map_err(|source| Error::Index { path: part, source })?;
     }
-    Ok(conn)
+    Ok((conn, parts.clamp(1, MAX_PARTS)))
+}
+
+/// The `meta` row `key` of an index.
+pub(crate) fn meta_value(conn: &Connection, key: &str) -> rusqlite::Result<String> {
+    conn.query_row(
+        &format!("SELECT value FROM {META_TABLE} WHERE key = ?1"),
+        [key],
+        |r| r.get::<_, String>(0),
+    )
 }
 
 impl Index {
     /// Opens a built index read-only, with its part files attached (see [`connect`]).
     pub(crate) fn open(path: &Path, model: &CatalogModel) -> Result<Index> {
-        let conn = connect(path)?;
+        let (conn, parts) = connect_counting(path)?;
+        let build_time = meta_value(&conn, "build_time").map_err(|source| Error::Index {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let layouts = layouts(model)
             .into_iter()
             .map(|(name, layout)| (name, Arc::new(layout)))
@@ -80,12 +98,24 @@ impl Index {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
             layouts,
+            parts,
+            build_time,
         })
     }
 
     /// The index file.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many part files the index has, the main one included.
+    pub(crate) fn parts(&self) -> usize {
+        self.parts
+    }
+
+    /// When the index was built.
+    pub(crate) fn build_time(&self) -> &str {
+        &self.build_time
     }
 
     /// Wraps a SQLite error with the index path.
@@ -117,6 +147,25 @@ impl Index {
         f(&conn).map_err(|e| self.err(e))
     }
 
+    /// [`with_conn`](Self::with_conn) with the reachable set `reach` attached for the
+    /// duration of `f` (its [`ReachableSet::sql`] then reads on this connection).
+    pub(crate) fn with_reach<T>(
+        &self,
+        reach: Option<&ReachableSet>,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let Some(reach) = reach else {
+            return self.with_conn(f);
+        };
+        self.with_conn(|conn| {
+            reach.attach(conn)?;
+            let out = f(conn);
+            let detached = reach.detach(conn);
+            let out = out?;
+            detached.map(|()| out)
+        })
+    }
+
     /// Rows of `table` from a full `sql` query whose first result columns are the table's
     /// read columns in order (as [`TableLayout::select_list`] lists them).
     pub(crate) fn query_rows<P: Params>(
@@ -125,8 +174,19 @@ impl Index {
         sql: &str,
         params: P,
     ) -> Result<Vec<Row>> {
+        self.query_rows_reaching(None, table, sql, params)
+    }
+
+    /// [`query_rows`](Self::query_rows) for a `sql` that reads the reachable set `reach`.
+    pub(crate) fn query_rows_reaching<P: Params>(
+        &self,
+        reach: Option<&ReachableSet>,
+        table: &TableName,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<Row>> {
         let layout = self.layout(table)?.clone();
-        self.with_conn(|conn| {
+        self.with_reach(reach, |conn| {
             let mut stmt = conn.prepare_cached(sql)?;
             let rows = stmt.query_map(params, |r| layout.row_from_sql(r))?;
             rows.collect()
@@ -150,7 +210,18 @@ impl Index {
 
     /// First column of every result row as text (NULLs skipped).
     pub(crate) fn query_strings<P: Params>(&self, sql: &str, params: P) -> Result<Vec<String>> {
-        self.with_conn(|conn| {
+        self.query_strings_reaching(None, sql, params)
+    }
+
+    /// [`query_strings`](Self::query_strings) for a `sql` that reads the reachable set
+    /// `reach`.
+    pub(crate) fn query_strings_reaching<P: Params>(
+        &self,
+        reach: Option<&ReachableSet>,
+        sql: &str,
+        params: P,
+    ) -> Result<Vec<String>> {
+        self.with_reach(reach, |conn| {
             let mut stmt = conn.prepare_cached(sql)?;
             let rows = stmt.query_map(params, |r| r.get::<_, Option<String>>(0))?;
             let mut out = Vec::new();

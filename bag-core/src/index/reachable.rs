@@ -10,10 +10,202 @@
 pub(crate) use deriva_bag_features::membership::{
     dataset_table, is_dataset_association, paths_to, pure_binary_association, SKIP_TABLES,
 };
-use deriva_bag_features::{CatalogModel, TableName};
+use std::path::{Path, PathBuf};
 
-use super::query::Index;
+use deriva_bag_features::{CatalogModel, TableName};
+use rusqlite::{Connection, OpenFlags};
+use sha2::{Digest, Sha256};
+
+use super::build::part_path;
+use super::query::{meta_value, Index};
 use super::schema::TableLayout;
+use crate::{cache, Error, Result};
+
+/// Version of the reachable-set files; part of their names, so a change makes new ones.
+const REACH_FORMAT: &str = "1";
+
+/// The schema name a materialized reachable set is attached under while a query reads it.
+const REACH_SCHEMA: &str = "reach";
+
+/// The RIDs of one table that one dataset (with its descendants) reaches, as a query reads
+/// them.
+///
+/// The set is materialized once per index in the cache ([`Index::reachable_set`]): a
+/// SQLite file beside the index, `<key>.reach-<digest>.sqlite`, whose one table holds the
+/// RIDs unique and sorted. The bag is read-only, so the set is valid for the life of the
+/// index it was computed from (the digest covers the index's build time); a rebuilt index
+/// removes the old sets. Later queries, in this process or another, read the set instead
+/// of walking the FK paths again, and memory stays flat at any size: the set lives in
+/// SQLite's pages, not in the process. Where the cache cannot be written the walk runs
+/// inline in every query.
+#[derive(Debug, Clone)]
+pub(crate) enum ReachableSet {
+    /// Materialized at this path.
+    File(PathBuf),
+    /// Not materialized: the walk itself, a self-contained `SELECT` ([`reachable_rids_sql`]).
+    Inline(String),
+}
+
+impl ReachableSet {
+    /// `SELECT "RID" …` for `… IN (<this>)`; a [`File`](Self::File) set needs
+    /// [`attach`](Self::attach) on the connection first.
+    pub(crate) fn sql(&self) -> String {
+        match self {
+            ReachableSet::File(_) => format!("SELECT \"RID\" FROM {REACH_SCHEMA}.{REACH_TABLE}"),
+            ReachableSet::Inline(sql) => sql.clone(),
+        }
+    }
+
+    /// Attaches a materialized set to `conn` (nothing for an inline one).
+    pub(crate) fn attach(&self, conn: &Connection) -> rusqlite::Result<()> {
+        if let ReachableSet::File(path) = self {
+            let name = path
+                .to_str()
+                .ok_or_else(|| rusqlite::Error::InvalidPath(path.clone()))?;
+            conn.execute(&format!("ATTACH DATABASE ?1 AS {REACH_SCHEMA}"), [name])?;
+        }
+        Ok(())
+    }
+
+    /// Detaches what [`attach`](Self::attach) attached, so the connection can take the
+    /// next set.
+    pub(crate) fn detach(&self, conn: &Connection) -> rusqlite::Result<()> {
+        if let ReachableSet::File(_) = self {
+            conn.execute(&format!("DETACH DATABASE {REACH_SCHEMA}"), [])?;
+        }
+        Ok(())
+    }
+}
+
+/// The table of a reachable-set file.
+const REACH_TABLE: &str = "reachable_rids";
+
+/// `<key>.reach-<digest>.sqlite` beside the index `main`, for the RIDs of `target` reached
+/// from `dataset_rids` in the index built at `build_time`. Its lock is the index key's
+/// ([`cache::lock_for`] takes the name up to the first dot).
+fn reach_path(
+    main: &Path,
+    build_time: &str,
+    target: &TableName,
+    dataset_rids: &[String],
+) -> PathBuf {
+    let mut h = Sha256::new();
+    for part in [REACH_FORMAT, build_time, &target.schema, &target.table]
+        .into_iter()
+        .chain(dataset_rids.iter().map(String::as_str))
+    {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let digest = hex::encode(&h.finalize()[..16]);
+    main.with_file_name(format!("{}.reach-{digest}.sqlite", index_key(main)))
+}
+
+/// The cache key of the index `main`: its file name up to the first dot.
+fn index_key(main: &Path) -> String {
+    let name = main
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.split('.').next().unwrap_or_default().to_string()
+}
+
+/// Removes the reachable-set files of the index `main` (when it is rebuilt: they describe
+/// the old one). Best effort: a stale set is never read anyway, its name holds the old
+/// build time.
+pub(crate) fn remove_reachable_sets(main: &Path) {
+    let prefix = format!("{}.reach-", index_key(main));
+    let Some(Ok(entries)) = main.parent().map(std::fs::read_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+impl Index {
+    /// The RIDs of `target` reachable from the datasets `dataset_rids` (already including
+    /// descendants): materialized in the cache on first need (see [`ReachableSet`]),
+    /// inline where the cache cannot take it.
+    pub(crate) fn reachable_set(
+        &self,
+        model: &CatalogModel,
+        target: &TableName,
+        dataset_rids: &[String],
+    ) -> Result<ReachableSet> {
+        let path = reach_path(self.path(), self.build_time(), target, dataset_rids);
+        if path.is_file() {
+            return Ok(ReachableSet::File(path));
+        }
+        let sql = reachable_rids_sql(model, self, target, dataset_rids);
+        match materialize(self, &path, &sql) {
+            Ok(()) => Ok(ReachableSet::File(path)),
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e,
+                    "cannot keep the reachable set in the cache; computing it in each query");
+                Ok(ReachableSet::Inline(sql))
+            }
+        }
+    }
+}
+
+/// Writes the RIDs `sql` selects from the index `main` into a new reachable-set file at
+/// `path`: built in a private temporary under the index key's lock and renamed into place.
+fn materialize(index: &Index, path: &Path, sql: &str) -> Result<()> {
+    let _lock = cache::lock_for(path)?;
+    if path.is_file() {
+        return Ok(());
+    }
+    let temp = cache::temp_sibling(path);
+    let built = build_set(index, &temp, sql).and_then(|()| cache::publish(&temp, path));
+    if built.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    built
+}
+
+fn build_set(index: &Index, temp: &Path, sql: &str) -> Result<()> {
+    let err = |source| Error::Index {
+        path: temp.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open_with_flags(
+        temp,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    // A temporary: a crash leaves a leftover the next open removes, never a published set.
+    conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        .map_err(err)?;
+    // The index and its parts, attached: the walk's tables resolve by their unqualified
+    // names, as on the index's own connections.
+    for n in 0..index.parts() {
+        let part = part_path(index.path(), n);
+        let name = part
+            .to_str()
+            .ok_or_else(|| err(rusqlite::Error::InvalidPath(part.clone())))?;
+        conn.execute(&format!("ATTACH DATABASE ?1 AS \"index{n}\""), [name])
+            .map_err(err)?;
+    }
+    // The files at the index's path must still be the build this process opened (a bag
+    // changed since is rebuilt there): a set from another build would carry this one's name.
+    if meta_value(&conn, "build_time").map_err(err)? != index.build_time() {
+        return Err(Error::io(
+            index.path(),
+            std::io::Error::other("the index was rebuilt since this process opened it"),
+        ));
+    }
+    conn.execute_batch(&format!(
+        "BEGIN; CREATE TABLE main.{REACH_TABLE} (\"RID\" TEXT PRIMARY KEY) WITHOUT ROWID; \
+         INSERT OR IGNORE INTO main.{REACH_TABLE} {sql}; COMMIT;"
+    ))
+    .map_err(err)?;
+    conn.close().map_err(|(_, e)| err(e))
+}
 
 /// `alias.col` or `(alias.a, alias.b, …)` with the layout's identifiers; `None` when the
 /// table lacks one of the columns.
@@ -205,6 +397,130 @@ mod tests {
         // Three non-system columns: not pure.
         assert!(pure_binary_association(t("deriva-ml", "Dataset_Execution")).is_none());
         assert!(pure_binary_association(t("demo", "Image")).is_none());
+    }
+
+    /// The reachable-set files in the cache's index directory, sorted.
+    fn set_files(cache: &Path) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(cache.join("index"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".reach-"))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn open_in(bag: &Path, cache: &Path) -> crate::DatasetBag {
+        let options = crate::OpenOptions {
+            cache_dir: Some(cache.to_path_buf()),
+            ..Default::default()
+        };
+        crate::DatasetBag::open_with(bag, &options).unwrap()
+    }
+
+    #[test]
+    fn a_reachable_set_is_kept_in_the_cache_once_and_holds_what_the_walk_finds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let generated = crate::fixtures::small_bag(tmp.path()).unwrap();
+        let cache = tmp.path().join("cache");
+        let bag = open_in(&generated.path, &cache);
+        assert_eq!(set_files(&cache), Vec::<String>::new());
+
+        let first = bag.feature_values("Image", "Glaucoma", None).unwrap();
+        let files = set_files(&cache);
+        assert_eq!(files.len(), 1, "{files:?}");
+        let key = bag
+            .index_path()
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(files[0].starts_with(&format!("{key}.reach-")), "{files:?}");
+        let written = std::fs::metadata(cache.join("index").join(&files[0]))
+            .unwrap()
+            .modified()
+            .unwrap();
+
+        // Read again, in this process and from a fresh open: the same file, untouched.
+        let again: Vec<_> = bag
+            .feature_values_iter("Image", "Glaucoma", None)
+            .unwrap()
+            .collect::<crate::Result<_>>()
+            .unwrap();
+        assert_eq!(again, first);
+        let reopened = open_in(&generated.path, &cache);
+        assert_eq!(
+            reopened.feature_values("Image", "Glaucoma", None).unwrap(),
+            first
+        );
+        assert_eq!(set_files(&cache), files);
+        let modified = std::fs::metadata(cache.join("index").join(&files[0]))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(modified, written);
+
+        // The set holds exactly the walk's RIDs, unique and sorted.
+        let image = TableName::new("demo", "Image");
+        let rids = bag.dataset_and_descendants().unwrap();
+        let set = bag
+            .index()
+            .reachable_set(bag.model(), &image, &rids)
+            .unwrap();
+        let ReachableSet::File(path) = &set else {
+            panic!("not materialized: {set:?}")
+        };
+        assert_eq!(path.file_name().unwrap().to_string_lossy(), files[0]);
+        let walk = reachable_rids_sql(bag.model(), bag.index(), &image, &rids);
+        let from_walk = bag
+            .index()
+            .query_strings(&format!("SELECT DISTINCT * FROM ({walk}) ORDER BY 1"), [])
+            .unwrap();
+        let from_set = bag
+            .index()
+            .query_strings_reaching(Some(&set), &set.sql(), [])
+            .unwrap();
+        assert_eq!(from_set, from_walk);
+        assert_eq!(from_set.len(), 6);
+
+        // Another dataset reaches other rows: a set of its own.
+        let training = bag.dataset(&"1-D001".into()).unwrap();
+        let training_images = training.reachable_rows(&image).unwrap();
+        let rids: Vec<&str> = training_images
+            .iter()
+            .filter_map(|r| r.text("RID"))
+            .collect();
+        assert_eq!(rids, ["1-I001", "1-I002", "1-I005"]);
+        assert_eq!(set_files(&cache).len(), 2);
+    }
+
+    #[test]
+    fn a_rebuilt_index_drops_the_reachable_sets_of_the_build_it_replaces() {
+        let tmp = tempfile::tempdir().unwrap();
+        let generated = crate::fixtures::small_bag(tmp.path()).unwrap();
+        let cache = tmp.path().join("cache");
+        let bag = open_in(&generated.path, &cache);
+        let values = bag.feature_values("Image", "Glaucoma", None).unwrap();
+        let old = set_files(&cache);
+        assert_eq!(old.len(), 1);
+        let main = bag.index_path().to_path_buf();
+        drop(bag);
+
+        // An index of another format version is rebuilt at the same path.
+        let conn = Connection::open(&main).unwrap();
+        conn.execute("UPDATE meta SET value = 'old' WHERE key = 'format'", [])
+            .unwrap();
+        drop(conn);
+        let rebuilt = open_in(&generated.path, &cache);
+        assert!(rebuilt.index_was_built());
+        assert_eq!(set_files(&cache), Vec::<String>::new());
+        assert_eq!(
+            rebuilt.feature_values("Image", "Glaucoma", None).unwrap(),
+            values
+        );
+        let new = set_files(&cache);
+        assert_eq!(new.len(), 1);
+        assert_ne!(new, old, "a new build's set has a name of its own");
     }
 
     #[test]

@@ -122,15 +122,72 @@ pub fn parse_manifest(
 /// the entries of the files they read: a malformed line for another file must not stop an
 /// open, and [`super::BagItFiles::read`] still reports it. A file whose own line is malformed
 /// counts as unlisted.
+#[cfg(test)]
 pub(crate) fn parse_manifest_lenient(
     bytes: &[u8],
     algorithm: Algorithm,
     source: &Path,
 ) -> Result<Vec<ManifestEntry>> {
-    Ok(text_lines(bytes, source)?
-        .into_iter()
-        .filter_map(|(line_no, line)| parse_line(line_no, line, algorithm, source).ok().flatten())
-        .collect())
+    read_manifest_lenient(bytes, algorithm, source, &|_| true)
+}
+
+/// [`parse_manifest_lenient`] over a reader, line by line, keeping only the entries whose
+/// path `keep` accepts: memory holds one line and the kept entries, however long the
+/// manifest (one line per asset file, millions in a large bag). Lines, line numbers and
+/// errors are those of [`parse_manifest_lenient`] over the whole text.
+pub(crate) fn read_manifest_lenient(
+    mut reader: impl std::io::BufRead,
+    algorithm: Algorithm,
+    source: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<ManifestEntry>> {
+    let io_err = |e| Error::io(source, e);
+    let mut out = Vec::new();
+    let mut chunk = Vec::new();
+    // Bytes (after a BOM) and `\n`s before `chunk`; lines numbered so far.
+    let (mut offset, mut newlines, mut line_no) = (0usize, 0usize, 0usize);
+    let mut first = true;
+    loop {
+        chunk.clear();
+        if reader.read_until(b'\n', &mut chunk).map_err(io_err)? == 0 {
+            break;
+        }
+        let mut bytes = chunk.as_slice();
+        if std::mem::take(&mut first) {
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        }
+        // A `\n` never sits inside a multi-byte character, so each chunk decodes alone.
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let valid = &bytes[..e.valid_up_to()];
+            Error::TagFile {
+                path: source.to_path_buf(),
+                line: 1 + newlines + valid.iter().filter(|&&b| b == b'\n').count(),
+                detail: format!("invalid UTF-8 at byte {}", offset + e.valid_up_to()),
+            }
+        })?;
+        offset += bytes.len();
+        newlines += usize::from(bytes.ends_with(b"\n"));
+        // The line ends `text_lines` knows: `\n`, `\r\n` and a lone `\r`.
+        let mut rest = text;
+        while !rest.is_empty() {
+            line_no += 1;
+            let line = match rest.find(['\n', '\r']) {
+                Some(i) => {
+                    let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                    let line = &rest[..i];
+                    rest = &rest[i + skip..];
+                    line
+                }
+                None => std::mem::take(&mut rest),
+            };
+            if let Ok(Some(entry)) = parse_line(line_no, line, algorithm, source) {
+                if keep(&entry.path) {
+                    out.push(entry);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// One manifest line: `None` for a blank line.
@@ -292,6 +349,46 @@ mod tests {
             prop_assert_eq!(paths, expected);
             if let Ok(strict) = parse_manifest(text.as_bytes(), Algorithm::Md5, Path::new("m")) {
                 prop_assert_eq!(strict, lenient);
+            }
+        }
+
+        #[test]
+        fn reading_a_manifest_line_by_line_gives_the_lines_and_errors_of_the_whole_text(
+            bytes in proptest::collection::vec(
+                prop_oneof![
+                    Just(b'\n'), Just(b'\r'), Just(b' '), Just(b'a'), Just(0xEFu8), Just(0xBBu8),
+                    Just(0xBFu8), Just(0xC3u8), Just(0xA9u8), Just(b'/'), Just(b'.'),
+                ],
+                0..200,
+            ),
+            digest_every in 1usize..4,
+            capacity in 1usize..16,
+        ) {
+            // Lines that parse need a digest: prefix some of the generated lines with one.
+            let mut text = Vec::new();
+            for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+                if i.is_multiple_of(digest_every) {
+                    text.extend_from_slice(format!("{MD5}  data/").as_bytes());
+                }
+                text.extend_from_slice(line);
+                text.push(b'\n');
+            }
+            let source = Path::new("manifest-md5.txt");
+            let whole = text_lines(&text, source).map(|lines| {
+                lines
+                    .into_iter()
+                    .filter_map(|(n, l)| parse_line(n, l, Algorithm::Md5, source).ok().flatten())
+                    .collect::<Vec<_>>()
+            });
+            let reader = std::io::BufReader::with_capacity(capacity, text.as_slice());
+            let streamed = read_manifest_lenient(reader, Algorithm::Md5, source, &|_| true);
+            prop_assert_eq!(format!("{whole:?}"), format!("{streamed:?}"));
+            // A filter keeps the accepted entries, in order.
+            if let Ok(all) = whole {
+                let keep = |p: &str| p.len().is_multiple_of(2);
+                let kept = read_manifest_lenient(text.as_slice(), Algorithm::Md5, source, &keep).unwrap();
+                let expected: Vec<_> = all.into_iter().filter(|e| keep(&e.path)).collect();
+                prop_assert_eq!(kept, expected);
             }
         }
 

@@ -256,9 +256,20 @@ impl BagItFiles {
 }
 
 /// The md5 and sha256 payload manifests at `root`, each with the lines that parse (see
-/// [`manifest::parse_manifest_lenient`]): what the index checks the files it reads against.
+/// [`manifest::read_manifest_lenient`]): what the index checks the files it reads against.
 #[doc(hidden)]
 pub fn payload_manifests_lenient(root: &Path) -> Result<Vec<Manifest>> {
+    payload_manifests_lenient_for(root, &|_| true)
+}
+
+/// [`payload_manifests_lenient`] with only the entries whose path `keep` accepts, read line
+/// by line: opening a bag needs the digests of its table CSVs and `schema.json`, not the
+/// asset lines that make up almost all of a large bag's manifests, so memory stays flat.
+#[doc(hidden)]
+pub fn payload_manifests_lenient_for(
+    root: &Path,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Manifest>> {
     let mut out = Vec::new();
     for name in tag_file_names(root)? {
         let Some((false, alg_name)) = manifest::manifest_file_kind(&name) else {
@@ -268,10 +279,11 @@ pub fn payload_manifests_lenient(root: &Path) -> Result<Vec<Manifest>> {
             continue;
         };
         let path = root.join(&name);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let reader = std::io::BufReader::with_capacity(64 * 1024, file);
         out.push(Manifest {
             algorithm,
-            entries: manifest::parse_manifest_lenient(&bytes, algorithm, &path)?,
+            entries: manifest::read_manifest_lenient(reader, algorithm, &path, keep)?,
         });
     }
     Ok(out)

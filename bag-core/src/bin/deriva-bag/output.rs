@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use deriva_bag_core::features::model::SYSTEM_COLUMNS;
 use deriva_bag_core::features::{
-    DatasetInfo, Feature, FeatureRecord, Members, Row, TableName, Value,
+    DatasetInfo, Feature, FeatureRecord, Members, Rid, Row, TableName, Value,
 };
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -86,7 +86,7 @@ pub fn member_keys(tables: &[TableName]) -> Vec<String> {
 pub fn write_members_json<E>(
     out: &mut dyn Write,
     tables: &[TableName],
-    members: impl IntoIterator<Item = Result<(TableName, Row), E>>,
+    members: impl IntoIterator<Item = Result<(TableName, impl Serialize), E>>,
 ) -> Result<(), StreamError<E>> {
     let keys = member_keys(tables);
     let mut w = MembersWriter {
@@ -149,7 +149,7 @@ impl MembersWriter<'_> {
 
     /// Writes a row of the table at `at` (`None`: a table that is not an element table,
     /// which cannot happen; its row is dropped rather than given a duplicate key).
-    fn row(&mut self, at: Option<usize>, row: &Row) -> io::Result<()> {
+    fn row(&mut self, at: Option<usize>, row: &impl Serialize) -> io::Result<()> {
         let Some(at) = at else { return Ok(()) };
         if self.open_rows.is_none() || at + 1 != self.next {
             if at < self.next {
@@ -173,7 +173,32 @@ pub struct MemberLine<'a> {
     /// The element table's `members --json` key.
     pub table: &'a str,
     /// The member row.
+    pub row: MemberRow,
+}
+
+/// A member row as `members --json` writes it: the row's columns, then, with `--recurse`,
+/// `member_of`, the RID of the dataset it is a direct member of. Serialized straight from
+/// the row, without copying its values into a new one.
+pub struct MemberRow {
+    /// The row.
     pub row: Row,
+    /// The dataset it is a direct member of, when listed.
+    pub member_of: Option<Rid>,
+}
+
+impl Serialize for MemberRow {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let extra = usize::from(self.member_of.is_some());
+        let mut map = serializer.serialize_map(Some(self.row.values().len() + extra))?;
+        for (column, value) in self.row.iter() {
+            map.serialize_entry(column, value)?;
+        }
+        if let Some(origin) = &self.member_of {
+            map.serialize_entry("member_of", origin.as_str())?;
+        }
+        map.end()
+    }
 }
 
 /// A failure while streaming: either producing an item or writing it.

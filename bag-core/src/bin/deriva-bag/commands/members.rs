@@ -1,15 +1,15 @@
 //! `deriva-bag members BAG [--dataset RID] [--recurse]`: a dataset's members by element table.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use clap::Args;
-use deriva_bag_core::features::{Rid, Row, Value};
 
 use super::{Context, Run};
 use crate::args::{BagArg, DatasetArg};
 use crate::exit::{CliError, Outcome};
-use crate::output::{member_keys, members_text, write_json_lines, write_members_json, MemberLine};
+use crate::output::{
+    member_keys, members_text, write_json_lines, write_members_json, MemberLine, MemberRow,
+};
 
 /// Arguments of `members`.
 #[derive(Debug, Clone, Args)]
@@ -44,8 +44,8 @@ impl Run for MembersArgs {
                 .with_origin()
                 .map(move |member| {
                     member.map(|(table, origin, row)| {
-                        let row = if recurse { with_member_of(row, &origin) } else { row };
-                        (table, row)
+                        let member_of = recurse.then_some(origin);
+                        (table, MemberRow { row, member_of })
                     })
                 });
             if self.jsonl {
@@ -69,13 +69,4 @@ impl Run for MembersArgs {
         out.write_all(members_text(&members, self.all_columns).as_bytes())?;
         Ok(Outcome::Success)
     }
-}
-
-/// `row` with one more field, `member_of`: the RID of the dataset it is a direct member of.
-fn with_member_of(row: Row, origin: &Rid) -> Row {
-    let mut columns: Vec<Arc<str>> = row.columns().to_vec();
-    columns.push(Arc::from("member_of"));
-    let mut values = row.values().to_vec();
-    values.push(Value::Text(origin.to_string()));
-    Row::new(columns.into(), values)
 }
