@@ -301,6 +301,27 @@ impl DatasetBag {
         )
     }
 
+    /// [`reachable_rows`](Self::reachable_rows) read on a reader thread as they are consumed
+    /// (same rows, same order), so any number of rows passes in flat memory.
+    pub(crate) fn reachable_rows_stream(&self, table: &TableName) -> Result<QueryStream<Row>> {
+        let fragment = self.reachable_rids_sql(table)?;
+        let layout = Arc::clone(self.index().layout(table)?);
+        let key = layout.col("RID").map(str::to_string);
+        self.index().stream(move |conn, sink| {
+            let Some(key) = key else { return Ok(()) };
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {key} IN ({fragment}) ORDER BY {key}",
+                layout.select_list, layout.sql_name
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                sink.push(layout.row_from_sql(row)?)?;
+            }
+            Ok(())
+        })
+    }
+
     /// A self-contained SQL query (`SELECT "RID" …`, no parameters) for the RIDs of `table`
     /// reachable from this dataset and its descendants; embed it as `… IN (<fragment>)`.
     pub(crate) fn reachable_rids_sql(&self, table: &TableName) -> Result<String> {
