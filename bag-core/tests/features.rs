@@ -523,7 +523,8 @@ fn streamed_feature_values_and_reachable_rows_match_the_vec_methods() {
         .unwrap();
         assert_eq!(
             newest,
-            bag.feature_values("Image", "Glaucoma", Some(&selector)).unwrap(),
+            bag.feature_values("Image", "Glaucoma", Some(&selector))
+                .unwrap(),
             "{layout:?}"
         );
         let image = bag.model().resolve_table("Image").unwrap().name.clone();

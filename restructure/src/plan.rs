@@ -229,31 +229,46 @@ impl Walk<'_> {
 }
 
 /// The columns of `table` that resolving `options`' targets reads: `RID`, target names that
-/// are columns, and the single-column foreign keys (a feature through one).
+/// are columns, and the single-column foreign keys through which a target names a feature of
+/// the referenced table (as `classify_targets` resolves them).
 fn target_columns<D: DatasetLike>(
     dataset: &D,
     table: &TableName,
     options: &RestructureOptions,
-) -> Arc<[Arc<str>]> {
+) -> Result<Arc<[Arc<str>]>> {
     let mut columns: Vec<Arc<str>> = vec![Arc::from("RID")];
-    if let Some(t) = dataset.model().table(table) {
-        let named = options
-            .targets
-            .iter()
-            .map(|(name, _)| name)
-            .filter(|name| t.column(name).is_some());
-        let via = t
-            .foreign_keys
-            .iter()
-            .filter(|fk| fk.columns.len() == 1)
-            .map(|fk| fk.columns[0].as_str());
-        for name in named.chain(via) {
-            if !columns.iter().any(|c| &**c == name) {
-                columns.push(Arc::from(name));
+    let Some(t) = dataset.model().table(table) else {
+        return Ok(columns.into());
+    };
+    let mut features = None;
+    for (name, _) in options.targets.iter() {
+        let mut wanted = Vec::new();
+        if t.column(name).is_some() {
+            wanted.push(name);
+        } else {
+            let features = match &mut features {
+                Some(f) => f,
+                None => features.insert(dataset.find_features(None)?),
+            };
+            wanted.extend(
+                t.foreign_keys
+                    .iter()
+                    .filter(|fk| fk.columns.len() == 1)
+                    .filter(|fk| {
+                        features
+                            .iter()
+                            .any(|f| f.target_table == fk.referenced_table && f.name == name)
+                    })
+                    .map(|fk| fk.columns[0].as_str()),
+            );
+        }
+        for column in wanted {
+            if !columns.iter().any(|c| &**c == column) {
+                columns.push(Arc::from(column));
             }
         }
     }
-    columns.into()
+    Ok(columns.into())
 }
 
 /// Builds the full plan. Fails before anything is written.
@@ -275,7 +290,7 @@ pub(crate) fn plan<D: DatasetLike>(
     // against them.
     let mut rows = Rows {
         dataset_table: table,
-        columns: target_columns(dataset, table, options),
+        columns: target_columns(dataset, table, options)?,
         present: Vec::new(),
         sources: HashMap::new(),
         missing: Vec::new(),
