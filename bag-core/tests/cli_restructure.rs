@@ -254,3 +254,48 @@ fn restructure_of_an_archive_with_symlinks_warns_that_they_point_into_the_cache_
         );
     }
 }
+
+/// The `--json` manifest is written as it is serialized, not built whole first: these are
+/// the exact bytes the whole value pretty-printed gave, placements sorted by (source,
+/// destination), recorded on the small fixture.
+#[test]
+fn restructure_json_is_the_recorded_manifest_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let bag = fixtures::small_bag(&dir.path().join("bags")).unwrap();
+    let out = std::path::absolute(dir.path().join("ml_data")).unwrap();
+    let args = [
+        "restructure",
+        bag.path.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--targets",
+        "Glaucoma",
+        "--selector",
+        "newest",
+        "--json",
+    ];
+    let o = run(&dir.path().join("cache"), &args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let recorded = [
+        ("1-I001", "training/Severe/retina_001.jpg"),
+        ("1-I002", "training/Mild/retina 002.jpg"),
+        ("1-I003", "testing/Moderate/rétine_003.png"),
+        ("1-I004", "testing/unknown/retina_004.png"),
+        ("1-I005", "testing/Severe/retina%005.jpg"),
+        ("1-I005", "training/Severe/retina%005.jpg"),
+        ("1-I006", "testing/Normal/retina_006.jpg"),
+    ];
+    let quoted = |p: &Path| serde_json::to_string(p.to_str().unwrap()).unwrap();
+    let entries: Vec<String> = recorded
+        .iter()
+        .map(|(rid, rel)| {
+            let src =
+                std::path::absolute(bag.path.join(&bag.asset(rid).unwrap().bag_path)).unwrap();
+            format!(
+                "  {{\n    \"src\": {},\n    \"dst\": {}\n  }}",
+                quoted(&src),
+                quoted(&out.join(rel))
+            )
+        })
+        .collect();
+    assert_eq!(text(&o.stdout), format!("[\n{}\n]\n", entries.join(",\n")));
+}

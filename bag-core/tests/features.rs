@@ -494,3 +494,50 @@ fn workflow_type_name_fails_offline_when_the_bag_lacks_type_rows() {
     assert!(text.contains("\"Labelling\""), "{text}");
     assert!(text.contains("no Workflow_Workflow_Type rows"), "{text}");
 }
+
+/// The bag's streaming `DatasetLike` methods hand over the same records and rows, in the same
+/// order, as the `Vec` methods (restructure consumes them one at a time).
+#[test]
+fn streamed_feature_values_and_reachable_rows_match_the_vec_methods() {
+    each_layout(|layout, bag| {
+        let mut streamed = Vec::new();
+        DatasetLike::for_each_feature_value(bag, "Image", "Glaucoma", None, &mut |r| {
+            streamed.push(r);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            row_rids(&streamed),
+            [
+                "1-A001", "1-A002", "1-A003", "1-A004", "1-A005", "1-A006", "1-A008", "1-A007",
+                "1-A009"
+            ],
+            "{layout:?}"
+        );
+        let mut newest = Vec::new();
+        let selector = Selector::newest();
+        DatasetLike::for_each_feature_value(bag, "Image", "Glaucoma", Some(&selector), &mut |r| {
+            newest.push(r);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            newest,
+            bag.feature_values("Image", "Glaucoma", Some(&selector))
+                .unwrap(),
+            "{layout:?}"
+        );
+        let image = bag.model().resolve_table("Image").unwrap().name.clone();
+        let mut rids = Vec::new();
+        DatasetLike::for_each_reachable_row(bag, &image, &mut |row| {
+            rids.push(row.rid().unwrap().to_string());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            rids,
+            ["1-I001", "1-I002", "1-I003", "1-I004", "1-I005", "1-I006"],
+            "{layout:?}"
+        );
+    });
+}

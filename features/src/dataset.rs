@@ -85,12 +85,40 @@ pub trait DatasetLike {
         selector: Option<&Selector>,
     ) -> Result<Vec<FeatureRecord>, Error>;
 
+    /// [`feature_values`](Self::feature_values) one record at a time, in the same order, so a
+    /// consumer that keeps only what it needs (restructure: one record per element) does not
+    /// hold every record. The default reads the `Vec`; a backend that can stream (a bag)
+    /// overrides it. Stops at the first error `each` returns.
+    fn for_each_feature_value(
+        &self,
+        table: &str,
+        feature: &str,
+        selector: Option<&Selector>,
+        each: &mut dyn FnMut(FeatureRecord) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.feature_values(table, feature, selector)?
+            .into_iter()
+            .try_for_each(each)
+    }
+
     /// Execution RIDs of a workflow given by Workflow RID or Workflow_Type name.
     fn list_workflow_executions(&self, workflow: &str) -> Result<Vec<Rid>, Error>;
 
     /// Rows of `table` reachable from this dataset and its nested datasets: members, and rows
     /// reached from them by foreign keys (e.g. Images of member Subjects). Sorted by RID, unique.
     fn reachable_rows(&self, table: &TableName) -> Result<Vec<Row>, Error>;
+
+    /// [`reachable_rows`](Self::reachable_rows) one row at a time, in the same order, so a
+    /// consumer that keeps only a little of each row does not hold them all. The default reads
+    /// the `Vec`; a backend that can stream (a bag) overrides it. Stops at the first error
+    /// `each` returns.
+    fn for_each_reachable_row(
+        &self,
+        table: &TableName,
+        each: &mut dyn FnMut(Row) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.reachable_rows(table)?.into_iter().try_for_each(each)
+    }
 
     /// The RIDs of [`reachable_rows`](Self::reachable_rows), sorted. A backend may answer
     /// without building the rows (the dataset report asks this once per split).

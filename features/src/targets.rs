@@ -21,7 +21,7 @@
 //! assert_eq!(Targets::names(["Glaucoma"]).iter().next().unwrap().0, "Glaucoma");
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -583,41 +583,54 @@ fn values_of_target<D: DatasetLike>(
         ),
     };
 
-    let records = dataset.feature_values(
+    // Records arrive in the canonical order (target RID, RCT instant, row RID;
+    // `sort_records`), so one target's records are consecutive: one group is held at a time,
+    // and only the chosen record of a target some element asks for is kept.
+    let wanted: HashSet<&str> = keys.iter().flatten().map(String::as_str).collect();
+    let mut conflicts: BTreeMap<String, Vec<Rid>> = BTreeMap::new();
+    let mut chosen: HashMap<String, FeatureRecord> = HashMap::new();
+    let mut group: Vec<FeatureRecord> = Vec::new();
+    let mut settle = |group: &mut Vec<FeatureRecord>| {
+        let Some(first) = group.first() else { return };
+        let Some(key) = first.target().filter(|t| wanted.contains(t)) else {
+            group.clear();
+            return;
+        };
+        let key = key.to_string();
+        if chosen.contains_key(&key) || conflicts.contains_key(&key) {
+            group.clear();
+            return;
+        }
+        // `group[0]` is the first value by RCT.
+        let differ = group.iter().any(|r| !same_value(feature, r, first));
+        if differ && refuse_conflicts {
+            conflicts.insert(key, group.iter().filter_map(|r| r.rid.clone()).collect());
+            group.clear();
+        } else {
+            group.truncate(1);
+            if let Some(first) = group.pop() {
+                chosen.insert(key, first);
+            }
+        }
+    };
+    dataset.for_each_feature_value(
         &feature.target_table.to_string(),
         &feature.name,
         target.selector.as_ref(),
+        &mut |record| {
+            let Some(target) = record.target() else {
+                return Ok(());
+            };
+            if group.first().and_then(FeatureRecord::target) != Some(target) {
+                settle(&mut group);
+            }
+            if wanted.contains(target) {
+                group.push(record);
+            }
+            Ok(())
+        },
     )?;
-    let mut by_target: HashMap<&str, Vec<&FeatureRecord>> = HashMap::new();
-    for r in &records {
-        if let Some(t) = r.target() {
-            by_target.entry(t).or_default().push(r);
-        }
-    }
-
-    let mut conflicts: BTreeMap<String, Vec<Rid>> = BTreeMap::new();
-    let mut chosen: HashMap<&str, &FeatureRecord> = HashMap::new();
-    for key in keys.iter().flatten() {
-        let Some(group) = by_target.get(key.as_str()) else {
-            continue;
-        };
-        if chosen.contains_key(key.as_str()) || conflicts.contains_key(key) {
-            continue;
-        }
-        // `feature_values` returns records in the canonical order (target RID, RCT instant,
-        // row RID; `sort_records`), so `group[0]` is the first value by RCT.
-        let differ = group.iter().any(|r| !same_value(feature, r, group[0]));
-        if differ && refuse_conflicts {
-            conflicts.insert(
-                key.clone(),
-                group.iter().filter_map(|r| r.rid.clone()).collect(),
-            );
-            continue;
-        }
-        if let Some((k, _)) = by_target.get_key_value(key.as_str()) {
-            chosen.insert(k, group[0]);
-        }
-    }
+    settle(&mut group);
     if !conflicts.is_empty() {
         let total = conflicts.len();
         return Err(Error::ConflictingTargetValues {
@@ -627,12 +640,24 @@ fn values_of_target<D: DatasetLike>(
             more: total.saturating_sub(MAX_LISTED_RIDS),
         });
     }
+    // Each chosen record moves to the last element that asks for it (the earlier ones get a
+    // copy), so no record is held twice.
+    let mut uses: HashMap<&str, usize> = HashMap::with_capacity(chosen.len());
+    for k in keys.iter().flatten() {
+        *uses.entry(k.as_str()).or_default() += 1;
+    }
     Ok(keys
         .iter()
         .map(|k| {
-            k.as_deref()
-                .and_then(|k| chosen.get(k))
-                .map(|r| TargetValue::Feature((*r).clone()))
+            let k = k.as_deref()?;
+            let left = uses.get_mut(k)?;
+            *left -= 1;
+            let record = if *left == 0 {
+                chosen.remove(k)?
+            } else {
+                chosen.get(k)?.clone()
+            };
+            Some(TargetValue::Feature(record))
         })
         .collect())
 }

@@ -209,6 +209,51 @@ impl Manifest {
                 .collect(),
         )
     }
+
+    /// [`to_json`](Self::to_json) written to `out` as `serde_json::to_writer_pretty` writes
+    /// it, byte for byte, one placement at a time instead of building the whole value first.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{fixtures, DatasetBag};
+    /// use deriva_bag_restructure::{restructure_assets, RestructureOptions};
+    ///
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = fixtures::small_bag(&tmp.path().join("bags"))?;
+    /// let bag = DatasetBag::open(&generated.path)?;
+    /// let manifest = restructure_assets(&bag, &tmp.path().join("out"), &RestructureOptions::new())?;
+    /// let mut streamed = Vec::new();
+    /// manifest.write_json(&mut streamed)?;
+    /// assert_eq!(streamed, serde_json::to_vec_pretty(&manifest.to_json())?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write_json(&self, out: impl std::io::Write) -> serde_json::Result<()> {
+        serde_json::to_writer_pretty(out, &JsonPlacements(&self.placements))
+    }
+}
+
+/// The placements in [`Manifest::to_json`]'s shape, serialized as they are read.
+struct JsonPlacements<'a>(&'a [Placement]);
+
+impl Serialize for JsonPlacements<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Pair<'a>(&'a Placement);
+        impl Serialize for Pair<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("src", &self.0.src.to_string_lossy())?;
+                map.serialize_entry("dst", &self.0.dst.to_string_lossy())?;
+                map.end()
+            }
+        }
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for p in self.0 {
+            seq.serialize_element(&Pair(p))?;
+        }
+        seq.end()
+    }
 }
 
 impl<'a> IntoIterator for &'a Manifest {

@@ -117,26 +117,32 @@ fn load_ledger(path: &Path) -> Result<Ledger> {
 /// temporary name: a planted symlink there is removed, not written through) and a rename.
 fn save_ledger(path: &Path, ledger: &Ledger) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
-    let bytes = serde_json::to_vec_pretty(&LedgerOut {
-        version: LEDGER_VERSION,
-        placed: &ledger.placed,
-    })
-    .map_err(|e| Error::Ledger {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })?;
     match fs::remove_file(&tmp) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(&tmp)(e)),
     }
-    let mut file = fs::OpenOptions::new()
+    let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
         .map_err(io(&tmp))?;
-    file.write_all(&bytes).map_err(io(&tmp))?;
-    drop(file);
+    // Serialized straight into the file, never whole in memory.
+    let mut out = std::io::BufWriter::new(file);
+    let written = serde_json::to_writer_pretty(
+        &mut out,
+        &LedgerOut {
+            version: LEDGER_VERSION,
+            placed: &ledger.placed,
+        },
+    )
+    .map_err(std::io::Error::from)
+    .and_then(|()| out.flush());
+    drop(out);
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(io(&tmp)(e));
+    }
     fs::rename(&tmp, path).map_err(io(path))
 }
 
@@ -516,7 +522,13 @@ pub(crate) fn write(
 
     // Planned paths whose ledger entries this run settles (placed, kept or replaced); the
     // other ledger entries are stale.
-    let mut handled: HashSet<String> = classified.iter().map(|(p, _, _)| rel_key(&p.rel)).collect();
+    // Only an earlier run's ledger has entries to settle; a first run needs no such set.
+    let earlier = !ledger.placed.is_empty();
+    let mut handled: HashSet<String> = if earlier {
+        classified.iter().map(|(p, _, _)| rel_key(&p.rel)).collect()
+    } else {
+        HashSet::new()
+    };
     let mut kept: Vec<KeptFile> = Vec::new();
     let mut new_ledger = Ledger::default();
     let mut to_place = Vec::with_capacity(classified.len());
@@ -581,7 +593,9 @@ pub(crate) fn write(
     for (placement, proof) in placed {
         if let Ok(rel) = placement.dst.strip_prefix(&root) {
             let rel = rel_key(rel);
-            handled.insert(rel.clone());
+            if earlier {
+                handled.insert(rel.clone());
+            }
             new_ledger.placed.insert(rel, proof);
         }
         placements.push(placement);

@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use deriva_bag_features::{
-    resolve_targets, DatasetInfo, DatasetLike, Members, Rid, Row, TableName,
+    resolve_targets, DatasetInfo, DatasetLike, Members, Rid, Row, TableName, Value,
 };
 
 use crate::error::{Error, Result};
@@ -125,13 +126,60 @@ struct Walk<'a> {
     owners: BTreeMap<Rid, Vec<usize>>,
 }
 
+/// What is kept of each reachable asset row of the root dataset: only what resolving the
+/// targets reads, so no full row outlives its turn in the stream.
+struct Rows<'a> {
+    dataset_table: &'a TableName,
+    /// `RID`, the target names that are columns, and every single-column foreign key
+    /// (a feature target reached through one).
+    columns: Arc<[Arc<str>]>,
+    /// Rows with a file on disk, cut to `columns`, in RID order.
+    present: Vec<Row>,
+    /// Asset RID → its (absolute) file.
+    sources: HashMap<Rid, PathBuf>,
+    missing: Vec<MissingFile>,
+    /// The first failure; the rest of the stream is skipped.
+    failure: Option<Error>,
+}
+
+impl Rows<'_> {
+    fn take<D: DatasetLike>(&mut self, dataset: &D, row: Row) {
+        if self.failure.is_some() {
+            return;
+        }
+        let Some(rid) = row.rid() else { return };
+        let table = self.dataset_table;
+        match dataset.asset_path(table, &row) {
+            Some(path) => match std::path::absolute(&path) {
+                Ok(path) => {
+                    self.sources.insert(rid, path);
+                    let values = self
+                        .columns
+                        .iter()
+                        .map(|c| row.get(c).cloned().unwrap_or(Value::Null))
+                        .collect();
+                    self.present
+                        .push(Row::new(Arc::clone(&self.columns), values));
+                }
+                Err(e) => self.failure = Some(crate::error::io(&path)(e)),
+            },
+            None => {
+                let filename = row.text("Filename").map(str::to_string);
+                tracing::warn!(rid = %rid, filename = filename.as_deref().unwrap_or(""), table = %table, "asset file not found; not placed");
+                self.missing.push(MissingFile { rid, filename });
+            }
+        }
+    }
+}
+
 impl Walk<'_> {
     /// Visits `ds` (reached under `parent_path`) and returns its subtree's reachable RIDs.
+    /// The root's rows stream through `rows`; the nested datasets' RIDs alone are read.
     fn visit<D: DatasetLike>(
         &mut self,
         ds: &D,
         parent_path: &[String],
-        rows_out: Option<&mut Vec<Row>>,
+        rows: Option<&mut Rows<'_>>,
     ) -> Result<HashSet<Rid>> {
         let rid = ds.rid().clone();
         if let Some(done) = self.reach.get(&rid) {
@@ -149,8 +197,23 @@ impl Walk<'_> {
         let index = self.type_paths.len();
         self.type_paths.push(path.clone());
 
-        let rows = ds.reachable_rows(self.table)?;
-        let reach: HashSet<Rid> = rows.iter().filter_map(Row::rid).collect();
+        let reach: HashSet<Rid> = match rows {
+            None => ds.reachable_rids(self.table)?.into_iter().collect(),
+            Some(rows) => {
+                let mut reach = HashSet::new();
+                ds.for_each_reachable_row(self.table, &mut |row| {
+                    if let Some(rid) = row.rid() {
+                        reach.insert(rid);
+                    }
+                    rows.take(ds, row);
+                    Ok(())
+                })?;
+                if let Some(failure) = rows.failure.take() {
+                    return Err(failure);
+                }
+                reach
+            }
+        };
         let mut in_children: HashSet<Rid> = HashSet::new();
         for child in ds.list_dataset_children(false)? {
             let handle = ds.dataset(&child.rid)?;
@@ -161,11 +224,51 @@ impl Walk<'_> {
         }
         self.visiting.remove(&rid);
         self.reach.insert(rid, reach.clone());
-        if let Some(out) = rows_out {
-            *out = rows;
-        }
         Ok(reach)
     }
+}
+
+/// The columns of `table` that resolving `options`' targets reads: `RID`, target names that
+/// are columns, and the single-column foreign keys through which a target names a feature of
+/// the referenced table (as `classify_targets` resolves them).
+fn target_columns<D: DatasetLike>(
+    dataset: &D,
+    table: &TableName,
+    options: &RestructureOptions,
+) -> Result<Arc<[Arc<str>]>> {
+    let mut columns: Vec<Arc<str>> = vec![Arc::from("RID")];
+    let Some(t) = dataset.model().table(table) else {
+        return Ok(columns.into());
+    };
+    let mut features = None;
+    for (name, _) in options.targets.iter() {
+        let mut wanted = Vec::new();
+        if t.column(name).is_some() {
+            wanted.push(name);
+        } else {
+            let features = match &mut features {
+                Some(f) => f,
+                None => features.insert(dataset.find_features(None)?),
+            };
+            wanted.extend(
+                t.foreign_keys
+                    .iter()
+                    .filter(|fk| fk.columns.len() == 1)
+                    .filter(|fk| {
+                        features
+                            .iter()
+                            .any(|f| f.target_table == fk.referenced_table && f.name == name)
+                    })
+                    .map(|fk| fk.columns[0].as_str()),
+            );
+        }
+        for column in wanted {
+            if !columns.iter().any(|c| &**c == column) {
+                columns.push(Arc::from(column));
+            }
+        }
+    }
+    Ok(columns.into())
 }
 
 /// Builds the full plan. Fails before anything is written.
@@ -182,30 +285,25 @@ pub(crate) fn plan<D: DatasetLike>(
         visiting: HashSet::new(),
         owners: BTreeMap::new(),
     };
-    let mut rows = Vec::new();
-    walk.visit(dataset, &[], Some(&mut rows))?;
-
     // Assets whose file is not on disk are skipped with one warning each (SPEC §5.8); the
     // remaining ones are exactly the set that will be emitted, so `Missing::Error` is checked
     // against them.
-    let mut present = Vec::with_capacity(rows.len());
-    let mut sources: HashMap<Rid, PathBuf> = HashMap::with_capacity(rows.len());
-    let mut missing = Vec::new();
-    for row in rows {
-        let Some(rid) = row.rid() else { continue };
-        match dataset.asset_path(table, &row) {
-            Some(path) => {
-                let path = std::path::absolute(&path).map_err(crate::error::io(&path))?;
-                sources.insert(rid, path);
-                present.push(row);
-            }
-            None => {
-                let filename = row.text("Filename").map(str::to_string);
-                tracing::warn!(rid = %rid, filename = filename.as_deref().unwrap_or(""), table = %table, "asset file not found; not placed");
-                missing.push(MissingFile { rid, filename });
-            }
-        }
-    }
+    let mut rows = Rows {
+        dataset_table: table,
+        columns: target_columns(dataset, table, options)?,
+        present: Vec::new(),
+        sources: HashMap::new(),
+        missing: Vec::new(),
+        failure: None,
+    };
+    walk.visit(dataset, &[], Some(&mut rows))?;
+    walk.reach.clear();
+    let Rows {
+        present,
+        mut sources,
+        mut missing,
+        ..
+    } = rows;
     if !missing.is_empty() {
         tracing::warn!(
             missing = missing.len(),
@@ -223,13 +321,16 @@ pub(crate) fn plan<D: DatasetLike>(
         options.missing,
         options.enforce_vocabulary,
     )?;
+    drop(present);
 
     // Collected into a Vec and sorted once: cheaper than a BTreeSet of paths, same result.
     let mut planned: Vec<Planned> = Vec::with_capacity(resolution.elements.len());
     let mut in_several_splits = Vec::new();
-    for element in &resolution.elements {
+    // Consumed element by element: each one's values are dropped once its placements exist.
+    let targets = resolution.targets;
+    for element in resolution.elements {
         let mut labels = Vec::with_capacity(element.values.len());
-        for (target, value) in resolution.targets.iter().zip(&element.values) {
+        for (target, value) in targets.iter().zip(&element.values) {
             let label = match value {
                 None => "unknown".to_string(),
                 Some(v) => {
@@ -249,7 +350,7 @@ pub(crate) fn plan<D: DatasetLike>(
             };
             labels.push(label);
         }
-        let Some(src) = sources.get(&element.rid) else {
+        let Some(src) = sources.remove(&element.rid) else {
             continue;
         };
         let Some(file_name) = src.file_name() else {
@@ -261,12 +362,12 @@ pub(crate) fn plan<D: DatasetLike>(
                 ),
             });
         };
-        let owners = walk.owners.get(&element.rid).map_or(&[][..], Vec::as_slice);
+        let owners = walk.owners.remove(&element.rid).unwrap_or_default();
         let splits: HashSet<&Vec<String>> = owners.iter().map(|&o| &walk.type_paths[o]).collect();
         if splits.len() > 1 {
             in_several_splits.push(element.rid.clone());
         }
-        for &owner in owners {
+        for owner in owners {
             let mut rel: PathBuf = walk.type_paths[owner].iter().collect();
             rel.extend(&labels);
             rel.push(file_name);
@@ -302,6 +403,11 @@ pub(crate) fn plan<D: DatasetLike>(
 /// Two different assets on one path: the smallest RID keeps the name, the others get
 /// `<stem>_<RID><ext>` (then `_2`, `_3`… if even that is taken). Input sorted by (rel, rid).
 pub(crate) fn resolve_collisions(sorted: Vec<Planned>) -> Vec<Planned> {
+    // Sorted and deduplicated already: without a shared path there is nothing to rename, and
+    // no set of every path to build.
+    if !sorted.windows(2).any(|w| w[0].rel == w[1].rel) {
+        return sorted;
+    }
     let mut taken: HashSet<PathBuf> = sorted.iter().map(|p| p.rel.clone()).collect();
     let mut out = Vec::with_capacity(sorted.len());
     let mut previous: Option<PathBuf> = None;

@@ -52,12 +52,37 @@ impl DatasetLike for DatasetBag {
         Ok(DatasetBag::feature_values(self, table, feature, selector)?)
     }
 
+    fn for_each_feature_value(
+        &self,
+        table: &str,
+        feature: &str,
+        selector: Option<&Selector>,
+        each: &mut dyn FnMut(FeatureRecord) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        // Read on a reader thread as consumed: one target's records at a time.
+        for record in self.feature_values_iter(table, feature, selector.cloned())? {
+            each(record?)?;
+        }
+        Ok(())
+    }
+
     fn list_workflow_executions(&self, workflow: &str) -> Result<Vec<Rid>, Error> {
         Ok(DatasetBag::list_workflow_executions(self, workflow)?)
     }
 
     fn reachable_rows(&self, table: &TableName) -> Result<Vec<Row>, Error> {
         Ok(DatasetBag::reachable_rows(self, table)?)
+    }
+
+    fn for_each_reachable_row(
+        &self,
+        table: &TableName,
+        each: &mut dyn FnMut(Row) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        for row in self.reachable_rows_stream(table)? {
+            each(row?)?;
+        }
+        Ok(())
     }
 
     fn reachable_rids(&self, table: &TableName) -> Result<Vec<Rid>, Error> {

@@ -305,6 +305,31 @@ impl DatasetBag {
             .query_rows_reaching(Some(&reach), table, &sql, [])
     }
 
+    /// [`reachable_rows`](Self::reachable_rows) read on a reader thread as they are consumed
+    /// (same rows, same order), so any number of rows passes in flat memory.
+    pub(crate) fn reachable_rows_stream(&self, table: &TableName) -> Result<QueryStream<Row>> {
+        let reach = self.reachable_set(table)?;
+        let layout = Arc::clone(self.index().layout(table)?);
+        let key = layout.col("RID").map(str::to_string);
+        self.index().stream(move |conn, sink| {
+            let Some(key) = key else { return Ok(()) };
+            let sql = format!(
+                "SELECT {} FROM {} WHERE {key} IN ({}) ORDER BY {key}",
+                layout.select_list,
+                layout.sql_name,
+                reach.sql()
+            );
+            // The reader's own connection, closed when it ends: nothing to detach.
+            reach.attach(conn)?;
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                sink.push(layout.row_from_sql(row)?)?;
+            }
+            Ok(())
+        })
+    }
+
     /// The RIDs of `table` reachable from this dataset and its descendants, materialized in
     /// the cache on first need (see [`ReachableSet`]); a query reads them as
     /// `… IN (<set.sql()>)` with the set attached to its connection.

@@ -15,7 +15,6 @@ use indicatif::ProgressBar;
 use super::{Context, Run};
 use crate::args::{BagArg, DatasetArg, SelectorSpec};
 use crate::exit::{CliError, Outcome};
-use crate::output::write_json;
 
 /// Arguments of `restructure`.
 #[derive(Debug, Clone, Args)]
@@ -128,7 +127,9 @@ impl Run for RestructureArgs {
             );
         }
         if ctx.json {
-            write_json(out, &manifest.to_json())?;
+            // Streamed: the same bytes as the whole value pretty-printed, without building it.
+            manifest.write_json(&mut *out).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
         } else {
             writeln!(
                 out,
