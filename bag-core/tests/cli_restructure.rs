@@ -191,6 +191,8 @@ fn restructure_rerun_keeps_and_lists_a_copy_the_user_edited() {
         text(&o.stdout),
         format!(
             "placed 6 file(s) for 5 asset(s) under {}\n\
+             class indices of Glaucoma (every vocabulary term, sorted): Mild=0, Moderate=1, \
+             Normal=2, Severe=3\n\
              1 file(s) recorded by an earlier run were kept, not replaced or removed:\n  {} (changed)\n",
             out.display(),
             edited.display()

@@ -138,6 +138,22 @@ impl Run for RestructureArgs {
                 manifest.by_source().len(),
                 self.out.display()
             )?;
+            // The indices a training loop needs: every vocabulary term, as ImageFolder sorts
+            // folder names (also for terms no asset of this bag carries).
+            for level in manifest.target_classes() {
+                let classes: Vec<String> = level
+                    .classes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c}={i}"))
+                    .collect();
+                writeln!(
+                    out,
+                    "class indices of {} (every vocabulary term, sorted): {}",
+                    level.target,
+                    classes.join(", ")
+                )?;
+            }
             let missing = manifest.missing_files().len();
             if missing > 0 {
                 writeln!(
