@@ -294,6 +294,27 @@ fn jpeg_error(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Image
     ))
 }
 
+/// The most bytes a JPEG's full-size samples may take (width × height × channels) before it
+/// is decoded: 512 MiB, the limit the `image` crate's full decode applies. The JPEG decoders
+/// that bypass `image` (`jpeg-decoder` at reduced size, libjpeg-turbo) keep whole-image
+/// buffers for progressive files even when they scale, so a bag's file that claims
+/// 60,000 × 60,000 px would otherwise claim gigabytes.
+pub const MAX_JPEG_SAMPLE_BYTES: u64 = 512 << 20;
+
+/// Refuses a JPEG whose header claims more samples than [`MAX_JPEG_SAMPLE_BYTES`], naming
+/// its size.
+fn check_jpeg_size((w, h): (u32, u32), channels: u64) -> Result<(), ImageError> {
+    let bytes = u64::from(w) * u64::from(h) * channels;
+    if bytes > MAX_JPEG_SAMPLE_BYTES {
+        return Err(jpeg_error(format!(
+            "a {w}x{h} px JPEG needs {:.1} GiB of samples, over the {} MiB decoding limit",
+            bytes as f64 / f64::from(1u32 << 30),
+            MAX_JPEG_SAMPLE_BYTES >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes a baseline or progressive 8-bit gray or YCbCr JPEG at `1 / d` of its size with
 /// the pure-Rust `jpeg-decoder`, `d = reduction(w, h)`; `None` when `d` is 1 or the JPEG is
 /// of a kind (CMYK, 12/16-bit) left to the full decoder.
@@ -315,6 +336,12 @@ fn decode_jpeg_reduced(
     if d == 1 {
         return Ok(None);
     }
+    let channels = if info.pixel_format == PixelFormat::L8 {
+        1
+    } else {
+        3
+    };
+    check_jpeg_size(dimensions, channels)?;
     // JPEG sides are u16, so the reduced sides are too.
     let requested = |side: u32| u16::try_from(side.div_ceil(d)).unwrap_or(u16::MAX);
     let (sw, sh) = decoder
@@ -1331,6 +1358,33 @@ mod tests {
             let db = psnr(&a, &b);
             eprintln!("resize {size}, decoded at {stored:?}: libjpeg vs pure Rust {db:.1} dB");
             assert!(db >= 40.0, "resize {size}: PSNR {db:.1} dB");
+        }
+    }
+
+    #[test]
+    fn a_jpeg_claiming_sixty_thousand_pixels_a_side_is_refused_before_any_buffer_is_taken() {
+        let mut jpeg = encode(&textured(64, 48), 90);
+        // SOF0: FF C0, length (2), precision (1), height (2), width (2).
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+        let refused = "a 60000x60000 px JPEG needs 10.1 GiB of samples, over the 512 MiB \
+                       decoding limit";
+        // Reduced-size decoding (every build) and, with libjpeg-turbo, the full decode too.
+        let mut pipelines = vec![ImagePipeline::new().resize(224)];
+        if cfg!(feature = "libjpeg-turbo") {
+            pipelines.push(ImagePipeline::new());
+        }
+        for pipeline in pipelines {
+            match pipeline.decode(&jpeg) {
+                Err(ImageError::Decoding(e)) => {
+                    assert_eq!(
+                        e.to_string(),
+                        format!("Format error decoding Jpeg: {refused}")
+                    );
+                }
+                Ok(img) => panic!("not refused: decoded, dimensions {:?}", img.dimensions()),
+                Err(other) => panic!("not refused: {other}"),
+            }
         }
     }
 

@@ -123,6 +123,7 @@ fn decode_unwinding(
         u32::try_from(w).unwrap_or(u32::MAX),
         u32::try_from(h).unwrap_or(u32::MAX),
     );
+    super::check_jpeg_size(dimensions, if gray { 1 } else { 3 })?;
     let d = reduction(dimensions);
     // libjpeg scales by scale_num / 8.
     decompress.scale(match d {
