@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use deriva_bag_core::features::loader::image::{ImageError, ImagePipeline, Layout};
+use deriva_bag_core::features::loader::image::{psnr, ImageError, ImagePipeline, Layout};
 use deriva_bag_core::features::loader::{Loader, LoaderOptions, SampleSource};
 use deriva_bag_core::fixtures::{generate_cached, FixtureSpec};
 
@@ -83,17 +83,6 @@ impl SampleSource for Files {
         let img = self.pipeline.decode(&bytes)?;
         Ok(self.pipeline.to_values(&img, Layout::Chw).1)
     }
-}
-
-/// Peak signal-to-noise ratio of two runs of values whose peak is `peak`, in dB.
-fn psnr(a: &[f32], b: &[f32], peak: f64) -> f64 {
-    let mse = a
-        .iter()
-        .zip(b)
-        .map(|(p, q)| f64::from(p - q).powi(2))
-        .sum::<f64>()
-        / a.len().max(1) as f64;
-    10.0 * (peak * peak / mse).log10()
 }
 
 /// `(images/s, CPU s per image)` of `run`, which returns how many images it handled.

@@ -58,6 +58,31 @@ pub type Gray16Image = ImageBuffer<Luma<u16>, Vec<u16>>;
 /// A 16-bit RGB image (a 48-bit PNG).
 pub type Rgb16Image = ImageBuffer<Rgb<u16>, Vec<u16>>;
 
+/// Peak signal-to-noise ratio, in dB, of two equally long runs of values whose largest
+/// possible value is `peak` (1 for `[0, 1]` values): how the pipeline's fast paths
+/// (reduced-size and libjpeg-turbo JPEG decoding) are held to a full decode + resize. Equal
+/// runs give infinity.
+///
+/// # Panics
+/// When the runs differ in length (two images of different geometry are not comparable).
+///
+/// ```
+/// use deriva_bag_features::loader::image::psnr;
+/// assert_eq!(psnr(&[0.5, 0.5], &[0.5, 0.5], 1.0), f64::INFINITY);
+/// assert!((psnr(&[0.0, 0.0], &[0.1, 0.1], 1.0) - 20.0).abs() < 1e-4);
+/// ```
+pub fn psnr(a: &[f32], b: &[f32], peak: f64) -> f64 {
+    assert_eq!(a.len(), b.len(), "psnr of runs of different lengths");
+    let n = a.len().max(1);
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(p, q)| f64::from(p - q).powi(2))
+        .sum::<f64>()
+        / n as f64;
+    10.0 * (peak * peak / mse).log10()
+}
+
 /// Decodes an encoded image (PNG or JPEG, recognised by content, not by name) to 8-bit RGB.
 ///
 /// ```
@@ -1257,18 +1282,6 @@ mod tests {
         bytes
     }
 
-    /// Peak signal-to-noise ratio of two equally long runs of `[0, 1]` values, in dB.
-    fn psnr(a: &[f32], b: &[f32]) -> f64 {
-        assert_eq!(a.len(), b.len());
-        let mse = a
-            .iter()
-            .zip(b)
-            .map(|(p, q)| f64::from(p - q).powi(2))
-            .sum::<f64>()
-            / a.len() as f64;
-        10.0 * (1.0 / mse).log10()
-    }
-
     #[test]
     fn jpeg_reduction_is_the_largest_that_still_covers_the_output() {
         assert_eq!(jpeg_reduction((3000, 2000), (336, 224)), 8);
@@ -1302,7 +1315,7 @@ mod tests {
             let (full_shape, reference) = pipeline.to_values(&full, Layout::Chw);
             assert_eq!(shape, full_shape);
             assert_eq!(shape[1], size as usize);
-            let db = psnr(&fast, &reference);
+            let db = psnr(&fast, &reference, 1.0);
             eprintln!("resize {size}, decoded at {stored:?}: PSNR {db:.1} dB");
             assert!(db >= 35.0, "resize {size}: PSNR {db:.1} dB");
         }
@@ -1355,7 +1368,7 @@ mod tests {
             let (rust_shape, b) = pipeline.to_values(&pure_rust, Layout::Chw);
             assert_eq!(shape, [3, size as usize, size as usize]);
             assert_eq!(shape, rust_shape);
-            let db = psnr(&a, &b);
+            let db = psnr(&a, &b, 1.0);
             eprintln!("resize {size}, decoded at {stored:?}: libjpeg vs pure Rust {db:.1} dB");
             assert!(db >= 40.0, "resize {size}: PSNR {db:.1} dB");
         }
