@@ -156,7 +156,15 @@ fn bench_bag(images: usize) -> Result<(PathBuf, Option<Duration>), String> {
         DEFAULT_IMAGES => crate::workspace_root().join("target/bench"),
         n => crate::workspace_root().join(format!("target/bench-{n}")),
     };
-    fixtures::generate_cached(&FixtureSpec::with_images(images), &dir).map_err(|e| e.to_string())
+    let (bag, generated) = fixtures::generate_cached(&FixtureSpec::with_images(images), &dir)
+        .map_err(|e| e.to_string())?;
+    if generated.is_some() {
+        // A fresh bag leaves gigabytes to write back; the first fsync measured (the index
+        // cache's) would otherwise wait for all of it.
+        // SAFETY: sync(2) takes no arguments and cannot fail.
+        unsafe { libc::sync() };
+    }
+    Ok((bag, generated))
 }
 
 fn measure(images: usize) -> Result<Report, String> {
