@@ -13,10 +13,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use deriva_bag_features::model::ML_SCHEMA;
 use deriva_bag_features::{
-    select_stream, Feature, FeatureId, FeatureRecord, Rid, SelectStream, Selector, TableName,
-    TimedRecord, Value,
+    select_stream, Feature, FeatureId, FeatureRecord, FieldKey, Rid, SelectStream, Selectable,
+    Selector, TableName, Value,
 };
-use indexmap::IndexMap;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::Value as Json;
@@ -37,27 +36,213 @@ struct FieldAt {
     utc: Option<usize>,
 }
 
+/// What every [`FeatureRow`] of one read shares: the feature, the field names and where the
+/// fields the selectors read sit among them.
+#[derive(Debug, PartialEq)]
+struct RowShape {
+    id: FeatureId,
+    target_column: String,
+    /// Field names in field order, each once.
+    names: Arc<[Arc<str>]>,
+    target: Option<usize>,
+    rct: Option<usize>,
+    execution: Option<usize>,
+}
+
+impl RowShape {
+    fn new(id: FeatureId, target_column: String, names: Arc<[Arc<str>]>) -> RowShape {
+        let at = |name: &str| names.iter().position(|n| &**n == name);
+        RowShape {
+            target: at(&target_column),
+            rct: at("RCT"),
+            execution: at("Execution"),
+            id,
+            target_column,
+            names,
+        }
+    }
+}
+
+/// One feature value as a bag streams it ([`DatasetBag::feature_rows_iter`]): the fields of
+/// its [`FeatureRecord`] in field order, over a list of names that every row of the read
+/// shares, so a row costs its values and little else. It serializes as the record's fields
+/// do (the `feature-values --json` object); [`into_record`](Self::into_record) gives the
+/// record.
+///
+/// ```
+/// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use deriva_bag_core::{DatasetBag, OpenOptions};
+/// use deriva_bag_core::features::Selector;
+/// let tmp = tempfile::tempdir()?;
+/// let generated = deriva_bag_core::fixtures::small_bag(tmp.path())?;
+/// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+/// let bag = DatasetBag::open_with(&generated.path, &options)?;
+/// let mut rows = bag.feature_rows_iter("Image", "Glaucoma", Some(Selector::newest()))?;
+/// let first = rows.next().transpose()?.expect("a row");
+/// assert_eq!(first.get("Glaucoma").and_then(|v| v.as_str()), Some("Severe"));
+/// assert_eq!(
+///     serde_json::to_string(&first)?,
+///     serde_json::to_string(&first.clone().into_record().fields)?
+/// );
+/// assert_eq!(first.into_record().target(), Some("1-I001"));
+/// # Ok(()) }
+/// # #[cfg(not(feature = "fixtures"))] fn main() {}
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureRow {
+    shape: Arc<RowShape>,
+    values: Vec<Value>,
+    rid: Option<Rid>,
+}
+
+impl FeatureRow {
+    /// `(field, value)` pairs in field order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.shape.names.iter().map(|n| &**n).zip(&self.values)
+    }
+
+    /// The value of field `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        let at = self.shape.names.iter().position(|n| &**n == name)?;
+        self.values.get(at)
+    }
+
+    /// The feature row's own RID.
+    pub fn rid(&self) -> Option<&Rid> {
+        self.rid.as_ref()
+    }
+
+    /// The text of the field at `at`.
+    fn text_at(&self, at: Option<usize>) -> Option<&str> {
+        at.and_then(|at| self.values.get(at)).and_then(json_text)
+    }
+
+    /// The record: the same fields, their values as JSON.
+    pub fn into_record(self) -> FeatureRecord {
+        let fields = self
+            .shape
+            .names
+            .iter()
+            .zip(self.values)
+            .map(|(name, value)| (name.to_string(), into_json(value)))
+            .collect();
+        FeatureRecord {
+            feature: self.shape.id.clone(),
+            target_column: self.shape.target_column.clone(),
+            rid: self.rid,
+            fields,
+        }
+    }
+}
+
+impl serde::Serialize for FeatureRow {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.values.len()))?;
+        for (name, value) in self.fields() {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl Selectable for FeatureRow {
+    fn target(&self) -> Option<&str> {
+        self.text_at(self.shape.target)
+    }
+    fn rct(&self) -> Option<&str> {
+        self.text_at(self.shape.rct)
+    }
+    fn row_rid(&self) -> Option<&Rid> {
+        self.rid.as_ref()
+    }
+    fn execution(&self) -> Option<&str> {
+        self.text_at(self.shape.execution)
+    }
+    fn field_key(&self, name: &str) -> FieldKey<'_> {
+        match self.get(name) {
+            None => FieldKey::Missing,
+            Some(value) => match json_text(value) {
+                Some(text) => FieldKey::Text(text),
+                None => FieldKey::Other(value.to_json().to_string()),
+            },
+        }
+    }
+    fn is_of(&self, feature: &Feature) -> bool {
+        let id = &self.shape.id;
+        id.name == feature.name
+            && id.table == feature.feature_table.table
+            && id.schema == feature.feature_table.schema
+    }
+    fn feature_label(&self) -> String {
+        let id = &self.shape.id;
+        format!("{}:{} ({})", id.schema, id.table, id.name)
+    }
+    fn into_record(self) -> FeatureRecord {
+        FeatureRow::into_record(self)
+    }
+    fn from_record(record: FeatureRecord) -> Self {
+        let (names, values): (Vec<Arc<str>>, Vec<Value>) = record
+            .fields
+            .into_iter()
+            .map(|(name, json)| (Arc::from(name.as_str()), from_json(json)))
+            .unzip();
+        FeatureRow {
+            shape: Arc::new(RowShape::new(
+                record.feature,
+                record.target_column,
+                names.into(),
+            )),
+            values,
+            rid: record.rid,
+        }
+    }
+}
+
+/// A record's JSON field value as a row value that serializes, and turns back
+/// ([`into_json`]), to the same JSON: strings as text (the selectors read them as text).
+fn from_json(json: Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::String(s) => Value::Text(s),
+        other => Value::Json(other),
+    }
+}
+
+/// The text of a value whose JSON is a string (its record field's `as_str`); a row holds no
+/// dates (see [`as_text_date`]).
+fn json_text(value: &Value) -> Option<&str> {
+    match value {
+        Value::Text(s) | Value::Timestamp { raw: s, .. } | Value::TimestampTz { raw: s, .. } => {
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+/// A row with its RCT instant, as [`select_stream`] takes them.
+type TimedRow = (FeatureRow, Option<DateTime<Utc>>);
+
 /// How the records of one feature for one dataset are read from the index: the query and
 /// where each field sits in its rows. It owns what it needs, so a reader thread can run it.
 struct RecordQuery {
     sql: String,
     layout: Arc<TableLayout>,
-    /// Field names in field order, each with its column (`None`: the table lacks it, the
-    /// value is `null`).
-    fields: Vec<(String, Option<FieldAt>)>,
-    id: FeatureId,
-    target_column: String,
+    shape: Arc<RowShape>,
+    /// Per field of `shape`, its column (`None`: the table lacks it, the value is `null`).
+    fields: Vec<Option<FieldAt>>,
+    /// The field whose value gives the RCT instant.
+    rct: Option<usize>,
     /// The targets the dataset reaches, which `sql` reads.
     reach: ReachableSet,
 }
 
 impl RecordQuery {
     /// Emits every record, in target order.
-    fn run(
-        &self,
-        conn: &Connection,
-        sink: &mut Sink<TimedRecord>,
-    ) -> std::result::Result<(), Halt> {
+    fn run(&self, conn: &Connection, sink: &mut Sink<TimedRow>) -> std::result::Result<(), Halt> {
         self.reach.attach(conn)?;
         let read = self.read_all(conn, sink);
         // The connection may be the bag's own, which takes the next set later.
@@ -69,7 +254,7 @@ impl RecordQuery {
     fn read_all(
         &self,
         conn: &Connection,
-        sink: &mut Sink<TimedRecord>,
+        sink: &mut Sink<TimedRow>,
     ) -> std::result::Result<(), Halt> {
         let mut stmt = conn.prepare_cached(&self.sql)?;
         let mut rows = stmt.query([])?;
@@ -80,29 +265,27 @@ impl RecordQuery {
     }
 
     /// The record of one result row, with its RCT instant.
-    fn record(&self, row: &rusqlite::Row<'_>) -> std::result::Result<TimedRecord, Halt> {
-        let mut fields = IndexMap::with_capacity(self.fields.len());
+    fn record(&self, row: &rusqlite::Row<'_>) -> std::result::Result<TimedRow, Halt> {
+        let mut values = Vec::with_capacity(self.fields.len());
         let mut instant = None;
-        for (name, at) in &self.fields {
+        for (i, at) in self.fields.iter().enumerate() {
             let value = match at {
                 Some(at) => self.read(at, row)?,
                 None => Value::Null,
             };
-            // A repeated name keeps its last value, as inserting into the map does.
-            if name == "RCT" {
+            if Some(i) == self.rct {
                 instant = rct_instant(&value);
             }
-            fields.insert(name.clone(), into_json(value));
+            values.push(as_text_date(value));
         }
         let rid = match row.get_ref(0)? {
             ValueRef::Text(t) if !t.is_empty() => std::str::from_utf8(t).ok().map(Rid::new),
             _ => None,
         };
-        let record = FeatureRecord {
-            feature: self.id.clone(),
-            target_column: self.target_column.clone(),
+        let record = FeatureRow {
+            shape: Arc::clone(&self.shape),
+            values,
             rid,
-            fields,
         };
         Ok((record, instant))
     }
@@ -116,6 +299,15 @@ impl RecordQuery {
             None => value_from_sql(col, cell),
         };
         value.map_err(|e| Halt::Bag(e.into()))
+    }
+}
+
+/// A date as the text its JSON is (a record's fields are JSON, where a date is a string that
+/// the selectors compare as text); any other value unchanged.
+fn as_text_date(value: Value) -> Value {
+    match value {
+        Value::Date(d) => Value::Text(d.format("%Y-%m-%d").to_string()),
+        other => other,
     }
 }
 
@@ -140,26 +332,40 @@ fn rct_instant(value: &Value) -> Option<DateTime<Utc>> {
     }
 }
 
-/// The values of one feature for the targets a dataset reaches, streamed from the index in
-/// `(target RID, RCT instant, row RID)` order and reduced by the selector one target at a
-/// time. Returned by [`DatasetBag::feature_values_iter`].
-pub struct FeatureValues {
-    inner: SelectStream<QueryStream<TimedRecord>>,
+/// The values of one feature for the targets a dataset reaches, as [`FeatureRow`]s,
+/// streamed from the index in `(target RID, RCT instant, row RID)` order and reduced by the
+/// selector one target at a time. Returned by [`DatasetBag::feature_rows_iter`].
+pub struct FeatureRows {
+    inner: SelectStream<QueryStream<TimedRow>, FeatureRow>,
 }
 
-impl std::fmt::Debug for FeatureValues {
+impl std::fmt::Debug for FeatureRows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeatureValues")
+        f.debug_struct("FeatureRows")
             .field("inner", &self.inner)
             .finish()
     }
+}
+
+impl Iterator for FeatureRows {
+    type Item = Result<FeatureRow>;
+
+    fn next(&mut self) -> Option<Result<FeatureRow>> {
+        self.inner.next()
+    }
+}
+
+/// [`FeatureRows`] as [`FeatureRecord`]s. Returned by [`DatasetBag::feature_values_iter`].
+#[derive(Debug)]
+pub struct FeatureValues {
+    rows: FeatureRows,
 }
 
 impl Iterator for FeatureValues {
     type Item = Result<FeatureRecord>;
 
     fn next(&mut self) -> Option<Result<FeatureRecord>> {
-        self.inner.next()
+        Some(self.rows.next()?.map(FeatureRow::into_record))
     }
 }
 
@@ -213,14 +419,16 @@ impl DatasetBag {
         selector: Option<&Selector>,
     ) -> Result<Vec<FeatureRecord>> {
         let (feature, query) = self.record_query(table, feature)?;
-        let records = self.index().collect(|conn, sink| query.run(conn, sink))?;
+        let rows = self.index().collect(|conn, sink| query.run(conn, sink))?;
         tracing::debug!(
             feature = %feature.name,
             dataset = %self.rid(),
-            records = records.len(),
+            records = rows.len(),
             "feature values read"
         );
-        select_stream(&feature, selector.cloned(), records.into_iter().map(Ok)).collect()
+        select_stream(&feature, selector.cloned(), rows.into_iter().map(Ok))
+            .map(|row| row.map(FeatureRow::into_record))
+            .collect()
     }
 
     /// [`feature_values`](Self::feature_values) as an iterator: records are read from the
@@ -249,12 +457,42 @@ impl DatasetBag {
         feature: &str,
         selector: Option<Selector>,
     ) -> Result<FeatureValues> {
+        Ok(FeatureValues {
+            rows: self.feature_rows_iter(table, feature, selector)?,
+        })
+    }
+
+    /// [`feature_values_iter`](Self::feature_values_iter) as [`FeatureRow`]s: the same
+    /// values in the same order, each a row of field values over a name list the whole read
+    /// shares, without building a [`FeatureRecord`] per value (what the CLI's `--json`
+    /// writes).
+    ///
+    /// ```
+    /// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{DatasetBag, OpenOptions};
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = deriva_bag_core::fixtures::small_bag(tmp.path())?;
+    /// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+    /// let bag = DatasetBag::open_with(&generated.path, &options)?;
+    /// let rows: Vec<_> = bag.feature_rows_iter("Image", "Glaucoma", None)?.collect::<Result<_, _>>()?;
+    /// let records = bag.feature_values("Image", "Glaucoma", None)?;
+    /// assert_eq!(rows.len(), 9);
+    /// assert_eq!(rows.into_iter().map(|r| r.into_record()).collect::<Vec<_>>(), records);
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "fixtures"))] fn main() {}
+    /// ```
+    pub fn feature_rows_iter(
+        &self,
+        table: &str,
+        feature: &str,
+        selector: Option<Selector>,
+    ) -> Result<FeatureRows> {
         let (feature, query) = self.record_query(table, feature)?;
-        let records = self
+        let rows = self
             .index()
             .stream(move |conn, sink| query.run(conn, sink))?;
-        Ok(FeatureValues {
-            inner: select_stream(&feature, selector, records),
+        Ok(FeatureRows {
+            inner: select_stream(&feature, selector, rows),
         })
     }
 
@@ -278,6 +516,7 @@ impl DatasetBag {
         );
         // Read only the record's fields (not RCB/RMB/RMT …).
         let mut select = vec![format!("v.{rid_sql}")];
+        let mut names: Vec<Arc<str>> = Vec::new();
         let mut fields = Vec::new();
         for name in feature.field_names() {
             let at = layout.column_index(&name).map(|column| {
@@ -294,8 +533,21 @@ impl DatasetBag {
                     utc,
                 }
             });
-            fields.push((name, at));
+            // A repeated name keeps its first place and its last value, as inserting into
+            // a record's map does.
+            match names.iter().position(|n| **n == *name) {
+                Some(first) => fields[first] = at,
+                None => {
+                    names.push(Arc::from(name.as_str()));
+                    fields.push(at);
+                }
+            }
         }
+        let shape = Arc::new(RowShape::new(
+            feature.id(),
+            feature.target_column.clone(),
+            names.into(),
+        ));
         // Target order comes from the index on the target column; the reachable targets are
         // the dataset's reachable set, read in order (see `ReachableSet`).
         let reach = self.reachable_set(&feature.target_table)?;
@@ -308,9 +560,9 @@ impl DatasetBag {
         let query = RecordQuery {
             sql,
             layout,
+            rct: shape.rct,
+            shape,
             fields,
-            id: feature.id(),
-            target_column: feature.target_column.clone(),
             reach,
         };
         Ok((feature, query))

@@ -32,13 +32,13 @@ where
 {
     out.write_all(b"[").map_err(StreamError::Output)?;
     let mut first = true;
+    let mut buf = Vec::new();
     for item in items {
         let item = item.map_err(StreamError::Item)?;
-        out.write_all(if first { b"\n" } else { b",\n" })
-            .map_err(StreamError::Output)?;
+        buf.clear();
+        buf.extend_from_slice(if first { b"\n" } else { b",\n" });
         first = false;
-        serde_json::to_writer(&mut *out, &item)
-            .map_err(|e| StreamError::Output(io::Error::from(e)))?;
+        write_compact(out, &mut buf, &item).map_err(StreamError::Output)?;
     }
     out.write_all(if first { b"]\n" } else { b"\n]\n" })
         .map_err(StreamError::Output)
@@ -52,13 +52,25 @@ pub fn write_json_lines<T, E>(
 where
     T: Serialize,
 {
+    let mut buf = Vec::new();
     for item in items {
         let item = item.map_err(StreamError::Item)?;
-        serde_json::to_writer(&mut *out, &item)
-            .map_err(|e| StreamError::Output(io::Error::from(e)))?;
-        out.write_all(b"\n").map_err(StreamError::Output)?;
+        buf.clear();
+        serde_json::to_writer(&mut buf, &item)
+            .map_err(io::Error::from)
+            .map_err(StreamError::Output)?;
+        buf.push(b'\n');
+        out.write_all(&buf).map_err(StreamError::Output)?;
     }
     Ok(())
+}
+
+/// Appends `item` as compact JSON to `buf` (which may already hold a separator) and writes
+/// `buf` out in one call: serializing into memory first spares a call through `out` for
+/// every token.
+fn write_compact(out: &mut dyn Write, buf: &mut Vec<u8>, item: &impl Serialize) -> io::Result<()> {
+    serde_json::to_writer(&mut *buf, item).map_err(io::Error::from)?;
+    out.write_all(buf)
 }
 
 /// The `members --json` key of each element table: the bare table name, qualified as
@@ -94,6 +106,7 @@ pub fn write_members_json<E>(
         keys: &keys,
         next: 0,
         open_rows: None,
+        buf: Vec::new(),
     };
     w.out.write_all(b"{").map_err(StreamError::Output)?;
     for member in members {
@@ -116,6 +129,8 @@ struct MembersWriter<'w> {
     next: usize,
     /// Rows written into the last key's array (`None`: that array is closed).
     open_rows: Option<usize>,
+    /// The row being written (see [`write_compact`]).
+    buf: Vec<u8>,
 }
 
 impl MembersWriter<'_> {
@@ -160,10 +175,11 @@ impl MembersWriter<'_> {
             self.open(at)?;
         }
         let rows = self.open_rows.get_or_insert(0);
-        self.out
-            .write_all(if *rows == 0 { b"\n    " } else { b",\n    " })?;
+        self.buf.clear();
+        self.buf
+            .extend_from_slice(if *rows == 0 { b"\n    " } else { b",\n    " });
         *rows += 1;
-        serde_json::to_writer(&mut *self.out, row).map_err(io::Error::from)
+        write_compact(self.out, &mut self.buf, row)
     }
 }
 
@@ -261,13 +277,6 @@ impl From<&Feature> for FeatureSummary {
             value_columns: feature.value_columns(),
         }
     }
-}
-
-/// `feature-values --json` element: the record's fields in field order (Python's
-/// `model_dump()`: `Execution`, `Feature_Name`, `RCT`, feature columns, target; the
-/// feature row's own RID is not a field): the fields serialize as that object.
-pub fn record_json(record: FeatureRecord) -> IndexMap<String, Json> {
-    record.fields
 }
 
 /// A text table whose columns are padded to a common width.
@@ -511,7 +520,10 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use deriva_bag_core::features::{ColumnRole, ColumnType, FeatureColumn, FeatureId, Rid};
+    use deriva_bag_core::features::{
+        ColumnRole, ColumnType, FeatureColumn, FeatureId, Rid, Selectable,
+    };
+    use deriva_bag_core::FeatureRow;
 
     fn row(columns: &Arc<[Arc<str>]>, values: Vec<Value>) -> Row {
         Row::new(columns.clone(), values)
@@ -857,8 +869,10 @@ mod tests {
                 ("Image".to_string(), text("1-I001")),
             ],
         );
+        // `feature-values --json` writes a record's row (Python's `model_dump()`: the fields
+        // in field order; the feature row's own RID is not a field).
         assert_eq!(
-            serde_json::to_string(&record_json(record.clone())).unwrap(),
+            serde_json::to_string(&FeatureRow::from_record(record.clone())).unwrap(),
             r#"{"Execution":"1-E002","Feature_Name":"Glaucoma","RCT":"2026-05-28 10:00:00-07","Glaucoma":"Severe","Confidence":null,"Image":"1-I001"}"#
         );
         assert_eq!(
