@@ -78,24 +78,53 @@ struct MemberQuery {
     skip: Option<Rid>,
 }
 
-/// Emits the rows of each query in turn.
-fn run_member_queries(
+/// Emits the rows of each query in turn, each as `read` makes it from its result row.
+fn run_member_queries<T>(
     queries: &[MemberQuery],
     conn: &Connection,
-    sink: &mut Sink<(usize, Rid, Row)>,
+    sink: &mut Sink<(usize, Rid, T)>,
+    read: impl Fn(&TableLayout, &rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> std::result::Result<(), Halt> {
     for q in queries {
         let mut stmt = conn.prepare_cached(&q.sql)?;
         let mut rows = stmt.query([q.dataset.as_str()])?;
+        let rid_at = q.layout.column_index("RID");
         while let Some(r) = rows.next()? {
-            let row = q.layout.row_from_sql(r)?;
-            if q.skip.is_some() && row.rid().as_ref() == q.skip.as_ref() {
-                continue;
+            if let (Some(skip), Some(at)) = (&q.skip, rid_at) {
+                if let rusqlite::types::ValueRef::Text(rid) = r.get_ref(at)? {
+                    if rid == skip.as_str().as_bytes() {
+                        continue;
+                    }
+                }
             }
-            sink.push((q.table, q.dataset.clone(), row))?;
+            sink.push((q.table, q.dataset.clone(), read(&q.layout, r)?))?;
         }
     }
     Ok(())
+}
+
+/// The member rows of [`DatasetBag::members_json_iter`]: `(element table, member of, the
+/// row as a JSON object)`.
+pub struct MemberJsonRows {
+    tables: Vec<TableName>,
+    rows: QueryStream<(usize, Rid, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for MemberJsonRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberJsonRows")
+            .field("tables", &self.tables)
+            .finish()
+    }
+}
+
+impl Iterator for MemberJsonRows {
+    type Item = Result<(TableName, Rid, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.rows.next()?;
+        Some(item.map(|(table, origin, json)| (self.tables[table].clone(), origin, json)))
+    }
 }
 
 impl DatasetBag {
@@ -109,9 +138,9 @@ impl DatasetBag {
     /// [`members_iter`](Self::members_iter) streams the same rows.
     pub fn list_dataset_members(&self, recurse: bool, limit: Option<usize>) -> Result<Members> {
         let queries = self.member_queries(recurse, limit)?;
-        let rows = self
-            .index()
-            .collect(|conn, sink| run_member_queries(&queries, conn, sink))?;
+        let rows = self.index().collect(|conn, sink| {
+            run_member_queries(&queries, conn, sink, TableLayout::row_from_sql)
+        })?;
         let mut members: Members = self
             .shared
             .element_types
@@ -190,10 +219,50 @@ impl DatasetBag {
     /// ```
     pub fn members_iter(&self, recurse: bool, limit: Option<usize>) -> Result<MemberRows> {
         let queries = self.member_queries(recurse, limit)?;
-        let rows = self
-            .index()
-            .stream(move |conn, sink| run_member_queries(&queries, conn, sink))?;
+        let rows = self.index().stream(move |conn, sink| {
+            run_member_queries(&queries, conn, sink, TableLayout::row_from_sql)
+        })?;
         Ok(MemberRows {
+            tables: self.list_dataset_element_types(),
+            rows,
+        })
+    }
+
+    /// [`members_iter`](Self::members_iter)`(..).with_origin()` with each row as the JSON
+    /// object serializing its [`Row`] gives (compact, columns in order; the same bytes),
+    /// written straight from the index without building the row: a listing printed as JSON
+    /// costs one buffer per row.
+    ///
+    /// ```
+    /// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{DatasetBag, OpenOptions};
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = deriva_bag_core::fixtures::small_bag(tmp.path())?;
+    /// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+    /// let bag = DatasetBag::open_with(&generated.path, &options)?;
+    /// let json: Vec<_> = bag.members_json_iter(true, None)?.collect::<Result<_, _>>()?;
+    /// let rows: Vec<_> = bag.members_iter(true, None)?.with_origin().collect::<Result<_, _>>()?;
+    /// assert_eq!(json.len(), rows.len());
+    /// for ((table, origin, json), (t, o, row)) in json.iter().zip(&rows) {
+    ///     assert_eq!((table, origin), (t, o));
+    ///     assert_eq!(json, &serde_json::to_vec(row)?);
+    /// }
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "fixtures"))] fn main() {}
+    /// ```
+    pub fn members_json_iter(&self, recurse: bool, limit: Option<usize>) -> Result<MemberJsonRows> {
+        let queries = self.member_queries(recurse, limit)?;
+        let rows = self.index().stream(move |conn, sink| {
+            // Each row's buffer is sized after the last one, so it rarely grows.
+            let last_len = std::cell::Cell::new(0);
+            run_member_queries(&queries, conn, sink, |layout, row| {
+                let mut json = Vec::with_capacity(last_len.get() + last_len.get() / 4);
+                layout.write_row_json(row, &mut json)?;
+                last_len.set(json.len());
+                Ok(json)
+            })
+        })?;
+        Ok(MemberJsonRows {
             tables: self.list_dataset_element_types(),
             rows,
         })

@@ -134,6 +134,9 @@ pub(crate) struct TableLayout {
     pub columns: Vec<ColumnLayout>,
     /// Visible column names, shared by every row read.
     pub names: Arc<[Arc<str>]>,
+    /// Each visible column's JSON object key as [`write_row_json`](Self::write_row_json)
+    /// writes it: the name as a JSON string, then `:`.
+    json_keys: Vec<Vec<u8>>,
     pub has_rid: bool,
     /// Comma-separated quoted read columns: visible ones, then the hidden UTC ones.
     pub select_list: String,
@@ -341,12 +344,21 @@ impl TableLayout {
         let origin_sql = idents.claim("__origin");
         let conflict_sql = has_rid.then(|| idents.claim("__conflict"));
         let names: Arc<[Arc<str>]> = columns.iter().map(|c| Arc::from(c.name.as_str())).collect();
+        let json_keys = columns
+            .iter()
+            .map(|c| {
+                let mut key = serde_json::to_vec(&c.name).unwrap_or_default();
+                key.push(b':');
+                key
+            })
+            .collect();
         let select_list = read_columns(&columns).join(", ");
         TableLayout {
             name: table.name.clone(),
             sql_name,
             has_rid,
             names,
+            json_keys,
             select_list,
             origin_sql,
             conflict_sql,
@@ -523,6 +535,61 @@ impl TableLayout {
         }
         Ok(Row::new(self.names.clone(), values))
     }
+
+    /// Appends to `out` the JSON object that serializing
+    /// [`row_from_sql`](Self::row_from_sql)'s row writes (compact, columns in order), the
+    /// same bytes, without building the row: NULL, text, integer and timestamptz cells are
+    /// written from the SQLite cell; any other cell through its [`Value`].
+    pub(crate) fn write_row_json(
+        &self,
+        row: &rusqlite::Row<'_>,
+        out: &mut Vec<u8>,
+    ) -> rusqlite::Result<()> {
+        let json = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+        out.push(b'{');
+        let mut utc_index = self.columns.len();
+        for (i, col) in self.columns.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&self.json_keys[i]);
+            let cell = row.get_ref(i)?;
+            let micros = if col.storage == Storage::TimestampTz {
+                utc_index += 1;
+                Some(row.get_ref(utc_index - 1)?)
+            } else {
+                None
+            };
+            let text = match (cell, col.storage) {
+                (ValueRef::Null, _) => {
+                    out.extend_from_slice(b"null");
+                    continue;
+                }
+                (ValueRef::Integer(n), Storage::Int) => {
+                    serde_json::to_writer(&mut *out, &n).map_err(json)?;
+                    continue;
+                }
+                (ValueRef::Text(t), Storage::Text) => std::str::from_utf8(t).ok(),
+                (_, Storage::TimestampTz) => micros
+                    .and_then(|m| stored_timestamptz(cell, m))
+                    .map(|(raw, _)| raw),
+                _ => None,
+            };
+            if let Some(text) = text {
+                serde_json::to_writer(&mut *out, text).map_err(json)?;
+                continue;
+            }
+            // Everything else as the row reads it (which also reports a bad stored value).
+            let value = match micros {
+                Some(m) => timestamptz_from_sql(col, cell, m),
+                None => value_from_sql(col, cell),
+            }
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))?;
+            serde_json::to_writer(&mut *out, &value).map_err(json)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
 }
 
 /// `a OR b OR …` as a balanced tree: a left-deep chain of one `OR` per column would pass
@@ -554,23 +621,30 @@ pub(crate) fn timestamptz_from_sql(
     cell: ValueRef<'_>,
     micros: ValueRef<'_>,
 ) -> Result<Value, deriva_bag_features::Error> {
-    if let (ValueRef::Text(raw), ValueRef::Integer(us)) = (cell, micros) {
-        if let (Ok(raw), Some(utc)) = (
-            std::str::from_utf8(raw),
-            chrono::DateTime::from_timestamp_micros(us),
-        ) {
-            let frac_digits = raw
-                .split_once('.')
-                .map_or(0, |(_, f)| f.bytes().take_while(u8::is_ascii_digit).count());
-            if frac_digits <= 6 {
-                return Ok(Value::TimestampTz {
-                    raw: raw.to_string(),
-                    utc,
-                });
-            }
-        }
+    match stored_timestamptz(cell, micros) {
+        Some((raw, utc)) => Ok(Value::TimestampTz {
+            raw: raw.to_string(),
+            utc,
+        }),
+        None => value_from_sql(col, cell),
     }
-    value_from_sql(col, cell)
+}
+
+/// The raw text and instant of a stored timestamptz when they can be taken as stored (see
+/// [`timestamptz_from_sql`]); `None` when the text must be parsed.
+fn stored_timestamptz<'a>(
+    cell: ValueRef<'a>,
+    micros: ValueRef<'_>,
+) -> Option<(&'a str, chrono::DateTime<chrono::Utc>)> {
+    let (ValueRef::Text(raw), ValueRef::Integer(us)) = (cell, micros) else {
+        return None;
+    };
+    let raw = std::str::from_utf8(raw).ok()?;
+    let utc = chrono::DateTime::from_timestamp_micros(us)?;
+    let frac_digits = raw
+        .split_once('.')
+        .map_or(0, |(_, f)| f.bytes().take_while(u8::is_ascii_digit).count());
+    (frac_digits <= 6).then_some((raw, utc))
 }
 
 /// Reads one stored cell back into the [`Value`] the CSV text parsed to.

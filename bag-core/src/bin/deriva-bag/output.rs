@@ -38,7 +38,7 @@ where
         buf.clear();
         buf.extend_from_slice(if first { b"\n" } else { b",\n" });
         first = false;
-        write_compact(out, &mut buf, &item).map_err(StreamError::Output)?;
+        write_compact(out, &mut buf, &Serialized(item)).map_err(StreamError::Output)?;
     }
     out.write_all(if first { b"]\n" } else { b"\n]\n" })
         .map_err(StreamError::Output)
@@ -52,24 +52,48 @@ pub fn write_json_lines<T, E>(
 where
     T: Serialize,
 {
+    write_item_lines(out, items.into_iter().map(|item| item.map(Serialized)))
+}
+
+/// [`write_json_lines`] for items that write their own JSON.
+pub fn write_item_lines<T, E>(
+    out: &mut dyn Write,
+    items: impl IntoIterator<Item = Result<T, E>>,
+) -> Result<(), StreamError<E>>
+where
+    T: JsonItem,
+{
     let mut buf = Vec::new();
     for item in items {
         let item = item.map_err(StreamError::Item)?;
         buf.clear();
-        serde_json::to_writer(&mut buf, &item)
-            .map_err(io::Error::from)
-            .map_err(StreamError::Output)?;
+        item.write_json(&mut buf).map_err(StreamError::Output)?;
         buf.push(b'\n');
         out.write_all(&buf).map_err(StreamError::Output)?;
     }
     Ok(())
 }
 
+/// Something the streaming writers write as one compact JSON value.
+pub trait JsonItem {
+    /// Appends the value's compact JSON to `buf`.
+    fn write_json(&self, buf: &mut Vec<u8>) -> io::Result<()>;
+}
+
+/// A serializable value, written as serde_json writes it.
+pub struct Serialized<T>(pub T);
+
+impl<T: Serialize> JsonItem for Serialized<T> {
+    fn write_json(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        serde_json::to_writer(buf, &self.0).map_err(io::Error::from)
+    }
+}
+
 /// Appends `item` as compact JSON to `buf` (which may already hold a separator) and writes
 /// `buf` out in one call: serializing into memory first spares a call through `out` for
 /// every token.
-fn write_compact(out: &mut dyn Write, buf: &mut Vec<u8>, item: &impl Serialize) -> io::Result<()> {
-    serde_json::to_writer(&mut *buf, item).map_err(io::Error::from)?;
+fn write_compact(out: &mut dyn Write, buf: &mut Vec<u8>, item: &impl JsonItem) -> io::Result<()> {
+    item.write_json(buf)?;
     out.write_all(buf)
 }
 
@@ -98,7 +122,7 @@ pub fn member_keys(tables: &[TableName]) -> Vec<String> {
 pub fn write_members_json<E>(
     out: &mut dyn Write,
     tables: &[TableName],
-    members: impl IntoIterator<Item = Result<(TableName, impl Serialize), E>>,
+    members: impl IntoIterator<Item = Result<(TableName, impl JsonItem), E>>,
 ) -> Result<(), StreamError<E>> {
     let keys = member_keys(tables);
     let mut w = MembersWriter {
@@ -164,7 +188,7 @@ impl MembersWriter<'_> {
 
     /// Writes a row of the table at `at` (`None`: a table that is not an element table,
     /// which cannot happen; its row is dropped rather than given a duplicate key).
-    fn row(&mut self, at: Option<usize>, row: &impl Serialize) -> io::Result<()> {
+    fn row(&mut self, at: Option<usize>, row: &impl JsonItem) -> io::Result<()> {
         let Some(at) = at else { return Ok(()) };
         if self.open_rows.is_none() || at + 1 != self.next {
             if at < self.next {
@@ -184,7 +208,6 @@ impl MembersWriter<'_> {
 }
 
 /// `members --jsonl` line: `{"table": key, "row": {...}}` (key as in [`member_keys`]).
-#[derive(Serialize)]
 pub struct MemberLine<'a> {
     /// The element table's `members --json` key.
     pub table: &'a str,
@@ -192,28 +215,46 @@ pub struct MemberLine<'a> {
     pub row: MemberRow,
 }
 
+impl JsonItem for MemberLine<'_> {
+    fn write_json(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        buf.extend_from_slice(b"{\"table\":");
+        serde_json::to_writer(&mut *buf, self.table).map_err(io::Error::from)?;
+        buf.extend_from_slice(b",\"row\":");
+        self.row.write_json(buf)?;
+        buf.push(b'}');
+        Ok(())
+    }
+}
+
 /// A member row as `members --json` writes it: the row's columns, then, with `--recurse`,
-/// `member_of`, the RID of the dataset it is a direct member of. Serialized straight from
-/// the row, without copying its values into a new one.
+/// `member_of`, the RID of the dataset it is a direct member of. Written from the row's JSON
+/// as the index gives it ([`DatasetBag::members_json_iter`](deriva_bag_core::DatasetBag::members_json_iter)).
 pub struct MemberRow {
-    /// The row.
-    pub row: Row,
+    /// The row as a JSON object.
+    pub row: Vec<u8>,
     /// The dataset it is a direct member of, when listed.
     pub member_of: Option<Rid>,
 }
 
-impl Serialize for MemberRow {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let extra = usize::from(self.member_of.is_some());
-        let mut map = serializer.serialize_map(Some(self.row.values().len() + extra))?;
-        for (column, value) in self.row.iter() {
-            map.serialize_entry(column, value)?;
+impl JsonItem for MemberRow {
+    fn write_json(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        let Some(origin) = &self.member_of else {
+            buf.extend_from_slice(&self.row);
+            return Ok(());
+        };
+        // The object without its closing brace, then one more key.
+        let open = match self.row.as_slice() {
+            [open @ .., b'}'] => open,
+            _ => return Err(io::Error::other("a member row is not a JSON object")),
+        };
+        buf.extend_from_slice(open);
+        if open != b"{" {
+            buf.push(b',');
         }
-        if let Some(origin) = &self.member_of {
-            map.serialize_entry("member_of", origin.as_str())?;
-        }
-        map.end()
+        buf.extend_from_slice(b"\"member_of\":");
+        serde_json::to_writer(&mut *buf, origin.as_str()).map_err(io::Error::from)?;
+        buf.push(b'}');
+        Ok(())
     }
 }
 
@@ -649,7 +690,16 @@ mod tests {
         write_members_json::<std::convert::Infallible>(
             &mut out,
             tables,
-            members.into_iter().map(Ok),
+            members.into_iter().map(|(table, row)| {
+                let row = serde_json::to_vec(&row).unwrap();
+                Ok((
+                    table,
+                    MemberRow {
+                        row,
+                        member_of: None,
+                    },
+                ))
+            }),
         )
         .unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -8,7 +8,7 @@ use super::{Context, Run};
 use crate::args::{BagArg, DatasetArg};
 use crate::exit::{CliError, Outcome};
 use crate::output::{
-    member_keys, members_text, write_json_lines, write_members_json, MemberLine, MemberRow,
+    member_keys, members_text, write_item_lines, write_members_json, MemberLine, MemberRow,
 };
 
 /// Arguments of `members`.
@@ -40,8 +40,7 @@ impl Run for MembersArgs {
             // With --recurse each row names the dataset it is a direct member of (member_of).
             let recurse = self.recurse;
             let members = dataset
-                .members_iter(self.recurse, None)?
-                .with_origin()
+                .members_json_iter(self.recurse, None)?
                 .map(move |member| {
                     member.map(|(table, origin, row)| {
                         let member_of = recurse.then_some(origin);
@@ -59,7 +58,7 @@ impl Run for MembersArgs {
                         }
                     })
                 });
-                write_json_lines(out, lines)?;
+                write_item_lines(out, lines)?;
             } else {
                 write_members_json(out, &tables, members)?;
             }
