@@ -21,7 +21,7 @@ use rusqlite::Connection;
 use serde_json::Value as Json;
 
 use super::DatasetBag;
-use crate::index::query::{Halt, QueryStream, Sink};
+use crate::index::query::{emit_raw_rows, Halt, QueryStream, RawRows, Sink};
 use crate::index::reachable::ReachableSet;
 use crate::index::schema::{timestamptz_from_sql, value_from_sql, TableLayout};
 use crate::Result;
@@ -226,51 +226,47 @@ fn json_text(value: &Value) -> Option<&str> {
 /// A row with its RCT instant, as [`select_stream`] takes them.
 type TimedRow = (FeatureRow, Option<DateTime<Utc>>);
 
-/// How the records of one feature for one dataset are read from the index: the query and
-/// where each field sits in its rows. It owns what it needs, so a reader thread can run it.
+/// How the records of one feature for one dataset are read from the index: the query, run
+/// on a reader (see [`run`](Self::run)), and how its result rows become [`FeatureRow`]s
+/// ([`RowReader`], in the consumer's thread).
 struct RecordQuery {
     sql: String,
+    /// Result columns per row.
+    width: usize,
+    /// The targets the dataset reaches, which `sql` reads.
+    reach: ReachableSet,
+}
+
+impl RecordQuery {
+    /// Emits every result row, in target order.
+    fn run(&self, conn: &Connection, sink: &mut Sink<RawRows>) -> std::result::Result<(), Halt> {
+        self.reach.attach(conn)?;
+        let read = emit_raw_rows(conn, &self.sql, self.width, sink);
+        // The connection may be the bag's own, which takes the next set later.
+        let detached = self.reach.detach(conn);
+        read?;
+        detached.map_err(Halt::Sql)
+    }
+}
+
+/// Builds the [`FeatureRow`] of each result row of a [`RecordQuery`].
+struct RowReader {
     layout: Arc<TableLayout>,
     shape: Arc<RowShape>,
     /// Per field of `shape`, its column (`None`: the table lacks it, the value is `null`).
     fields: Vec<Option<FieldAt>>,
     /// The field whose value gives the RCT instant.
     rct: Option<usize>,
-    /// The targets the dataset reaches, which `sql` reads.
-    reach: ReachableSet,
 }
 
-impl RecordQuery {
-    /// Emits every record, in target order.
-    fn run(&self, conn: &Connection, sink: &mut Sink<TimedRow>) -> std::result::Result<(), Halt> {
-        self.reach.attach(conn)?;
-        let read = self.read_all(conn, sink);
-        // The connection may be the bag's own, which takes the next set later.
-        let detached = self.reach.detach(conn);
-        read?;
-        detached.map_err(Halt::Sql)
-    }
-
-    fn read_all(
-        &self,
-        conn: &Connection,
-        sink: &mut Sink<TimedRow>,
-    ) -> std::result::Result<(), Halt> {
-        let mut stmt = conn.prepare_cached(&self.sql)?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            sink.push(self.record(row)?)?;
-        }
-        Ok(())
-    }
-
-    /// The record of one result row, with its RCT instant.
-    fn record(&self, row: &rusqlite::Row<'_>) -> std::result::Result<TimedRow, Halt> {
+impl RowReader {
+    /// The record of result row `row` of `rows`, with its RCT instant.
+    fn record(&self, rows: &RawRows, row: usize) -> Result<TimedRow> {
         let mut values = Vec::with_capacity(self.fields.len());
         let mut instant = None;
         for (i, at) in self.fields.iter().enumerate() {
             let value = match at {
-                Some(at) => self.read(at, row)?,
+                Some(at) => self.read(at, rows, row)?,
                 None => Value::Null,
             };
             if Some(i) == self.rct {
@@ -278,7 +274,7 @@ impl RecordQuery {
             }
             values.push(as_text_date(value));
         }
-        let rid = match row.get_ref(0)? {
+        let rid = match rows.get(row, 0) {
             ValueRef::Text(t) if !t.is_empty() => std::str::from_utf8(t).ok().map(Rid::new),
             _ => None,
         };
@@ -291,14 +287,44 @@ impl RecordQuery {
     }
 
     /// The field's typed value, as `TableLayout::row_from_sql` reads it.
-    fn read(&self, at: &FieldAt, row: &rusqlite::Row<'_>) -> std::result::Result<Value, Halt> {
+    fn read(&self, at: &FieldAt, rows: &RawRows, row: usize) -> Result<Value> {
         let col = &self.layout.columns[at.column];
-        let cell = row.get_ref(at.position)?;
+        let cell = rows.get(row, at.position);
         let value = match at.utc {
-            Some(utc) => timestamptz_from_sql(col, cell, row.get_ref(utc)?),
+            Some(utc) => timestamptz_from_sql(col, cell, rows.get(row, utc)),
             None => value_from_sql(col, cell),
         };
-        value.map_err(|e| Halt::Bag(e.into()))
+        Ok(value?)
+    }
+}
+
+/// The rows of [`RawRows`] batches as [`FeatureRow`]s.
+struct RowsOf<I> {
+    batches: I,
+    reader: RowReader,
+    current: Option<RawRows>,
+    next: usize,
+}
+
+impl<I: Iterator<Item = Result<RawRows>>> Iterator for RowsOf<I> {
+    type Item = Result<TimedRow>;
+
+    fn next(&mut self) -> Option<Result<TimedRow>> {
+        loop {
+            if let Some(rows) = &self.current {
+                if self.next < rows.len() {
+                    self.next += 1;
+                    return Some(self.reader.record(rows, self.next - 1));
+                }
+            }
+            match self.batches.next()? {
+                Ok(rows) => {
+                    self.current = Some(rows);
+                    self.next = 0;
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 }
 
@@ -336,7 +362,7 @@ fn rct_instant(value: &Value) -> Option<DateTime<Utc>> {
 /// streamed from the index in `(target RID, RCT instant, row RID)` order and reduced by the
 /// selector one target at a time. Returned by [`DatasetBag::feature_rows_iter`].
 pub struct FeatureRows {
-    inner: SelectStream<QueryStream<TimedRow>, FeatureRow>,
+    inner: SelectStream<RowsOf<QueryStream<RawRows>>, FeatureRow>,
 }
 
 impl std::fmt::Debug for FeatureRows {
@@ -418,17 +444,24 @@ impl DatasetBag {
         feature: &str,
         selector: Option<&Selector>,
     ) -> Result<Vec<FeatureRecord>> {
-        let (feature, query) = self.record_query(table, feature)?;
-        let rows = self.index().collect(|conn, sink| query.run(conn, sink))?;
+        let (feature, query, reader) = self.record_query(table, feature)?;
+        let batches = self.index().collect(|conn, sink| query.run(conn, sink))?;
+        let rows = RowsOf {
+            batches: batches.into_iter().map(Ok),
+            reader,
+            current: None,
+            next: 0,
+        };
+        let records: Vec<FeatureRecord> = select_stream(&feature, selector.cloned(), rows)
+            .map(|row| row.map(FeatureRow::into_record))
+            .collect::<Result<_>>()?;
         tracing::debug!(
             feature = %feature.name,
             dataset = %self.rid(),
-            records = rows.len(),
+            records = records.len(),
             "feature values read"
         );
-        select_stream(&feature, selector.cloned(), rows.into_iter().map(Ok))
-            .map(|row| row.map(FeatureRow::into_record))
-            .collect()
+        Ok(records)
     }
 
     /// [`feature_values`](Self::feature_values) as an iterator: records are read from the
@@ -487,10 +520,16 @@ impl DatasetBag {
         feature: &str,
         selector: Option<Selector>,
     ) -> Result<FeatureRows> {
-        let (feature, query) = self.record_query(table, feature)?;
-        let rows = self
+        let (feature, query, reader) = self.record_query(table, feature)?;
+        let batches = self
             .index()
             .stream(move |conn, sink| query.run(conn, sink))?;
+        let rows = RowsOf {
+            batches,
+            reader,
+            current: None,
+            next: 0,
+        };
         Ok(FeatureRows {
             inner: select_stream(&feature, selector, rows),
         })
@@ -498,7 +537,7 @@ impl DatasetBag {
 
     /// The feature `name` on `table` and the query for its records whose target this
     /// dataset reaches, in target order.
-    fn record_query(&self, table: &str, name: &str) -> Result<(Feature, RecordQuery)> {
+    fn record_query(&self, table: &str, name: &str) -> Result<(Feature, RecordQuery, RowReader)> {
         let feature = self.lookup_feature(table, name)?;
         let layout = Arc::clone(self.index().layout(&feature.feature_table)?);
         let missing = |column: &str| {
@@ -559,13 +598,16 @@ impl DatasetBag {
         );
         let query = RecordQuery {
             sql,
+            width: select.len(),
+            reach,
+        };
+        let reader = RowReader {
             layout,
             rct: shape.rct,
             shape,
             fields,
-            reach,
         };
-        Ok((feature, query))
+        Ok((feature, query, reader))
     }
 
     /// Execution RIDs of a workflow, sorted:
