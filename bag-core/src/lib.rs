@@ -104,8 +104,7 @@ pub mod report;
 
 pub use bag::{
     AssetCheck, AssetStatus, BuildProgress, DatasetBag, FeatureRow, FeatureRows, FeatureValues,
-    Member, MemberJsonRows, MemberOrigins, MemberRows, MissingAsset, OpenOptions, ProgressFn,
-    FEW_ASSET_DIRS,
+    Member, MemberOrigins, MemberRows, MissingAsset, OpenOptions, ProgressFn, FEW_ASSET_DIRS,
 };
 pub use deriva_bag_features as features;
 // The bag format lives in `deriva-bag-format` (shared with the catalog client); its modules

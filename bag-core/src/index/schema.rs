@@ -537,12 +537,14 @@ impl TableLayout {
     }
 
     /// Appends to `out` the JSON object that serializing
-    /// [`row_from_sql`](Self::row_from_sql)'s row writes (compact, columns in order), the
+    /// [`row_from_sql`](Self::row_from_sql)'s row of row `row` of `rows` (read with
+    /// [`read_width`](Self::read_width) columns) writes (compact, columns in order), the
     /// same bytes, without building the row: NULL, text, integer and timestamptz cells are
     /// written from the SQLite cell; any other cell through its [`Value`].
     pub(crate) fn write_row_json(
         &self,
-        row: &rusqlite::Row<'_>,
+        rows: &super::query::RawRows,
+        row: usize,
         out: &mut Vec<u8>,
     ) -> rusqlite::Result<()> {
         let json = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
@@ -553,10 +555,10 @@ impl TableLayout {
                 out.push(b',');
             }
             out.extend_from_slice(&self.json_keys[i]);
-            let cell = row.get_ref(i)?;
+            let cell = rows.get(row, i);
             let micros = if col.storage == Storage::TimestampTz {
                 utc_index += 1;
-                Some(row.get_ref(utc_index - 1)?)
+                Some(rows.get(row, utc_index - 1))
             } else {
                 None
             };

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use deriva_bag_core::features::model::SYSTEM_COLUMNS;
 use deriva_bag_core::features::{
-    DatasetInfo, Feature, FeatureRecord, Members, Rid, Row, TableName, Value,
+    DatasetInfo, Feature, FeatureRecord, Members, Row, TableName, Value,
 };
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -116,37 +116,11 @@ pub fn member_keys(tables: &[TableName]) -> Vec<String> {
         .collect()
 }
 
-/// Writes `members --json`, `{"Table":[row, ...], ...}` with a key for every element table
-/// in `tables` order (keys from [`member_keys`]), as the rows arrive: one row per line.
-/// `members` yields each table's rows together, tables in `tables` order.
-pub fn write_members_json<E>(
-    out: &mut dyn Write,
-    tables: &[TableName],
-    members: impl IntoIterator<Item = Result<(TableName, impl JsonItem), E>>,
-) -> Result<(), StreamError<E>> {
-    let keys = member_keys(tables);
-    let mut w = MembersWriter {
-        out,
-        keys: &keys,
-        next: 0,
-        open_rows: None,
-        buf: Vec::new(),
-    };
-    w.out.write_all(b"{").map_err(StreamError::Output)?;
-    for member in members {
-        let (table, row) = member.map_err(StreamError::Item)?;
-        let at = tables.iter().position(|t| *t == table);
-        w.row(at, &row).map_err(StreamError::Output)?;
-    }
-    w.open_until(keys.len()).map_err(StreamError::Output)?;
-    w.out
-        .write_all(if keys.is_empty() { b"}\n" } else { b"\n}\n" })
-        .map_err(StreamError::Output)
-}
-
-/// The state of [`write_members_json`]: which keys are written and whether the last one's
-/// array has rows yet.
-struct MembersWriter<'w> {
+/// `members --json`, `{"Table":[row, ...], ...}` with a key for every element table in
+/// order (keys from [`member_keys`]), written as the rows arrive, one row per line; rows
+/// come table by table. Keeps which keys are written and whether the last one's array has
+/// rows yet.
+pub struct MembersWriter<'w> {
     out: &'w mut dyn Write,
     keys: &'w [String],
     /// Keys before this one are written.
@@ -155,6 +129,30 @@ struct MembersWriter<'w> {
     open_rows: Option<usize>,
     /// The row being written (see [`write_compact`]).
     buf: Vec<u8>,
+}
+
+impl<'w> MembersWriter<'w> {
+    /// Opens the object whose keys are `keys` (from [`member_keys`]).
+    pub fn start(out: &'w mut dyn Write, keys: &'w [String]) -> io::Result<Self> {
+        out.write_all(b"{")?;
+        Ok(MembersWriter {
+            out,
+            keys,
+            next: 0,
+            open_rows: None,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Writes the keys not written yet, empty, and closes the object.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.open_until(self.keys.len())?;
+        self.out.write_all(if self.keys.is_empty() {
+            b"}\n"
+        } else {
+            b"\n}\n"
+        })
+    }
 }
 
 impl MembersWriter<'_> {
@@ -188,7 +186,7 @@ impl MembersWriter<'_> {
 
     /// Writes a row of the table at `at` (`None`: a table that is not an element table,
     /// which cannot happen; its row is dropped rather than given a duplicate key).
-    fn row(&mut self, at: Option<usize>, row: &impl JsonItem) -> io::Result<()> {
+    pub fn row(&mut self, at: Option<usize>, row: &impl JsonItem) -> io::Result<()> {
         let Some(at) = at else { return Ok(()) };
         if self.open_rows.is_none() || at + 1 != self.next {
             if at < self.next {
@@ -212,7 +210,7 @@ pub struct MemberLine<'a> {
     /// The element table's `members --json` key.
     pub table: &'a str,
     /// The member row.
-    pub row: MemberRow,
+    pub row: MemberRow<'a>,
 }
 
 impl JsonItem for MemberLine<'_> {
@@ -228,22 +226,22 @@ impl JsonItem for MemberLine<'_> {
 
 /// A member row as `members --json` writes it: the row's columns, then, with `--recurse`,
 /// `member_of`, the RID of the dataset it is a direct member of. Written from the row's JSON
-/// as the index gives it ([`DatasetBag::members_json_iter`](deriva_bag_core::DatasetBag::members_json_iter)).
-pub struct MemberRow {
+/// as the index gives it ([`DatasetBag::for_each_member_json`](deriva_bag_core::DatasetBag::for_each_member_json)).
+pub struct MemberRow<'a> {
     /// The row as a JSON object.
-    pub row: Vec<u8>,
+    pub row: &'a [u8],
     /// The dataset it is a direct member of, when listed.
-    pub member_of: Option<Rid>,
+    pub member_of: Option<&'a str>,
 }
 
-impl JsonItem for MemberRow {
+impl JsonItem for MemberRow<'_> {
     fn write_json(&self, buf: &mut Vec<u8>) -> io::Result<()> {
-        let Some(origin) = &self.member_of else {
-            buf.extend_from_slice(&self.row);
+        let Some(origin) = self.member_of else {
+            buf.extend_from_slice(self.row);
             return Ok(());
         };
         // The object without its closing brace, then one more key.
-        let open = match self.row.as_slice() {
+        let open = match self.row {
             [open @ .., b'}'] => open,
             _ => return Err(io::Error::other("a member row is not a JSON object")),
         };
@@ -252,7 +250,7 @@ impl JsonItem for MemberRow {
             buf.push(b',');
         }
         buf.extend_from_slice(b"\"member_of\":");
-        serde_json::to_writer(&mut *buf, origin.as_str()).map_err(io::Error::from)?;
+        serde_json::to_writer(&mut *buf, origin).map_err(io::Error::from)?;
         buf.push(b'}');
         Ok(())
     }
@@ -684,16 +682,37 @@ mod tests {
         }
     }
 
+    /// Writes `members --json`, `{"Table":[row, ...], ...}` with a key for every element table
+    /// in `tables` order (keys from [`member_keys`]), as the rows arrive: one row per line.
+    /// `members` yields each table's rows together, tables in `tables` order.
+    fn write_members_json<E>(
+        out: &mut dyn Write,
+        tables: &[TableName],
+        members: impl IntoIterator<Item = Result<(TableName, impl JsonItem), E>>,
+    ) -> Result<(), StreamError<E>> {
+        let keys = member_keys(tables);
+        let mut w = MembersWriter::start(out, &keys).map_err(StreamError::Output)?;
+        for member in members {
+            let (table, row) = member.map_err(StreamError::Item)?;
+            let at = tables.iter().position(|t| *t == table);
+            w.row(at, &row).map_err(StreamError::Output)?;
+        }
+        w.finish().map_err(StreamError::Output)
+    }
+
     /// `write_members_json` over `members`, parsed back.
     fn streamed_members(tables: &[TableName], members: Vec<(TableName, Row)>) -> (String, Json) {
+        let json: Vec<(TableName, Vec<u8>)> = members
+            .into_iter()
+            .map(|(table, row)| (table, serde_json::to_vec(&row).unwrap()))
+            .collect();
         let mut out = Vec::new();
         write_members_json::<std::convert::Infallible>(
             &mut out,
             tables,
-            members.into_iter().map(|(table, row)| {
-                let row = serde_json::to_vec(&row).unwrap();
+            json.iter().map(|(table, row)| {
                 Ok((
-                    table,
+                    table.clone(),
                     MemberRow {
                         row,
                         member_of: None,
