@@ -2,11 +2,13 @@
 //! and the workflow → executions lookup `select_by_workflow` uses.
 //!
 //! Feature values are read in one pass over the feature table in target order (the target
-//! column has an index), restricted in SQL to the targets the dataset reaches; each
-//! target's records are then ordered and reduced by the features crate's
-//! [`select_stream`], the one implementation of the selectors. So
-//! [`DatasetBag::feature_values_iter`] holds one target's records at a time, whatever the
-//! size of the bag.
+//! column's index covers the record's fields, so the table itself is never read),
+//! restricted in SQL to the targets the dataset reaches; each target's rows are then
+//! ordered and reduced by the features crate's [`select_stream`], the one implementation of
+//! the selectors. So [`DatasetBag::feature_values_iter`] holds one target's records at a
+//! time, whatever the size of the bag. A reader thread runs the query and hands raw result
+//! rows over ([`RawRows`]); the consumer builds [`FeatureRow`]s (a [`FeatureRecord`] only
+//! for a value the caller takes as one), so no value crosses threads.
 
 use std::sync::Arc;
 

@@ -715,6 +715,117 @@ mod tests {
     }
 
     #[test]
+    fn row_json_written_from_stored_cells_is_the_serialized_row_for_every_kind_of_value() {
+        let json = br#"{"schemas":{"deriva-ml":{"tables":{"T":{"column_definitions":[
+          {"name":"RID","type":{"typename":"ermrest_rid","is_domain":true,"base_type":{"typename":"text"}}},
+          {"name":"Text","type":{"typename":"text"}},
+          {"name":"Int","type":{"typename":"int8"}},
+          {"name":"Float","type":{"typename":"float8"}},
+          {"name":"Bool","type":{"typename":"boolean"}},
+          {"name":"Date","type":{"typename":"date"}},
+          {"name":"Stamp","type":{"typename":"timestamp"}},
+          {"name":"RCT","type":{"typename":"ermrest_rct","is_domain":true,"base_type":{"typename":"timestamptz"}}},
+          {"name":"Json","type":{"typename":"jsonb"}},
+          {"name":"Tags","type":{"typename":"text[]","is_array":true,"base_type":{"typename":"text"}}}],
+          "foreign_keys":[]}}}}}"#;
+        let model = CatalogModel::from_json(json).unwrap();
+        let layout = layout_of(&model, "deriva-ml", "T");
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute(&layout.create_sql(), []).unwrap();
+        let utc =
+            |raw: &str| deriva_bag_features::parse_timestamptz(raw).map(|t| t.timestamp_micros());
+        use rusqlite::types::Value as Sql;
+        let text = |s: &str| Sql::Text(s.to_string());
+        let rows: Vec<Vec<Sql>> = vec![
+            vec![
+                text("1-A"),
+                text("tab\t \"quoted\" \u{e9}"),
+                Sql::Integer(42),
+                Sql::Real(1.5),
+                Sql::Integer(1),
+                text("2024-01-02"),
+                text("2024-01-02 03:04:05"),
+                text("2024-01-02 03:04:05.123+00"),
+                text(r#"{"b":1,"a":[1, 2]}"#),
+                text(r#"["x","y"]"#),
+            ],
+            vec![
+                text("1-B"),
+                Sql::Null,
+                Sql::Null,
+                Sql::Null,
+                Sql::Null,
+                Sql::Null,
+                Sql::Null,
+                Sql::Null,
+                Sql::Null,
+                Sql::Null,
+            ],
+            vec![
+                text("1-C"),
+                text(""),
+                Sql::Integer(-7),
+                text("NaN"),
+                Sql::Integer(0),
+                text("1999-12-31"),
+                text("2024-01-02 03:04:05.5"),
+                // Seven fraction digits: re-parsed, never truncated.
+                text("2024-01-02 03:04:05.1234567-07"),
+                text(r#""str""#),
+                text("[]"),
+            ],
+        ];
+        for row in &rows {
+            let mut values = row.clone();
+            let raw = match &row[7] {
+                Sql::Text(raw) => raw.clone(),
+                _ => String::new(),
+            };
+            values.push(utc(&raw).map_or(Sql::Null, Sql::Integer));
+            let columns: Vec<&str> = read_columns(&layout.columns);
+            let marks = vec!["?"; columns.len()].join(", ");
+            conn.execute(
+                &format!(
+                    "INSERT INTO {} ({}) VALUES ({marks})",
+                    layout.sql_name,
+                    columns.join(", ")
+                ),
+                rusqlite::params_from_iter(values),
+            )
+            .unwrap();
+        }
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {} FROM {} ORDER BY 1",
+                layout.select_list, layout.sql_name
+            ))
+            .unwrap();
+        let mut result = stmt.query([]).unwrap();
+        let mut raw = super::super::query::RawRows::new(layout.read_width());
+        let mut expected = Vec::new();
+        while let Some(r) = result.next().unwrap() {
+            expected.push(serde_json::to_string(&layout.row_from_sql(r).unwrap()).unwrap());
+            raw.push(r).unwrap();
+        }
+        let written: Vec<String> = (0..raw.len())
+            .map(|i| {
+                let mut out = Vec::new();
+                layout.write_row_json(&raw, i, &mut out).unwrap();
+                String::from_utf8(out).unwrap()
+            })
+            .collect();
+        assert_eq!(written, expected);
+        assert_eq!(
+            written[2],
+            r#"{"RID":"1-C","Text":"","Int":-7,"Float":"NaN","Bool":false,"Date":"1999-12-31","Stamp":"2024-01-02 03:04:05.5","RCT":"2024-01-02 03:04:05.1234567-07","Json":"str","Tags":[]}"#
+        );
+        assert_eq!(
+            written[1],
+            r#"{"RID":"1-B","Text":null,"Int":null,"Float":null,"Bool":null,"Date":null,"Stamp":null,"RCT":null,"Json":null,"Tags":null}"#
+        );
+    }
+
+    #[test]
     fn ddl_quotes_names_and_adds_hidden_columns() {
         let model = model();
         let layout = layout_of(&model, "deriva-ml", "T");
