@@ -467,6 +467,17 @@ impl<T> Sink<T> {
         self.chunk.push(item);
         self.flush()
     }
+
+    /// Rows a producer should put in one batch: [`CHUNK`] for a stream; no limit when
+    /// collecting, where everything is held anyway and every new batch is one more large
+    /// allocation (each of which has the allocator sweep its freed small blocks).
+    pub(crate) fn batch_rows(&self) -> usize {
+        if self.to.is_some() {
+            CHUNK
+        } else {
+            usize::MAX
+        }
+    }
 }
 
 /// Result rows copied out of SQLite as they are stored, many rows to one buffer: a reader
@@ -544,8 +555,8 @@ impl RawRows {
     }
 }
 
-/// Runs `sql` on `conn` and emits its rows as [`RawRows`] batches of [`CHUNK`] rows, `width`
-/// result columns each.
+/// Runs `sql` on `conn` and emits its rows as [`RawRows`] batches of
+/// [`Sink::batch_rows`] rows, `width` result columns each.
 pub(crate) fn emit_raw_rows(
     conn: &Connection,
     sql: &str,
@@ -555,9 +566,10 @@ pub(crate) fn emit_raw_rows(
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query([])?;
     let mut batch = RawRows::new(width);
+    let batch_rows = sink.batch_rows();
     while let Some(row) = rows.next()? {
         batch.push(row)?;
-        if batch.len() >= CHUNK {
+        if batch.len() >= batch_rows {
             sink.push_batch(std::mem::replace(&mut batch, RawRows::new(width)))?;
         }
     }
