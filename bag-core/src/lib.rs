@@ -103,8 +103,8 @@ mod index;
 pub mod report;
 
 pub use bag::{
-    AssetCheck, AssetStatus, BuildProgress, DatasetBag, FeatureValues, Member, MemberOrigins,
-    MemberRows, MissingAsset, OpenOptions, ProgressFn, FEW_ASSET_DIRS,
+    AssetCheck, AssetStatus, BuildProgress, DatasetBag, FeatureRow, FeatureRows, FeatureValues,
+    Member, MemberOrigins, MemberRows, MissingAsset, OpenOptions, ProgressFn, FEW_ASSET_DIRS,
 };
 pub use deriva_bag_features as features;
 // The bag format lives in `deriva-bag-format` (shared with the catalog client); its modules

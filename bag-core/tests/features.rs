@@ -273,6 +273,53 @@ fn select_by_execution_and_by_workflow_filter_on_provenance() {
 }
 
 #[test]
+fn feature_rows_are_the_records_and_serialize_as_their_fields_under_every_selector() {
+    // The custom selector takes the second record of a group when there is one: its choice
+    // comes back through `Selectable::from_record`.
+    let second = Selector::custom(|group| group.get(1).or(group.first()).cloned());
+    let selectors = [
+        None,
+        Some(Selector::newest()),
+        Some(Selector::first()),
+        Some(Selector::majority_vote(None)),
+        Some(Selector::by_execution("1-E002")),
+        Some(second),
+    ];
+    each_layout(|layout, bag| {
+        for selector in &selectors {
+            let records = bag
+                .feature_values("Image", "Glaucoma", selector.as_ref())
+                .unwrap();
+            let rows: Vec<_> = bag
+                .feature_rows_iter("Image", "Glaucoma", selector.clone())
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let json: Vec<String> = rows
+                .iter()
+                .map(|r| serde_json::to_string(r).unwrap())
+                .collect();
+            let fields: Vec<String> = records
+                .iter()
+                .map(|r| serde_json::to_string(&r.fields).unwrap())
+                .collect();
+            assert_eq!(json, fields, "{layout:?} {selector:?}");
+            let rows: Vec<FeatureRecord> = rows.into_iter().map(|r| r.into_record()).collect();
+            assert_eq!(rows, records, "{layout:?} {selector:?}");
+        }
+        // The custom pick: the second record of each target in (RCT instant, RID) order.
+        let second = bag
+            .feature_values("Image", "Glaucoma", selectors[5].as_ref())
+            .unwrap();
+        assert_eq!(
+            row_rids(&second),
+            ["1-A002", "1-A003", "1-A005", "1-A008", "1-A009"],
+            "{layout:?}"
+        );
+    });
+}
+
+#[test]
 fn unknown_workflow_is_an_error_naming_it_when_created() {
     each_layout(|layout, bag| {
         let err = Selector::select_by_workflow("Training_Run", bag).unwrap_err();

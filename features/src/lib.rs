@@ -47,8 +47,8 @@ pub use record::{
 };
 pub use row::Row;
 pub use selectors::{
-    apply_selector, select_stream, sort_and_select, sort_records, SelectStream, Selector,
-    SelectorFn, TimedRecord,
+    apply_selector, select_stream, sort_and_select, sort_records, FieldKey, SelectStream,
+    Selectable, Selector, SelectorFn, TimedRecord,
 };
 pub use targets::{
     classify_targets, resolve_targets, Missing, Resolution, ResolvedElement, ResolvedTarget,

@@ -137,7 +137,7 @@ impl Selector {
 
 /// The RCT of a record as an instant (`None` when absent or unparseable: such a record is
 /// the oldest, as the reference treats a missing RCT as `""`).
-fn instant(record: &FeatureRecord) -> Option<DateTime<Utc>> {
+fn instant<R: Selectable>(record: &R) -> Option<DateTime<Utc>> {
     record.rct().and_then(parse_timestamptz)
 }
 
@@ -258,6 +258,84 @@ pub fn sort_and_select(
 /// unparseable).
 pub type TimedRecord = (FeatureRecord, Option<DateTime<Utc>>);
 
+/// What the built-in selectors read from a record, so that a backend can reduce a record
+/// type of its own (a bag streams lighter rows that share their field names) with the same
+/// code as [`FeatureRecord`]s: [`select_stream`] takes either. A user closure
+/// ([`Selector::Custom`]) still sees [`FeatureRecord`]s: a group is converted for it with
+/// [`into_record`](Self::into_record), its choice back with [`from_record`](Self::from_record).
+///
+/// Every method must answer what the same method of the record's
+/// [`into_record`](Self::into_record) does.
+pub trait Selectable: Sized {
+    /// The target RID ([`FeatureRecord::target`]).
+    fn target(&self) -> Option<&str>;
+    /// The stored RCT text ([`FeatureRecord::rct`]).
+    fn rct(&self) -> Option<&str>;
+    /// The feature row's own RID ([`FeatureRecord::rid`]).
+    fn row_rid(&self) -> Option<&Rid>;
+    /// The Execution ([`FeatureRecord::execution`]).
+    fn execution(&self) -> Option<&str>;
+    /// Field `name` as selectors compare values (qualifier groups, majority votes).
+    fn field_key(&self, name: &str) -> FieldKey<'_>;
+    /// Whether the record is one of `feature`'s (by identity, as [`records_share_feature`](crate::records_share_feature)).
+    fn is_of(&self, feature: &Feature) -> bool;
+    /// The record's feature as errors name it: `schema:table (name)`.
+    fn feature_label(&self) -> String;
+    /// The record as a [`FeatureRecord`].
+    fn into_record(self) -> FeatureRecord;
+    /// A [`FeatureRecord`] (a user closure's choice) as this type.
+    fn from_record(record: FeatureRecord) -> Self;
+}
+
+/// A field value as the selectors compare them: equal keys for equal values, and a missing
+/// field equal only to another missing one (NULL is a value: `Other("null")`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FieldKey<'r> {
+    /// The record has no such field.
+    Missing,
+    /// A string value, by its text.
+    Text(&'r str),
+    /// Any other value, by its JSON text.
+    Other(String),
+}
+
+impl Selectable for FeatureRecord {
+    fn target(&self) -> Option<&str> {
+        FeatureRecord::target(self)
+    }
+    fn rct(&self) -> Option<&str> {
+        FeatureRecord::rct(self)
+    }
+    fn row_rid(&self) -> Option<&Rid> {
+        self.rid.as_ref()
+    }
+    fn execution(&self) -> Option<&str> {
+        FeatureRecord::execution(self)
+    }
+    fn field_key(&self, name: &str) -> FieldKey<'_> {
+        match self.get(name) {
+            None => FieldKey::Missing,
+            Some(serde_json::Value::String(s)) => FieldKey::Text(s),
+            Some(v) => FieldKey::Other(v.to_string()),
+        }
+    }
+    fn is_of(&self, feature: &Feature) -> bool {
+        self.feature.name == feature.name
+            && self.feature.table == feature.feature_table.table
+            && self.feature.schema == feature.feature_table.schema
+    }
+    fn feature_label(&self) -> String {
+        let id = &self.feature;
+        format!("{}:{} ({})", id.schema, id.table, id.name)
+    }
+    fn into_record(self) -> FeatureRecord {
+        self
+    }
+    fn from_record(record: FeatureRecord) -> Self {
+        record
+    }
+}
+
 /// [`sort_and_select`] in one pass over records that arrive ordered by target RID (a bag
 /// index reads them in that order from the index on the target column): the records of one
 /// target are put in canonical order and reduced by the same grouping and selectors as soon
@@ -293,13 +371,14 @@ pub type TimedRecord = (FeatureRecord, Option<DateTime<Utc>>);
 /// assert_eq!(picked, [(Some("1-I001"), Some("Severe")), (Some("1-I002"), Some("Mild"))]);
 /// # Ok::<(), Error>(())
 /// ```
-pub fn select_stream<I, E>(
+pub fn select_stream<I, E, R>(
     feature: &Feature,
     selector: Option<Selector>,
     records: I,
-) -> SelectStream<I>
+) -> SelectStream<I, R>
 where
-    I: Iterator<Item = Result<TimedRecord, E>>,
+    I: Iterator<Item = Result<(R, Option<DateTime<Utc>>), E>>,
+    R: Selectable,
     E: From<Error>,
 {
     SelectStream {
@@ -313,18 +392,18 @@ where
 }
 
 /// The iterator [`select_stream`] returns.
-pub struct SelectStream<I> {
+pub struct SelectStream<I, R = FeatureRecord> {
     feature: Feature,
     selector: Option<Selector>,
     input: I,
     /// The first record of the next target, read while finding the end of the current one.
-    lookahead: Option<TimedRecord>,
+    lookahead: Option<(R, Option<DateTime<Utc>>)>,
     /// Records chosen from the last target's run, not yet handed out.
-    ready: VecDeque<FeatureRecord>,
+    ready: VecDeque<R>,
     done: bool,
 }
 
-impl<I> fmt::Debug for SelectStream<I> {
+impl<I, R> fmt::Debug for SelectStream<I, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SelectStream")
             .field("feature", &self.feature.name)
@@ -334,15 +413,16 @@ impl<I> fmt::Debug for SelectStream<I> {
     }
 }
 
-impl<I, E> SelectStream<I>
+impl<I, E, R> SelectStream<I, R>
 where
-    I: Iterator<Item = Result<TimedRecord, E>>,
+    I: Iterator<Item = Result<(R, Option<DateTime<Utc>>), E>>,
+    R: Selectable,
     E: From<Error>,
 {
     /// Reads the next target's run of records and reduces it into `ready`; `Ok(false)` at
     /// the end of the input.
     fn next_run(&mut self) -> Result<bool, E> {
-        let mut records: Vec<FeatureRecord> = Vec::new();
+        let mut records: Vec<R> = Vec::new();
         let mut instants = Vec::new();
         while let Some(item) = self.lookahead.take().map(Ok).or_else(|| self.input.next()) {
             let (record, instant) = item?;
@@ -374,12 +454,13 @@ where
     }
 }
 
-impl<I, E> Iterator for SelectStream<I>
+impl<I, E, R> Iterator for SelectStream<I, R>
 where
-    I: Iterator<Item = Result<TimedRecord, E>>,
+    I: Iterator<Item = Result<(R, Option<DateTime<Utc>>), E>>,
+    R: Selectable,
     E: From<Error>,
 {
-    type Item = Result<FeatureRecord, E>;
+    type Item = Result<R, E>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -403,7 +484,7 @@ where
 
 /// Sorts `records` (and `instants` alongside) into canonical order; `instants[i]` is
 /// `records[i]`'s parsed RCT.
-fn sort_with_instants(records: &mut [FeatureRecord], instants: &mut [Option<DateTime<Utc>>]) {
+fn sort_with_instants<R: Selectable>(records: &mut [R], instants: &mut [Option<DateTime<Utc>>]) {
     let mut order: Vec<usize> = (0..records.len()).collect();
     // Stable, like a `sort_by` on the records, so full ties keep their input order.
     order.sort_by(|&i, &j| {
@@ -412,7 +493,7 @@ fn sort_with_instants(records: &mut [FeatureRecord], instants: &mut [Option<Date
             .cmp(&b.target())
             .then_with(|| instants[i].cmp(&instants[j]))
             .then_with(|| a.rct().cmp(&b.rct()))
-            .then_with(|| a.rid.cmp(&b.rid))
+            .then_with(|| a.row_rid().cmp(&b.row_rid()))
     });
     // Follow each cycle of the permutation, swapping every element into place once
     // (position `k` gets the element that was at `order[k]`).
@@ -464,26 +545,18 @@ pub fn apply_selector(
 }
 
 /// [`apply_selector`], with the records' parsed RCTs when the caller has them.
-fn select_with_instants(
+fn select_with_instants<R: Selectable>(
     feature: &Feature,
-    records: Vec<FeatureRecord>,
+    records: Vec<R>,
     selector: Option<&Selector>,
     instants: Option<Vec<Option<DateTime<Utc>>>>,
-) -> Result<Vec<FeatureRecord>, Error> {
-    let of_feature = |r: &FeatureRecord| {
-        r.feature.name == feature.name
-            && r.feature.table == feature.feature_table.table
-            && r.feature.schema == feature.feature_table.schema
-    };
-    if let Some(other) = records.iter().find(|r| !of_feature(r)) {
+) -> Result<Vec<R>, Error> {
+    if let Some(other) = records.iter().find(|r| !r.is_of(feature)) {
         let id = feature.id();
         return Err(Error::MixedFeatures {
             features: vec![
                 format!("{}:{} ({})", id.schema, id.table, id.name),
-                format!(
-                    "{}:{} ({})",
-                    other.feature.schema, other.feature.table, other.feature.name
-                ),
+                other.feature_label(),
             ],
         });
     }
@@ -491,11 +564,11 @@ fn select_with_instants(
         return Ok(records);
     };
     // Group by index first (borrowing the records), so that no key or record is cloned.
-    let mut slots: HashMap<(&str, Vec<String>), usize> = HashMap::new();
+    let mut slots: HashMap<(&str, Vec<FieldKey<'_>>), usize> = HashMap::new();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     // One target's run without qualifier columns (what `select_stream` hands over): a
     // single group in input order, found without hashing.
-    let one_target = records.first().and_then(FeatureRecord::target);
+    let one_target = records.first().and_then(R::target);
     let one_group = feature.qualifier_columns.is_empty()
         && one_target.is_some()
         && records.iter().all(|r| r.target() == one_target);
@@ -509,7 +582,7 @@ fn select_with_instants(
         let qualifiers = feature
             .qualifier_columns
             .iter()
-            .map(|q| record.get(q).map(|v| v.to_string()).unwrap_or_default())
+            .map(|q| record.field_key(q))
             .collect();
         let slot = *slots.entry((target, qualifiers)).or_insert_with(|| {
             groups.push(Vec::new());
@@ -528,13 +601,15 @@ fn select_with_instants(
     };
     let Some(majority_col) = builtin else {
         // A user closure needs each group as a slice of records: move them into place.
-        let mut owned: Vec<Option<FeatureRecord>> = records.into_iter().map(Some).collect();
+        let mut owned: Vec<Option<R>> = records.into_iter().map(Some).collect();
         let mut out = Vec::with_capacity(groups.len());
         for members in groups {
-            let group: Vec<FeatureRecord> =
-                members.iter().filter_map(|&i| owned[i].take()).collect();
+            let group: Vec<FeatureRecord> = members
+                .iter()
+                .filter_map(|&i| owned[i].take().map(R::into_record))
+                .collect();
             if let Some(chosen) = selector.select(feature, &group)? {
-                out.push(chosen);
+                out.push(R::from_record(chosen));
             }
         }
         return Ok(out);
@@ -545,7 +620,7 @@ fn select_with_instants(
     let newer = |i: usize, j: usize| {
         instants[i]
             .cmp(&instants[j])
-            .then_with(|| records[i].rid.cmp(&records[j].rid))
+            .then_with(|| records[i].row_rid().cmp(&records[j].row_rid()))
     };
     let newest = |candidates: &mut dyn Iterator<Item = usize>| {
         candidates.fold(None, |best: Option<usize>, i| match best {
@@ -574,9 +649,9 @@ fn select_with_instants(
             })),
             Selector::MajorityVote(_) => {
                 let column = majority_col.as_deref().unwrap_or_default();
-                let keys: Vec<MajorityKey<'_>> = members
+                let keys: Vec<FieldKey<'_>> = members
                     .iter()
-                    .map(|&i| MajorityKey::of(records[i].get(column)))
+                    .map(|&i| records[i].field_key(column))
                     .collect();
                 // Groups are small: count by linear scan rather than hashing.
                 let counts: Vec<usize> = keys
@@ -596,26 +671,8 @@ fn select_with_instants(
         };
         chosen.extend(pick);
     }
-    let mut owned: Vec<Option<FeatureRecord>> = records.into_iter().map(Some).collect();
+    let mut owned: Vec<Option<R>> = records.into_iter().map(Some).collect();
     Ok(chosen.into_iter().filter_map(|i| owned[i].take()).collect())
-}
-
-/// The value a majority vote counts, compared as [`majority`] does (by JSON text), without
-/// serializing plain strings.
-#[derive(PartialEq)]
-enum MajorityKey<'r> {
-    Text(&'r str),
-    Other(String),
-}
-
-impl<'r> MajorityKey<'r> {
-    fn of(value: Option<&'r crate::record::FieldValue>) -> Self {
-        match value {
-            Some(serde_json::Value::String(s)) => MajorityKey::Text(s),
-            Some(v) => MajorityKey::Other(v.to_string()),
-            None => MajorityKey::Other(String::new()),
-        }
-    }
 }
 
 #[cfg(test)]

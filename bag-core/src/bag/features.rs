@@ -2,27 +2,28 @@
 //! and the workflow → executions lookup `select_by_workflow` uses.
 //!
 //! Feature values are read in one pass over the feature table in target order (the target
-//! column has an index), restricted in SQL to the targets the dataset reaches; each
-//! target's records are then ordered and reduced by the features crate's
-//! [`select_stream`], the one implementation of the selectors. So
-//! [`DatasetBag::feature_values_iter`] holds one target's records at a time, whatever the
-//! size of the bag.
+//! column's index covers the record's fields, so the table itself is never read),
+//! restricted in SQL to the targets the dataset reaches; each target's rows are then
+//! ordered and reduced by the features crate's [`select_stream`], the one implementation of
+//! the selectors. So [`DatasetBag::feature_values_iter`] holds one target's records at a
+//! time, whatever the size of the bag. A reader thread runs the query and hands raw result
+//! rows over ([`RawRows`]); the consumer builds [`FeatureRow`]s (a [`FeatureRecord`] only
+//! for a value the caller takes as one), so no value crosses threads.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deriva_bag_features::model::ML_SCHEMA;
 use deriva_bag_features::{
-    select_stream, Feature, FeatureId, FeatureRecord, Rid, SelectStream, Selector, TableName,
-    TimedRecord, Value,
+    select_stream, Feature, FeatureId, FeatureRecord, FieldKey, Rid, SelectStream, Selectable,
+    Selector, TableName, Value,
 };
-use indexmap::IndexMap;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 use serde_json::Value as Json;
 
 use super::DatasetBag;
-use crate::index::query::{Halt, QueryStream, Sink};
+use crate::index::query::{emit_raw_rows, Halt, QueryStream, RawRows, Sink};
 use crate::index::reachable::ReachableSet;
 use crate::index::schema::{timestamptz_from_sql, value_from_sql, TableLayout};
 use crate::Result;
@@ -37,85 +38,304 @@ struct FieldAt {
     utc: Option<usize>,
 }
 
-/// How the records of one feature for one dataset are read from the index: the query and
-/// where each field sits in its rows. It owns what it needs, so a reader thread can run it.
-struct RecordQuery {
-    sql: String,
-    layout: Arc<TableLayout>,
-    /// Field names in field order, each with its column (`None`: the table lacks it, the
-    /// value is `null`).
-    fields: Vec<(String, Option<FieldAt>)>,
+/// What every [`FeatureRow`] of one read shares: the feature, the field names and where the
+/// fields the selectors read sit among them.
+#[derive(Debug, PartialEq)]
+struct RowShape {
     id: FeatureId,
     target_column: String,
+    /// Field names in field order, each once.
+    names: Arc<[Arc<str>]>,
+    target: Option<usize>,
+    rct: Option<usize>,
+    execution: Option<usize>,
+}
+
+impl RowShape {
+    fn new(id: FeatureId, target_column: String, names: Arc<[Arc<str>]>) -> RowShape {
+        let at = |name: &str| names.iter().position(|n| &**n == name);
+        RowShape {
+            target: at(&target_column),
+            rct: at("RCT"),
+            execution: at("Execution"),
+            id,
+            target_column,
+            names,
+        }
+    }
+}
+
+/// One feature value as a bag streams it ([`DatasetBag::feature_rows_iter`]): the fields of
+/// its [`FeatureRecord`] in field order, over a list of names that every row of the read
+/// shares, so a row costs its values and little else. It serializes as the record's fields
+/// do (the `feature-values --json` object); [`into_record`](Self::into_record) gives the
+/// record.
+///
+/// ```
+/// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use deriva_bag_core::{DatasetBag, OpenOptions};
+/// use deriva_bag_core::features::Selector;
+/// let tmp = tempfile::tempdir()?;
+/// let generated = deriva_bag_core::fixtures::small_bag(tmp.path())?;
+/// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+/// let bag = DatasetBag::open_with(&generated.path, &options)?;
+/// let mut rows = bag.feature_rows_iter("Image", "Glaucoma", Some(Selector::newest()))?;
+/// let first = rows.next().transpose()?.expect("a row");
+/// assert_eq!(first.get("Glaucoma").and_then(|v| v.as_str()), Some("Severe"));
+/// assert_eq!(
+///     serde_json::to_string(&first)?,
+///     serde_json::to_string(&first.clone().into_record().fields)?
+/// );
+/// assert_eq!(first.into_record().target(), Some("1-I001"));
+/// # Ok(()) }
+/// # #[cfg(not(feature = "fixtures"))] fn main() {}
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureRow {
+    shape: Arc<RowShape>,
+    values: Vec<Value>,
+    rid: Option<Rid>,
+}
+
+impl FeatureRow {
+    /// `(field, value)` pairs in field order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.shape.names.iter().map(|n| &**n).zip(&self.values)
+    }
+
+    /// The value of field `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        let at = self.shape.names.iter().position(|n| &**n == name)?;
+        self.values.get(at)
+    }
+
+    /// The feature row's own RID.
+    pub fn rid(&self) -> Option<&Rid> {
+        self.rid.as_ref()
+    }
+
+    /// The text of the field at `at`.
+    fn text_at(&self, at: Option<usize>) -> Option<&str> {
+        at.and_then(|at| self.values.get(at)).and_then(json_text)
+    }
+
+    /// The record: the same fields, their values as JSON.
+    pub fn into_record(self) -> FeatureRecord {
+        let fields = self
+            .shape
+            .names
+            .iter()
+            .zip(self.values)
+            .map(|(name, value)| (name.to_string(), into_json(value)))
+            .collect();
+        FeatureRecord {
+            feature: self.shape.id.clone(),
+            target_column: self.shape.target_column.clone(),
+            rid: self.rid,
+            fields,
+        }
+    }
+}
+
+impl serde::Serialize for FeatureRow {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.values.len()))?;
+        for (name, value) in self.fields() {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+impl Selectable for FeatureRow {
+    fn target(&self) -> Option<&str> {
+        self.text_at(self.shape.target)
+    }
+    fn rct(&self) -> Option<&str> {
+        self.text_at(self.shape.rct)
+    }
+    fn row_rid(&self) -> Option<&Rid> {
+        self.rid.as_ref()
+    }
+    fn execution(&self) -> Option<&str> {
+        self.text_at(self.shape.execution)
+    }
+    fn field_key(&self, name: &str) -> FieldKey<'_> {
+        match self.get(name) {
+            None => FieldKey::Missing,
+            Some(value) => match json_text(value) {
+                Some(text) => FieldKey::Text(text),
+                None => FieldKey::Other(value.to_json().to_string()),
+            },
+        }
+    }
+    fn is_of(&self, feature: &Feature) -> bool {
+        let id = &self.shape.id;
+        id.name == feature.name
+            && id.table == feature.feature_table.table
+            && id.schema == feature.feature_table.schema
+    }
+    fn feature_label(&self) -> String {
+        let id = &self.shape.id;
+        format!("{}:{} ({})", id.schema, id.table, id.name)
+    }
+    fn into_record(self) -> FeatureRecord {
+        FeatureRow::into_record(self)
+    }
+    fn from_record(record: FeatureRecord) -> Self {
+        let (names, values): (Vec<Arc<str>>, Vec<Value>) = record
+            .fields
+            .into_iter()
+            .map(|(name, json)| (Arc::from(name.as_str()), from_json(json)))
+            .unzip();
+        FeatureRow {
+            shape: Arc::new(RowShape::new(
+                record.feature,
+                record.target_column,
+                names.into(),
+            )),
+            values,
+            rid: record.rid,
+        }
+    }
+}
+
+/// A record's JSON field value as a row value that serializes, and turns back
+/// ([`into_json`]), to the same JSON: strings as text (the selectors read them as text).
+fn from_json(json: Json) -> Value {
+    match json {
+        Json::Null => Value::Null,
+        Json::String(s) => Value::Text(s),
+        other => Value::Json(other),
+    }
+}
+
+/// The text of a value whose JSON is a string (its record field's `as_str`); a row holds no
+/// dates (see [`as_text_date`]).
+fn json_text(value: &Value) -> Option<&str> {
+    match value {
+        Value::Text(s) | Value::Timestamp { raw: s, .. } | Value::TimestampTz { raw: s, .. } => {
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+/// A row with its RCT instant, as [`select_stream`] takes them.
+type TimedRow = (FeatureRow, Option<DateTime<Utc>>);
+
+/// How the records of one feature for one dataset are read from the index: the query, run
+/// on a reader (see [`run`](Self::run)), and how its result rows become [`FeatureRow`]s
+/// ([`RowReader`], in the consumer's thread).
+struct RecordQuery {
+    sql: String,
+    /// Result columns per row.
+    width: usize,
     /// The targets the dataset reaches, which `sql` reads.
     reach: ReachableSet,
 }
 
 impl RecordQuery {
-    /// Emits every record, in target order.
-    fn run(
-        &self,
-        conn: &Connection,
-        sink: &mut Sink<TimedRecord>,
-    ) -> std::result::Result<(), Halt> {
+    /// Emits every result row, in target order.
+    fn run(&self, conn: &Connection, sink: &mut Sink<RawRows>) -> std::result::Result<(), Halt> {
         self.reach.attach(conn)?;
-        let read = self.read_all(conn, sink);
+        let read = emit_raw_rows(conn, &self.sql, self.width, sink);
         // The connection may be the bag's own, which takes the next set later.
         let detached = self.reach.detach(conn);
         read?;
         detached.map_err(Halt::Sql)
     }
+}
 
-    fn read_all(
-        &self,
-        conn: &Connection,
-        sink: &mut Sink<TimedRecord>,
-    ) -> std::result::Result<(), Halt> {
-        let mut stmt = conn.prepare_cached(&self.sql)?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            sink.push(self.record(row)?)?;
-        }
-        Ok(())
-    }
+/// Builds the [`FeatureRow`] of each result row of a [`RecordQuery`].
+struct RowReader {
+    layout: Arc<TableLayout>,
+    shape: Arc<RowShape>,
+    /// Per field of `shape`, its column (`None`: the table lacks it, the value is `null`).
+    fields: Vec<Option<FieldAt>>,
+    /// The field whose value gives the RCT instant.
+    rct: Option<usize>,
+}
 
-    /// The record of one result row, with its RCT instant.
-    fn record(&self, row: &rusqlite::Row<'_>) -> std::result::Result<TimedRecord, Halt> {
-        let mut fields = IndexMap::with_capacity(self.fields.len());
+impl RowReader {
+    /// The record of result row `row` of `rows`, with its RCT instant.
+    fn record(&self, rows: &RawRows, row: usize) -> Result<TimedRow> {
+        let mut values = Vec::with_capacity(self.fields.len());
         let mut instant = None;
-        for (name, at) in &self.fields {
+        for (i, at) in self.fields.iter().enumerate() {
             let value = match at {
-                Some(at) => self.read(at, row)?,
+                Some(at) => self.read(at, rows, row)?,
                 None => Value::Null,
             };
-            // A repeated name keeps its last value, as inserting into the map does.
-            if name == "RCT" {
+            if Some(i) == self.rct {
                 instant = rct_instant(&value);
             }
-            fields.insert(name.clone(), into_json(value));
+            values.push(as_text_date(value));
         }
-        let rid = match row.get_ref(0)? {
+        let rid = match rows.get(row, 0) {
             ValueRef::Text(t) if !t.is_empty() => std::str::from_utf8(t).ok().map(Rid::new),
             _ => None,
         };
-        let record = FeatureRecord {
-            feature: self.id.clone(),
-            target_column: self.target_column.clone(),
+        let record = FeatureRow {
+            shape: Arc::clone(&self.shape),
+            values,
             rid,
-            fields,
         };
         Ok((record, instant))
     }
 
     /// The field's typed value, as `TableLayout::row_from_sql` reads it.
-    fn read(&self, at: &FieldAt, row: &rusqlite::Row<'_>) -> std::result::Result<Value, Halt> {
+    fn read(&self, at: &FieldAt, rows: &RawRows, row: usize) -> Result<Value> {
         let col = &self.layout.columns[at.column];
-        let cell = row.get_ref(at.position)?;
+        let cell = rows.get(row, at.position);
         let value = match at.utc {
-            Some(utc) => timestamptz_from_sql(col, cell, row.get_ref(utc)?),
+            Some(utc) => timestamptz_from_sql(col, cell, rows.get(row, utc)),
             None => value_from_sql(col, cell),
         };
-        value.map_err(|e| Halt::Bag(e.into()))
+        Ok(value?)
+    }
+}
+
+/// The rows of [`RawRows`] batches as [`FeatureRow`]s.
+struct RowsOf<I> {
+    batches: I,
+    reader: RowReader,
+    current: Option<RawRows>,
+    next: usize,
+}
+
+impl<I: Iterator<Item = Result<RawRows>>> Iterator for RowsOf<I> {
+    type Item = Result<TimedRow>;
+
+    fn next(&mut self) -> Option<Result<TimedRow>> {
+        loop {
+            if let Some(rows) = &self.current {
+                if self.next < rows.len() {
+                    self.next += 1;
+                    return Some(self.reader.record(rows, self.next - 1));
+                }
+            }
+            match self.batches.next()? {
+                Ok(rows) => {
+                    self.current = Some(rows);
+                    self.next = 0;
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// A date as the text its JSON is (a record's fields are JSON, where a date is a string that
+/// the selectors compare as text); any other value unchanged.
+fn as_text_date(value: Value) -> Value {
+    match value {
+        Value::Date(d) => Value::Text(d.format("%Y-%m-%d").to_string()),
+        other => other,
     }
 }
 
@@ -140,26 +360,40 @@ fn rct_instant(value: &Value) -> Option<DateTime<Utc>> {
     }
 }
 
-/// The values of one feature for the targets a dataset reaches, streamed from the index in
-/// `(target RID, RCT instant, row RID)` order and reduced by the selector one target at a
-/// time. Returned by [`DatasetBag::feature_values_iter`].
-pub struct FeatureValues {
-    inner: SelectStream<QueryStream<TimedRecord>>,
+/// The values of one feature for the targets a dataset reaches, as [`FeatureRow`]s,
+/// streamed from the index in `(target RID, RCT instant, row RID)` order and reduced by the
+/// selector one target at a time. Returned by [`DatasetBag::feature_rows_iter`].
+pub struct FeatureRows {
+    inner: SelectStream<RowsOf<QueryStream<RawRows>>, FeatureRow>,
 }
 
-impl std::fmt::Debug for FeatureValues {
+impl std::fmt::Debug for FeatureRows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeatureValues")
+        f.debug_struct("FeatureRows")
             .field("inner", &self.inner)
             .finish()
     }
+}
+
+impl Iterator for FeatureRows {
+    type Item = Result<FeatureRow>;
+
+    fn next(&mut self) -> Option<Result<FeatureRow>> {
+        self.inner.next()
+    }
+}
+
+/// [`FeatureRows`] as [`FeatureRecord`]s. Returned by [`DatasetBag::feature_values_iter`].
+#[derive(Debug)]
+pub struct FeatureValues {
+    rows: FeatureRows,
 }
 
 impl Iterator for FeatureValues {
     type Item = Result<FeatureRecord>;
 
     fn next(&mut self) -> Option<Result<FeatureRecord>> {
-        self.inner.next()
+        Some(self.rows.next()?.map(FeatureRow::into_record))
     }
 }
 
@@ -212,15 +446,24 @@ impl DatasetBag {
         feature: &str,
         selector: Option<&Selector>,
     ) -> Result<Vec<FeatureRecord>> {
-        let (feature, query) = self.record_query(table, feature)?;
-        let records = self.index().collect(|conn, sink| query.run(conn, sink))?;
+        let (feature, query, reader) = self.record_query(table, feature)?;
+        let batches = self.index().collect(|conn, sink| query.run(conn, sink))?;
+        let rows = RowsOf {
+            batches: batches.into_iter().map(Ok),
+            reader,
+            current: None,
+            next: 0,
+        };
+        let records: Vec<FeatureRecord> = select_stream(&feature, selector.cloned(), rows)
+            .map(|row| row.map(FeatureRow::into_record))
+            .collect::<Result<_>>()?;
         tracing::debug!(
             feature = %feature.name,
             dataset = %self.rid(),
             records = records.len(),
             "feature values read"
         );
-        select_stream(&feature, selector.cloned(), records.into_iter().map(Ok)).collect()
+        Ok(records)
     }
 
     /// [`feature_values`](Self::feature_values) as an iterator: records are read from the
@@ -249,18 +492,54 @@ impl DatasetBag {
         feature: &str,
         selector: Option<Selector>,
     ) -> Result<FeatureValues> {
-        let (feature, query) = self.record_query(table, feature)?;
-        let records = self
+        Ok(FeatureValues {
+            rows: self.feature_rows_iter(table, feature, selector)?,
+        })
+    }
+
+    /// [`feature_values_iter`](Self::feature_values_iter) as [`FeatureRow`]s: the same
+    /// values in the same order, each a row of field values over a name list the whole read
+    /// shares, without building a [`FeatureRecord`] per value (what the CLI's `--json`
+    /// writes).
+    ///
+    /// ```
+    /// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{DatasetBag, OpenOptions};
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = deriva_bag_core::fixtures::small_bag(tmp.path())?;
+    /// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+    /// let bag = DatasetBag::open_with(&generated.path, &options)?;
+    /// let rows: Vec<_> = bag.feature_rows_iter("Image", "Glaucoma", None)?.collect::<Result<_, _>>()?;
+    /// let records = bag.feature_values("Image", "Glaucoma", None)?;
+    /// assert_eq!(rows.len(), 9);
+    /// assert_eq!(rows.into_iter().map(|r| r.into_record()).collect::<Vec<_>>(), records);
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "fixtures"))] fn main() {}
+    /// ```
+    pub fn feature_rows_iter(
+        &self,
+        table: &str,
+        feature: &str,
+        selector: Option<Selector>,
+    ) -> Result<FeatureRows> {
+        let (feature, query, reader) = self.record_query(table, feature)?;
+        let batches = self
             .index()
             .stream(move |conn, sink| query.run(conn, sink))?;
-        Ok(FeatureValues {
-            inner: select_stream(&feature, selector, records),
+        let rows = RowsOf {
+            batches,
+            reader,
+            current: None,
+            next: 0,
+        };
+        Ok(FeatureRows {
+            inner: select_stream(&feature, selector, rows),
         })
     }
 
     /// The feature `name` on `table` and the query for its records whose target this
     /// dataset reaches, in target order.
-    fn record_query(&self, table: &str, name: &str) -> Result<(Feature, RecordQuery)> {
+    fn record_query(&self, table: &str, name: &str) -> Result<(Feature, RecordQuery, RowReader)> {
         let feature = self.lookup_feature(table, name)?;
         let layout = Arc::clone(self.index().layout(&feature.feature_table)?);
         let missing = |column: &str| {
@@ -278,6 +557,7 @@ impl DatasetBag {
         );
         // Read only the record's fields (not RCB/RMB/RMT …).
         let mut select = vec![format!("v.{rid_sql}")];
+        let mut names: Vec<Arc<str>> = Vec::new();
         let mut fields = Vec::new();
         for name in feature.field_names() {
             let at = layout.column_index(&name).map(|column| {
@@ -294,8 +574,21 @@ impl DatasetBag {
                     utc,
                 }
             });
-            fields.push((name, at));
+            // A repeated name keeps its first place and its last value, as inserting into
+            // a record's map does.
+            match names.iter().position(|n| **n == *name) {
+                Some(first) => fields[first] = at,
+                None => {
+                    names.push(Arc::from(name.as_str()));
+                    fields.push(at);
+                }
+            }
         }
+        let shape = Arc::new(RowShape::new(
+            feature.id(),
+            feature.target_column.clone(),
+            names.into(),
+        ));
         // Target order comes from the index on the target column; the reachable targets are
         // the dataset's reachable set, read in order (see `ReachableSet`).
         let reach = self.reachable_set(&feature.target_table)?;
@@ -307,13 +600,16 @@ impl DatasetBag {
         );
         let query = RecordQuery {
             sql,
-            layout,
-            fields,
-            id: feature.id(),
-            target_column: feature.target_column.clone(),
+            width: select.len(),
             reach,
         };
-        Ok((feature, query))
+        let reader = RowReader {
+            layout,
+            rct: shape.rct,
+            shape,
+            fields,
+        };
+        Ok((feature, query, reader))
     }
 
     /// Execution RIDs of a workflow, sorted:

@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use rusqlite::{Connection, Params};
 
 use super::{DatasetBag, ElementType};
-use crate::index::query::{Halt, QueryStream, Sink};
+use crate::index::query::{Halt, QueryStream, RawRows, Sink};
 use crate::index::reachable::dataset_table;
 use crate::index::reachable::ReachableSet;
 use crate::index::schema::TableLayout;
@@ -78,21 +78,69 @@ struct MemberQuery {
     skip: Option<Rid>,
 }
 
-/// Emits the rows of each query in turn.
-fn run_member_queries(
+/// Emits the rows of each query in turn as [`RawRows`] batches, each with its query's
+/// element-type index and dataset.
+fn run_member_queries_raw(
     queries: &[MemberQuery],
     conn: &Connection,
-    sink: &mut Sink<(usize, Rid, Row)>,
+    sink: &mut Sink<(usize, Rid, RawRows)>,
 ) -> std::result::Result<(), Halt> {
     for q in queries {
         let mut stmt = conn.prepare_cached(&q.sql)?;
         let mut rows = stmt.query([q.dataset.as_str()])?;
+        let rid_at = q.layout.column_index("RID");
+        let width = q.layout.read_width();
+        let mut batch = RawRows::new(width);
         while let Some(r) = rows.next()? {
-            let row = q.layout.row_from_sql(r)?;
-            if q.skip.is_some() && row.rid().as_ref() == q.skip.as_ref() {
+            if is_skipped(q, rid_at, r)? {
                 continue;
             }
-            sink.push((q.table, q.dataset.clone(), row))?;
+            batch.push(r)?;
+            if batch.len() >= RAW_BATCH {
+                let full = std::mem::replace(&mut batch, RawRows::new(width));
+                sink.push_batch((q.table, q.dataset.clone(), full))?;
+            }
+        }
+        if batch.len() > 0 {
+            sink.push_batch((q.table, q.dataset.clone(), batch))?;
+        }
+    }
+    Ok(())
+}
+
+/// Rows per [`RawRows`] batch a members reader hands over.
+const RAW_BATCH: usize = 256;
+
+/// Whether result row `r` of `q` is the dataset whose members these are (never listed).
+fn is_skipped(
+    q: &MemberQuery,
+    rid_at: Option<usize>,
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<bool> {
+    let (Some(skip), Some(at)) = (&q.skip, rid_at) else {
+        return Ok(false);
+    };
+    Ok(
+        matches!(r.get_ref(at)?, rusqlite::types::ValueRef::Text(rid) if rid == skip.as_str().as_bytes()),
+    )
+}
+
+/// Emits the rows of each query in turn, each as `read` makes it from its result row.
+fn run_member_queries<T>(
+    queries: &[MemberQuery],
+    conn: &Connection,
+    sink: &mut Sink<(usize, Rid, T)>,
+    read: impl Fn(&TableLayout, &rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> std::result::Result<(), Halt> {
+    for q in queries {
+        let mut stmt = conn.prepare_cached(&q.sql)?;
+        let mut rows = stmt.query([q.dataset.as_str()])?;
+        let rid_at = q.layout.column_index("RID");
+        while let Some(r) = rows.next()? {
+            if is_skipped(q, rid_at, r)? {
+                continue;
+            }
+            sink.push((q.table, q.dataset.clone(), read(&q.layout, r)?))?;
         }
     }
     Ok(())
@@ -109,9 +157,9 @@ impl DatasetBag {
     /// [`members_iter`](Self::members_iter) streams the same rows.
     pub fn list_dataset_members(&self, recurse: bool, limit: Option<usize>) -> Result<Members> {
         let queries = self.member_queries(recurse, limit)?;
-        let rows = self
-            .index()
-            .collect(|conn, sink| run_member_queries(&queries, conn, sink))?;
+        let rows = self.index().collect(|conn, sink| {
+            run_member_queries(&queries, conn, sink, TableLayout::row_from_sql)
+        })?;
         let mut members: Members = self
             .shared
             .element_types
@@ -190,13 +238,73 @@ impl DatasetBag {
     /// ```
     pub fn members_iter(&self, recurse: bool, limit: Option<usize>) -> Result<MemberRows> {
         let queries = self.member_queries(recurse, limit)?;
-        let rows = self
-            .index()
-            .stream(move |conn, sink| run_member_queries(&queries, conn, sink))?;
+        let rows = self.index().stream(move |conn, sink| {
+            run_member_queries(&queries, conn, sink, TableLayout::row_from_sql)
+        })?;
         Ok(MemberRows {
             tables: self.list_dataset_element_types(),
             rows,
         })
+    }
+
+    /// [`members_iter`](Self::members_iter)`(..).with_origin()` for a listing printed as
+    /// JSON: calls `f` with each member row's element table, the dataset it is a direct
+    /// member of and the row as the JSON object serializing its [`Row`] gives (compact,
+    /// columns in order; the same bytes), written from the index without building the row
+    /// and into one buffer reused for every row. The rows are read on a reader thread, as
+    /// `members_iter` reads them; the first error, `f`'s or the index's, stops the listing.
+    ///
+    /// ```
+    /// # #[cfg(feature = "fixtures")] fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{DatasetBag, Error, OpenOptions};
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = deriva_bag_core::fixtures::small_bag(tmp.path())?;
+    /// let options = OpenOptions { cache_dir: Some(tmp.path().join("cache")), ..Default::default() };
+    /// let bag = DatasetBag::open_with(&generated.path, &options)?;
+    /// let mut json = Vec::new();
+    /// bag.for_each_member_json(true, None, |table, origin, row| {
+    ///     json.push((table.clone(), origin.clone(), row.to_vec()));
+    ///     Ok::<(), Error>(())
+    /// })?;
+    /// let rows: Vec<_> = bag.members_iter(true, None)?.with_origin().collect::<Result<_, _>>()?;
+    /// assert_eq!(json.len(), rows.len());
+    /// for ((table, origin, json), (t, o, row)) in json.iter().zip(&rows) {
+    ///     assert_eq!((table, origin), (t, o));
+    ///     assert_eq!(json, &serde_json::to_vec(row)?);
+    /// }
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "fixtures"))] fn main() {}
+    /// ```
+    pub fn for_each_member_json<E: From<crate::Error>>(
+        &self,
+        recurse: bool,
+        limit: Option<usize>,
+        mut f: impl FnMut(&TableName, &Rid, &[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let queries = self.member_queries(recurse, limit)?;
+        let tables = self.list_dataset_element_types();
+        let mut layouts = Vec::with_capacity(tables.len());
+        for table in &tables {
+            layouts.push(Arc::clone(self.index().layout(table)?));
+        }
+        let batches = self
+            .index()
+            .stream(move |conn, sink| run_member_queries_raw(&queries, conn, sink))?;
+        let mut json = Vec::new();
+        for batch in batches {
+            let (table, origin, rows) = batch?;
+            let (Some(name), Some(layout)) = (tables.get(table), layouts.get(table)) else {
+                continue;
+            };
+            for row in 0..rows.len() {
+                json.clear();
+                layout
+                    .write_row_json(&rows, row, &mut json)
+                    .map_err(|e| self.index().err(e))?;
+                f(name, &origin, &json)?;
+            }
+        }
+        Ok(())
     }
 
     /// The members queries in output order: element table by element table, dataset by

@@ -25,7 +25,7 @@ mod readonly;
 
 pub(crate) use assets::Located;
 pub use assets::{AssetCheck, AssetStatus, MissingAsset, FEW_ASSET_DIRS};
-pub use features::FeatureValues;
+pub use features::{FeatureRow, FeatureRows, FeatureValues};
 pub use members::{Member, MemberOrigins, MemberRows};
 
 /// Progress of the one-time index build, reported after each CSV file is loaded.

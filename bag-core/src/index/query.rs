@@ -7,6 +7,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use deriva_bag_features::{CatalogModel, Row, TableName};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Params};
 
 use super::build::{part_path, MAX_PARTS};
@@ -457,6 +458,125 @@ impl<T> Sink<T> {
         let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK));
         to.send(Msg::Items(chunk)).map_err(|_| Halt::Gone)
     }
+}
+
+impl<T> Sink<T> {
+    /// Emits one item that is already a batch (e.g. [`RawRows`]): handed over at once, not
+    /// held back until [`CHUNK`] items have gathered.
+    pub(crate) fn push_batch(&mut self, item: T) -> std::result::Result<(), Halt> {
+        self.chunk.push(item);
+        self.flush()
+    }
+
+    /// Rows a producer should put in one batch: [`CHUNK`] for a stream; no limit when
+    /// collecting, where everything is held anyway and every new batch is one more large
+    /// allocation (each of which has the allocator sweep its freed small blocks).
+    pub(crate) fn batch_rows(&self) -> usize {
+        if self.to.is_some() {
+            CHUNK
+        } else {
+            usize::MAX
+        }
+    }
+}
+
+/// Result rows copied out of SQLite as they are stored, many rows to one buffer: a reader
+/// thread hands [`CHUNK`] rows over in a few allocations, and the consumer builds the rows'
+/// values in its own thread. (Values built on the reader and dropped by the consumer cost
+/// the allocator a lock on the reader's arena for every string, which both threads then
+/// wait on.)
+#[derive(Debug)]
+pub(crate) struct RawRows {
+    width: usize,
+    cells: Vec<RawCell>,
+    bytes: Vec<u8>,
+}
+
+/// One stored cell of [`RawRows`]; text and blobs as ranges of its bytes.
+#[derive(Debug, Clone, Copy)]
+enum RawCell {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(usize, usize),
+    Blob(usize, usize),
+}
+
+impl RawRows {
+    /// An empty batch of rows `width` result columns wide.
+    pub(crate) fn new(width: usize) -> RawRows {
+        RawRows {
+            width: width.max(1),
+            cells: Vec::with_capacity(width.max(1) * CHUNK),
+            bytes: Vec::new(),
+        }
+    }
+
+    /// Copies the first `width` columns of a result row.
+    pub(crate) fn push(&mut self, row: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
+        for i in 0..self.width {
+            let cell = match row.get_ref(i)? {
+                ValueRef::Null => RawCell::Null,
+                ValueRef::Integer(n) => RawCell::Integer(n),
+                ValueRef::Real(f) => RawCell::Real(f),
+                ValueRef::Text(t) => {
+                    let start = self.bytes.len();
+                    self.bytes.extend_from_slice(t);
+                    RawCell::Text(start, self.bytes.len())
+                }
+                ValueRef::Blob(b) => {
+                    let start = self.bytes.len();
+                    self.bytes.extend_from_slice(b);
+                    RawCell::Blob(start, self.bytes.len())
+                }
+            };
+            self.cells.push(cell);
+        }
+        Ok(())
+    }
+
+    /// Rows held.
+    pub(crate) fn len(&self) -> usize {
+        self.cells.len() / self.width
+    }
+
+    /// Cell `column` of row `row`, as SQLite gave it (`Null` past the width).
+    pub(crate) fn get(&self, row: usize, column: usize) -> ValueRef<'_> {
+        if column >= self.width {
+            return ValueRef::Null;
+        }
+        match self.cells.get(row * self.width + column) {
+            None | Some(RawCell::Null) => ValueRef::Null,
+            Some(RawCell::Integer(n)) => ValueRef::Integer(*n),
+            Some(RawCell::Real(f)) => ValueRef::Real(*f),
+            Some(RawCell::Text(a, b)) => ValueRef::Text(&self.bytes[*a..*b]),
+            Some(RawCell::Blob(a, b)) => ValueRef::Blob(&self.bytes[*a..*b]),
+        }
+    }
+}
+
+/// Runs `sql` on `conn` and emits its rows as [`RawRows`] batches of
+/// [`Sink::batch_rows`] rows, `width` result columns each.
+pub(crate) fn emit_raw_rows(
+    conn: &Connection,
+    sql: &str,
+    width: usize,
+    sink: &mut Sink<RawRows>,
+) -> std::result::Result<(), Halt> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query([])?;
+    let mut batch = RawRows::new(width);
+    let batch_rows = sink.batch_rows();
+    while let Some(row) = rows.next()? {
+        batch.push(row)?;
+        if batch.len() >= batch_rows {
+            sink.push_batch(std::mem::replace(&mut batch, RawRows::new(width)))?;
+        }
+    }
+    if batch.len() > 0 {
+        sink.push_batch(batch)?;
+    }
+    Ok(())
 }
 
 /// What a reader thread sends.

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use deriva_bag_core::features::model::SYSTEM_COLUMNS;
 use deriva_bag_core::features::{
-    DatasetInfo, Feature, FeatureRecord, Members, Rid, Row, TableName, Value,
+    DatasetInfo, Feature, FeatureRecord, Members, Row, TableName, Value,
 };
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -32,13 +32,13 @@ where
 {
     out.write_all(b"[").map_err(StreamError::Output)?;
     let mut first = true;
+    let mut buf = Vec::new();
     for item in items {
         let item = item.map_err(StreamError::Item)?;
-        out.write_all(if first { b"\n" } else { b",\n" })
-            .map_err(StreamError::Output)?;
+        buf.clear();
+        buf.extend_from_slice(if first { b"\n" } else { b",\n" });
         first = false;
-        serde_json::to_writer(&mut *out, &item)
-            .map_err(|e| StreamError::Output(io::Error::from(e)))?;
+        write_compact(out, &mut buf, &Serialized(item)).map_err(StreamError::Output)?;
     }
     out.write_all(if first { b"]\n" } else { b"\n]\n" })
         .map_err(StreamError::Output)
@@ -52,13 +52,49 @@ pub fn write_json_lines<T, E>(
 where
     T: Serialize,
 {
+    write_item_lines(out, items.into_iter().map(|item| item.map(Serialized)))
+}
+
+/// [`write_json_lines`] for items that write their own JSON.
+pub fn write_item_lines<T, E>(
+    out: &mut dyn Write,
+    items: impl IntoIterator<Item = Result<T, E>>,
+) -> Result<(), StreamError<E>>
+where
+    T: JsonItem,
+{
+    let mut buf = Vec::new();
     for item in items {
         let item = item.map_err(StreamError::Item)?;
-        serde_json::to_writer(&mut *out, &item)
-            .map_err(|e| StreamError::Output(io::Error::from(e)))?;
-        out.write_all(b"\n").map_err(StreamError::Output)?;
+        buf.clear();
+        item.write_json(&mut buf).map_err(StreamError::Output)?;
+        buf.push(b'\n');
+        out.write_all(&buf).map_err(StreamError::Output)?;
     }
     Ok(())
+}
+
+/// Something the streaming writers write as one compact JSON value.
+pub trait JsonItem {
+    /// Appends the value's compact JSON to `buf`.
+    fn write_json(&self, buf: &mut Vec<u8>) -> io::Result<()>;
+}
+
+/// A serializable value, written as serde_json writes it.
+pub struct Serialized<T>(pub T);
+
+impl<T: Serialize> JsonItem for Serialized<T> {
+    fn write_json(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        serde_json::to_writer(buf, &self.0).map_err(io::Error::from)
+    }
+}
+
+/// Appends `item` as compact JSON to `buf` (which may already hold a separator) and writes
+/// `buf` out in one call: serializing into memory first spares a call through `out` for
+/// every token.
+fn write_compact(out: &mut dyn Write, buf: &mut Vec<u8>, item: &impl JsonItem) -> io::Result<()> {
+    item.write_json(buf)?;
+    out.write_all(buf)
 }
 
 /// The `members --json` key of each element table: the bare table name, qualified as
@@ -80,42 +116,43 @@ pub fn member_keys(tables: &[TableName]) -> Vec<String> {
         .collect()
 }
 
-/// Writes `members --json`, `{"Table":[row, ...], ...}` with a key for every element table
-/// in `tables` order (keys from [`member_keys`]), as the rows arrive: one row per line.
-/// `members` yields each table's rows together, tables in `tables` order.
-pub fn write_members_json<E>(
-    out: &mut dyn Write,
-    tables: &[TableName],
-    members: impl IntoIterator<Item = Result<(TableName, impl Serialize), E>>,
-) -> Result<(), StreamError<E>> {
-    let keys = member_keys(tables);
-    let mut w = MembersWriter {
-        out,
-        keys: &keys,
-        next: 0,
-        open_rows: None,
-    };
-    w.out.write_all(b"{").map_err(StreamError::Output)?;
-    for member in members {
-        let (table, row) = member.map_err(StreamError::Item)?;
-        let at = tables.iter().position(|t| *t == table);
-        w.row(at, &row).map_err(StreamError::Output)?;
-    }
-    w.open_until(keys.len()).map_err(StreamError::Output)?;
-    w.out
-        .write_all(if keys.is_empty() { b"}\n" } else { b"\n}\n" })
-        .map_err(StreamError::Output)
-}
-
-/// The state of [`write_members_json`]: which keys are written and whether the last one's
-/// array has rows yet.
-struct MembersWriter<'w> {
+/// `members --json`, `{"Table":[row, ...], ...}` with a key for every element table in
+/// order (keys from [`member_keys`]), written as the rows arrive, one row per line; rows
+/// come table by table. Keeps which keys are written and whether the last one's array has
+/// rows yet.
+pub struct MembersWriter<'w> {
     out: &'w mut dyn Write,
     keys: &'w [String],
     /// Keys before this one are written.
     next: usize,
     /// Rows written into the last key's array (`None`: that array is closed).
     open_rows: Option<usize>,
+    /// The row being written (see [`write_compact`]).
+    buf: Vec<u8>,
+}
+
+impl<'w> MembersWriter<'w> {
+    /// Opens the object whose keys are `keys` (from [`member_keys`]).
+    pub fn start(out: &'w mut dyn Write, keys: &'w [String]) -> io::Result<Self> {
+        out.write_all(b"{")?;
+        Ok(MembersWriter {
+            out,
+            keys,
+            next: 0,
+            open_rows: None,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Writes the keys not written yet, empty, and closes the object.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.open_until(self.keys.len())?;
+        self.out.write_all(if self.keys.is_empty() {
+            b"}\n"
+        } else {
+            b"\n}\n"
+        })
+    }
 }
 
 impl MembersWriter<'_> {
@@ -149,7 +186,7 @@ impl MembersWriter<'_> {
 
     /// Writes a row of the table at `at` (`None`: a table that is not an element table,
     /// which cannot happen; its row is dropped rather than given a duplicate key).
-    fn row(&mut self, at: Option<usize>, row: &impl Serialize) -> io::Result<()> {
+    pub fn row(&mut self, at: Option<usize>, row: &impl JsonItem) -> io::Result<()> {
         let Some(at) = at else { return Ok(()) };
         if self.open_rows.is_none() || at + 1 != self.next {
             if at < self.next {
@@ -160,44 +197,62 @@ impl MembersWriter<'_> {
             self.open(at)?;
         }
         let rows = self.open_rows.get_or_insert(0);
-        self.out
-            .write_all(if *rows == 0 { b"\n    " } else { b",\n    " })?;
+        self.buf.clear();
+        self.buf
+            .extend_from_slice(if *rows == 0 { b"\n    " } else { b",\n    " });
         *rows += 1;
-        serde_json::to_writer(&mut *self.out, row).map_err(io::Error::from)
+        write_compact(self.out, &mut self.buf, row)
     }
 }
 
 /// `members --jsonl` line: `{"table": key, "row": {...}}` (key as in [`member_keys`]).
-#[derive(Serialize)]
 pub struct MemberLine<'a> {
     /// The element table's `members --json` key.
     pub table: &'a str,
     /// The member row.
-    pub row: MemberRow,
+    pub row: MemberRow<'a>,
+}
+
+impl JsonItem for MemberLine<'_> {
+    fn write_json(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        buf.extend_from_slice(b"{\"table\":");
+        serde_json::to_writer(&mut *buf, self.table).map_err(io::Error::from)?;
+        buf.extend_from_slice(b",\"row\":");
+        self.row.write_json(buf)?;
+        buf.push(b'}');
+        Ok(())
+    }
 }
 
 /// A member row as `members --json` writes it: the row's columns, then, with `--recurse`,
-/// `member_of`, the RID of the dataset it is a direct member of. Serialized straight from
-/// the row, without copying its values into a new one.
-pub struct MemberRow {
-    /// The row.
-    pub row: Row,
+/// `member_of`, the RID of the dataset it is a direct member of. Written from the row's JSON
+/// as the index gives it ([`DatasetBag::for_each_member_json`](deriva_bag_core::DatasetBag::for_each_member_json)).
+pub struct MemberRow<'a> {
+    /// The row as a JSON object.
+    pub row: &'a [u8],
     /// The dataset it is a direct member of, when listed.
-    pub member_of: Option<Rid>,
+    pub member_of: Option<&'a str>,
 }
 
-impl Serialize for MemberRow {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let extra = usize::from(self.member_of.is_some());
-        let mut map = serializer.serialize_map(Some(self.row.values().len() + extra))?;
-        for (column, value) in self.row.iter() {
-            map.serialize_entry(column, value)?;
+impl JsonItem for MemberRow<'_> {
+    fn write_json(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        let Some(origin) = self.member_of else {
+            buf.extend_from_slice(self.row);
+            return Ok(());
+        };
+        // The object without its closing brace, then one more key.
+        let open = match self.row {
+            [open @ .., b'}'] => open,
+            _ => return Err(io::Error::other("a member row is not a JSON object")),
+        };
+        buf.extend_from_slice(open);
+        if open != b"{" {
+            buf.push(b',');
         }
-        if let Some(origin) = &self.member_of {
-            map.serialize_entry("member_of", origin.as_str())?;
-        }
-        map.end()
+        buf.extend_from_slice(b"\"member_of\":");
+        serde_json::to_writer(&mut *buf, origin).map_err(io::Error::from)?;
+        buf.push(b'}');
+        Ok(())
     }
 }
 
@@ -261,13 +316,6 @@ impl From<&Feature> for FeatureSummary {
             value_columns: feature.value_columns(),
         }
     }
-}
-
-/// `feature-values --json` element: the record's fields in field order (Python's
-/// `model_dump()`: `Execution`, `Feature_Name`, `RCT`, feature columns, target; the
-/// feature row's own RID is not a field): the fields serialize as that object.
-pub fn record_json(record: FeatureRecord) -> IndexMap<String, Json> {
-    record.fields
 }
 
 /// A text table whose columns are padded to a common width.
@@ -511,7 +559,10 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    use deriva_bag_core::features::{ColumnRole, ColumnType, FeatureColumn, FeatureId, Rid};
+    use deriva_bag_core::features::{
+        ColumnRole, ColumnType, FeatureColumn, FeatureId, Rid, Selectable,
+    };
+    use deriva_bag_core::FeatureRow;
 
     fn row(columns: &Arc<[Arc<str>]>, values: Vec<Value>) -> Row {
         Row::new(columns.clone(), values)
@@ -631,13 +682,43 @@ mod tests {
         }
     }
 
+    /// Writes `members --json`, `{"Table":[row, ...], ...}` with a key for every element table
+    /// in `tables` order (keys from [`member_keys`]), as the rows arrive: one row per line.
+    /// `members` yields each table's rows together, tables in `tables` order.
+    fn write_members_json<E>(
+        out: &mut dyn Write,
+        tables: &[TableName],
+        members: impl IntoIterator<Item = Result<(TableName, impl JsonItem), E>>,
+    ) -> Result<(), StreamError<E>> {
+        let keys = member_keys(tables);
+        let mut w = MembersWriter::start(out, &keys).map_err(StreamError::Output)?;
+        for member in members {
+            let (table, row) = member.map_err(StreamError::Item)?;
+            let at = tables.iter().position(|t| *t == table);
+            w.row(at, &row).map_err(StreamError::Output)?;
+        }
+        w.finish().map_err(StreamError::Output)
+    }
+
     /// `write_members_json` over `members`, parsed back.
     fn streamed_members(tables: &[TableName], members: Vec<(TableName, Row)>) -> (String, Json) {
+        let json: Vec<(TableName, Vec<u8>)> = members
+            .into_iter()
+            .map(|(table, row)| (table, serde_json::to_vec(&row).unwrap()))
+            .collect();
         let mut out = Vec::new();
         write_members_json::<std::convert::Infallible>(
             &mut out,
             tables,
-            members.into_iter().map(Ok),
+            json.iter().map(|(table, row)| {
+                Ok((
+                    table.clone(),
+                    MemberRow {
+                        row,
+                        member_of: None,
+                    },
+                ))
+            }),
         )
         .unwrap();
         let text = String::from_utf8(out).unwrap();
@@ -857,8 +938,10 @@ mod tests {
                 ("Image".to_string(), text("1-I001")),
             ],
         );
+        // `feature-values --json` writes a record's row (Python's `model_dump()`: the fields
+        // in field order; the feature row's own RID is not a field).
         assert_eq!(
-            serde_json::to_string(&record_json(record.clone())).unwrap(),
+            serde_json::to_string(&FeatureRow::from_record(record.clone())).unwrap(),
             r#"{"Execution":"1-E002","Feature_Name":"Glaucoma","RCT":"2026-05-28 10:00:00-07","Glaucoma":"Severe","Confidence":null,"Image":"1-I001"}"#
         );
         assert_eq!(

@@ -9,7 +9,7 @@ use clap::Args;
 use super::{Context, Run};
 use crate::args::{BagArg, DatasetArg, SelectorSpec};
 use crate::exit::{CliError, Outcome};
-use crate::output::{record_json, records_table, write_json_lines, write_json_lines_array};
+use crate::output::{records_table, write_json_lines, write_json_lines_array};
 
 /// Arguments of `feature-values`.
 #[derive(Debug, Clone, Args)]
@@ -39,10 +39,9 @@ impl Run for FeatureValuesArgs {
         let dataset = ctx.open_dataset(&self.bag.bag, &self.dataset)?;
         let selector = self.selector.as_ref().map(SelectorSpec::to_selector);
         if self.jsonl || ctx.json {
-            // Streamed: one target's records are held at a time.
-            let records = dataset
-                .feature_values_iter(&self.table, &self.feature, selector)?
-                .map(|record| record.map(record_json));
+            // Streamed: one target's records are held at a time, each written straight
+            // from its row of field values (the same object as the record's fields).
+            let records = dataset.feature_rows_iter(&self.table, &self.feature, selector)?;
             if self.jsonl {
                 write_json_lines(out, records)?;
             } else {

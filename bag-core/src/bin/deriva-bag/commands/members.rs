@@ -7,9 +7,9 @@ use clap::Args;
 use super::{Context, Run};
 use crate::args::{BagArg, DatasetArg};
 use crate::exit::{CliError, Outcome};
-use crate::output::{
-    member_keys, members_text, write_json_lines, write_members_json, MemberLine, MemberRow,
-};
+use deriva_bag_core::features::TableName;
+
+use crate::output::{member_keys, members_text, JsonItem, MemberLine, MemberRow, MembersWriter};
 
 /// Arguments of `members`.
 #[derive(Debug, Clone, Args)]
@@ -35,33 +35,35 @@ impl Run for MembersArgs {
     fn run(&self, ctx: &Context, out: &mut dyn Write) -> Result<Outcome, CliError> {
         let dataset = ctx.open_dataset(&self.bag.bag, &self.dataset)?;
         if self.jsonl || ctx.json {
-            // Streamed: rows are written as the index yields them, in flat memory.
+            // Streamed: rows are written as the index yields them, in flat memory, each from
+            // its JSON as the index writes it. With --recurse each row names the dataset it
+            // is a direct member of (member_of).
             let tables = dataset.list_dataset_element_types();
-            // With --recurse each row names the dataset it is a direct member of (member_of).
+            let keys = member_keys(&tables);
             let recurse = self.recurse;
-            let members = dataset
-                .members_iter(self.recurse, None)?
-                .with_origin()
-                .map(move |member| {
-                    member.map(|(table, origin, row)| {
-                        let member_of = recurse.then_some(origin);
-                        (table, MemberRow { row, member_of })
-                    })
-                });
+            let at = |table: &TableName| tables.iter().position(|t| t == table);
             if self.jsonl {
-                let keys = member_keys(&tables);
-                let lines = members.map(|member| {
-                    member.map(|(table, row)| {
-                        let at = tables.iter().position(|t| *t == table).unwrap_or(0);
-                        MemberLine {
-                            table: keys.get(at).map_or("", String::as_str),
-                            row,
-                        }
-                    })
-                });
-                write_json_lines(out, lines)?;
+                let mut line = Vec::new();
+                dataset.for_each_member_json(self.recurse, None, |table, origin, row| {
+                    let key = at(table).and_then(|at| keys.get(at));
+                    let member_of = recurse.then_some(origin.as_str());
+                    line.clear();
+                    MemberLine {
+                        table: key.map_or("", String::as_str),
+                        row: MemberRow { row, member_of },
+                    }
+                    .write_json(&mut line)?;
+                    line.push(b'\n');
+                    out.write_all(&line).map_err(CliError::from)
+                })?;
             } else {
-                write_members_json(out, &tables, members)?;
+                let mut w = MembersWriter::start(out, &keys)?;
+                dataset.for_each_member_json(self.recurse, None, |table, origin, row| {
+                    let member_of = recurse.then_some(origin.as_str());
+                    w.row(at(table), &MemberRow { row, member_of })
+                        .map_err(CliError::from)
+                })?;
+                w.finish()?;
             }
             return Ok(Outcome::Success);
         }
