@@ -730,7 +730,11 @@ impl TargetKeys {
         target: &ResolvedTarget,
     ) -> Result<TargetKeys, Error> {
         let (fk_column, feature) = match &target.kind {
-            TargetKind::Column(_) => return Ok(TargetKeys { kind: KeyKind::None }),
+            TargetKind::Column(_) => {
+                return Ok(TargetKeys {
+                    kind: KeyKind::None,
+                })
+            }
             TargetKind::Feature(_) => return Ok(TargetKeys { kind: KeyKind::Rid }),
             TargetKind::FeatureViaFk { fk_column, feature } => (fk_column, feature),
         };

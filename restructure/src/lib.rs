@@ -116,9 +116,8 @@ pub fn restructure_assets<D: DatasetLike>(
     )?;
     // Every per-asset fact of the run lives in this store on disk (flat memory at any
     // number of assets); the manifest reads from it and removes it when dropped.
-    let scratch = scratch::Scratch::create(
-        &std::path::absolute(output_dir).map_err(error::io(output_dir))?,
-    )?;
+    let scratch =
+        scratch::Scratch::create(&std::path::absolute(output_dir).map_err(error::io(output_dir))?)?;
     let table = plan::asset_table(dataset, options)?;
     let plan = plan::plan(dataset, &table, options, &scratch)?;
     let classes = classes::record(dataset, &table, options)?;

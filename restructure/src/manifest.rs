@@ -116,7 +116,7 @@ impl Manifest {
     /// ```
     pub fn placements(&self) -> Paged<'_, Placement> {
         let query = PagedQuery {
-            table: "manifest",
+            from: "manifest t",
             key: &["src_key", "dst_key", "rid"],
             cols: "t.src, t.dst",
             filter: "1",
@@ -160,7 +160,7 @@ impl Manifest {
     /// Assets skipped because their file is not on disk, sorted by RID.
     pub fn missing_files(&self) -> Paged<'_, MissingFile> {
         let query = PagedQuery {
-            table: "missing",
+            from: "missing t",
             key: &["rid"],
             cols: "t.filename",
             filter: "1",
@@ -179,7 +179,7 @@ impl Manifest {
     /// was also logged as a warning.
     pub fn kept_files(&self) -> Paged<'_, KeptFile> {
         let query = PagedQuery {
-            table: "kept",
+            from: "kept t",
             key: &["key", "reason"],
             cols: "t.path",
             filter: "1",
@@ -220,7 +220,7 @@ impl Manifest {
     /// ```
     pub fn assets_in_several_splits(&self) -> Paged<'_, Rid> {
         let query = PagedQuery {
-            table: "several",
+            from: "several t",
             key: &["rid"],
             cols: "",
             filter: "1",

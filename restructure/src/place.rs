@@ -41,7 +41,9 @@ use crate::manifest::{KeptFile, KeptReason, Placement};
 use crate::options::RestructureOptions;
 use crate::output;
 use crate::plan::Planned;
-use crate::scratch::{bytes_os, is_confined, key_path, os_bytes, path_key, PagedQuery, Scratch, PAGE};
+use crate::scratch::{
+    bytes_os, is_confined, key_path, os_bytes, path_key, PagedQuery, Scratch, PAGE,
+};
 use deriva_bag_features::Rid;
 
 /// File name of the placement ledger kept at the top of the output directory.
@@ -125,7 +127,9 @@ impl<'de> Visitor<'de> for &LedgerSeed<'_> {
         let (mut version, mut shape) = (None, None);
         while let Some(key) = map.next_key::<String>()? {
             match key.as_str() {
-                "version" if version.is_some() => return Err(de::Error::duplicate_field("version")),
+                "version" if version.is_some() => {
+                    return Err(de::Error::duplicate_field("version"))
+                }
                 "version" => version = Some(map.next_value::<u32>()?),
                 "placed" if shape.is_some() => return Err(de::Error::duplicate_field("placed")),
                 "placed" => shape = Some(map.next_value_seed(Placed(self))?),
@@ -222,7 +226,7 @@ impl Serialize for LedgerEntries<'_> {
             .count("SELECT count(*) FROM ledger_new")
             .map_err(S::Error::custom)?;
         let query = PagedQuery {
-            table: "ledger_new",
+            from: "ledger_new t",
             key: &["rel"],
             cols: "t.proof",
             filter: "1",
@@ -657,9 +661,8 @@ pub(crate) fn write(
     // Directories to create (bounded by the directories of the tree, not the files).
     let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
     let mut total = 0usize;
-    let mut seq = 0i64;
     let query = PagedQuery {
-        table: "place",
+        from: "place t",
         key: &["rel", "rid"],
         cols: "t.src",
         filter: "1",
@@ -765,19 +768,13 @@ pub(crate) fn write(
                     }
                 }
             }
-            seq += 1;
-            scratch.exec(
-                "INSERT INTO classified (seq, rel, rid, src, state, proof)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                rusqlite::params![
-                    seq,
-                    path_key(&item.p.rel),
-                    item.p.rid.as_str(),
-                    os_bytes(item.p.src.as_os_str()),
-                    st.code(),
-                    proof
-                ],
-            )?;
+            // Absent is what a destination without a row is (every one, on a first run).
+            if st != State::Absent {
+                scratch.exec(
+                    "INSERT INTO classified (rel, rid, state, proof) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![path_key(&item.p.rel), item.p.rid.as_str(), st.code(), proof],
+                )?;
+            }
         }
     }
     drop(places);
@@ -801,23 +798,22 @@ pub(crate) fn write(
 
     let done = AtomicUsize::new(0);
     let query = PagedQuery {
-        table: "classified",
-        key: &["seq"],
-        cols: "t.rel, t.rid, t.src, t.state, t.proof",
+        from: "place t LEFT JOIN classified c ON c.rel = t.rel AND c.rid = t.rid",
+        key: &["rel", "rid"],
+        cols: "t.src, c.state, c.proof",
         filter: "1",
         decode: |r, at| {
             let planned = Planned {
-                rel: key_path(&r.get::<_, Vec<u8>>(at)?),
-                rid: Rid::new(r.get::<_, String>(at + 1)?),
-                src: PathBuf::from(bytes_os(r.get::<_, Vec<u8>>(at + 2)?)),
+                rel: key_path(&r.get::<_, Vec<u8>>(0)?),
+                rid: Rid::new(r.get::<_, String>(1)?),
+                src: PathBuf::from(bytes_os(r.get::<_, Vec<u8>>(at)?)),
             };
-            let code = r.get::<_, i64>(at + 3)?;
-            let proof = r.get::<_, Option<String>>(at + 4)?;
+            let code = r.get::<_, Option<i64>>(at + 1)?.unwrap_or(0);
+            let proof = r.get::<_, Option<String>>(at + 2)?;
             Ok((planned, code, proof))
         },
     };
-    let count = usize::try_from(seq).unwrap_or(0);
-    let mut rows = scratch.paged(query, count);
+    let mut rows = scratch.paged(query, planned);
     loop {
         let mut page = Vec::with_capacity(PAGE);
         let mut read = 0;
@@ -916,7 +912,7 @@ pub(crate) fn write(
 /// directories emptied); records the stale entries it keeps.
 fn remove_stale(root: &Path, scratch: &Scratch) -> Result<()> {
     let query = PagedQuery {
-        table: "ledger_old",
+        from: "ledger_old t",
         key: &["rel"],
         cols: "t.proof",
         filter: "NOT EXISTS (SELECT 1 FROM handled h WHERE h.rel = t.rel)",
@@ -1013,7 +1009,7 @@ mod tests {
         let scratch = Scratch::create(&path.parent().unwrap().join("out"))?;
         load_ledger(path, &scratch)?;
         let query = PagedQuery {
-            table: "ledger_old",
+            from: "ledger_old t",
             key: &["rel"],
             cols: "t.proof",
             filter: "1",

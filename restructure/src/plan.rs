@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use deriva_bag_features::{
     classify_targets, for_each_target_record, DatasetInfo, DatasetLike, FeatureRecord, Members,
-    Missing, ResolvedTarget, Rid, Row, TableName, TargetKeys, TargetKind, TargetRules,
-    TargetValue, Value, MAX_LISTED_RIDS,
+    Missing, ResolvedTarget, Rid, Row, TableName, TargetKeys, TargetKind, TargetRules, TargetValue,
+    Value, MAX_LISTED_RIDS,
 };
 
 use crate::error::{io, Error, Result};
@@ -117,7 +117,6 @@ pub(crate) fn type_level(
         .transpose()
 }
 
-
 /// Whether `dataset` reaches any row of `table` (reads one RID at most).
 fn reaches_any<D: DatasetLike>(dataset: &D, table: &TableName) -> Result<bool> {
     let mut any = false;
@@ -136,7 +135,10 @@ fn reaches_any<D: DatasetLike>(dataset: &D, table: &TableName) -> Result<bool> {
 /// How one target level is found for an element, and what the store keeps of it.
 enum Level {
     /// A column of the asset row: its value (JSON) is kept in the asset row's `k<i>`.
-    Column { name: String, ty: deriva_bag_features::ColumnType },
+    Column {
+        name: String,
+        ty: deriva_bag_features::ColumnType,
+    },
     /// A feature on the asset table: its chosen record is found by the asset's RID.
     Feature,
     /// A feature through a foreign key: the key is kept in `k<i>`.
@@ -271,10 +273,8 @@ impl Walk<'_> {
         match dataset.asset_path(table, row) {
             Some(path) => {
                 let path = std::path::absolute(&path).map_err(io(&path))?;
-                let mut values: Vec<rusqlite::types::Value> = vec![
-                    rid.to_string().into(),
-                    os_bytes(path.as_os_str()).into(),
-                ];
+                let mut values: Vec<rusqlite::types::Value> =
+                    vec![rid.to_string().into(), os_bytes(path.as_os_str()).into()];
                 for i in 0..self.levels.kinds.len() {
                     values.push(match self.levels.stored(i, row) {
                         Some(k) => k.into(),
@@ -331,7 +331,9 @@ impl Walk<'_> {
         let stop = || deriva_bag_features::Error::Invalid("restructure scratch store".into());
         let read = if root {
             ds.for_each_reachable_row(self.table, &mut |row| {
-                let Some(asset) = row.rid() else { return Ok(()) };
+                let Some(asset) = row.rid() else {
+                    return Ok(());
+                };
                 let done = self
                     .scratch
                     .exec(
@@ -654,7 +656,7 @@ pub(crate) fn plan<D: DatasetLike>(
 /// path). Works on `place`, a page of colliding rows at a time.
 pub(crate) fn resolve_collisions(scratch: &Scratch) -> Result<()> {
     let query = PagedQuery {
-        table: "place",
+        from: "place t",
         key: &["rel", "rid"],
         cols: "",
         filter: "EXISTS (SELECT 1 FROM place q WHERE q.rel = t.rel AND q.rid < t.rid)",
@@ -786,7 +788,10 @@ mod tests {
         let planned: Vec<(String, String)> = (0..PAGE + 5)
             .map(|i| ("x/a.jpg".to_string(), format!("1-{i:06}")))
             .collect();
-        let refs: Vec<(&str, &str)> = planned.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let refs: Vec<(&str, &str)> = planned
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         let got = resolved(&refs);
         assert_eq!(got.len(), PAGE + 5);
         assert_eq!(got[0], ("x/a.jpg".to_string(), "1-000000".to_string()));

@@ -19,7 +19,7 @@ use rusqlite::Connection;
 use crate::error::{io, Error, Result};
 
 /// SQLite's page cache for the store, in KiB (`PRAGMA cache_size` takes `-KiB`).
-const CACHE_KIB: i64 = 16 * 1024;
+const CACHE_KIB: i64 = 48 * 1024;
 
 /// Rows read per page by [`Paged`].
 pub(crate) const PAGE: usize = 4096;
@@ -56,12 +56,23 @@ impl Scratch {
     /// that lasts the whole run (nothing here needs to survive a crash).
     pub(crate) fn create(output_dir: &Path) -> Result<Scratch> {
         let dir = scratch_dir(output_dir);
-        let file = tempfile::Builder::new()
-            .prefix(".deriva-restructure-")
-            .suffix(".db")
-            .tempfile_in(&dir)
-            .map_err(io(&dir))?
-            .into_temp_path();
+        let builder = || {
+            let mut b = tempfile::Builder::new();
+            b.prefix(".deriva-restructure-").suffix(".db");
+            b
+        };
+        let file = match builder().tempfile_in(&dir) {
+            Ok(file) => file,
+            // Beside the output is best (its filesystem, never memory); where that directory
+            // takes no new file, the system's temporary directory.
+            Err(e) => {
+                tracing::debug!(dir = %dir.display(), error = %e,
+                    "cannot create the scratch store beside the output; using the temporary directory");
+                let tmp = std::env::temp_dir();
+                builder().tempfile_in(&tmp).map_err(io(&tmp))?
+            }
+        }
+        .into_temp_path();
         let conn = Connection::open(&file).map_err(|source| Error::Scratch {
             path: file.to_path_buf(),
             source,
@@ -88,10 +99,10 @@ impl Scratch {
              -- Planned placements: the relative path (as a path key) and the asset.
              CREATE TABLE place (rel BLOB NOT NULL, rid TEXT NOT NULL, src BLOB NOT NULL,
                                  PRIMARY KEY (rel, rid)) WITHOUT ROWID;
-             -- The placements after classification, in plan order, with their state.
-             CREATE TABLE classified (seq INTEGER PRIMARY KEY, rel BLOB NOT NULL,
-                                      rid TEXT NOT NULL, src BLOB NOT NULL,
-                                      state INTEGER NOT NULL, proof TEXT);
+             -- The state of each placement whose destination is not absent.
+             CREATE TABLE classified (rel BLOB NOT NULL, rid TEXT NOT NULL,
+                                      state INTEGER NOT NULL, proof TEXT,
+                                      PRIMARY KEY (rel, rid)) WITHOUT ROWID;
              CREATE TABLE ledger_old (rel TEXT PRIMARY KEY, proof TEXT) WITHOUT ROWID;
              CREATE TABLE ledger_new (rel TEXT PRIMARY KEY, proof TEXT) WITHOUT ROWID;
              -- Ledger paths this run settled (only when there was an earlier ledger).
@@ -160,10 +171,11 @@ impl Scratch {
     }
 }
 
-/// What [`Scratch::paged`] reads: `SELECT <key>, <cols> FROM <table> t WHERE <filter>`,
-/// ordered by `key`; `decode` reads a row whose first `key.len()` columns are the key.
+/// What [`Scratch::paged`] reads: `SELECT <key>, <cols> FROM <from> WHERE <filter>`,
+/// ordered by `key` (columns of the table aliased `t` in `from`); `decode` reads a row whose
+/// first `key.len()` columns are the key.
 pub(crate) struct PagedQuery<T> {
-    pub table: &'static str,
+    pub from: &'static str,
     pub key: &'static [&'static str],
     pub cols: &'static str,
     pub filter: &'static str,
@@ -186,7 +198,7 @@ pub struct Paged<'a, T> {
 impl<T> std::fmt::Debug for Paged<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Paged")
-            .field("table", &self.query.table)
+            .field("from", &self.query.from)
             .field("left", &self.left)
             .finish()
     }
@@ -210,8 +222,8 @@ impl<T> Paged<'_, T> {
             }
         };
         let sql = format!(
-            "SELECT {keys}{cols} FROM {} t WHERE ({}){after} ORDER BY {keys} LIMIT {PAGE}",
-            q.table, q.filter
+            "SELECT {keys}{cols} FROM {} WHERE ({}){after} ORDER BY {keys} LIMIT {PAGE}",
+            q.from, q.filter
         );
         let err = self.scratch.err();
         let mut stmt = self.scratch.conn.prepare_cached(&sql).map_err(&err)?;
@@ -348,7 +360,7 @@ mod tests {
                 .unwrap();
         }
         let query = PagedQuery {
-            table: "several",
+            from: "several t",
             key: &["rid"],
             cols: "",
             filter: "1",

@@ -51,7 +51,10 @@ fn nested_training_testing_layout_with_select_newest() {
         ]
     );
     assert!(manifest.missing_files().len() == 0);
-    assert_eq!(common::all(manifest.assets_in_several_splits()), [Rid::new("1-I005")]);
+    assert_eq!(
+        common::all(manifest.assets_in_several_splits()),
+        [Rid::new("1-I005")]
+    );
     // Every manifest pair is a symlink pointing at its (absolute, existing) source.
     for (src, dst) in &common::pairs(&manifest) {
         let target = fs::read_link(dst).unwrap();
@@ -471,5 +474,8 @@ fn every_distinct_type_path_of_an_asset_counts_as_a_split() {
     let map = [("Training".to_string(), "train".to_string())].into();
     let opts = RestructureOptions::new().type_to_dir_map(map);
     let manifest = restructure_assets(&fx.bag, &fx.out(), &opts).unwrap();
-    assert_eq!(common::all(manifest.assets_in_several_splits()), [Rid::new("1-I005")]);
+    assert_eq!(
+        common::all(manifest.assets_in_several_splits()),
+        [Rid::new("1-I005")]
+    );
 }

@@ -154,7 +154,10 @@ fn partially_materialized_bag_places_what_exists() {
     let manifest = restructure_assets(&fx.bag, &fx.out(), &newest()).unwrap();
     assert_eq!(manifest.len(), 6);
     assert_eq!(manifest.missing_files().len(), 1);
-    assert_eq!(common::all(manifest.missing_files())[0].rid.as_str(), "1-I002");
+    assert_eq!(
+        common::all(manifest.missing_files())[0].rid.as_str(),
+        "1-I002"
+    );
     assert!(!tree(&fx.out()).iter().any(|p| p.contains("retina 002")));
 }
 

@@ -26,8 +26,8 @@ fn image() -> TableName {
 fn layout(manifest: &Manifest, out: &Path) -> Vec<(String, PathBuf)> {
     let mut placed: Vec<(String, PathBuf)> = manifest
         .placements()
-        .iter()
         .map(|p| {
+            let p = p.unwrap();
             (
                 p.rid.to_string(),
                 p.dst.strip_prefix(out).unwrap().to_path_buf(),

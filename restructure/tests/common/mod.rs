@@ -153,8 +153,6 @@ pub fn pairs(manifest: &deriva_bag_restructure::Manifest) -> Vec<(PathBuf, PathB
 }
 
 /// Every item of one of a manifest's lists (missing files, kept files, several splits).
-pub fn all<T>(
-    items: impl Iterator<Item = Result<T, deriva_bag_restructure::Error>>,
-) -> Vec<T> {
+pub fn all<T>(items: impl Iterator<Item = Result<T, deriva_bag_restructure::Error>>) -> Vec<T> {
     items.collect::<Result<_, _>>().unwrap()
 }
