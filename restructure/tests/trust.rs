@@ -105,7 +105,7 @@ fn symlink_mode_never_links_to_an_asset_that_links_out_of_the_bag() {
     assert_eq!(manifest.missing_files().len(), 1);
     for (src, dst) in &common::pairs(&manifest) {
         assert_ne!(
-            fs::canonicalize(&dst).unwrap(),
+            fs::canonicalize(dst).unwrap(),
             fs::canonicalize(&outside).unwrap(),
             "{} -> {}",
             dst.display(),
