@@ -215,6 +215,18 @@ fn load_ledger(path: &Path, scratch: &Scratch) -> Result<usize> {
     scratch.count("SELECT count(*) FROM ledger_old")
 }
 
+/// The rows `(path, proof text)` of a ledger table of the store (`from`, aliased `t`) that
+/// match `filter`, in path order.
+fn ledger_rows(from: &'static str, filter: &'static str) -> PagedQuery<(String, Option<String>)> {
+    PagedQuery {
+        from,
+        key: &["rel"],
+        cols: "t.proof",
+        filter,
+        decode: |r, at| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(at)?)),
+    }
+}
+
 /// The store's `ledger_new` in path order, serialized as it is read.
 struct LedgerEntries<'a>(&'a Scratch);
 
@@ -225,13 +237,7 @@ impl Serialize for LedgerEntries<'_> {
             .0
             .count("SELECT count(*) FROM ledger_new")
             .map_err(S::Error::custom)?;
-        let query = PagedQuery {
-            from: "ledger_new t",
-            key: &["rel"],
-            cols: "t.proof",
-            filter: "1",
-            decode: |r, at| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(at)?)),
-        };
+        let query = ledger_rows("ledger_new t", "1");
         let mut map = serializer.serialize_map(Some(total))?;
         for entry in self.0.paged(query, total) {
             let (rel, proof) = entry.map_err(S::Error::custom)?;
@@ -911,13 +917,10 @@ pub(crate) fn write(
 /// Removes the files an earlier run provably placed that this run did not (and the
 /// directories emptied); records the stale entries it keeps.
 fn remove_stale(root: &Path, scratch: &Scratch) -> Result<()> {
-    let query = PagedQuery {
-        from: "ledger_old t",
-        key: &["rel"],
-        cols: "t.proof",
-        filter: "NOT EXISTS (SELECT 1 FROM handled h WHERE h.rel = t.rel)",
-        decode: |r, at| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(at)?)),
-    };
+    let query = ledger_rows(
+        "ledger_old t",
+        "NOT EXISTS (SELECT 1 FROM handled h WHERE h.rel = t.rel)",
+    );
     for entry in scratch.paged(query, 0) {
         let (rel, proof) = entry?;
         let proof = proof_of_text(proof);
@@ -1008,13 +1011,7 @@ mod tests {
     fn loaded(path: &Path) -> Result<Vec<(String, Option<Proof>)>> {
         let scratch = Scratch::create(&path.parent().unwrap().join("out"))?;
         load_ledger(path, &scratch)?;
-        let query = PagedQuery {
-            from: "ledger_old t",
-            key: &["rel"],
-            cols: "t.proof",
-            filter: "1",
-            decode: |r, at| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(at)?)),
-        };
+        let query = ledger_rows("ledger_old t", "1");
         scratch
             .paged(query, 0)
             .map(|e| e.map(|(rel, proof)| (rel, proof_of_text(proof))))
