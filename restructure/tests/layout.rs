@@ -8,7 +8,7 @@ use std::path::Path;
 use common::{paths, small, tree};
 use deriva_bag_core::features::Rid;
 use deriva_bag_restructure::{
-    restructure_assets, Error, Missing, RestructureOptions, Selector, Targets,
+    restructure_assets, Error, Missing, RestructureOptions, Selector, Targets, LEDGER_NAME,
 };
 
 fn newest() -> RestructureOptions {
@@ -478,4 +478,32 @@ fn every_distinct_type_path_of_an_asset_counts_as_a_split() {
         common::all(manifest.assets_in_several_splits()),
         [Rid::new("1-I005")]
     );
+}
+
+/// The scratch stores (`.deriva-restructure-*.db`) in `dir`.
+fn scratch_stores(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".deriva-restructure-") && n.ends_with(".db"))
+        .collect()
+}
+
+#[test]
+fn the_scratch_store_lies_beside_the_output_until_the_manifest_is_dropped_and_never_in_it() {
+    let fx = small();
+    let out = fx.out();
+    let manifest = restructure_assets(&fx.bag, &out, &newest()).unwrap();
+    assert_eq!(scratch_stores(fx.tmp.path()).len(), 1);
+    assert_eq!(scratch_stores(&out), Vec::<String>::new());
+    let ledger = fs::read_to_string(out.join(LEDGER_NAME)).unwrap();
+    assert!(!ledger.contains(".deriva-restructure-"), "{ledger}");
+    assert_eq!(common::pairs(&manifest).len(), 7);
+    drop(manifest);
+    assert_eq!(scratch_stores(fx.tmp.path()), Vec::<String>::new());
+
+    // A failed run removes it too.
+    let other = fx.tmp.path().join("other");
+    restructure_assets(&fx.bag, &other, &newest().missing(Missing::Error)).unwrap_err();
+    assert_eq!(scratch_stores(fx.tmp.path()), Vec::<String>::new());
 }
