@@ -484,12 +484,12 @@ impl DatasetBag {
         }
         // Taken before the check, so a change during it is noticed by the next call.
         let tree = asset_tree(root);
+        // The tag files are parsed here, not by locating assets (which reads fetch.txt alone):
+        // a malformed manifest fails the check, naming its file and line.
+        let bagit = self.shared.bagit()?;
         let mut missing = 0usize;
         self.for_each_missing_asset(|_| missing += 1)?;
-        let fetched = self
-            .shared
-            .bagit()
-            .is_ok_and(|bagit| bagit.fetched_files_present());
+        let fetched = bagit.fetched_files_present();
         let status = AssetStatus {
             materialized: fetched && missing == 0,
             missing_assets: missing,
