@@ -120,6 +120,18 @@ pub trait DatasetLike {
         self.reachable_rows(table)?.into_iter().try_for_each(each)
     }
 
+    /// [`reachable_rids`](Self::reachable_rids) one RID at a time, in the same order, so a
+    /// consumer that keeps them on disk (restructure) does not hold them all. The default
+    /// reads the `Vec`; a backend that can stream (a bag) overrides it. Stops at the first
+    /// error `each` returns.
+    fn for_each_reachable_rid(
+        &self,
+        table: &TableName,
+        each: &mut dyn FnMut(Rid) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.reachable_rids(table)?.into_iter().try_for_each(each)
+    }
+
     /// The RIDs of [`reachable_rows`](Self::reachable_rows), sorted. A backend may answer
     /// without building the rows (the dataset report asks this once per split).
     fn reachable_rids(&self, table: &TableName) -> Result<Vec<Rid>, Error> {

@@ -51,7 +51,8 @@ pub use selectors::{
     Selectable, Selector, SelectorFn, TimedRecord,
 };
 pub use targets::{
-    classify_targets, resolve_targets, Missing, Resolution, ResolvedElement, ResolvedTarget,
-    ResolvedTargets, TargetKind, TargetRules, TargetValue, Targets, MAX_LISTED_RIDS,
+    classify_targets, for_each_target_record, resolve_targets, Missing, Resolution,
+    ResolvedElement, ResolvedTarget, ResolvedTargets, TargetKeys, TargetKind, TargetRules,
+    TargetValue, Targets, MAX_LISTED_RIDS,
 };
 pub use value::{parse_timestamptz, Value, ValueError};

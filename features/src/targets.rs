@@ -563,7 +563,7 @@ fn values_of_target<D: DatasetLike>(
     rids: &[Rid],
     refuse_conflicts: bool,
 ) -> Result<Vec<Option<TargetValue>>, Error> {
-    let (feature, keys): (&Feature, Vec<Option<String>>) = match &target.kind {
+    let keys: Vec<Option<String>> = match &target.kind {
         TargetKind::Column(column) => {
             return Ok(elements
                 .iter()
@@ -576,70 +576,25 @@ fn values_of_target<D: DatasetLike>(
                 })
                 .collect());
         }
-        TargetKind::Feature(f) => (f, rids.iter().map(|r| Some(r.to_string())).collect()),
-        TargetKind::FeatureViaFk { fk_column, feature } => (
-            feature,
-            fk_target_rids(dataset, element_table, target, fk_column, elements)?,
-        ),
+        TargetKind::Feature(_) => rids.iter().map(|r| Some(r.to_string())).collect(),
+        TargetKind::FeatureViaFk { .. } => {
+            let keys = TargetKeys::new(dataset, element_table, target)?;
+            elements.iter().map(|row| keys.key(row)).collect()
+        }
     };
-
-    // Records arrive in the canonical order (target RID, RCT instant, row RID;
-    // `sort_records`), so one target's records are consecutive: one group is held at a time,
-    // and only the chosen record of a target some element asks for is kept.
     let wanted: HashSet<&str> = keys.iter().flatten().map(String::as_str).collect();
-    let mut conflicts: BTreeMap<String, Vec<Rid>> = BTreeMap::new();
     let mut chosen: HashMap<String, FeatureRecord> = HashMap::new();
-    let mut group: Vec<FeatureRecord> = Vec::new();
-    let mut settle = |group: &mut Vec<FeatureRecord>| {
-        let Some(first) = group.first() else { return };
-        let Some(key) = first.target().filter(|t| wanted.contains(t)) else {
-            group.clear();
-            return;
-        };
-        let key = key.to_string();
-        if chosen.contains_key(&key) || conflicts.contains_key(&key) {
-            group.clear();
-            return;
-        }
-        // `group[0]` is the first value by RCT.
-        let differ = group.iter().any(|r| !same_value(feature, r, first));
-        if differ && refuse_conflicts {
-            conflicts.insert(key, group.iter().filter_map(|r| r.rid.clone()).collect());
-            group.clear();
-        } else {
-            group.truncate(1);
-            if let Some(first) = group.pop() {
-                chosen.insert(key, first);
-            }
-        }
-    };
-    dataset.for_each_feature_value(
-        &feature.target_table.to_string(),
-        &feature.name,
-        target.selector.as_ref(),
-        &mut |record| {
-            let Some(target) = record.target() else {
-                return Ok(());
-            };
-            if group.first().and_then(FeatureRecord::target) != Some(target) {
-                settle(&mut group);
-            }
-            if wanted.contains(target) {
-                group.push(record);
-            }
+    for_each_target_record(
+        dataset,
+        target,
+        refuse_conflicts,
+        &mut |key| Ok(wanted.contains(key)),
+        &mut |key, record| {
+            // A target whose records are not consecutive keeps its first value.
+            chosen.entry(key.to_string()).or_insert(record);
             Ok(())
         },
     )?;
-    settle(&mut group);
-    if !conflicts.is_empty() {
-        let total = conflicts.len();
-        return Err(Error::ConflictingTargetValues {
-            target: target.name.clone(),
-            table: feature.target_table.to_string(),
-            conflicts: conflicts.into_iter().take(MAX_LISTED_RIDS).collect(),
-            more: total.saturating_sub(MAX_LISTED_RIDS),
-        });
-    }
     // Each chosen record moves to the last element that asks for it (the earlier ones get a
     // copy), so no record is held twice.
     let mut uses: HashMap<&str, usize> = HashMap::with_capacity(chosen.len());
@@ -662,54 +617,183 @@ fn values_of_target<D: DatasetLike>(
         .collect())
 }
 
-/// For a feature through `fk_column`, the RID of the referenced row of every element.
-fn fk_target_rids<D: DatasetLike>(
+/// The chosen record of a feature target for every target key `wanted` accepts, streamed in
+/// the order the dataset gives them (target RID), one target's records held at a time: the
+/// first by RCT, or — with `refuse_conflicts` — an [`Error::ConflictingTargetValues`] when a
+/// wanted target has several differing values (listing the first [`MAX_LISTED_RIDS`] by
+/// target, after every record was read). `wanted` is asked once per target key; `each` gets
+/// the key (a RID of the feature's target table; see [`TargetKeys`]) and the record. Nothing
+/// happens for a column target.
+///
+/// This is what [`resolve_targets`] does per feature target (its tests cover both), for a
+/// consumer that keeps the elements elsewhere: restructure keeps them on disk and answers
+/// `wanted` from there.
+pub fn for_each_target_record<D: DatasetLike>(
     dataset: &D,
-    element_table: &TableName,
     target: &ResolvedTarget,
-    fk_column: &str,
-    elements: &[Row],
-) -> Result<Vec<Option<String>>, Error> {
-    let feature = target
-        .feature()
-        .ok_or_else(|| Error::Invalid(format!("target {:?} is not a feature", target.name)))?;
-    let referenced_columns = dataset
-        .model()
-        .table(element_table)
-        .and_then(|t| {
-            t.foreign_keys.iter().find(|fk| {
-                fk.columns.len() == 1
-                    && fk.columns[0] == fk_column
-                    && fk.referenced_table == feature.target_table
-            })
-        })
-        .map(|fk| fk.referenced_columns.clone())
-        .unwrap_or_else(|| vec!["RID".to_string()]);
-    let key_column = referenced_columns
-        .first()
-        .cloned()
-        .unwrap_or_else(|| "RID".to_string());
-    let fk_text = |row: &Row| {
-        row.get(fk_column)
-            .filter(|v| !v.is_null())
-            .map(|v| v.to_string())
+    refuse_conflicts: bool,
+    wanted: &mut dyn FnMut(&str) -> Result<bool, Error>,
+    each: &mut dyn FnMut(&str, FeatureRecord) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let Some(feature) = target.feature() else {
+        return Ok(());
     };
-    if key_column == "RID" {
-        return Ok(elements.iter().map(fk_text).collect());
+    // Records arrive in the canonical order (target RID, RCT instant, row RID;
+    // `sort_records`), so one target's records are consecutive: one group is held at a time.
+    // Only the first MAX_LISTED_RIDS conflicts (by target) are kept, and how many there were.
+    let mut conflicts: BTreeMap<String, Vec<Rid>> = BTreeMap::new();
+    let mut conflicting = 0usize;
+    let mut group: Vec<FeatureRecord> = Vec::new();
+    let mut current: Option<String> = None;
+    let mut group_wanted = false;
+    let mut settle = |group: &mut Vec<FeatureRecord>| -> Result<(), Error> {
+        let Some(first) = group.first() else {
+            return Ok(());
+        };
+        let Some(key) = first.target().map(str::to_string) else {
+            group.clear();
+            return Ok(());
+        };
+        // `group[0]` is the first value by RCT.
+        let differ = group.iter().any(|r| !same_value(feature, r, first));
+        if differ && refuse_conflicts {
+            conflicting += 1;
+            conflicts.insert(key, group.iter().filter_map(|r| r.rid.clone()).collect());
+            if conflicts.len() > MAX_LISTED_RIDS {
+                conflicts.pop_last();
+            }
+            group.clear();
+            return Ok(());
+        }
+        group.truncate(1);
+        match group.pop() {
+            Some(first) => each(&key, first),
+            None => Ok(()),
+        }
+    };
+    dataset.for_each_feature_value(
+        &feature.target_table.to_string(),
+        &feature.name,
+        target.selector.as_ref(),
+        &mut |record| {
+            let Some(key) = record.target() else {
+                return Ok(());
+            };
+            if current.as_deref() != Some(key) {
+                // A new target: the previous one is settled, and this one asked about once.
+                settle(&mut group)?;
+                group.clear();
+                group_wanted = wanted(key)?;
+                current = Some(key.to_string());
+            }
+            if group_wanted {
+                group.push(record);
+            }
+            Ok(())
+        },
+    )?;
+    settle(&mut group)?;
+    if conflicting > 0 {
+        return Err(Error::ConflictingTargetValues {
+            target: target.name.clone(),
+            table: feature.target_table.to_string(),
+            conflicts: conflicts.into_iter().collect(),
+            more: conflicting.saturating_sub(MAX_LISTED_RIDS),
+        });
     }
-    // The FK points at another key (e.g. a Name): map key value → RID once.
-    let referenced = dataset.table_rows(&feature.target_table)?;
-    let by_key: HashMap<String, String> = referenced
-        .iter()
-        .filter_map(|r| {
-            let k = r.get(&key_column).filter(|v| !v.is_null())?.to_string();
-            Some((k, r.rid()?.to_string()))
+    Ok(())
+}
+
+/// The key under which a feature target's value is found for an element row: the element's
+/// RID for a feature on the element table, the RID of the row its foreign key references for
+/// a feature through a foreign key (mapped once from another referenced key, e.g. a Name),
+/// and none for a column target or a NULL foreign key.
+pub struct TargetKeys {
+    kind: KeyKind,
+}
+
+enum KeyKind {
+    None,
+    Rid,
+    Fk {
+        column: String,
+        /// Referenced key value → RID, when the foreign key references another key than RID.
+        by_key: Option<HashMap<String, String>>,
+    },
+}
+
+impl TargetKeys {
+    /// The keys of `target` for rows of `element_table`.
+    pub fn new<D: DatasetLike>(
+        dataset: &D,
+        element_table: &TableName,
+        target: &ResolvedTarget,
+    ) -> Result<TargetKeys, Error> {
+        let (fk_column, feature) = match &target.kind {
+            TargetKind::Column(_) => {
+                return Ok(TargetKeys {
+                    kind: KeyKind::None,
+                })
+            }
+            TargetKind::Feature(_) => return Ok(TargetKeys { kind: KeyKind::Rid }),
+            TargetKind::FeatureViaFk { fk_column, feature } => (fk_column, feature),
+        };
+        let referenced_columns = dataset
+            .model()
+            .table(element_table)
+            .and_then(|t| {
+                t.foreign_keys.iter().find(|fk| {
+                    fk.columns.len() == 1
+                        && &fk.columns[0] == fk_column
+                        && fk.referenced_table == feature.target_table
+                })
+            })
+            .map(|fk| fk.referenced_columns.clone())
+            .unwrap_or_else(|| vec!["RID".to_string()]);
+        let key_column = referenced_columns
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "RID".to_string());
+        let by_key = if key_column == "RID" {
+            None
+        } else {
+            // The FK points at another key (e.g. a Name): map key value → RID once.
+            let referenced = dataset.table_rows(&feature.target_table)?;
+            Some(
+                referenced
+                    .iter()
+                    .filter_map(|r| {
+                        let k = r.get(&key_column).filter(|v| !v.is_null())?.to_string();
+                        Some((k, r.rid()?.to_string()))
+                    })
+                    .collect(),
+            )
+        };
+        Ok(TargetKeys {
+            kind: KeyKind::Fk {
+                column: fk_column.clone(),
+                by_key,
+            },
         })
-        .collect();
-    Ok(elements
-        .iter()
-        .map(|row| fk_text(row).and_then(|k| by_key.get(&k).cloned()))
-        .collect())
+    }
+
+    /// The key of `row` (see the type's docs).
+    pub fn key(&self, row: &Row) -> Option<String> {
+        match &self.kind {
+            KeyKind::None => None,
+            KeyKind::Rid => row.rid().map(|r| r.to_string()),
+            KeyKind::Fk { column, by_key } => {
+                let text = row
+                    .get(column)
+                    .filter(|v| !v.is_null())
+                    .map(|v| v.to_string())?;
+                match by_key {
+                    None => Some(text),
+                    Some(map) => map.get(&text).cloned(),
+                }
+            }
+        }
+    }
 }
 
 /// Whether two records carry the same value in every feature column.

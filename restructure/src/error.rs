@@ -137,6 +137,16 @@ pub enum Error {
         more: usize,
     },
 
+    /// The scratch store on disk that holds the run's per-asset state failed (disk full?).
+    #[error("{path}: restructure scratch store: {source}")]
+    Scratch {
+        /// The scratch file.
+        path: PathBuf,
+        /// What SQLite reported.
+        #[source]
+        source: rusqlite::Error,
+    },
+
     /// The placement ledger of an earlier run is unreadable.
     #[error("{path}: not a restructure ledger: {detail}")]
     Ledger {

@@ -30,6 +30,11 @@
 //!   prove it placed (a symlink to the recorded asset, a copy with the recorded size and
 //!   sha256), never behind a symlinked directory; a placed copy edited since is kept, logged
 //!   and listed in [`Manifest::kept_files`].
+//! * **Memory.** Every per-asset fact of a run (which datasets reach each asset, target
+//!   values, planned paths, the ledgers, the manifest) lives in a scratch SQLite file on disk,
+//!   a hidden temporary file beside `output_dir` (on its filesystem, not in `/tmp`), removed
+//!   when the run fails or when the returned [`Manifest`] is dropped; memory holds pages of
+//!   rows, so millions of assets restructure in flat memory.
 //! * **Missing files** (a bag that is not materialized, or an asset that is a symbolic link
 //!   out of the bag): one warning per file, and the rest is placed;
 //!   [`Manifest::missing_files`] lists them.
@@ -57,8 +62,9 @@
 //! let manifest = restructure_assets(&bag, &out, &options)?;
 //! assert!(out.join("training/Severe/retina_001.jpg").exists());
 //! assert!(out.join("testing/unknown/retina_004.png").exists());
-//! for (src, dst) in manifest.iter() {
-//!     assert!(dst.starts_with(std::path::absolute(&out)?), "{} -> {}", src.display(), dst.display());
+//! for placement in manifest.placements() {
+//!     let p = placement?;
+//!     assert!(p.dst.starts_with(std::path::absolute(&out)?), "{} -> {}", p.src.display(), p.dst.display());
 //! }
 //! # Ok(())
 //! # }
@@ -73,6 +79,7 @@ mod output;
 mod place;
 mod plan;
 mod sanitize;
+mod scratch;
 
 use std::path::Path;
 
@@ -86,6 +93,7 @@ pub use options::{
 };
 pub use place::LEDGER_NAME;
 pub use sanitize::sanitize_label;
+pub use scratch::Paged;
 
 /// Builds the class-folder tree of `dataset`'s assets under `output_dir` and returns the
 /// manifest of every placement (see the crate docs for the layout rules).
@@ -106,26 +114,29 @@ pub fn restructure_assets<D: DatasetLike>(
         source_root,
         output::canonical_source(source_root)?.as_deref(),
     )?;
+    // Every per-asset fact of the run lives in this store on disk (flat memory at any
+    // number of assets); the manifest reads from it and removes it when dropped.
+    let scratch =
+        scratch::Scratch::create(&std::path::absolute(output_dir).map_err(error::io(output_dir))?)?;
     let table = plan::asset_table(dataset, options)?;
-    let plan = plan::plan(dataset, &table, options)?;
+    let plan = plan::plan(dataset, &table, options, &scratch)?;
     let classes = classes::record(dataset, &table, options)?;
-    let planned = plan.placements.len();
     let plan_ms = started.elapsed().as_millis() as u64;
-    let written = place::write(output_dir, source_root, plan.placements, options)?;
-    let placements = written.placements;
+    let written = place::write(output_dir, source_root, &scratch, plan.placements, options)?;
     tracing::info!(
         table = %table,
-        planned,
-        placed = placements.len(),
-        missing_files = plan.missing.len(),
-        kept = written.kept.len(),
+        planned = plan.placements,
+        placed = written.placements,
+        missing_files = plan.missing,
+        kept = written.kept,
         plan_ms,
         elapsed_ms = started.elapsed().as_millis() as u64,
         output_dir = %output_dir.display(),
         "restructured assets"
     );
     Ok(Manifest {
-        placements,
+        scratch,
+        placements: written.placements,
         missing: plan.missing,
         kept: written.kept,
         in_several_splits: plan.in_several_splits,

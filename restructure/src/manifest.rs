@@ -1,4 +1,5 @@
-//! [`Manifest`]: every placement a restructure made.
+//! [`Manifest`]: every placement a restructure made, read from the run's scratch store on
+//! disk a page at a time.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,8 @@ use deriva_bag_features::Rid;
 use serde::Serialize;
 
 use crate::classes::TargetClasses;
+use crate::error::Result;
+use crate::scratch::{bytes_os, path_key, Paged, PagedQuery, Scratch};
 
 /// One placed file.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -63,68 +66,136 @@ impl std::fmt::Display for KeptReason {
     }
 }
 
-/// The result of a restructure: source path → every path written for it (an asset in two
-/// sibling datasets has two), plus the assets skipped for lack of a file.
-#[derive(Debug, Clone, Default)]
+/// The result of a restructure: every placement (source → path written; an asset in two
+/// sibling datasets has two), the assets skipped for lack of a file, the recorded paths
+/// kept, the assets in several splits, and the class index.
+///
+/// The per-asset lists live on disk, in the run's scratch store (a hidden temporary file
+/// beside the output directory, removed when the manifest is dropped), so a manifest of
+/// millions of placements holds no more memory than one of ten: each list is an iterator
+/// ([`Paged`]) that reads a page of rows at a time, in a fixed order, and knows its length.
+/// An item is an error only if the store cannot be read (the disk failed).
+#[derive(Debug)]
 pub struct Manifest {
-    pub(crate) placements: Vec<Placement>,
-    pub(crate) missing: Vec<MissingFile>,
-    pub(crate) kept: Vec<KeptFile>,
-    pub(crate) in_several_splits: Vec<Rid>,
+    pub(crate) scratch: Scratch,
+    pub(crate) placements: usize,
+    pub(crate) missing: usize,
+    pub(crate) kept: usize,
+    pub(crate) in_several_splits: usize,
     pub(crate) classes: Vec<TargetClasses>,
 }
 
+fn placement(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Placement> {
+    Ok(Placement {
+        src: PathBuf::from(bytes_os(r.get::<_, Vec<u8>>(at)?)),
+        dst: PathBuf::from(bytes_os(r.get::<_, Vec<u8>>(at + 1)?)),
+        rid: Rid::new(r.get::<_, String>(2)?),
+    })
+}
+
 impl Manifest {
-    /// Source → destinations, sorted.
-    pub fn by_source(&self) -> BTreeMap<PathBuf, Vec<PathBuf>> {
-        let mut map: BTreeMap<PathBuf, Vec<PathBuf>> = BTreeMap::new();
-        for p in &self.placements {
-            map.entry(p.src.clone()).or_default().push(p.dst.clone());
-        }
-        map
-    }
-
     /// Every placement, sorted by (source, destination).
-    pub fn placements(&self) -> &[Placement] {
-        &self.placements
-    }
-
-    /// `(source, destination)` pairs, one per placement.
-    pub fn iter(&self) -> impl Iterator<Item = (&Path, &Path)> {
-        self.placements
-            .iter()
-            .map(|p| (p.src.as_path(), p.dst.as_path()))
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use deriva_bag_core::{fixtures, DatasetBag};
+    /// use deriva_bag_restructure::{restructure_assets, RestructureOptions};
+    ///
+    /// let tmp = tempfile::tempdir()?;
+    /// let generated = fixtures::small_bag(&tmp.path().join("bags"))?;
+    /// let bag = DatasetBag::open(&generated.path)?;
+    /// let out = tmp.path().join("out");
+    /// let manifest = restructure_assets(&bag, &out, &RestructureOptions::new())?;
+    /// assert_eq!(manifest.placements().len(), 7);
+    /// for p in manifest.placements() {
+    ///     let p = p?;
+    ///     assert!(p.dst.starts_with(std::path::absolute(&out)?));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn placements(&self) -> Paged<'_, Placement> {
+        let query = PagedQuery {
+            from: "manifest t",
+            key: &["src_key", "dst_key", "rid"],
+            cols: "t.src, t.dst",
+            filter: "1",
+            decode: placement,
+        };
+        self.scratch.paged(query, self.placements)
     }
 
     /// Number of placements (files written or kept).
     pub fn len(&self) -> usize {
-        self.placements.len()
+        self.placements
     }
 
     /// Whether nothing was placed.
     pub fn is_empty(&self) -> bool {
-        self.placements.is_empty()
+        self.placements == 0
     }
 
-    /// The destinations of `src`.
-    pub fn destinations(&self, src: &Path) -> Vec<&Path> {
-        self.placements
-            .iter()
-            .filter(|p| p.src == src)
-            .map(|p| p.dst.as_path())
-            .collect()
+    /// How many different source files were placed (assets with a placement).
+    pub fn source_count(&self) -> Result<usize> {
+        self.scratch
+            .count("SELECT count(*) FROM (SELECT DISTINCT src_key FROM manifest)")
+    }
+
+    /// The destinations of `src`, sorted.
+    pub fn destinations(&self, src: &Path) -> Result<Vec<PathBuf>> {
+        let mut stmt = self
+            .scratch
+            .conn()
+            .prepare_cached("SELECT dst FROM manifest WHERE src_key = ?1 ORDER BY dst_key, rid")
+            .map_err(self.scratch.err())?;
+        let rows = stmt
+            .query_map([path_key(src)], |r| {
+                Ok(PathBuf::from(bytes_os(r.get::<_, Vec<u8>>(0)?)))
+            })
+            .map_err(self.scratch.err())?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(self.scratch.err())
     }
 
     /// Assets skipped because their file is not on disk, sorted by RID.
-    pub fn missing_files(&self) -> &[MissingFile] {
-        &self.missing
+    pub fn missing_files(&self) -> Paged<'_, MissingFile> {
+        let query = PagedQuery {
+            from: "missing t",
+            key: &["rid"],
+            cols: "t.filename",
+            filter: "1",
+            decode: |r, at| {
+                Ok(MissingFile {
+                    rid: Rid::new(r.get::<_, String>(0)?),
+                    filename: r.get(at)?,
+                })
+            },
+        };
+        self.scratch.paged(query, self.missing)
     }
 
     /// Paths an earlier run recorded that this run kept instead of replacing or removing them,
     /// sorted: placed copies edited since, and anything the ledger names without proof. Each
     /// was also logged as a warning.
-    pub fn kept_files(&self) -> &[KeptFile] {
-        &self.kept
+    pub fn kept_files(&self) -> Paged<'_, KeptFile> {
+        let query = PagedQuery {
+            from: "kept t",
+            key: &["key", "reason"],
+            cols: "t.path",
+            filter: "1",
+            decode: |r, at| {
+                let reason = match r.get::<_, i64>(1)? {
+                    3 => KeptReason::Changed,
+                    4 => KeptReason::Unproven,
+                    _ => KeptReason::BehindSymlink,
+                };
+                Ok(KeptFile {
+                    path: PathBuf::from(bytes_os(r.get::<_, Vec<u8>>(at)?)),
+                    reason,
+                })
+            },
+        };
+        self.scratch.paged(query, self.kept)
     }
 
     /// Assets placed under more than one dataset type path, sorted by RID: an image in both
@@ -142,12 +213,20 @@ impl Manifest {
     /// let bag = DatasetBag::open(&generated.path)?;
     /// let manifest = restructure_assets(&bag, &tmp.path().join("out"), &RestructureOptions::new())?;
     /// // 1-I005 is a member of the Training dataset 1-D001 and of the Testing dataset 1-D002.
-    /// assert_eq!(manifest.assets_in_several_splits(), [Rid::new("1-I005")]);
+    /// let several = manifest.assets_in_several_splits().collect::<Result<Vec<_>, _>>()?;
+    /// assert_eq!(several, [Rid::new("1-I005")]);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn assets_in_several_splits(&self) -> &[Rid] {
-        &self.in_several_splits
+    pub fn assets_in_several_splits(&self) -> Paged<'_, Rid> {
+        let query = PagedQuery {
+            from: "several t",
+            key: &["rid"],
+            cols: "",
+            filter: "1",
+            decode: |r, _| Ok(Rid::new(r.get::<_, String>(0)?)),
+        };
+        self.scratch.paged(query, self.in_several_splits)
     }
 
     /// The classes of the first target level, the folders `ImageFolder` indexes below a split
@@ -195,23 +274,9 @@ impl Manifest {
         self.classes.iter().find(|c| c.level == level)
     }
 
-    /// The CLI's JSON shape: `[{"src","dst"}, ...]`, one entry per placement.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::Value::Array(
-            self.placements
-                .iter()
-                .map(|p| {
-                    serde_json::json!({
-                        "src": p.src.to_string_lossy(),
-                        "dst": p.dst.to_string_lossy(),
-                    })
-                })
-                .collect(),
-        )
-    }
-
-    /// [`to_json`](Self::to_json) written to `out` as `serde_json::to_writer_pretty` writes
-    /// it, byte for byte, one placement at a time instead of building the whole value first.
+    /// The CLI's JSON shape, `[{"src","dst"}, ...]` (one entry per placement, in
+    /// [`placements`](Self::placements) order), written to `out` as
+    /// `serde_json::to_writer_pretty` writes such a value, one placement at a time.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -224,21 +289,25 @@ impl Manifest {
     /// let manifest = restructure_assets(&bag, &tmp.path().join("out"), &RestructureOptions::new())?;
     /// let mut streamed = Vec::new();
     /// manifest.write_json(&mut streamed)?;
-    /// assert_eq!(streamed, serde_json::to_vec_pretty(&manifest.to_json())?);
+    /// let whole: Vec<serde_json::Value> = manifest
+    ///     .placements()
+    ///     .map(|p| p.map(|p| serde_json::json!({"src": p.src, "dst": p.dst})))
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(streamed, serde_json::to_vec_pretty(&whole)?);
     /// # Ok(())
     /// # }
     /// ```
     pub fn write_json(&self, out: impl std::io::Write) -> serde_json::Result<()> {
-        serde_json::to_writer_pretty(out, &JsonPlacements(&self.placements))
+        serde_json::to_writer_pretty(out, &JsonPlacements(self))
     }
 }
 
-/// The placements in [`Manifest::to_json`]'s shape, serialized as they are read.
-struct JsonPlacements<'a>(&'a [Placement]);
+/// The placements in [`Manifest::write_json`]'s shape, serialized as they are read.
+struct JsonPlacements<'a>(&'a Manifest);
 
 impl Serialize for JsonPlacements<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap, SerializeSeq};
+        use serde::ser::{Error as _, SerializeMap, SerializeSeq};
         struct Pair<'a>(&'a Placement);
         impl Serialize for Pair<'_> {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -249,18 +318,18 @@ impl Serialize for JsonPlacements<'_> {
             }
         }
         let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for p in self.0 {
-            seq.serialize_element(&Pair(p))?;
+        for p in self.0.placements() {
+            seq.serialize_element(&Pair(&p.map_err(S::Error::custom)?))?;
         }
         seq.end()
     }
 }
 
 impl<'a> IntoIterator for &'a Manifest {
-    type Item = &'a Placement;
-    type IntoIter = std::slice::Iter<'a, Placement>;
+    type Item = Result<Placement>;
+    type IntoIter = Paged<'a, Placement>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.placements.iter()
+        self.placements()
     }
 }

@@ -23,13 +23,16 @@
 //! removed under the same proof rule, and directories left empty by that are removed, so an
 //! ImageFolder walker never sees stale classes.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
+use rusqlite::OptionalExtension;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -37,7 +40,11 @@ use crate::error::{io, Error, Result};
 use crate::manifest::{KeptFile, KeptReason, Placement};
 use crate::options::RestructureOptions;
 use crate::output;
-use crate::plan::{is_confined, Planned};
+use crate::plan::Planned;
+use crate::scratch::{
+    bytes_os, is_confined, key_path, os_bytes, path_key, PagedQuery, Scratch, PAGE,
+};
+use deriva_bag_features::Rid;
 
 /// File name of the placement ledger kept at the top of the output directory.
 pub const LEDGER_NAME: &str = ".deriva-restructure.json";
@@ -58,23 +65,11 @@ enum Proof {
     Copy { size: u64, sha256: String },
 }
 
-/// Paths relative to the output directory (`/`-separated) → their proof; `None` for an
-/// entry of a version-1 ledger, which proves nothing.
-#[derive(Debug, Default)]
-struct Ledger {
-    placed: BTreeMap<String, Option<Proof>>,
-}
-
-#[derive(Deserialize)]
-struct RawLedger {
-    version: u32,
-    placed: serde_json::Value,
-}
-
-#[derive(Serialize)]
-struct LedgerOut<'a> {
-    version: u32,
-    placed: &'a BTreeMap<String, Option<Proof>>,
+/// The shape of a ledger's `placed`: a list of paths (version 1) or paths → proofs (2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    List,
+    Map,
 }
 
 fn rel_key(rel: &Path) -> String {
@@ -84,7 +79,103 @@ fn rel_key(rel: &Path) -> String {
         .join("/")
 }
 
-fn load_ledger(path: &Path) -> Result<Ledger> {
+/// A proof as the store keeps it: JSON text, NULL for none.
+fn proof_text(proof: Option<&Proof>) -> Option<String> {
+    // A proof is paths and numbers; one that cannot be JSON (a non-UTF-8 link target) is
+    // recorded as none, which proves nothing later.
+    proof.and_then(|p| serde_json::to_string(p).ok())
+}
+
+fn proof_of_text(text: Option<String>) -> Option<Proof> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// Reads a ledger entry by entry into the store's `ledger_old` (never whole in memory).
+struct LedgerSeed<'a> {
+    scratch: &'a Scratch,
+    failure: &'a RefCell<Option<Error>>,
+}
+
+impl LedgerSeed<'_> {
+    fn insert<E: de::Error>(&self, rel: &str, proof: Option<&Proof>) -> Result<(), E> {
+        self.scratch
+            .exec(
+                "INSERT OR REPLACE INTO ledger_old (rel, proof) VALUES (?1, ?2)",
+                rusqlite::params![rel, proof_text(proof)],
+            )
+            .map(drop)
+            .map_err(|e| {
+                *self.failure.borrow_mut() = Some(e);
+                E::custom("scratch store failed")
+            })
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for &LedgerSeed<'_> {
+    type Value = (u32, Shape);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &LedgerSeed<'_> {
+    type Value = (u32, Shape);
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("struct RawLedger")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut version, mut shape) = (None, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "version" if version.is_some() => {
+                    return Err(de::Error::duplicate_field("version"))
+                }
+                "version" => version = Some(map.next_value::<u32>()?),
+                "placed" if shape.is_some() => return Err(de::Error::duplicate_field("placed")),
+                "placed" => shape = Some(map.next_value_seed(Placed(self))?),
+                _ => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        let version = version.ok_or_else(|| de::Error::missing_field("version"))?;
+        let shape = shape.ok_or_else(|| de::Error::missing_field("placed"))?;
+        Ok((version, shape))
+    }
+}
+
+/// The `placed` value, either shape, inserted as read.
+struct Placed<'s, 'a>(&'s LedgerSeed<'a>);
+
+impl<'de> DeserializeSeed<'de> for Placed<'_, '_> {
+    type Value = Shape;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Placed<'_, '_> {
+    type Value = Shape;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of paths or a map of paths to proofs")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        while let Some(rel) = seq.next_element::<String>()? {
+            self.0.insert(&rel, None)?;
+        }
+        Ok(Shape::List)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        while let Some((rel, proof)) = map.next_entry::<String, Option<Proof>>()? {
+            self.0.insert(&rel, proof.as_ref())?;
+        }
+        Ok(Shape::Map)
+    }
+}
+
+/// Reads the ledger at `path` (if any) into the store's `ledger_old`, streamed; returns how
+/// many entries it holds.
+fn load_ledger(path: &Path, scratch: &Scratch) -> Result<usize> {
     let bad = |detail: String| Error::Ledger {
         path: path.to_path_buf(),
         detail,
@@ -96,26 +187,76 @@ fn load_ledger(path: &Path) -> Result<Ledger> {
             ))
         }
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ledger::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(io(path)(e)),
     }
-    let bytes = fs::read(path).map_err(io(path))?;
-    let raw: RawLedger = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    let placed = match raw.version {
-        1 => serde_json::from_value::<BTreeSet<String>>(raw.placed)
-            .map_err(|e| bad(e.to_string()))?
-            .into_iter()
-            .map(|rel| (rel, None))
-            .collect(),
-        LEDGER_VERSION => serde_json::from_value(raw.placed).map_err(|e| bad(e.to_string()))?,
-        other => return Err(bad(format!("unsupported ledger version {other}"))),
+    let file = fs::File::open(path).map_err(io(path))?;
+    let failure = RefCell::new(None);
+    let seed = LedgerSeed {
+        scratch,
+        failure: &failure,
     };
-    Ok(Ledger { placed })
+    let mut de = serde_json::Deserializer::from_reader(std::io::BufReader::new(file));
+    let read = (&seed)
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v));
+    if let Some(failure) = failure.into_inner() {
+        return Err(failure);
+    }
+    let (version, shape) = read.map_err(|e| bad(e.to_string()))?;
+    match (version, shape) {
+        (1, Shape::List) | (LEDGER_VERSION, Shape::Map) => {}
+        (1, Shape::Map) => return Err(bad("invalid type: map, expected a sequence".into())),
+        (LEDGER_VERSION, Shape::List) => {
+            return Err(bad("invalid type: sequence, expected a map".into()))
+        }
+        (other, _) => return Err(bad(format!("unsupported ledger version {other}"))),
+    }
+    scratch.count("SELECT count(*) FROM ledger_old")
 }
 
-/// Writes the ledger through a fresh temporary file (never through whatever is at the
-/// temporary name: a planted symlink there is removed, not written through) and a rename.
-fn save_ledger(path: &Path, ledger: &Ledger) -> Result<()> {
+/// The rows `(path, proof text)` of a ledger table of the store (`from`, aliased `t`) that
+/// match `filter`, in path order.
+fn ledger_rows(from: &'static str, filter: &'static str) -> PagedQuery<(String, Option<String>)> {
+    PagedQuery {
+        from,
+        key: &["rel"],
+        cols: "t.proof",
+        filter,
+        decode: |r, at| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(at)?)),
+    }
+}
+
+/// The store's `ledger_new` in path order, serialized as it is read.
+struct LedgerEntries<'a>(&'a Scratch);
+
+impl Serialize for LedgerEntries<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeMap};
+        let total = self
+            .0
+            .count("SELECT count(*) FROM ledger_new")
+            .map_err(S::Error::custom)?;
+        let query = ledger_rows("ledger_new t", "1");
+        let mut map = serializer.serialize_map(Some(total))?;
+        for entry in self.0.paged(query, total) {
+            let (rel, proof) = entry.map_err(S::Error::custom)?;
+            map.serialize_entry(&rel, &proof_of_text(proof))?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct LedgerOut<'a> {
+    version: u32,
+    placed: LedgerEntries<'a>,
+}
+
+/// Writes the store's `ledger_new` as the ledger, streamed, through a fresh temporary file
+/// (never through whatever is at the temporary name: a planted symlink there is removed, not
+/// written through) and a rename.
+fn save_ledger(path: &Path, scratch: &Scratch) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     match fs::remove_file(&tmp) {
         Ok(()) => {}
@@ -127,13 +268,12 @@ fn save_ledger(path: &Path, ledger: &Ledger) -> Result<()> {
         .create_new(true)
         .open(&tmp)
         .map_err(io(&tmp))?;
-    // Serialized straight into the file, never whole in memory.
     let mut out = std::io::BufWriter::new(file);
     let written = serde_json::to_writer_pretty(
         &mut out,
         &LedgerOut {
             version: LEDGER_VERSION,
-            placed: &ledger.placed,
+            placed: LedgerEntries(scratch),
         },
     )
     .map_err(std::io::Error::from)
@@ -158,6 +298,31 @@ enum State {
     Kept(KeptReason),
     /// Someone else's file.
     Foreign,
+}
+
+impl State {
+    /// The store's code for a state (never `Foreign`, which stops the run).
+    fn code(&self) -> i64 {
+        match self {
+            State::Absent | State::Foreign => 0,
+            State::Same(_) => 1,
+            State::Ours => 2,
+            State::Kept(KeptReason::Changed) => 3,
+            State::Kept(KeptReason::Unproven) => 4,
+            State::Kept(KeptReason::BehindSymlink) => 5,
+        }
+    }
+
+    fn of_code(code: i64, proof: Option<Proof>) -> State {
+        match (code, proof) {
+            (1, Some(proof)) => State::Same(proof),
+            (2, _) => State::Ours,
+            (3, _) => State::Kept(KeptReason::Changed),
+            (4, _) => State::Kept(KeptReason::Unproven),
+            (5, _) => State::Kept(KeptReason::BehindSymlink),
+            _ => State::Absent,
+        }
+    }
 }
 
 /// What a ledger entry's path holds, judged against its proof.
@@ -220,7 +385,14 @@ fn judge(
     })
 }
 
-fn state(root: &Path, p: &Planned, rel: &str, symlink: bool, ledger: &Ledger) -> Result<State> {
+/// What is at `p`'s destination; `entry` is the earlier ledger's entry for its path, if any.
+fn state(
+    root: &Path,
+    p: &Planned,
+    rel: &str,
+    symlink: bool,
+    entry: Option<&Option<Proof>>,
+) -> Result<State> {
     let dst = root.join(&p.rel);
     let md = match fs::symlink_metadata(&dst) {
         Ok(md) => md,
@@ -236,7 +408,7 @@ fn state(root: &Path, p: &Planned, rel: &str, symlink: bool, ledger: &Ledger) ->
             return Ok(State::Same(proof));
         }
     }
-    let Some(proof) = ledger.placed.get(rel) else {
+    let Some(proof) = entry else {
         return Ok(State::Foreign);
     };
     Ok(match judge(root, rel, proof.as_ref(), Some(&p.src))? {
@@ -425,18 +597,48 @@ fn warn_kept(kept: &KeptFile) {
     tracing::warn!(path = %kept.path.display(), "kept, not replaced or removed: {why}");
 }
 
-/// What [`write`] did: the placements (sorted) and the recorded paths it kept (sorted).
+/// What [`write`] did: how many placements and kept paths it recorded in the store
+/// (`manifest`, `kept`).
 pub(crate) struct Written {
-    pub placements: Vec<Placement>,
-    pub kept: Vec<KeptFile>,
+    pub placements: usize,
+    pub kept: usize,
 }
 
-/// Writes `plan` under `output_dir` and returns the placements and kept paths.
-/// `source_root` is the dataset's own directory, which nothing may be written into.
+/// One planned placement read back from the store, with its ledger path.
+struct Item {
+    p: Planned,
+    rel: String,
+    /// The earlier ledger's entry for `rel`, if it has one.
+    entry: Option<Option<Proof>>,
+}
+
+/// Records a kept path: in `kept`, and in the new ledger with the proof it had.
+fn keep(scratch: &Scratch, kept: &KeptFile, rel: &str, proof: Option<&Proof>) -> Result<()> {
+    warn_kept(kept);
+    let reason = State::Kept(kept.reason).code();
+    scratch.exec(
+        "INSERT OR IGNORE INTO kept (key, reason, path) VALUES (?1, ?2, ?3)",
+        rusqlite::params![
+            path_key(&kept.path),
+            reason,
+            os_bytes(kept.path.as_os_str())
+        ],
+    )?;
+    scratch.exec(
+        "INSERT OR REPLACE INTO ledger_new (rel, proof) VALUES (?1, ?2)",
+        rusqlite::params![rel, proof_text(proof)],
+    )?;
+    Ok(())
+}
+
+/// Writes the plan in the store's `place` under `output_dir`; records the placements and
+/// kept paths in the store. `source_root` is the dataset's own directory, which nothing may
+/// be written into. Works a page of placements at a time.
 pub(crate) fn write(
     output_dir: &Path,
     source_root: Option<&Path>,
-    plan: Vec<Planned>,
+    scratch: &Scratch,
+    planned: usize,
     options: &RestructureOptions,
 ) -> Result<Written> {
     let root = std::path::absolute(output_dir).map_err(io(output_dir))?;
@@ -450,190 +652,291 @@ pub(crate) fn write(
         canon_source: canon_source.as_deref(),
     };
     let ledger_path = root.join(LEDGER_NAME);
-    let ledger = load_ledger(&ledger_path)?;
+    // Only an earlier run's ledger has entries to settle; a first run keeps no set of them.
+    let earlier = load_ledger(&ledger_path, scratch)? > 0;
     let symlink = options.use_symlinks && options.file_transformer.is_none();
 
+    // Classify every destination first, so a foreign file stops the run before any write.
     // A destination whose parent directory does not exist is absent too; on a first run that
     // is every destination, so one `lstat` per directory replaces one per file. Only a clean
     // `NotFound` on the directory counts: anything else (a file, a symlink, an error) falls
     // back to the per-file check, which reports it exactly as before.
-    let parents: HashSet<&Path> = plan.iter().filter_map(|p| p.rel.parent()).collect();
-    let absent_dirs: HashSet<PathBuf> = parents
-        .into_iter()
-        .filter(|rel| !rel.as_os_str().is_empty())
-        .filter(|rel| {
-            matches!(fs::symlink_metadata(root.join(rel)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound)
-        })
-        .map(Path::to_path_buf)
-        .collect();
-
-    // Classify every destination first, so a foreign file stops the run before any write.
-    let classified: Vec<(Planned, PathBuf, State)> = plan
-        .into_par_iter()
-        .map(|p| {
-            let dst = root.join(&p.rel);
-            let parent_absent = p.rel.parent().is_some_and(|d| absent_dirs.contains(d));
-            let st = if parent_absent {
-                State::Absent
+    let mut absent_dirs: HashMap<PathBuf, bool> = HashMap::new();
+    let mut foreign: Vec<PathBuf> = Vec::new();
+    let mut foreign_count = 0usize;
+    // Directories to create (bounded by the directories of the tree, not the files).
+    let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut total = 0usize;
+    let query = PagedQuery {
+        from: "place t",
+        key: &["rel", "rid"],
+        cols: "t.src",
+        filter: "1",
+        decode: |r, at| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(at)?,
+            ))
+        },
+    };
+    let mut places = scratch.paged(query, planned);
+    loop {
+        let mut page: Vec<Item> = Vec::with_capacity(PAGE);
+        for row in places.by_ref().take(PAGE) {
+            let (rel, rid, src) = row?;
+            let rel = key_path(&rel);
+            let key = rel_key(&rel);
+            let entry = if earlier {
+                let text: Option<Option<String>> = scratch
+                    .conn()
+                    .prepare_cached("SELECT proof FROM ledger_old WHERE rel = ?1")
+                    .and_then(|mut s| {
+                        s.query_row([&key], |r| r.get::<_, Option<String>>(0))
+                            .optional()
+                    })
+                    .map_err(scratch.err())?;
+                text.map(proof_of_text)
             } else {
-                state(&root, &p, &rel_key(&p.rel), symlink, &ledger)?
+                None
             };
-            let st = if options.file_transformer.is_some() && st == State::Foreign {
-                // A transformer writes its own (possibly renamed) output; the suggested path
-                // is only a hint and is not ours to judge unless the ledger says so.
-                State::Absent
-            } else {
-                st
+            if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+                if !absent_dirs.contains_key(parent) {
+                    let absent = matches!(fs::symlink_metadata(root.join(parent)),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+                    absent_dirs.insert(parent.to_path_buf(), absent);
+                }
+            }
+            page.push(Item {
+                p: Planned {
+                    rel,
+                    rid: Rid::new(rid),
+                    src: PathBuf::from(bytes_os(src)),
+                },
+                rel: key,
+                entry,
+            });
+        }
+        if page.is_empty() {
+            break;
+        }
+        let states: Vec<State> = page
+            .par_iter()
+            .map(|item| {
+                let p = &item.p;
+                let parent_absent = p
+                    .rel
+                    .parent()
+                    .is_some_and(|d| absent_dirs.get(d).copied().unwrap_or(false));
+                let st = if parent_absent {
+                    State::Absent
+                } else {
+                    state(&root, p, &item.rel, symlink, item.entry.as_ref())?
+                };
+                Ok(
+                    if options.file_transformer.is_some() && st == State::Foreign {
+                        // A transformer writes its own (possibly renamed) output; the
+                        // suggested path is only a hint and is not ours to judge unless the
+                        // ledger says so.
+                        State::Absent
+                    } else {
+                        st
+                    },
+                )
+            })
+            .collect::<Result<_>>()?;
+        for (item, st) in page.into_iter().zip(states) {
+            let dst = root.join(&item.p.rel);
+            if earlier {
+                scratch.exec(
+                    "INSERT OR IGNORE INTO handled (rel) VALUES (?1)",
+                    [&item.rel],
+                )?;
+            }
+            if st == State::Foreign {
+                if foreign.len() < MAX_LISTED {
+                    foreign.push(dst);
+                }
+                foreign_count += 1;
+                continue;
+            }
+            let proof = match &st {
+                State::Same(proof) => proof_text(Some(proof)),
+                // The entry's proof, recorded again for a kept path.
+                State::Kept(_) => item.entry.as_ref().and_then(|e| proof_text(e.as_ref())),
+                _ => None,
             };
-            Ok((p, dst, st))
-        })
-        .collect::<Result<_>>()?;
-    let foreign: Vec<&PathBuf> = classified
-        .iter()
-        .filter(|(_, _, s)| *s == State::Foreign)
-        .map(|(_, d, _)| d)
-        .collect();
-    if !foreign.is_empty() {
+            if !matches!(st, State::Kept(_)) {
+                total += 1;
+                if let Some(dir) = dst.parent() {
+                    if !dirs.contains(dir) {
+                        dirs.insert(dir.to_path_buf());
+                    }
+                }
+            }
+            // Absent is what a destination without a row is (every one, on a first run).
+            if st != State::Absent {
+                scratch.exec(
+                    "INSERT INTO classified (rel, rid, state, proof) VALUES (?1, ?2, ?3, ?4)",
+                    rusqlite::params![path_key(&item.p.rel), item.p.rid.as_str(), st.code(), proof],
+                )?;
+            }
+        }
+    }
+    drop(places);
+    if foreign_count > 0 {
         return Err(Error::Occupied {
-            paths: foreign
-                .iter()
-                .take(MAX_LISTED)
-                .map(|p| (*p).clone())
-                .collect(),
-            more: foreign.len().saturating_sub(MAX_LISTED),
+            more: foreign_count.saturating_sub(foreign.len()),
+            paths: foreign,
         });
     }
 
     // Every directory is checked before it is created: a symlinked directory in the output
     // directory must not make us create anything outside it, or inside the dataset.
-    let dirs: BTreeSet<&Path> = classified
-        .iter()
-        .filter(|(_, _, s)| !matches!(s, State::Kept(_)))
-        .filter_map(|(_, d, _)| d.parent())
-        .collect();
-    for dir in dirs {
+    for dir in &dirs {
         // The output directory itself was created and resolved above.
-        if dir != root.as_path() {
+        if dir != &root {
             bounds.check(dir)?;
             fs::create_dir_all(dir).map_err(io(dir))?;
         }
     }
+    drop(dirs);
 
-    // Planned paths whose ledger entries this run settles (placed, kept or replaced); the
-    // other ledger entries are stale.
-    // Only an earlier run's ledger has entries to settle; a first run needs no such set.
-    let earlier = !ledger.placed.is_empty();
-    let mut handled: HashSet<String> = if earlier {
-        classified.iter().map(|(p, _, _)| rel_key(&p.rel)).collect()
-    } else {
-        HashSet::new()
-    };
-    let mut kept: Vec<KeptFile> = Vec::new();
-    let mut new_ledger = Ledger::default();
-    let mut to_place = Vec::with_capacity(classified.len());
-    for (p, dst, st) in classified {
-        if let State::Kept(reason) = st {
-            let rel = rel_key(&p.rel);
-            if let Some(proof) = ledger.placed.get(&rel) {
-                new_ledger.placed.insert(rel, proof.clone());
-            }
-            let k = KeptFile { path: dst, reason };
-            warn_kept(&k);
-            kept.push(k);
-        } else {
-            to_place.push((p, dst, st));
-        }
-    }
-
-    let total = to_place.len();
     let done = AtomicUsize::new(0);
-    let placed: Vec<(Placement, Option<Proof>)> = to_place
-        .into_par_iter()
-        .map(|(p, dst, st)| -> Result<(Placement, Option<Proof>)> {
-            if st == State::Ours {
-                fs::remove_file(&dst).map_err(io(&dst))?;
-            }
-            let (written, proof) = match &options.file_transformer {
-                Some(f) => {
-                    let out = f(&p.src, &dst).map_err(|source| Error::FileTransformer {
-                        src: p.src.clone(),
-                        dst: dst.clone(),
-                        source,
-                    })?;
-                    let out = std::path::absolute(&out).map_err(io(&out))?;
-                    bounds.check(&out)?;
-                    let out = normalize(&out).unwrap_or(out);
-                    let proof = proof_of_written(&out)?;
-                    (out, proof)
-                }
-                None => {
-                    let proof = match st {
-                        State::Same(proof) => proof,
-                        _ => place_file(&p.src, &dst, symlink)?,
-                    };
-                    (dst, Some(proof))
-                }
+    let query = PagedQuery {
+        from: "place t LEFT JOIN classified c ON c.rel = t.rel AND c.rid = t.rid",
+        key: &["rel", "rid"],
+        cols: "t.src, c.state, c.proof",
+        filter: "1",
+        decode: |r, at| {
+            let planned = Planned {
+                rel: key_path(&r.get::<_, Vec<u8>>(0)?),
+                rid: Rid::new(r.get::<_, String>(1)?),
+                src: PathBuf::from(bytes_os(r.get::<_, Vec<u8>>(at)?)),
             };
-            if let Some(progress) = &options.progress {
-                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+            let code = r.get::<_, Option<i64>>(at + 1)?.unwrap_or(0);
+            let proof = r.get::<_, Option<String>>(at + 2)?;
+            Ok((planned, code, proof))
+        },
+    };
+    let mut rows = scratch.paged(query, planned);
+    loop {
+        let mut page = Vec::with_capacity(PAGE);
+        let mut read = 0;
+        for row in rows.by_ref().take(PAGE) {
+            read += 1;
+            let (p, code, proof) = row?;
+            let dst = root.join(&p.rel);
+            let proof = proof_of_text(proof);
+            match State::of_code(code, proof.clone()) {
+                State::Kept(reason) => {
+                    let kept = KeptFile { path: dst, reason };
+                    keep(scratch, &kept, &rel_key(&p.rel), proof.as_ref())?;
+                }
+                st => page.push((p, dst, st)),
             }
-            Ok((
-                Placement {
-                    src: p.src,
-                    dst: written,
-                    rid: p.rid,
-                },
-                proof,
-            ))
-        })
-        .collect::<Result<_>>()?;
-
-    let mut placements = Vec::with_capacity(placed.len());
-    for (placement, proof) in placed {
-        if let Ok(rel) = placement.dst.strip_prefix(&root) {
-            let rel = rel_key(rel);
-            if earlier {
-                handled.insert(rel.clone());
-            }
-            new_ledger.placed.insert(rel, proof);
         }
-        placements.push(placement);
+        if read == 0 {
+            break;
+        }
+        let placed: Vec<(Placement, Option<Proof>)> = page
+            .into_par_iter()
+            .map(|(p, dst, st)| -> Result<(Placement, Option<Proof>)> {
+                if st == State::Ours {
+                    fs::remove_file(&dst).map_err(io(&dst))?;
+                }
+                let (written, proof) = match &options.file_transformer {
+                    Some(f) => {
+                        let out = f(&p.src, &dst).map_err(|source| Error::FileTransformer {
+                            src: p.src.clone(),
+                            dst: dst.clone(),
+                            source,
+                        })?;
+                        let out = std::path::absolute(&out).map_err(io(&out))?;
+                        bounds.check(&out)?;
+                        let out = normalize(&out).unwrap_or(out);
+                        let proof = proof_of_written(&out)?;
+                        (out, proof)
+                    }
+                    None => {
+                        let proof = match st {
+                            State::Same(proof) => proof,
+                            _ => place_file(&p.src, &dst, symlink)?,
+                        };
+                        (dst, Some(proof))
+                    }
+                };
+                if let Some(progress) = &options.progress {
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                }
+                Ok((
+                    Placement {
+                        src: p.src,
+                        dst: written,
+                        rid: p.rid,
+                    },
+                    proof,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        for (placement, proof) in placed {
+            if let Ok(rel) = placement.dst.strip_prefix(&root) {
+                let rel = rel_key(rel);
+                if earlier {
+                    scratch.exec("INSERT OR IGNORE INTO handled (rel) VALUES (?1)", [&rel])?;
+                }
+                scratch.exec(
+                    "INSERT OR REPLACE INTO ledger_new (rel, proof) VALUES (?1, ?2)",
+                    rusqlite::params![rel, proof_text(proof.as_ref())],
+                )?;
+            }
+            scratch.exec(
+                "INSERT OR IGNORE INTO manifest (src_key, dst_key, rid, src, dst)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![
+                    path_key(&placement.src),
+                    path_key(&placement.dst),
+                    placement.rid.as_str(),
+                    os_bytes(placement.src.as_os_str()),
+                    os_bytes(placement.dst.as_os_str())
+                ],
+            )?;
+        }
     }
-    for (rel, proof) in remove_stale(&root, &ledger, &handled)? {
-        let k = KeptFile {
-            path: root.join(&rel),
-            reason: proof.1,
-        };
-        warn_kept(&k);
-        kept.push(k);
-        new_ledger.placed.insert(rel, proof.0);
+    drop(rows);
+    if earlier {
+        remove_stale(&root, scratch)?;
     }
-    save_ledger(&ledger_path, &new_ledger)?;
-    placements.sort();
-    kept.sort();
-    Ok(Written { placements, kept })
+    save_ledger(&ledger_path, scratch)?;
+    Ok(Written {
+        placements: scratch.count("SELECT count(*) FROM manifest")?,
+        kept: scratch.count("SELECT count(*) FROM kept")?,
+    })
 }
 
 /// Removes the files an earlier run provably placed that this run did not (and the
-/// directories emptied). Returns the stale entries kept, with their proofs and why.
-#[allow(clippy::type_complexity)]
-fn remove_stale(
-    root: &Path,
-    ledger: &Ledger,
-    handled: &HashSet<String>,
-) -> Result<Vec<(String, (Option<Proof>, KeptReason))>> {
-    let mut kept = Vec::new();
-    for (rel, proof) in ledger.placed.iter().filter(|(r, _)| !handled.contains(*r)) {
-        let rel_path = Path::new(rel);
+/// directories emptied); records the stale entries it keeps.
+fn remove_stale(root: &Path, scratch: &Scratch) -> Result<()> {
+    let query = ledger_rows(
+        "ledger_old t",
+        "NOT EXISTS (SELECT 1 FROM handled h WHERE h.rel = t.rel)",
+    );
+    for entry in scratch.paged(query, 0) {
+        let (rel, proof) = entry?;
+        let proof = proof_of_text(proof);
+        let rel_path = Path::new(&rel);
         if !is_confined(rel_path) {
             tracing::warn!(entry = %rel, "ignoring an unsafe ledger entry");
             continue;
         }
-        match judge(root, rel, proof.as_ref(), None)? {
+        match judge(root, &rel, proof.as_ref(), None)? {
             Verdict::Gone => continue,
             Verdict::Kept(reason) => {
-                kept.push((rel.clone(), (proof.clone(), reason)));
+                let kept = KeptFile {
+                    path: root.join(&rel),
+                    reason,
+                };
+                keep(scratch, &kept, &rel, proof.as_ref())?;
                 continue;
             }
             Verdict::Proven => {}
@@ -651,7 +954,7 @@ fn remove_stale(
             dir = d.parent();
         }
     }
-    Ok(kept)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -704,18 +1007,25 @@ mod tests {
         );
     }
 
+    /// The store's `ledger_old` after loading the ledger at `path`.
+    fn loaded(path: &Path) -> Result<Vec<(String, Option<Proof>)>> {
+        let scratch = Scratch::create(&path.parent().unwrap().join("out"))?;
+        load_ledger(path, &scratch)?;
+        let query = ledger_rows("ledger_old t", "1");
+        scratch
+            .paged(query, 0)
+            .map(|e| e.map(|(rel, proof)| (rel, proof_of_text(proof))))
+            .collect()
+    }
+
     #[test]
     fn a_version_1_ledger_is_read_without_proofs_and_an_unknown_version_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join(LEDGER_NAME);
         fs::write(&path, r#"{"version":1,"placed":["a/b.jpg"]}"#).unwrap();
-        let ledger = load_ledger(&path).unwrap();
-        assert_eq!(
-            ledger.placed,
-            BTreeMap::from([("a/b.jpg".to_string(), None)])
-        );
+        assert_eq!(loaded(&path).unwrap(), [("a/b.jpg".to_string(), None)]);
         fs::write(&path, r#"{"version":9,"placed":{}}"#).unwrap();
-        let err = load_ledger(&path).unwrap_err();
+        let err = loaded(&path).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(
@@ -723,26 +1033,71 @@ mod tests {
                 path.display()
             )
         );
+        fs::write(&path, r#"{"placed":{}}"#).unwrap();
+        let err = loaded(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: not a restructure ledger: missing field `version` at line 1 column 13",
+                path.display()
+            )
+        );
+        fs::write(&path, r#"{"version":1,"placed":{"a":null}}"#).unwrap();
+        let err = loaded(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: not a restructure ledger: invalid type: map, expected a sequence",
+                path.display()
+            )
+        );
     }
 
     #[test]
-    fn the_ledger_round_trips_its_proofs() {
+    fn the_ledger_round_trips_its_proofs_in_path_order() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join(LEDGER_NAME);
-        let mut ledger = Ledger::default();
-        ledger.placed.insert(
-            "a/link.jpg".into(),
-            Some(Proof::Symlink(PathBuf::from("/bag/data/asset/a.jpg"))),
-        );
-        ledger.placed.insert(
-            "a/copy.jpg".into(),
-            Some(Proof::Copy {
-                size: 3,
-                sha256: "ab".repeat(32),
-            }),
-        );
-        ledger.placed.insert("a/old.jpg".into(), None);
-        save_ledger(&path, &ledger).unwrap();
-        assert_eq!(load_ledger(&path).unwrap().placed, ledger.placed);
+        let scratch = Scratch::create(&tmp.path().join("out")).unwrap();
+        let entries = [
+            (
+                "a/link.jpg",
+                Some(Proof::Symlink(PathBuf::from("/bag/data/asset/a.jpg"))),
+            ),
+            (
+                "a/copy.jpg",
+                Some(Proof::Copy {
+                    size: 3,
+                    sha256: "ab".repeat(32),
+                }),
+            ),
+            ("a/old.jpg", None),
+        ];
+        for (rel, proof) in &entries {
+            scratch
+                .exec(
+                    "INSERT INTO ledger_new (rel, proof) VALUES (?1, ?2)",
+                    rusqlite::params![rel, proof_text(proof.as_ref())],
+                )
+                .unwrap();
+        }
+        save_ledger(&path, &scratch).unwrap();
+        let mut want: Vec<(String, Option<Proof>)> = entries
+            .iter()
+            .map(|(r, p)| (r.to_string(), p.clone()))
+            .collect();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(loaded(&path).unwrap(), want);
+        // The bytes serde_json writes for the whole map.
+        #[derive(Serialize)]
+        struct Whole {
+            version: u32,
+            placed: std::collections::BTreeMap<String, Option<Proof>>,
+        }
+        let expected = serde_json::to_string_pretty(&Whole {
+            version: LEDGER_VERSION,
+            placed: want.into_iter().collect(),
+        })
+        .unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), expected);
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use common::{paths, small, tree};
 use deriva_bag_core::features::Rid;
 use deriva_bag_restructure::{
-    restructure_assets, Error, Missing, RestructureOptions, Selector, Targets,
+    restructure_assets, Error, Missing, RestructureOptions, Selector, Targets, LEDGER_NAME,
 };
 
 fn newest() -> RestructureOptions {
@@ -37,27 +37,29 @@ fn nested_training_testing_layout_with_select_newest() {
         ])
     );
     assert_eq!(manifest.len(), 7);
-    let by_source = manifest.by_source();
-    assert_eq!(by_source.len(), 6, "six assets");
+    assert_eq!(manifest.source_count().unwrap(), 6, "six assets");
     let i005 = fx
         .generated
         .path
         .join(&fx.generated.asset("1-I005").unwrap().bag_path);
     let root = std::path::absolute(&out).unwrap();
     assert_eq!(
-        by_source[&i005],
+        manifest.destinations(&i005).unwrap(),
         vec![
             root.join("testing/Severe/retina%005.jpg"),
             root.join("training/Severe/retina%005.jpg")
         ]
     );
-    assert!(manifest.missing_files().is_empty());
-    assert_eq!(manifest.assets_in_several_splits(), [Rid::new("1-I005")]);
+    assert!(manifest.missing_files().len() == 0);
+    assert_eq!(
+        common::all(manifest.assets_in_several_splits()),
+        [Rid::new("1-I005")]
+    );
     // Every manifest pair is a symlink pointing at its (absolute, existing) source.
-    for (src, dst) in manifest.iter() {
+    for (src, dst) in &common::pairs(&manifest) {
         let target = fs::read_link(dst).unwrap();
         assert!(target.is_absolute(), "{}", target.display());
-        assert_eq!(target, src);
+        assert_eq!(&target, src);
         assert!(target.is_file());
     }
 }
@@ -317,7 +319,7 @@ fn copies_are_regular_files_with_identical_bytes() {
     let fx = small();
     let manifest = restructure_assets(&fx.bag, &fx.out(), &newest().use_symlinks(false)).unwrap();
     assert_eq!(manifest.len(), 7);
-    for (src, dst) in manifest.iter() {
+    for (src, dst) in &common::pairs(&manifest) {
         let md = fs::symlink_metadata(dst).unwrap();
         assert!(
             md.is_file() && !md.file_type().is_symlink(),
@@ -411,7 +413,7 @@ fn file_transformer_output_paths_and_extension_change_are_in_the_manifest() {
             "training/Severe/retina_001.converted",
         ])
     );
-    for (_, dst) in manifest.iter() {
+    for (_, dst) in &common::pairs(&manifest) {
         assert_eq!(dst.extension().unwrap(), "converted");
         assert!(!fs::symlink_metadata(dst).unwrap().file_type().is_symlink());
     }
@@ -461,7 +463,7 @@ fn an_asset_in_one_split_only_is_not_reported_as_in_several() {
     let d001 = fx.bag.dataset(&Rid::new("1-D001")).unwrap();
     let manifest = restructure_assets(&d001, &fx.out(), &newest()).unwrap();
     assert_eq!(manifest.len(), 3);
-    assert!(manifest.assets_in_several_splits().is_empty());
+    assert!(manifest.assets_in_several_splits().len() == 0);
 }
 
 #[test]
@@ -472,5 +474,36 @@ fn every_distinct_type_path_of_an_asset_counts_as_a_split() {
     let map = [("Training".to_string(), "train".to_string())].into();
     let opts = RestructureOptions::new().type_to_dir_map(map);
     let manifest = restructure_assets(&fx.bag, &fx.out(), &opts).unwrap();
-    assert_eq!(manifest.assets_in_several_splits(), [Rid::new("1-I005")]);
+    assert_eq!(
+        common::all(manifest.assets_in_several_splits()),
+        [Rid::new("1-I005")]
+    );
+}
+
+/// The scratch stores (`.deriva-restructure-*.db`) in `dir`.
+fn scratch_stores(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".deriva-restructure-") && n.ends_with(".db"))
+        .collect()
+}
+
+#[test]
+fn the_scratch_store_lies_beside_the_output_until_the_manifest_is_dropped_and_never_in_it() {
+    let fx = small();
+    let out = fx.out();
+    let manifest = restructure_assets(&fx.bag, &out, &newest()).unwrap();
+    assert_eq!(scratch_stores(fx.tmp.path()).len(), 1);
+    assert_eq!(scratch_stores(&out), Vec::<String>::new());
+    let ledger = fs::read_to_string(out.join(LEDGER_NAME)).unwrap();
+    assert!(!ledger.contains(".deriva-restructure-"), "{ledger}");
+    assert_eq!(common::pairs(&manifest).len(), 7);
+    drop(manifest);
+    assert_eq!(scratch_stores(fx.tmp.path()), Vec::<String>::new());
+
+    // A failed run removes it too.
+    let other = fx.tmp.path().join("other");
+    restructure_assets(&fx.bag, &other, &newest().missing(Missing::Error)).unwrap_err();
+    assert_eq!(scratch_stores(fx.tmp.path()), Vec::<String>::new());
 }

@@ -80,14 +80,13 @@ fn copy_mode_never_copies_an_asset_that_links_out_of_the_bag() {
     let out = tmp.path().join("out");
     let manifest = restructure_assets(&bag, &out, &newest().use_symlinks(false)).unwrap();
     assert!(!tree(&out).contains(&"training/Severe/retina_001.jpg".to_string()));
-    let missing: Vec<&str> = manifest
-        .missing_files()
-        .iter()
-        .map(|m| m.rid.as_str())
+    let missing: Vec<String> = common::all(manifest.missing_files())
+        .into_iter()
+        .map(|m| m.rid.to_string())
         .collect();
     assert_eq!(missing, ["1-I001"]);
     assert_eq!(manifest.len(), 6);
-    for (_, dst) in manifest.iter() {
+    for (_, dst) in &common::pairs(&manifest) {
         assert_ne!(
             fs::read(dst).unwrap(),
             b"host.example\n",
@@ -104,7 +103,7 @@ fn symlink_mode_never_links_to_an_asset_that_links_out_of_the_bag() {
     let manifest = restructure_assets(&bag, &out, &newest()).unwrap();
     assert!(!tree(&out).contains(&"training/Severe/retina_001.jpg".to_string()));
     assert_eq!(manifest.missing_files().len(), 1);
-    for (src, dst) in manifest.iter() {
+    for (src, dst) in &common::pairs(&manifest) {
         assert_ne!(
             fs::canonicalize(dst).unwrap(),
             fs::canonicalize(&outside).unwrap(),
@@ -235,7 +234,7 @@ fn a_forged_ledger_cannot_delete_a_file_outside_the_output_dir_through_a_symlink
         let manifest = restructure_assets(&fx.bag, &out, &newest()).unwrap();
         assert_eq!(fs::read(&victim).unwrap(), b"keep me", "ledger {ledger}");
         assert_eq!(
-            manifest.kept_files(),
+            common::all(manifest.kept_files()),
             [KeptFile {
                 path: out.join("escape/secret.txt"),
                 reason: KeptReason::BehindSymlink,
@@ -277,7 +276,7 @@ fn a_forged_ledger_cannot_delete_a_users_own_file_inside_the_output_dir() {
             "ledger {ledger}"
         );
         assert_eq!(
-            manifest.kept_files(),
+            common::all(manifest.kept_files()),
             [KeptFile {
                 path: notes.clone(),
                 reason,
@@ -301,7 +300,7 @@ fn a_forged_ledger_cannot_make_a_rerun_replace_a_users_file_at_a_destination() {
     let manifest = restructure_assets(&fx.bag, &out, &newest()).unwrap();
     assert_eq!(fs::read(&mine).unwrap(), b"my own notes");
     assert_eq!(
-        manifest.kept_files(),
+        common::all(manifest.kept_files()),
         [KeptFile {
             path: mine.clone(),
             reason: KeptReason::Unproven,
@@ -309,7 +308,7 @@ fn a_forged_ledger_cannot_make_a_rerun_replace_a_users_file_at_a_destination() {
     );
     // Every other asset is placed; the kept path is not reported as a placement.
     assert_eq!(manifest.len(), 6);
-    assert!(manifest.iter().all(|(_, dst)| dst != mine));
+    assert!(common::pairs(&manifest).iter().all(|(_, dst)| dst != &mine));
 }
 
 #[test]
@@ -328,14 +327,14 @@ fn a_placed_copy_the_user_edited_is_kept_and_reported_not_overwritten() {
     for options in [copies.clone(), newest()] {
         let manifest = restructure_assets(&fx.bag, &out, &options).unwrap();
         assert_eq!(fs::read(&edited).unwrap(), b"cropped by hand");
-        assert_eq!(manifest.kept_files(), expected);
+        assert_eq!(common::all(manifest.kept_files()), expected);
         assert_eq!(manifest.len(), 6);
     }
     // No longer planned (other targets): kept too, not removed as stale.
     let by_subject = RestructureOptions::new().targets(Targets::names(["Subject"]));
     let manifest = restructure_assets(&fx.bag, &out, &by_subject).unwrap();
     assert_eq!(fs::read(&edited).unwrap(), b"cropped by hand");
-    assert_eq!(manifest.kept_files(), expected);
+    assert_eq!(common::all(manifest.kept_files()), expected);
 }
 
 #[test]
@@ -347,7 +346,7 @@ fn unedited_copies_of_an_earlier_run_are_still_replaced_and_removed() {
         .targets(Targets::names(["Subject"]))
         .use_symlinks(false);
     let manifest = restructure_assets(&fx.bag, &out, &by_subject).unwrap();
-    assert_eq!(manifest.kept_files(), []);
+    assert_eq!(common::all(manifest.kept_files()), []);
     assert_eq!(
         tree(&out),
         paths(&[
@@ -362,9 +361,9 @@ fn unedited_copies_of_an_earlier_run_are_still_replaced_and_removed() {
     );
     // Copies placed by this run are replaced by symlinks in the next.
     let manifest = restructure_assets(&fx.bag, &out, &newest()).unwrap();
-    assert_eq!(manifest.kept_files(), []);
-    for (src, dst) in manifest.iter() {
-        assert_eq!(fs::read_link(dst).unwrap(), src);
+    assert_eq!(common::all(manifest.kept_files()), []);
+    for (src, dst) in &common::pairs(&manifest) {
+        assert_eq!(&fs::read_link(dst).unwrap(), src);
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use deriva_bag_features::{Rid, Row, TableName};
 use percent_encoding::percent_decode_str;
+use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -95,22 +96,153 @@ impl<'a> FileInside<'a> {
     }
 }
 
+/// fetch.txt as a lookup from an asset URL (the full URL, its path, or its percent-decoded
+/// path; the first entry wins) to the entry's bag-relative path. Kept on disk beside the
+/// index, so a bag of millions of fetched files is never whole in memory; in memory only where
+/// the cache cannot take the file.
+pub(crate) enum FetchLookup {
+    /// No fetch.txt.
+    Empty,
+    /// `fetch(key TEXT PRIMARY KEY, path TEXT)` in the cache file `path`.
+    Disk {
+        conn: std::sync::Mutex<rusqlite::Connection>,
+        path: PathBuf,
+    },
+    /// Key → path.
+    Memory(HashMap<String, String>),
+}
+
+impl FetchLookup {
+    /// The keys an entry answers to, in lookup order.
+    fn keys(url: &str) -> [String; 3] {
+        let path = url_path(url);
+        [url.to_string(), path.to_string(), decoded(path)]
+    }
+
+    /// The path of the first entry `url` names.
+    fn get(&self, url: &str) -> Result<Option<String>> {
+        match self {
+            FetchLookup::Empty => Ok(None),
+            FetchLookup::Memory(map) => {
+                Ok(Self::keys(url).iter().find_map(|k| map.get(k).cloned()))
+            }
+            FetchLookup::Disk { conn, path } => {
+                let db = |source| crate::Error::Index {
+                    path: path.clone(),
+                    source,
+                };
+                let conn = conn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut stmt = conn
+                    .prepare_cached("SELECT path FROM fetch WHERE key = ?1")
+                    .map_err(db)?;
+                for key in Self::keys(url) {
+                    if let Some(found) = stmt
+                        .query_row([&key], |r| r.get::<_, String>(0))
+                        .optional()
+                        .map_err(db)?
+                    {
+                        return Ok(Some(found));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Reads `fetch` (a bag's fetch.txt) entry by entry into `each` (key, path), first key wins.
+fn each_fetch_key(fetch: &Path, each: &mut dyn FnMut(String, &str) -> Result<()>) -> Result<()> {
+    let file = std::fs::File::open(fetch).map_err(|e| crate::Error::io(fetch, e))?;
+    crate::bagit::fetch::for_each_fetch_entry(std::io::BufReader::new(file), fetch, &mut |e| {
+        for key in FetchLookup::keys(&e.url) {
+            each(key, &e.path)?;
+        }
+        Ok(())
+    })
+}
+
+/// Builds the fetch lookup file at `path` (in a private temporary, published by rename).
+fn build_fetch_lookup(fetch: &Path, path: &Path) -> Result<()> {
+    let _lock = crate::cache::lock_for(path)?;
+    if path.is_file() {
+        return Ok(());
+    }
+    let temp = crate::cache::temp_sibling(path);
+    let db = |source| crate::Error::Index {
+        path: temp.clone(),
+        source,
+    };
+    let built = (|| -> Result<()> {
+        let conn = rusqlite::Connection::open(&temp).map_err(db)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+             CREATE TABLE fetch (key TEXT PRIMARY KEY, path TEXT NOT NULL) WITHOUT ROWID;
+             BEGIN;",
+        )
+        .map_err(db)?;
+        {
+            let mut insert = conn
+                .prepare("INSERT OR IGNORE INTO fetch (key, path) VALUES (?1, ?2)")
+                .map_err(db)?;
+            each_fetch_key(fetch, &mut |key, p| {
+                insert.execute(rusqlite::params![key, p]).map_err(db)?;
+                Ok(())
+            })?;
+        }
+        conn.execute_batch("COMMIT;").map_err(db)?;
+        drop(conn);
+        crate::cache::publish(&temp, path)
+    })();
+    if built.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    built
+}
+
 impl DatasetBag {
-    fn fetch_map(&self) -> Result<&HashMap<String, usize>> {
+    fn fetch_map(&self) -> Result<&FetchLookup> {
         if let Some(map) = self.shared.fetch_map.get() {
             return Ok(map);
         }
-        let fetch = &self.shared.bagit()?.fetch;
-        Ok(self.shared.fetch_map.get_or_init(|| {
-            let mut map = HashMap::new();
-            for (i, entry) in fetch.iter().enumerate() {
-                let path = url_path(&entry.url);
-                for key in [entry.url.clone(), path.to_string(), decoded(path)] {
-                    map.entry(key).or_insert(i);
+        let fetch = self.shared.path.join("fetch.txt");
+        let lookup = if !fetch.is_file() {
+            FetchLookup::Empty
+        } else {
+            let path = crate::index::reachable::fetch_lookup_path(
+                self.index().path(),
+                self.index().build_time(),
+            );
+            let on_disk = build_fetch_lookup(&fetch, &path).and_then(|()| {
+                rusqlite::Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|source| crate::Error::Index {
+                    path: path.clone(),
+                    source,
+                })
+            });
+            match on_disk {
+                Ok(conn) => FetchLookup::Disk {
+                    conn: std::sync::Mutex::new(conn),
+                    path,
+                },
+                Err(e) => {
+                    tracing::debug!(path = %path.display(), error = %e,
+                        "cannot keep the fetch.txt lookup in the cache; holding it in memory");
+                    let mut map = HashMap::new();
+                    each_fetch_key(&fetch, &mut |key, p| {
+                        map.entry(key).or_insert_with(|| p.to_string());
+                        Ok(())
+                    })?;
+                    FetchLookup::Memory(map)
                 }
             }
-            map
-        }))
+        };
+        Ok(self.shared.fetch_map.get_or_init(|| lookup))
     }
 
     /// Locates the file of one asset row of `table`.
@@ -120,17 +252,11 @@ impl DatasetBag {
         let url = row.text("URL");
         let mut expected: Option<String> = None;
         if let Some(url) = url {
-            let map = self.fetch_map()?;
-            let hit = map
-                .get(url)
-                .or_else(|| map.get(url_path(url)))
-                .or_else(|| map.get(&decoded(url_path(url))));
-            if let Some(&i) = hit {
-                let entry = &self.shared.bagit()?.fetch[i];
-                if let Some(abs) = inside.file(&entry.path, &root.join("fetch.txt"))? {
+            if let Some(path) = self.fetch_map()?.get(url)? {
+                if let Some(abs) = inside.file(&path, &root.join("fetch.txt"))? {
                     return Ok(Located::Present(abs));
                 }
-                expected = Some(entry.path.clone());
+                expected = Some(path);
             }
         }
         let rid = row.text("RID").unwrap_or_default();
@@ -358,12 +484,12 @@ impl DatasetBag {
         }
         // Taken before the check, so a change during it is noticed by the next call.
         let tree = asset_tree(root);
+        // The tag files are parsed here, not by locating assets (which reads fetch.txt alone):
+        // a malformed manifest fails the check, naming its file and line.
+        let bagit = self.shared.bagit()?;
         let mut missing = 0usize;
         self.for_each_missing_asset(|_| missing += 1)?;
-        let fetched = self
-            .shared
-            .bagit()
-            .is_ok_and(|bagit| bagit.fetched_files_present());
+        let fetched = bagit.fetched_files_present();
         let status = AssetStatus {
             materialized: fetched && missing == 0,
             missing_assets: missing,

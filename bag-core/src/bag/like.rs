@@ -100,6 +100,17 @@ impl DatasetLike for DatasetBag {
             .collect())
     }
 
+    fn for_each_reachable_rid(
+        &self,
+        table: &TableName,
+        each: &mut dyn FnMut(Rid) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        for rid in self.reachable_rids_stream(table)? {
+            each(rid?)?;
+        }
+        Ok(())
+    }
+
     fn table_rows(&self, table: &TableName) -> Result<Vec<Row>, Error> {
         Ok(self.table_rows_of(table)?)
     }

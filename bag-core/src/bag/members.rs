@@ -438,6 +438,24 @@ impl DatasetBag {
         })
     }
 
+    /// The RIDs of `table` reachable from this dataset and its descendants, sorted and unique,
+    /// read on a reader thread as they are consumed (no rows are built).
+    pub(crate) fn reachable_rids_stream(&self, table: &TableName) -> Result<QueryStream<Rid>> {
+        let reach = self.reachable_set(table)?;
+        self.index().stream(move |conn, sink| {
+            let sql = format!("SELECT DISTINCT * FROM ({}) ORDER BY 1", reach.sql());
+            reach.attach(conn)?;
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                if let Some(rid) = row.get::<_, Option<String>>(0)? {
+                    sink.push(Rid::new(rid))?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// The RIDs of `table` reachable from this dataset and its descendants, materialized in
     /// the cache on first need (see [`ReachableSet`]); a query reads them as
     /// `… IN (<set.sql()>)` with the set attached to its connection.

@@ -4,7 +4,6 @@
 //! the index in the cache directory, and finds the bag's root dataset. A `DatasetBag` is
 //! cheap to clone; nested datasets ([`DatasetBag::dataset`]) share the same opened bag.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -91,8 +90,8 @@ pub(crate) struct BagShared {
     pub index_built: bool,
     pub root_rid: Rid,
     pub element_types: Vec<ElementType>,
-    /// fetch.txt lookup: full URL, URL path and percent-decoded URL path → fetch entry index.
-    pub fetch_map: OnceLock<HashMap<String, usize>>,
+    /// fetch.txt lookup: full URL, URL path and percent-decoded URL path → fetch entry path.
+    pub fetch_map: OnceLock<assets::FetchLookup>,
     /// Payload path → content digest from the manifests (the report's duplicate content).
     pub payload_digests: OnceLock<std::collections::BTreeMap<String, String>>,
     /// The cache directory the bag was opened with (asset-check records live there).

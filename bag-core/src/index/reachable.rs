@@ -110,16 +110,33 @@ fn index_key(main: &Path) -> String {
     name.split('.').next().unwrap_or_default().to_string()
 }
 
-/// Removes the reachable-set files of the index `main` (when it is rebuilt: they describe
-/// the old one). Best effort: a stale set is never read anyway, its name holds the old
-/// build time.
+/// The fetch.txt lookup file of the index `main` built at `build_time` (see
+/// `DatasetBag::locate_asset`): beside the index, named after its build like a reachable set.
+pub(crate) fn fetch_lookup_path(main: &Path, build_time: &str) -> PathBuf {
+    let mut h = Sha256::new();
+    for part in [FETCH_FORMAT, build_time] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let digest = hex::encode(&h.finalize()[..16]);
+    main.with_file_name(format!("{}.fetch-{digest}.sqlite", index_key(main)))
+}
+
+/// Version of the fetch lookup file's layout.
+const FETCH_FORMAT: &str = "fetch-1";
+
+/// Removes the reachable-set and fetch lookup files of the index `main` (when it is
+/// rebuilt: they describe the old one). Best effort: a stale one is never read anyway, its
+/// name holds the old build time.
 pub(crate) fn remove_reachable_sets(main: &Path) {
-    let prefix = format!("{}.reach-", index_key(main));
+    let key = index_key(main);
+    let prefixes = [format!("{key}.reach-"), format!("{key}.fetch-")];
     let Some(Ok(entries)) = main.parent().map(std::fs::read_dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if prefixes.iter().any(|p| name.starts_with(p)) {
             let _ = std::fs::remove_file(entry.path());
         }
     }

@@ -205,17 +205,19 @@ macro_rules! say {
 
 /// `(asset RID, path relative to the output directory)` of every placement, sorted: what two
 /// restructured trees must agree on.
-fn layout(manifest: &Manifest, out: &Path) -> Vec<(String, PathBuf)> {
+fn layout(manifest: &Manifest, out: &Path) -> Result<Vec<(String, PathBuf)>> {
     let mut placed: Vec<(String, PathBuf)> = manifest
         .placements()
-        .iter()
         .map(|p| {
-            let rel = p.dst.strip_prefix(out).unwrap_or(&p.dst);
-            (p.rid.to_string(), rel.to_path_buf())
+            p.map(|p| {
+                let rel = p.dst.strip_prefix(out).unwrap_or(&p.dst);
+                (p.rid.to_string(), rel.to_path_buf())
+            })
         })
-        .collect();
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail("restructure manifest", e))?;
     placed.sort();
-    placed
+    Ok(placed)
 }
 
 /// Removes what an earlier run of the demo left in `work` (and nothing else).
@@ -423,7 +425,10 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
         manifest.len(),
         on_disk
     );
-    let overlap = manifest.assets_in_several_splits();
+    let overlap: Vec<_> = manifest
+        .assets_in_several_splits()
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail("restructure manifest", e))?;
     if !overlap.is_empty() {
         let rids: Vec<&str> = overlap.iter().map(|r| r.as_str()).collect();
         say!(
@@ -464,7 +469,8 @@ pub async fn run_demo_async(work: &Path, out: &mut dyn Write) -> Result<DemoSumm
             .await
             .map_err(|e| fail("restructure live", e))?
             .map_err(|e| fail("restructure live", e))?;
-    let live_manifest_equal = layout(&live_manifest, &ml_data_live) == layout(&manifest, &ml_data);
+    let live_manifest_equal =
+        layout(&live_manifest, &ml_data_live)? == layout(&manifest, &ml_data)?;
     say!(
         out,
         "   {} placements from {} (assets cached in {})",

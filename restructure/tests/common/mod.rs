@@ -142,3 +142,17 @@ pub fn paths(expected: &[&str]) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Every `(source, destination)` of a manifest, in its order.
+pub fn pairs(manifest: &deriva_bag_restructure::Manifest) -> Vec<(PathBuf, PathBuf)> {
+    manifest
+        .placements()
+        .map(|p| p.map(|p| (p.src, p.dst)))
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Every item of one of a manifest's lists (missing files, kept files, several splits).
+pub fn all<T>(items: impl Iterator<Item = Result<T, deriva_bag_restructure::Error>>) -> Vec<T> {
+    items.collect::<Result<_, _>>().unwrap()
+}

@@ -35,50 +35,112 @@ use crate::{Error, Result};
 pub fn parse_fetch(bytes: &[u8], source: &Path) -> Result<Vec<FetchEntry>> {
     let mut entries = Vec::new();
     for (line_no, line) in text_lines(bytes, source)? {
-        if line.trim().is_empty() {
-            continue;
+        entries.extend(parse_line(line_no, line, source)?);
+    }
+    Ok(entries)
+}
+
+/// [`parse_fetch`] on a reader, one entry at a time in file order, so a `fetch.txt` of
+/// millions of lines is never whole in memory. Lines end at LF, CR or CRLF, as in
+/// [`parse_fetch`], with the same errors; stops at the first error `each` returns.
+///
+/// ```
+/// use std::path::Path;
+/// use deriva_bag_format::bagit::fetch::for_each_fetch_entry;
+/// let text = b"https://h/a.jpg\t1\tdata/a.jpg\r\nhttps://h/b.jpg\t-\tdata/b%25.jpg\n";
+/// let mut paths = Vec::new();
+/// for_each_fetch_entry(&text[..], Path::new("fetch.txt"), &mut |e| {
+///     paths.push(e.path);
+///     Ok(())
+/// })
+/// .unwrap();
+/// assert_eq!(paths, ["data/a.jpg", "data/b%.jpg"]);
+/// ```
+pub fn for_each_fetch_entry(
+    mut reader: impl std::io::BufRead,
+    source: &Path,
+    each: &mut dyn FnMut(FetchEntry) -> Result<()>,
+) -> Result<()> {
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    let mut offset = 0usize;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(source, e))?;
+        if n == 0 {
+            return Ok(());
         }
-        let tag_error = |detail: String| Error::TagFile {
+        let mut bytes = &buf[..];
+        if offset == 0 {
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        }
+        let start = offset + (n - bytes.len());
+        offset += n;
+        if let Some(b) = bytes.strip_suffix(b"\n") {
+            bytes = b.strip_suffix(b"\r").unwrap_or(b);
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| Error::TagFile {
             path: source.to_path_buf(),
-            line: line_no,
-            detail,
-        };
-        let tabbed: Vec<&str> = line.splitn(3, '\t').collect();
-        let (url, length, raw_path) = if tabbed.len() == 3 {
-            (tabbed[0].trim(), tabbed[1].trim(), tabbed[2])
-        } else {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            if fields.len() != 3 {
-                return Err(tag_error(format!(
-                    "expected URL<TAB>LENGTH<TAB>PATH, found {} field(s) in {line:?}",
-                    fields.len()
-                )));
+            line: line_no + 1,
+            detail: format!("invalid UTF-8 at byte {}", start + e.valid_up_to()),
+        })?;
+        // A lone CR ends a line too.
+        for line in text.split('\r') {
+            line_no += 1;
+            if let Some(entry) = parse_line(line_no, line, source)? {
+                each(entry)?;
             }
-            (fields[0], fields[1], fields[2])
-        };
-        if url.is_empty() {
-            return Err(tag_error(format!("empty URL in {line:?}")));
         }
-        let length = match length {
+    }
+}
+
+/// One line of `fetch.txt` (`None` for a blank one).
+fn parse_line(line_no: usize, line: &str, source: &Path) -> Result<Option<FetchEntry>> {
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let tag_error = |detail: String| Error::TagFile {
+        path: source.to_path_buf(),
+        line: line_no,
+        detail,
+    };
+    let tabbed: Vec<&str> = line.splitn(3, '\t').collect();
+    let (url, length, raw_path) = if tabbed.len() == 3 {
+        (tabbed[0].trim(), tabbed[1].trim(), tabbed[2])
+    } else {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() != 3 {
+            return Err(tag_error(format!(
+                "expected URL<TAB>LENGTH<TAB>PATH, found {} field(s) in {line:?}",
+                fields.len()
+            )));
+        }
+        (fields[0], fields[1], fields[2])
+    };
+    if url.is_empty() {
+        return Err(tag_error(format!("empty URL in {line:?}")));
+    }
+    let length =
+        match length {
             "-" => None,
             n => Some(n.parse::<u64>().map_err(|_| {
                 tag_error(format!("LENGTH {n:?} is neither a byte count nor \"-\""))
             })?),
         };
-        let decoded = percent_decode_str(raw_path)
-            .decode_utf8()
-            .map_err(|_| tag_error(format!("PATH {raw_path:?} is not UTF-8 once decoded")))?;
-        let path = normalize(&decoded, source).map_err(|_| Error::UnsafePath {
-            source_file: with_line(source, line_no),
-            path: decoded.to_string(),
-        })?;
-        entries.push(FetchEntry {
-            url: url.to_string(),
-            length,
-            path,
-        });
-    }
-    Ok(entries)
+    let decoded = percent_decode_str(raw_path)
+        .decode_utf8()
+        .map_err(|_| tag_error(format!("PATH {raw_path:?} is not UTF-8 once decoded")))?;
+    let path = normalize(&decoded, source).map_err(|_| Error::UnsafePath {
+        source_file: with_line(source, line_no),
+        path: decoded.to_string(),
+    })?;
+    Ok(Some(FetchEntry {
+        url: url.to_string(),
+        length,
+        path,
+    }))
 }
 
 #[cfg(test)]
@@ -179,5 +241,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_streamed_parse_gives_the_entries_and_errors_of_the_whole_parse() {
+        let text: &[u8] = b"\xEF\xBB\xBFhttps://h/a%20b.jpg\t5\tdata/asset/a%0A.jpg\r\n\
+                            \n\
+                            https://h/c\t-\tdata/asset/x%25y\rhttps://h/d 7 data/d\n";
+        let mut streamed = Vec::new();
+        for_each_fetch_entry(text, src(), &mut |e| {
+            streamed.push(e);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(streamed, parse_fetch(text, src()).unwrap());
+        assert_eq!(streamed.len(), 3);
+        let bad: &[u8] = b"https://h/a\t1\tdata/a\nhttps://h/b\tx\tdata/b\n";
+        let whole = parse_fetch(bad, src()).unwrap_err().to_string();
+        let err = for_each_fetch_entry(bad, src(), &mut |_| Ok(())).unwrap_err();
+        assert_eq!(err.to_string(), whole);
     }
 }

@@ -135,7 +135,7 @@ impl Run for RestructureArgs {
                 out,
                 "placed {} file(s) for {} asset(s) under {}",
                 manifest.len(),
-                manifest.by_source().len(),
+                manifest.source_count()?,
                 self.out.display()
             )?;
             // The indices a training loop needs: every vocabulary term, as ImageFolder sorts
@@ -162,13 +162,14 @@ impl Run for RestructureArgs {
                 )?;
             }
             let kept = manifest.kept_files();
-            if !kept.is_empty() {
+            if kept.len() > 0 {
                 writeln!(
                     out,
                     "{} file(s) recorded by an earlier run were kept, not replaced or removed:",
                     kept.len()
                 )?;
                 for k in kept {
+                    let k = k?;
                     writeln!(out, "  {} ({})", k.path.display(), k.reason)?;
                 }
             }
