@@ -287,7 +287,10 @@ impl BagWriter {
             Some(&bag_dir.join("data")),
             &mut tag_files,
         )?;
-        tag_files.retain(|p| !(p.starts_with("tagmanifest-") && !p.contains('/')));
+        tag_files.retain(|p| {
+            let own_tag_manifest = p.starts_with("tagmanifest-") && !p.contains('/');
+            !own_tag_manifest
+        });
         let digests: Vec<FileDigests> = tag_files
             .par_iter()
             .map(|rel| hash_file(&bag_dir.join(rel), rel, true))
