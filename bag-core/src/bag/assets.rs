@@ -119,13 +119,24 @@ impl FetchLookup {
         [url.to_string(), path.to_string(), decoded(path)]
     }
 
-    /// The path of the first entry `url` names.
+    /// The path of the first entry `url` names: tried as the full URL, its path, then its
+    /// decoded path ([`keys`](Self::keys)' order), building only what the earlier tries miss.
     fn get(&self, url: &str) -> Result<Option<String>> {
+        let path = url_path(url);
+        if let Some(found) = self.get_key(url)? {
+            return Ok(Some(found));
+        }
+        if let Some(found) = self.get_key(path)? {
+            return Ok(Some(found));
+        }
+        self.get_key(&decoded(path))
+    }
+
+    /// The path stored under one key.
+    fn get_key(&self, key: &str) -> Result<Option<String>> {
         match self {
             FetchLookup::Empty => Ok(None),
-            FetchLookup::Memory(map) => {
-                Ok(Self::keys(url).iter().find_map(|k| map.get(k).cloned()))
-            }
+            FetchLookup::Memory(map) => Ok(map.get(key).cloned()),
             FetchLookup::Disk { conn, path } => {
                 let db = |source| crate::Error::Index {
                     path: path.clone(),
@@ -137,16 +148,9 @@ impl FetchLookup {
                 let mut stmt = conn
                     .prepare_cached("SELECT path FROM fetch WHERE key = ?1")
                     .map_err(db)?;
-                for key in Self::keys(url) {
-                    if let Some(found) = stmt
-                        .query_row([&key], |r| r.get::<_, String>(0))
-                        .optional()
-                        .map_err(db)?
-                    {
-                        return Ok(Some(found));
-                    }
-                }
-                Ok(None)
+                stmt.query_row([key], |r| r.get::<_, String>(0))
+                    .optional()
+                    .map_err(db)
             }
         }
     }

@@ -1,8 +1,10 @@
 //! What the CLI prints: the stable `--json` shapes (README, "The `deriva-bag` CLI") and the human text
 //! (aligned tables) shown by default.
 //!
-//! JSON goes through serde only (`Row`, `DatasetInfo` and the summaries here serialize
-//! themselves), so NULL is always JSON `null` and key order is the table's column order.
+//! JSON goes through serde (`Row`, `DatasetInfo` and the summaries here serialize
+//! themselves), so NULL is always JSON `null` and key order is the table's column order. The
+//! one exception, member rows, are written from the index's stored cells by
+//! `TableLayout::write_row_json`, which a test holds to the serialized row's bytes.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
