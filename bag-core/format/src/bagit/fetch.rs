@@ -12,7 +12,6 @@ use percent_encoding::percent_decode_str;
 
 use super::manifest::with_line;
 use super::paths::normalize;
-use super::tagfile::text_lines;
 use super::FetchEntry;
 use crate::{Error, Result};
 
@@ -34,15 +33,17 @@ use crate::{Error, Result};
 /// ```
 pub fn parse_fetch(bytes: &[u8], source: &Path) -> Result<Vec<FetchEntry>> {
     let mut entries = Vec::new();
-    for (line_no, line) in text_lines(bytes, source)? {
-        entries.extend(parse_line(line_no, line, source)?);
-    }
+    for_each_fetch_entry(bytes, source, &mut |entry| {
+        entries.push(entry);
+        Ok(())
+    })?;
     Ok(entries)
 }
 
 /// [`parse_fetch`] on a reader, one entry at a time in file order, so a `fetch.txt` of
-/// millions of lines is never whole in memory. Lines end at LF, CR or CRLF, as in
-/// [`parse_fetch`], with the same errors; stops at the first error `each` returns.
+/// millions of lines is never whole in memory (the one fetch.txt parser: [`parse_fetch`]
+/// collects what it gives). Lines end at LF, CR or CRLF, and a leading UTF-8 BOM is
+/// skipped; stops at the first error `each` returns.
 ///
 /// ```
 /// use std::path::Path;
@@ -244,21 +245,49 @@ mod tests {
     }
 
     #[test]
-    fn the_streamed_parse_gives_the_entries_and_errors_of_the_whole_parse() {
+    fn lines_end_at_lf_cr_or_crlf_after_a_bom_and_errors_count_every_line() {
         let text: &[u8] = b"\xEF\xBB\xBFhttps://h/a%20b.jpg\t5\tdata/asset/a%0A.jpg\r\n\
                             \n\
                             https://h/c\t-\tdata/asset/x%25y\rhttps://h/d 7 data/d\n";
         let mut streamed = Vec::new();
         for_each_fetch_entry(text, src(), &mut |e| {
-            streamed.push(e);
+            streamed.push((e.url, e.length, e.path));
             Ok(())
         })
         .unwrap();
-        assert_eq!(streamed, parse_fetch(text, src()).unwrap());
-        assert_eq!(streamed.len(), 3);
-        let bad: &[u8] = b"https://h/a\t1\tdata/a\nhttps://h/b\tx\tdata/b\n";
-        let whole = parse_fetch(bad, src()).unwrap_err().to_string();
-        let err = for_each_fetch_entry(bad, src(), &mut |_| Ok(())).unwrap_err();
-        assert_eq!(err.to_string(), whole);
+        assert_eq!(
+            streamed,
+            [
+                (
+                    "https://h/a%20b.jpg".to_string(),
+                    Some(5),
+                    "data/asset/a\n.jpg".to_string()
+                ),
+                (
+                    "https://h/c".to_string(),
+                    None,
+                    "data/asset/x%y".to_string()
+                ),
+                ("https://h/d".to_string(), Some(7), "data/d".to_string()),
+            ]
+        );
+        // The bad LENGTH is on line 3: a lone CR ends line 2.
+        let bad: &[u8] =
+            b"https://h/a\t1\tdata/a\rhttps://h/c\t2\tdata/c\nhttps://h/b\tx\tdata/b\n";
+        match parse_fetch(bad, src()).unwrap_err() {
+            Error::TagFile { path, line, detail } => {
+                assert_eq!((path.as_path(), line), (src(), 3));
+                assert!(detail.contains("\"x\""), "{detail}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Invalid UTF-8 names the line and the byte offset in the file.
+        let bytes: &[u8] = b"https://h/a\t1\tdata/a\nhttps://h/\xFF\t1\tdata/b\n";
+        match parse_fetch(bytes, src()).unwrap_err() {
+            Error::TagFile { line, detail, .. } => {
+                assert_eq!((line, detail.as_str()), (2, "invalid UTF-8 at byte 31"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
