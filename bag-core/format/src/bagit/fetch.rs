@@ -12,6 +12,7 @@ use percent_encoding::percent_decode_str;
 
 use super::manifest::with_line;
 use super::paths::normalize;
+use super::tagfile::for_each_line;
 use super::FetchEntry;
 use crate::{Error, Result};
 
@@ -58,43 +59,18 @@ pub fn parse_fetch(bytes: &[u8], source: &Path) -> Result<Vec<FetchEntry>> {
 /// assert_eq!(paths, ["data/a.jpg", "data/b%.jpg"]);
 /// ```
 pub fn for_each_fetch_entry(
-    mut reader: impl std::io::BufRead,
+    reader: impl std::io::BufRead,
     source: &Path,
     each: &mut dyn FnMut(FetchEntry) -> Result<()>,
 ) -> Result<()> {
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    let mut offset = 0usize;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| Error::io(source, e))?;
-        if n == 0 {
-            return Ok(());
-        }
-        let mut bytes = &buf[..];
-        if offset == 0 {
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        }
-        let start = offset + (n - bytes.len());
-        offset += n;
-        if let Some(b) = bytes.strip_suffix(b"\n") {
-            bytes = b.strip_suffix(b"\r").unwrap_or(b);
-        }
-        let text = std::str::from_utf8(bytes).map_err(|e| Error::TagFile {
-            path: source.to_path_buf(),
-            line: line_no + 1,
-            detail: format!("invalid UTF-8 at byte {}", start + e.valid_up_to()),
-        })?;
-        // A lone CR ends a line too.
-        for line in text.split('\r') {
-            line_no += 1;
-            if let Some(entry) = parse_line(line_no, line, source)? {
-                each(entry)?;
-            }
-        }
-    }
+    for_each_line(
+        reader,
+        source,
+        &mut |line_no, line| match parse_line(line_no, line, source)? {
+            Some(entry) => each(entry),
+            None => Ok(()),
+        },
+    )
 }
 
 /// One line of `fetch.txt` (`None` for a blank one).

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::paths::normalize;
-use super::tagfile::text_lines;
+use super::tagfile::{for_each_line, text_lines};
 use super::{Algorithm, ManifestEntry};
 use crate::{Error, Result};
 
@@ -136,57 +136,20 @@ pub(crate) fn parse_manifest_lenient(
 /// manifest (one line per asset file, millions in a large bag). Lines, line numbers and
 /// errors are those of [`parse_manifest_lenient`] over the whole text.
 pub(crate) fn read_manifest_lenient(
-    mut reader: impl std::io::BufRead,
+    reader: impl std::io::BufRead,
     algorithm: Algorithm,
     source: &Path,
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<ManifestEntry>> {
-    let io_err = |e| Error::io(source, e);
     let mut out = Vec::new();
-    let mut chunk = Vec::new();
-    // Bytes (after a BOM) and `\n`s before `chunk`; lines numbered so far.
-    let (mut offset, mut newlines, mut line_no) = (0usize, 0usize, 0usize);
-    let mut first = true;
-    loop {
-        chunk.clear();
-        if reader.read_until(b'\n', &mut chunk).map_err(io_err)? == 0 {
-            break;
-        }
-        let mut bytes = chunk.as_slice();
-        if std::mem::take(&mut first) {
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        }
-        // A `\n` never sits inside a multi-byte character, so each chunk decodes alone.
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            let valid = &bytes[..e.valid_up_to()];
-            Error::TagFile {
-                path: source.to_path_buf(),
-                line: 1 + newlines + valid.iter().filter(|&&b| b == b'\n').count(),
-                detail: format!("invalid UTF-8 at byte {}", offset + e.valid_up_to()),
-            }
-        })?;
-        offset += bytes.len();
-        newlines += usize::from(bytes.ends_with(b"\n"));
-        // The line ends `text_lines` knows: `\n`, `\r\n` and a lone `\r`.
-        let mut rest = text;
-        while !rest.is_empty() {
-            line_no += 1;
-            let line = match rest.find(['\n', '\r']) {
-                Some(i) => {
-                    let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
-                    let line = &rest[..i];
-                    rest = &rest[i + skip..];
-                    line
-                }
-                None => std::mem::take(&mut rest),
-            };
-            if let Ok(Some(entry)) = parse_line(line_no, line, algorithm, source) {
-                if keep(&entry.path) {
-                    out.push(entry);
-                }
+    for_each_line(reader, source, &mut |line_no, line| {
+        if let Ok(Some(entry)) = parse_line(line_no, line, algorithm, source) {
+            if keep(&entry.path) {
+                out.push(entry);
             }
         }
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -42,6 +42,59 @@ pub(crate) fn text_lines<'a>(bytes: &'a [u8], source: &Path) -> Result<Vec<(usiz
     Ok(out)
 }
 
+/// [`text_lines`] over a reader, one line at a time into `each(line number, line)`, so a tag
+/// file of millions of lines (a large bag's manifests and fetch.txt) is never whole in
+/// memory. Lines, line numbers and errors are those of [`text_lines`] over the whole text;
+/// stops at the first error `each` returns.
+pub(crate) fn for_each_line(
+    mut reader: impl std::io::BufRead,
+    source: &Path,
+    each: &mut dyn FnMut(usize, &str) -> Result<()>,
+) -> Result<()> {
+    let mut chunk = Vec::new();
+    // Bytes (after a BOM) and `\n`s before `chunk`; lines numbered so far.
+    let (mut offset, mut newlines, mut line_no) = (0usize, 0usize, 0usize);
+    let mut first = true;
+    loop {
+        chunk.clear();
+        let read = reader.read_until(b'\n', &mut chunk);
+        if read.map_err(|e| Error::io(source, e))? == 0 {
+            return Ok(());
+        }
+        let mut bytes = chunk.as_slice();
+        if std::mem::take(&mut first) {
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        }
+        // A `\n` never sits inside a multi-byte character, so each chunk decodes alone.
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            let valid = &bytes[..e.valid_up_to()];
+            let line = 1 + newlines + valid.iter().filter(|&&b| b == b'\n').count();
+            tag_error(
+                source,
+                line,
+                format!("invalid UTF-8 at byte {}", offset + e.valid_up_to()),
+            )
+        })?;
+        offset += bytes.len();
+        newlines += usize::from(bytes.ends_with(b"\n"));
+        // The line ends `text_lines` knows: `\n`, `\r\n` and a lone `\r`.
+        let mut rest = text;
+        while !rest.is_empty() {
+            line_no += 1;
+            let line = match rest.find(['\n', '\r']) {
+                Some(i) => {
+                    let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                    let line = &rest[..i];
+                    rest = &rest[i + skip..];
+                    line
+                }
+                None => std::mem::take(&mut rest),
+            };
+            each(line_no, line)?;
+        }
+    }
+}
+
 fn tag_error(source: &Path, line: usize, detail: impl Into<String>) -> Error {
     Error::TagFile {
         path: source.to_path_buf(),
