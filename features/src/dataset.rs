@@ -148,6 +148,13 @@ pub trait DatasetLike {
     /// The local file of an asset row, when it is present on disk.
     fn asset_path(&self, table: &TableName, row: &Row) -> Option<PathBuf>;
 
+    /// [`asset_path`](Self::asset_path) of each of `rows`, in order. The default asks one
+    /// row at a time; a dataset whose lookups wait on the disk answers a batch on several
+    /// threads (a bag does), which is how restructure asks for millions of assets.
+    fn asset_paths(&self, table: &TableName, rows: &[Row]) -> Vec<Option<PathBuf>> {
+        rows.iter().map(|row| self.asset_path(table, row)).collect()
+    }
+
     /// The directory that holds this dataset's own files (a bag directory, or the extraction
     /// directory of an archive bag), which consumers such as restructure must never write
     /// into. `None` (the default) for a dataset with no local directory, e.g. a live catalog.

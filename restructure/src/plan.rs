@@ -248,6 +248,9 @@ impl Levels {
     }
 }
 
+/// Asset rows whose files are looked up together (see [`DatasetLike::asset_paths`]).
+const TAKE_BATCH: usize = 2048;
+
 /// The dataset tree walk: type paths of the visited datasets (nodes), and into the store
 /// which assets each reaches and which nodes nest which.
 struct Walk<'a> {
@@ -268,9 +271,9 @@ struct Walk<'a> {
 impl Walk<'_> {
     /// Files one reachable asset row of the root: its source file and target keys, or a
     /// missing file.
-    fn take<D: DatasetLike>(&mut self, dataset: &D, row: &Row, rid: &Rid) -> Result<()> {
+    fn take(&mut self, row: &Row, rid: &Rid, file: Option<PathBuf>) -> Result<()> {
         let table = self.table;
-        match dataset.asset_path(table, row) {
+        match file {
             Some(path) => {
                 let path = std::path::absolute(&path).map_err(io(&path))?;
                 let mut values: Vec<rusqlite::types::Value> =
@@ -297,6 +300,26 @@ impl Walk<'_> {
                 )?;
                 self.missing += 1;
             }
+        }
+        Ok(())
+    }
+
+    /// Files a batch of the root's reachable asset rows (each with a RID) in order, and
+    /// empties it.
+    fn take_batch<D: DatasetLike>(
+        &mut self,
+        ds: &D,
+        node: usize,
+        batch: &mut Vec<Row>,
+    ) -> Result<()> {
+        let files = ds.asset_paths(self.table, batch);
+        for (row, file) in batch.drain(..).zip(files) {
+            let Some(asset) = row.rid() else { continue };
+            self.scratch.exec(
+                "INSERT OR IGNORE INTO reach (rid, node) VALUES (?1, ?2)",
+                rusqlite::params![asset.as_str(), node as i64],
+            )?;
+            self.take(&row, &asset, file)?;
         }
         Ok(())
     }
@@ -330,22 +353,25 @@ impl Walk<'_> {
         let mut failure: Option<Error> = None;
         let stop = || deriva_bag_features::Error::Invalid("restructure scratch store".into());
         let read = if root {
-            ds.for_each_reachable_row(self.table, &mut |row| {
-                let Some(asset) = row.rid() else {
+            // Rows are taken in batches, so the dataset can look their files up together.
+            let mut batch: Vec<Row> = Vec::with_capacity(TAKE_BATCH);
+            let read = ds.for_each_reachable_row(self.table, &mut |row| {
+                if row.rid().is_none() {
                     return Ok(());
-                };
-                let done = self
-                    .scratch
-                    .exec(
-                        "INSERT OR IGNORE INTO reach (rid, node) VALUES (?1, ?2)",
-                        rusqlite::params![asset.as_str(), node as i64],
-                    )
-                    .and_then(|_| self.take(ds, &row, &asset));
-                done.map_err(|e| {
+                }
+                batch.push(row);
+                if batch.len() < TAKE_BATCH {
+                    return Ok(());
+                }
+                self.take_batch(ds, node, &mut batch).map_err(|e| {
                     failure = Some(e);
                     stop()
                 })
-            })
+            });
+            if read.is_ok() && failure.is_none() {
+                self.take_batch(ds, node, &mut batch)?;
+            }
+            read
         } else {
             let scratch = self.scratch;
             ds.for_each_reachable_rid(self.table, &mut |asset| {

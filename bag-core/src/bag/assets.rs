@@ -4,7 +4,8 @@
 //! path that escapes lexically is an error, and a file reached through a symbolic link that
 //! leads out of the bag counts as missing, with a warning naming it. `asset_path`, the
 //! `DatasetLike` impl (restructure, the loaders, both adapters), `missing_assets` and
-//! `is_materialized` all go through [`DatasetBag::locate_asset`].
+//! `is_materialized` all go through [`DatasetBag::locate_asset`]; many rows at once go
+//! through [`DatasetBag::locate_assets`], which looks them up on several threads.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use deriva_bag_features::{Rid, Row, TableName};
 use percent_encoding::percent_decode_str;
+use rayon::prelude::*;
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -78,8 +80,8 @@ impl<'a> FileInside<'a> {
     /// The file at bag-relative `rel` when it is on disk inside the bag. A symbolic link out
     /// of the bag is never followed: the file counts as absent, with a warning naming it.
     fn file(&mut self, rel: &str, source: &Path) -> Result<Option<PathBuf>> {
-        Ok(match self.bag_root.resolve(rel, source)? {
-            InBag::Inside(p) if p.is_file() => Some(p),
+        Ok(match self.bag_root.resolve_file(rel, source)? {
+            InBag::Inside(p) => Some(p),
             InBag::Outside { target, .. } => {
                 if !self.escaping.iter().any(|e| e == rel) {
                     tracing::warn!(
@@ -96,6 +98,31 @@ impl<'a> FileInside<'a> {
     }
 }
 
+/// Threads that look up asset files for [`DatasetBag::locate_assets`]. The work is mostly
+/// waiting for directory and inode reads, not CPU, so there are more threads than cores.
+pub(crate) const LOOKUP_THREADS: usize = 8;
+
+/// Fewer rows than this are located on the calling thread.
+const PARALLEL_FROM: usize = 64;
+
+/// Rows read from the index and located at a time (memory stays bounded by this).
+pub(crate) const LOCATE_BATCH: usize = 2048;
+
+/// The threads of [`DatasetBag::locate_assets`], started on first use; `None` when the
+/// system gives no threads (then rows are located on the calling thread).
+fn lookup_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(LOOKUP_THREADS)
+            .thread_name(|i| format!("asset-lookup-{i}"))
+            .build()
+            .map_err(|e| tracing::debug!(error = %e, "no asset lookup threads; locating serially"))
+            .ok()
+    })
+    .as_ref()
+}
+
 /// fetch.txt as a lookup from an asset URL (the full URL, its path, or its percent-decoded
 /// path; the first entry wins) to the entry's bag-relative path. Kept on disk beside the
 /// index, so a bag of millions of fetched files is never whole in memory; in memory only where
@@ -103,9 +130,11 @@ impl<'a> FileInside<'a> {
 pub(crate) enum FetchLookup {
     /// No fetch.txt.
     Empty,
-    /// `fetch(key TEXT PRIMARY KEY, path TEXT)` in the cache file `path`.
+    /// `fetch(key TEXT PRIMARY KEY, path TEXT)` in the cache file `path`, read through
+    /// connections that lookups on several threads take out and give back (each thread its
+    /// own while it looks; one is opened when none is free).
     Disk {
-        conn: std::sync::Mutex<rusqlite::Connection>,
+        idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
         path: PathBuf,
     },
     /// Key → path.
@@ -137,23 +166,50 @@ impl FetchLookup {
         match self {
             FetchLookup::Empty => Ok(None),
             FetchLookup::Memory(map) => Ok(map.get(key).cloned()),
-            FetchLookup::Disk { conn, path } => {
+            FetchLookup::Disk { idle, path } => {
                 let db = |source| crate::Error::Index {
                     path: path.clone(),
                     source,
                 };
-                let conn = conn
+                let taken = idle
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let mut stmt = conn
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .pop();
+                let conn = match taken {
+                    Some(conn) => conn,
+                    None => open_fetch_lookup(path)?,
+                };
+                let found = conn
                     .prepare_cached("SELECT path FROM fetch WHERE key = ?1")
-                    .map_err(db)?;
-                stmt.query_row([key], |r| r.get::<_, String>(0))
-                    .optional()
-                    .map_err(db)
+                    .and_then(|mut stmt| {
+                        stmt.query_row([key], |r| r.get::<_, String>(0)).optional()
+                    })
+                    .map_err(db);
+                idle.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(conn);
+                found
             }
         }
     }
+}
+
+/// A read-only connection to the fetch lookup file at `path`. The file never changes once
+/// published, so the connection keeps its read lock (`locking_mode = EXCLUSIVE`) instead of
+/// taking it, and rereading the file header, for every one of millions of lookups.
+fn open_fetch_lookup(path: &Path) -> Result<rusqlite::Connection> {
+    let db = |source| crate::Error::Index {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(db)?;
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")
+        .map_err(db)?;
+    Ok(conn)
 }
 
 /// Reads `fetch` (a bag's fetch.txt) entry by entry into `each` (key, path), first key wins.
@@ -218,20 +274,10 @@ impl DatasetBag {
                 self.index().path(),
                 self.index().build_time(),
             );
-            let on_disk = build_fetch_lookup(&fetch, &path).and_then(|()| {
-                rusqlite::Connection::open_with_flags(
-                    &path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(|source| crate::Error::Index {
-                    path: path.clone(),
-                    source,
-                })
-            });
+            let on_disk = build_fetch_lookup(&fetch, &path).and_then(|()| open_fetch_lookup(&path));
             match on_disk {
                 Ok(conn) => FetchLookup::Disk {
-                    conn: std::sync::Mutex::new(conn),
+                    idle: std::sync::Mutex::new(vec![conn]),
                     path,
                 },
                 Err(e) => {
@@ -300,6 +346,25 @@ impl DatasetBag {
         ))
     }
 
+    /// Locates the files of many asset rows of `table`, in `rows`' order: what
+    /// [`locate_asset`](Self::locate_asset) gives for each, looked up on
+    /// [`LOOKUP_THREADS`] threads. On a bag whose asset directories are not in the kernel's
+    /// cache each file costs directory reads that a single thread waits for one by one;
+    /// several threads keep the disk busy (and use every core when the cache is warm).
+    pub(crate) fn locate_assets(&self, table: &TableName, rows: &[Row]) -> Vec<Result<Located>> {
+        let one = |row: &Row| self.locate_asset(table, row);
+        match lookup_pool().filter(|_| rows.len() >= PARALLEL_FROM) {
+            Some(pool) => {
+                // fetch.txt's lookup is built once here, not raced for by the threads.
+                if let Err(e) = self.fetch_map() {
+                    tracing::debug!(error = %e, "fetch.txt lookup failed; every row reports it");
+                }
+                pool.install(|| rows.par_iter().map(one).collect())
+            }
+            None => rows.iter().map(one).collect(),
+        }
+    }
+
     /// The absolute path of the file of asset row `rid` of `table`, when it is on disk.
     ///
     /// `Ok(None)` when the row exists but its file is not materialized (or it names no file).
@@ -351,14 +416,20 @@ impl DatasetBag {
     /// [`missing_assets`]: Self::missing_assets
     fn for_each_missing_asset(&self, mut f: impl FnMut(MissingAsset)) -> Result<()> {
         for table in self.asset_tables() {
-            for row in TableRows::new(self.shared.index.clone(), &table)? {
-                let row = row?;
-                if let Located::Missing(path) = self.locate_asset(&table, &row)? {
-                    f(MissingAsset {
-                        table: table.clone(),
-                        rid: row.rid().unwrap_or_else(|| Rid::new("")),
-                        path,
-                    });
+            let mut rows = TableRows::new(self.shared.index.clone(), &table)?;
+            loop {
+                let batch: Vec<Row> = rows.by_ref().take(LOCATE_BATCH).collect::<Result<_>>()?;
+                if batch.is_empty() {
+                    break;
+                }
+                for (row, located) in batch.iter().zip(self.locate_assets(&table, &batch)) {
+                    if let Located::Missing(path) = located? {
+                        f(MissingAsset {
+                            table: table.clone(),
+                            rid: row.rid().unwrap_or_else(|| Rid::new("")),
+                            path,
+                        });
+                    }
                 }
             }
         }
@@ -628,6 +699,64 @@ mod tests {
                     std::fs::copy(entry.path(), &target).unwrap();
                 }
             }
+        }
+
+        #[test]
+        #[cfg(unix)]
+        fn a_batch_located_on_the_lookup_threads_answers_as_each_row_alone() {
+            let (tmp, bag) = open(&FixtureSpec {
+                images: 150,
+                ..FixtureSpec::default()
+            });
+            let table = TableName::new("demo", "Image");
+            let rows: Vec<Row> = TableRows::new(bag.shared.index.clone(), &table)
+                .unwrap()
+                .collect::<Result<_>>()
+                .unwrap();
+            assert!(
+                rows.len() >= PARALLEL_FROM,
+                "the batch must take the threads"
+            );
+            let file = |i: usize| match bag.locate_asset(&table, &rows[i]).unwrap() {
+                Located::Present(p) => p,
+                other => panic!("row {i}: {other:?}"),
+            };
+            // One file gone, one a link out of the bag, one a link that stays inside.
+            std::fs::remove_file(file(10)).unwrap();
+            let (out, outside) = (file(20), tmp.path().join("outside.jpg"));
+            std::fs::rename(&out, &outside).unwrap();
+            std::os::unix::fs::symlink(&outside, &out).unwrap();
+            let inside = file(30);
+            let moved = inside.with_file_name("moved.jpg");
+            std::fs::rename(&inside, &moved).unwrap();
+            std::os::unix::fs::symlink("moved.jpg", &inside).unwrap();
+
+            let batch: Vec<Located> = bag
+                .locate_assets(&table, &rows)
+                .into_iter()
+                .collect::<Result<_>>()
+                .unwrap();
+            let alone: Vec<Located> = rows
+                .iter()
+                .map(|row| bag.locate_asset(&table, row).unwrap())
+                .collect();
+            assert_eq!(batch, alone);
+            let missing = |i: usize| matches!(batch[i], Located::Missing(_));
+            assert!(
+                missing(10) && missing(20),
+                "{:?} {:?}",
+                batch[10],
+                batch[20]
+            );
+            assert_eq!(batch[30], Located::Present(inside));
+            assert_eq!(
+                batch
+                    .iter()
+                    .filter(|l| matches!(l, Located::Missing(_)))
+                    .count(),
+                2
+            );
+            assert_eq!(bag.missing_assets().unwrap().len(), 2);
         }
 
         #[test]

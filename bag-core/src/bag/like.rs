@@ -120,13 +120,25 @@ impl DatasetLike for DatasetBag {
     }
 
     fn asset_path(&self, table: &TableName, row: &Row) -> Option<PathBuf> {
-        match self.locate_asset(table, row) {
-            Ok(Located::Present(p)) => Some(p),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(table = %table, error = %e, "asset path rejected");
-                None
-            }
+        present(table, self.locate_asset(table, row))
+    }
+
+    fn asset_paths(&self, table: &TableName, rows: &[Row]) -> Vec<Option<PathBuf>> {
+        self.locate_assets(table, rows)
+            .into_iter()
+            .map(|located| present(table, located))
+            .collect()
+    }
+}
+
+/// The file of a located asset row when it is on disk; a rejected row is logged and has none.
+fn present(table: &TableName, located: crate::Result<Located>) -> Option<PathBuf> {
+    match located {
+        Ok(Located::Present(p)) => Some(p),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::warn!(table = %table, error = %e, "asset path rejected");
+            None
         }
     }
 }

@@ -241,7 +241,10 @@ impl BagItFiles {
     pub fn fetched_files_present(&self) -> bool {
         let fetch_txt = self.root.join("fetch.txt");
         self.fetch.iter().all(|e| {
-            matches!(self.bag_root.resolve(&e.path, &fetch_txt), Ok(InBag::Inside(p)) if p.is_file())
+            matches!(
+                self.bag_root.resolve_file(&e.path, &fetch_txt),
+                Ok(InBag::Inside(_))
+            )
         })
     }
 

@@ -121,6 +121,28 @@ pub struct BagRoot {
     root: PathBuf,
     /// The same with every symbolic link resolved: what "inside the bag" means.
     canonical: PathBuf,
+    /// The bag directory, open, so the components below it are looked up from here and not
+    /// walked again from `/` for every one (Unix; `None` where it cannot be opened).
+    #[cfg(unix)]
+    dir: Option<std::sync::Arc<rustix::fd::OwnedFd>>,
+}
+
+/// The type of one path component, as `lstat` sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Link,
+    Dir,
+    File,
+    Other,
+}
+
+/// What the lexical walk of [`BagRoot::plain_below_root`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plain {
+    /// Nothing there, with no symbolic link before the missing component.
+    Absent,
+    /// There, with no symbolic link on the way; whether it is a regular file.
+    Present { file: bool },
 }
 
 /// Where a bag-relative path leads (see [`BagRoot::resolve`]).
@@ -145,9 +167,21 @@ impl BagRoot {
     /// The boundary of the bag directory `root` (resolved once, here).
     pub fn new(root: &Path) -> Result<BagRoot> {
         let canonical = root.canonicalize().map_err(|e| Error::io(root, e))?;
+        #[cfg(unix)]
+        let dir = rustix::fs::open(
+            &canonical,
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()
+        .map(std::sync::Arc::new);
         Ok(BagRoot {
             root: root.to_path_buf(),
             canonical,
+            #[cfg(unix)]
+            dir,
         })
     }
 
@@ -164,18 +198,39 @@ impl BagRoot {
         self.resolve_joined(joined)
     }
 
+    /// Like [`resolve`](Self::resolve), for a path that must be a regular file: what is
+    /// there but is not one (a directory, a device) is [`InBag::Absent`]. A symbolic link
+    /// that stays inside the bag counts by what it leads to.
+    pub fn resolve_file(&self, relative: &str, source_file: &Path) -> Result<InBag> {
+        let joined = safe_join(&self.root, relative, source_file)?;
+        // The walk below the root saw the file's type already: no second `stat`.
+        if let Some(plain) = self.plain_below_root(&joined) {
+            return Ok(match plain {
+                Plain::Present { file: true } => InBag::Inside(joined),
+                _ => InBag::Absent(joined),
+            });
+        }
+        Ok(match self.resolve_linked(joined)? {
+            InBag::Inside(p) if !p.is_file() => InBag::Absent(p),
+            other => other,
+        })
+    }
+
     fn resolve_joined(&self, path: PathBuf) -> Result<InBag> {
         // Fast path: when no component below the root is a symbolic link, the path resolves
         // to the canonical root plus the same components, inside the bag. Checking that takes
         // one lstat per component below the root; `canonicalize` reads every component from
         // `/` (tens of thousands of asset files made this the cost of `missing_assets`).
-        if let Some(exists) = self.plain_below_root(&path) {
-            return Ok(if exists {
-                InBag::Inside(path)
-            } else {
-                InBag::Absent(path)
-            });
+        match self.plain_below_root(&path) {
+            Some(Plain::Present { .. }) => Ok(InBag::Inside(path)),
+            Some(Plain::Absent) => Ok(InBag::Absent(path)),
+            None => self.resolve_linked(path),
         }
+    }
+
+    /// Where `path` (under the root, with a symbolic link or something unusual on the way)
+    /// leads, every link resolved.
+    fn resolve_linked(&self, path: PathBuf) -> Result<InBag> {
         match path.canonicalize() {
             Ok(target) if target.starts_with(&self.canonical) => Ok(InBag::Inside(path)),
             Ok(target) => Ok(InBag::Outside { path, target }),
@@ -196,30 +251,63 @@ impl BagRoot {
         }
     }
 
-    /// For `path` under the root: `Some(true)` when it exists and no component below the
-    /// root is a symbolic link, `Some(false)` when a component is missing with no link before
-    /// it (or a file stands where a directory should be); `None` (use `canonicalize`) when a
-    /// link is on the way or anything else is unusual.
-    fn plain_below_root(&self, path: &Path) -> Option<bool> {
+    /// For `path` under the root: [`Plain::Present`] when it exists and no component below
+    /// the root is a symbolic link, [`Plain::Absent`] when a component is missing with no
+    /// link before it (or a file stands where a directory should be); `None` (resolve the
+    /// links) when a link is on the way or anything else is unusual. One `lstat` per
+    /// component, each from the open root directory where there is one.
+    fn plain_below_root(&self, path: &Path) -> Option<Plain> {
         let below = path.strip_prefix(&self.root).ok()?;
-        let mut probe = self.root.clone();
+        let mut probe = PathBuf::new();
         let mut components = below.components().peekable();
+        let mut file = false;
         while let Some(component) = components.next() {
             let std::path::Component::Normal(name) = component else {
                 return None;
             };
             probe.push(name);
-            match std::fs::symlink_metadata(&probe) {
-                Ok(md) if md.file_type().is_symlink() => return None,
-                Ok(md) if md.is_dir() => {}
-                // A file (or other non-directory) must be the last component.
-                Ok(_) if components.peek().is_none() => {}
-                Ok(_) => return Some(false),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(false),
+            let kind = match self.lstat_below(&probe) {
+                Ok(kind) => kind,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Plain::Absent),
                 Err(_) => return None,
+            };
+            match kind {
+                Kind::Link => return None,
+                Kind::Dir => {}
+                // A file (or other non-directory) must be the last component.
+                _ if components.peek().is_some() => return Some(Plain::Absent),
+                Kind::File => file = true,
+                Kind::Other => {}
             }
         }
-        Some(true)
+        Some(Plain::Present { file })
+    }
+
+    /// The type of what is at `rel` (relative to the root), not following a link there.
+    fn lstat_below(&self, rel: &Path) -> std::io::Result<Kind> {
+        #[cfg(unix)]
+        if let Some(dir) = &self.dir {
+            use rustix::fs::FileType;
+            let stat = rustix::fs::statat(&**dir, rel, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(std::io::Error::from)?;
+            return Ok(match FileType::from_raw_mode(stat.st_mode) {
+                FileType::Symlink => Kind::Link,
+                FileType::Directory => Kind::Dir,
+                FileType::RegularFile => Kind::File,
+                _ => Kind::Other,
+            });
+        }
+        let md = std::fs::symlink_metadata(self.root.join(rel))?;
+        let ty = md.file_type();
+        Ok(if ty.is_symlink() {
+            Kind::Link
+        } else if ty.is_dir() {
+            Kind::Dir
+        } else if ty.is_file() {
+            Kind::File
+        } else {
+            Kind::Other
+        })
     }
 
     /// The path to open for `relative`: `Ok(None)` when nothing is there,
@@ -391,6 +479,40 @@ mod tests {
             safe_join(root, "data/..hidden/a..b", src()).unwrap(),
             PathBuf::from("/bag/data/..hidden/a..b")
         );
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn resolve_file_takes_regular_files_inside_the_bag_only() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let bag = tmp.path().join("bag");
+        std::fs::create_dir_all(bag.join("data/dir")).unwrap();
+        std::fs::write(bag.join("data/a.jpg"), "a").unwrap();
+        std::fs::write(tmp.path().join("secret"), "s").unwrap();
+        symlink("a.jpg", bag.join("data/to-file")).unwrap();
+        symlink("dir", bag.join("data/to-dir")).unwrap();
+        symlink(tmp.path().join("secret"), bag.join("data/out")).unwrap();
+        symlink(tmp.path(), bag.join("data/out-dir")).unwrap();
+        let root = BagRoot::new(&bag).unwrap();
+        let at = |rel: &str| root.resolve_file(rel, src()).unwrap();
+        assert_eq!(at("data/a.jpg"), InBag::Inside(bag.join("data/a.jpg")));
+        assert_eq!(at("data/to-file"), InBag::Inside(bag.join("data/to-file")));
+        for not_a_file in ["data/dir", "data/to-dir", "data/none", "data/a.jpg/x"] {
+            assert_eq!(
+                at(not_a_file),
+                InBag::Absent(bag.join(not_a_file)),
+                "{not_a_file}"
+            );
+        }
+        for out in ["data/out", "data/out-dir/secret"] {
+            assert!(
+                matches!(at(out), InBag::Outside { .. }),
+                "{out}: {:?}",
+                at(out)
+            );
+        }
+        assert!(root.resolve_file("data/../../secret", src()).is_err());
     }
 
     #[test]

@@ -233,8 +233,8 @@ impl BagItFiles {
                 .map(|a| format!("tagmanifest-{a}.txt"))
                 .collect();
             let listed_in = self.root.join(&names[0]);
-            match self.bag_root().resolve(path, &listed_in) {
-                Ok(InBag::Inside(p)) if p.is_file() => {}
+            match self.bag_root().resolve_file(path, &listed_in) {
+                Ok(InBag::Inside(_)) => {}
                 Ok(InBag::Outside { target, .. }) => issues.push(ValidationIssue::new(
                     "unsafe-path",
                     path,
