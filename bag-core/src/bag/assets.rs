@@ -351,18 +351,23 @@ impl DatasetBag {
     /// [`LOOKUP_THREADS`] threads. On a bag whose asset directories are not in the kernel's
     /// cache each file costs directory reads that a single thread waits for one by one;
     /// several threads keep the disk busy (and use every core when the cache is warm).
-    pub(crate) fn locate_assets(&self, table: &TableName, rows: &[Row]) -> Vec<Result<Located>> {
+    ///
+    /// A `fetch.txt` that cannot be read fails the whole batch, once (not once per row, each
+    /// reading it again); a row whose own paths are refused fails alone.
+    pub(crate) fn locate_assets(
+        &self,
+        table: &TableName,
+        rows: &[Row],
+    ) -> Result<Vec<Result<Located>>> {
+        // Built here, before the threads, so they never race to build it.
+        self.fetch_map()?;
         let one = |row: &Row| self.locate_asset(table, row);
-        match lookup_pool().filter(|_| rows.len() >= PARALLEL_FROM) {
-            Some(pool) => {
-                // fetch.txt's lookup is built once here, not raced for by the threads.
-                if let Err(e) = self.fetch_map() {
-                    tracing::debug!(error = %e, "fetch.txt lookup failed; every row reports it");
-                }
-                pool.install(|| rows.par_iter().map(one).collect())
-            }
-            None => rows.iter().map(one).collect(),
-        }
+        Ok(
+            match lookup_pool().filter(|_| rows.len() >= PARALLEL_FROM) {
+                Some(pool) => pool.install(|| rows.par_iter().map(one).collect()),
+                None => rows.iter().map(one).collect(),
+            },
+        )
     }
 
     /// The absolute path of the file of asset row `rid` of `table`, when it is on disk.
@@ -422,7 +427,7 @@ impl DatasetBag {
                 if batch.is_empty() {
                     break;
                 }
-                for (row, located) in batch.iter().zip(self.locate_assets(&table, &batch)) {
+                for (row, located) in batch.iter().zip(self.locate_assets(&table, &batch)?) {
                     if let Located::Missing(path) = located? {
                         f(MissingAsset {
                             table: table.clone(),
@@ -733,6 +738,7 @@ mod tests {
 
             let batch: Vec<Located> = bag
                 .locate_assets(&table, &rows)
+                .unwrap()
                 .into_iter()
                 .collect::<Result<_>>()
                 .unwrap();
@@ -757,6 +763,55 @@ mod tests {
                 2
             );
             assert_eq!(bag.missing_assets().unwrap().len(), 2);
+        }
+
+        #[test]
+        fn an_unreadable_fetch_txt_fails_a_batch_once_not_row_by_row() {
+            use deriva_bag_features::DatasetLike;
+            let (_tmp, bag) = open(&FixtureSpec {
+                images: 150,
+                ..FixtureSpec::default()
+            });
+            let table = TableName::new("demo", "Image");
+            let rows: Vec<Row> = TableRows::new(bag.shared.index.clone(), &table)
+                .unwrap()
+                .collect::<Result<_>>()
+                .unwrap();
+            std::fs::write(bag.path().join("fetch.txt"), "https://x.invalid/a 12\n").unwrap();
+            let err = bag.locate_assets(&table, &rows).unwrap_err().to_string();
+            assert!(err.contains("fetch.txt"), "{err}");
+
+            // Through the dataset API: no file for any row, and one warning for the batch.
+            let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+            let sink = logged.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_ansi(false)
+                .with_writer(move || Sink(sink.clone()))
+                .finish();
+            let paths =
+                tracing::subscriber::with_default(subscriber, || bag.asset_paths(&table, &rows));
+            assert_eq!(paths.len(), rows.len());
+            assert!(paths.iter().all(Option::is_none));
+            let text = String::from_utf8(logged.lock().unwrap().clone()).unwrap();
+            assert_eq!(
+                text.lines().filter(|l| l.contains("WARN")).count(),
+                1,
+                "{text}"
+            );
+        }
+
+        /// A `tracing` writer into shared bytes.
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
         }
 
         #[test]

@@ -87,17 +87,9 @@ impl DatasetLike for DatasetBag {
 
     fn reachable_rids(&self, table: &TableName) -> Result<Vec<Rid>, Error> {
         // The reachability query alone: no rows are built.
-        let reach = self.reachable_set(table)?;
         Ok(self
-            .index()
-            .query_strings_reaching(
-                Some(&reach),
-                &format!("SELECT DISTINCT * FROM ({}) ORDER BY 1", reach.sql()),
-                [],
-            )?
-            .into_iter()
-            .map(|r| Rid::from(r.as_str()))
-            .collect())
+            .reachable_rids_stream(table)?
+            .collect::<crate::Result<_>>()?)
     }
 
     fn for_each_reachable_rid(
@@ -124,10 +116,17 @@ impl DatasetLike for DatasetBag {
     }
 
     fn asset_paths(&self, table: &TableName, rows: &[Row]) -> Vec<Option<PathBuf>> {
-        self.locate_assets(table, rows)
-            .into_iter()
-            .map(|located| present(table, located))
-            .collect()
+        match self.locate_assets(table, rows) {
+            Ok(located) => located
+                .into_iter()
+                .map(|located| present(table, located))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(table = %table, rows = rows.len(), error = %e,
+                    "asset paths rejected");
+                vec![None; rows.len()]
+            }
+        }
     }
 }
 
