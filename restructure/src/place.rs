@@ -921,7 +921,7 @@ fn remove_stale(root: &Path, scratch: &Scratch) -> Result<()> {
         "ledger_old t",
         "NOT EXISTS (SELECT 1 FROM handled h WHERE h.rel = t.rel)",
     );
-    for entry in scratch.paged(query, 0) {
+    for entry in scratch.scan(query) {
         let (rel, proof) = entry?;
         let proof = proof_of_text(proof);
         let rel_path = Path::new(&rel);
@@ -1013,7 +1013,7 @@ mod tests {
         load_ledger(path, &scratch)?;
         let query = ledger_rows("ledger_old t", "1");
         scratch
-            .paged(query, 0)
+            .scan(query)
             .map(|e| e.map(|(rel, proof)| (rel, proof_of_text(proof))))
             .collect()
     }

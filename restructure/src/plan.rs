@@ -690,7 +690,7 @@ pub(crate) fn resolve_collisions(scratch: &Scratch) -> Result<()> {
     };
     // Renamed rows move to a free name, so they never collide again; the smallest RID of
     // each name stays, so the rows after the page read are still the colliding ones.
-    let mut colliders = scratch.paged(query, usize::MAX);
+    let mut colliders = scratch.scan(query);
     loop {
         let mut page = Vec::with_capacity(PAGE);
         for item in colliders.by_ref().take(PAGE) {

@@ -158,15 +158,23 @@ impl Scratch {
     }
 
     /// The rows of `table` (aliased `t`) matching `filter`, in the order of its key columns,
-    /// read a page at a time (see [`Paged`]).
-    pub(crate) fn paged<T>(&self, query: PagedQuery<T>, total: usize) -> Paged<'_, T> {
-        Paged {
+    /// read a page at a time (see [`Scan`]), for a caller that does not know how many match.
+    pub(crate) fn scan<T>(&self, query: PagedQuery<T>) -> Scan<'_, T> {
+        Scan {
             scratch: self,
             query,
             after: None,
             buf: VecDeque::new(),
-            left: total,
             done: false,
+        }
+    }
+
+    /// [`scan`](Self::scan) for a caller that counted the matching rows: `total` is the
+    /// length a [`Paged`] reports.
+    pub(crate) fn paged<T>(&self, query: PagedQuery<T>, total: usize) -> Paged<'_, T> {
+        Paged {
+            rows: self.scan(query),
+            left: total,
         }
     }
 }
@@ -184,27 +192,25 @@ pub(crate) struct PagedQuery<T> {
 
 /// Rows of the store in key order, [`PAGE`] at a time: each page is a fresh query after the
 /// last key read (so the store may be written between pages). Yields an error once, then
-/// ends.
-pub struct Paged<'a, T> {
+/// ends. Its length is unknown; [`Paged`] is the same rows with a counted length.
+pub(crate) struct Scan<'a, T> {
     scratch: &'a Scratch,
     query: PagedQuery<T>,
     after: Option<Vec<SqlValue>>,
     buf: VecDeque<T>,
-    /// Rows still to come, when known (for `size_hint`); counts down.
-    left: usize,
     done: bool,
 }
 
-impl<T> std::fmt::Debug for Paged<'_, T> {
+impl<T> std::fmt::Debug for Scan<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Paged")
+        f.debug_struct("Scan")
             .field("from", &self.query.from)
-            .field("left", &self.left)
+            .field("buffered", &self.buf.len())
             .finish()
     }
 }
 
-impl<T> Paged<'_, T> {
+impl<T> Scan<'_, T> {
     fn fill(&mut self) -> Result<()> {
         let q = &self.query;
         let keys: Vec<String> = q.key.iter().map(|k| format!("t.{k}")).collect();
@@ -255,7 +261,7 @@ impl<T> Paged<'_, T> {
     }
 }
 
-impl<T> Iterator for Paged<'_, T> {
+impl<T> Iterator for Scan<'_, T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
@@ -263,13 +269,40 @@ impl<T> Iterator for Paged<'_, T> {
             if let Err(e) = self.fill() {
                 self.done = true;
                 self.buf.clear();
-                self.left = 0;
                 return Some(Err(e));
             }
         }
-        let item = self.buf.pop_front()?;
-        self.left = self.left.saturating_sub(1);
-        Some(Ok(item))
+        self.buf.pop_front().map(Ok)
+    }
+}
+
+/// The rows of a [`Scan`] whose number was counted when the store was written (a manifest's
+/// placements, missing files, kept files), so it knows its length.
+pub struct Paged<'a, T> {
+    rows: Scan<'a, T>,
+    /// Rows still to come; counts down, and drops to 0 after an error.
+    left: usize,
+}
+
+impl<T> std::fmt::Debug for Paged<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Paged")
+            .field("from", &self.rows.query.from)
+            .field("left", &self.left)
+            .finish()
+    }
+}
+
+impl<T> Iterator for Paged<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        let item = self.rows.next();
+        self.left = match &item {
+            Some(Ok(_)) => self.left.saturating_sub(1),
+            _ => 0,
+        };
+        item
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -347,6 +380,17 @@ mod tests {
         assert_eq!(back, paths);
     }
 
+    /// The `several` table's RIDs, in order.
+    fn several_rids() -> PagedQuery<String> {
+        PagedQuery {
+            from: "several t",
+            key: &["rid"],
+            cols: "",
+            filter: "1",
+            decode: |r, _| r.get::<_, String>(0),
+        }
+    }
+
     #[test]
     fn pages_follow_the_key_order_across_page_boundaries() {
         let tmp = tempfile::tempdir().unwrap();
@@ -359,19 +403,24 @@ mod tests {
                 )
                 .unwrap();
         }
-        let query = PagedQuery {
-            from: "several t",
-            key: &["rid"],
-            cols: "",
-            filter: "1",
-            decode: |r, _| r.get::<_, String>(0),
-        };
-        let got: Vec<String> = scratch
-            .paged(query, PAGE * 2 + 3)
+        let want: Vec<String> = (0..PAGE * 2 + 3).map(|i| format!("1-{i:06}")).collect();
+        let mut paged = scratch.paged(several_rids(), PAGE * 2 + 3);
+        assert_eq!(paged.len(), PAGE * 2 + 3);
+        let first: Vec<String> = paged
+            .by_ref()
+            .take(PAGE + 1)
             .collect::<Result<_>>()
             .unwrap();
-        let want: Vec<String> = (0..PAGE * 2 + 3).map(|i| format!("1-{i:06}")).collect();
-        assert_eq!(got, want);
+        assert_eq!(
+            paged.len(),
+            PAGE + 2,
+            "the length counts down across a page boundary"
+        );
+        let rest: Vec<String> = paged.by_ref().collect::<Result<_>>().unwrap();
+        assert_eq!(paged.len(), 0);
+        assert_eq!([first, rest].concat(), want);
+        let scanned: Vec<String> = scratch.scan(several_rids()).collect::<Result<_>>().unwrap();
+        assert_eq!(scanned, want);
     }
 
     #[test]
