@@ -266,6 +266,10 @@ struct Walk<'a> {
     /// Assets of the root without a file, and present ones.
     missing: usize,
     present: usize,
+    /// `INSERT` of one row of the `asset` table (its width depends on the levels).
+    asset_insert: String,
+    /// The working directory, read at the first relative asset path (not once per asset).
+    cwd: Option<PathBuf>,
 }
 
 impl Walk<'_> {
@@ -275,7 +279,7 @@ impl Walk<'_> {
         let table = self.table;
         match file {
             Some(path) => {
-                let path = std::path::absolute(&path).map_err(io(&path))?;
+                let path = self.absolute(path)?;
                 let mut values: Vec<rusqlite::types::Value> =
                     vec![rid.to_string().into(), os_bytes(path.as_os_str()).into()];
                 for i in 0..self.levels.kinds.len() {
@@ -284,11 +288,8 @@ impl Walk<'_> {
                         None => rusqlite::types::Value::Null,
                     });
                 }
-                let marks: Vec<String> = (1..=values.len()).map(|i| format!("?{i}")).collect();
-                self.scratch.exec(
-                    &format!("INSERT OR IGNORE INTO asset VALUES ({})", marks.join(", ")),
-                    rusqlite::params_from_iter(values),
-                )?;
+                self.scratch
+                    .exec(&self.asset_insert, rusqlite::params_from_iter(values))?;
                 self.present += 1;
             }
             None => {
@@ -304,8 +305,22 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// Files a batch of the root's reachable asset rows (each with a RID) in order, and
-    /// empties it.
+    /// `path` made absolute against the working directory, which is read once.
+    fn absolute(&mut self, path: PathBuf) -> Result<PathBuf> {
+        if path.is_absolute() {
+            return std::path::absolute(&path).map_err(io(&path));
+        }
+        let cwd = match self.cwd.take() {
+            Some(cwd) => cwd,
+            None => std::env::current_dir().map_err(io(&path))?,
+        };
+        let joined = cwd.join(&path);
+        self.cwd = Some(cwd);
+        std::path::absolute(&joined).map_err(io(&path))
+    }
+
+    /// Files a batch of the root's reachable asset rows in order (a row without a RID is
+    /// skipped), and empties it.
     fn take_batch<D: DatasetLike>(
         &mut self,
         ds: &D,
@@ -356,9 +371,6 @@ impl Walk<'_> {
             // Rows are taken in batches, so the dataset can look their files up together.
             let mut batch: Vec<Row> = Vec::with_capacity(TAKE_BATCH);
             let read = ds.for_each_reachable_row(self.table, &mut |row| {
-                if row.rid().is_none() {
-                    return Ok(());
-                }
                 batch.push(row);
                 if batch.len() < TAKE_BATCH {
                     return Ok(());
@@ -578,6 +590,13 @@ pub(crate) fn plan<D: DatasetLike>(
         visiting: HashSet::new(),
         missing: 0,
         present: 0,
+        asset_insert: format!(
+            "INSERT OR IGNORE INTO asset VALUES (?1, ?2{})",
+            (0..levels.kinds.len())
+                .map(|i| format!(", ?{}", i + 3))
+                .collect::<String>()
+        ),
+        cwd: None,
     };
     // Assets whose file is not on disk are skipped with one warning each (SPEC §5.8); the
     // remaining ones are exactly the set that will be emitted, so `Missing::Error` is checked

@@ -706,9 +706,8 @@ mod tests {
             }
         }
 
-        #[test]
-        #[cfg(unix)]
-        fn a_batch_located_on_the_lookup_threads_answers_as_each_row_alone() {
+        /// A bag of 150 images (enough for the lookup threads), its Image table and rows.
+        fn image_rows() -> (tempfile::TempDir, DatasetBag, TableName, Vec<Row>) {
             let (tmp, bag) = open(&FixtureSpec {
                 images: 150,
                 ..FixtureSpec::default()
@@ -718,6 +717,13 @@ mod tests {
                 .unwrap()
                 .collect::<Result<_>>()
                 .unwrap();
+            (tmp, bag, table, rows)
+        }
+
+        #[test]
+        #[cfg(unix)]
+        fn a_batch_located_on_the_lookup_threads_answers_as_each_row_alone() {
+            let (tmp, bag, table, rows) = image_rows();
             assert!(
                 rows.len() >= PARALLEL_FROM,
                 "the batch must take the threads"
@@ -768,15 +774,7 @@ mod tests {
         #[test]
         fn an_unreadable_fetch_txt_fails_a_batch_once_not_row_by_row() {
             use deriva_bag_features::DatasetLike;
-            let (_tmp, bag) = open(&FixtureSpec {
-                images: 150,
-                ..FixtureSpec::default()
-            });
-            let table = TableName::new("demo", "Image");
-            let rows: Vec<Row> = TableRows::new(bag.shared.index.clone(), &table)
-                .unwrap()
-                .collect::<Result<_>>()
-                .unwrap();
+            let (_tmp, bag, table, rows) = image_rows();
             std::fs::write(bag.path().join("fetch.txt"), "https://x.invalid/a 12\n").unwrap();
             let err = bag.locate_assets(&table, &rows).unwrap_err().to_string();
             assert!(err.contains("fetch.txt"), "{err}");
