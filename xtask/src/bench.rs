@@ -8,8 +8,9 @@
 //! `/dev/null`), each with its wall time and its own peak RSS (target: ≤ 256 MiB at 2 M
 //! images for open, members, feature values and restructure): cold open (index build into
 //! an empty cache), warm `info`, `members --recurse --json`, `feature-values --selector
-//! newest --json` and `restructure` into a fresh directory. `--loaders` instead runs the
-//! adapters' image-loading throughput example.
+//! newest --json` and `restructure` into a fresh directory (the kernel's caches dropped
+//! first where the bench may drop them), then the `sync` of what it left to write back.
+//! `--loaders` instead runs the adapters' image-loading throughput example.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -253,6 +254,11 @@ fn print_processes(processes: &[ProcessRun], load_average: &Option<String>) {
         "deriva-bag processes (stdout to /dev/null; warm runs: median of 3, 1 above 50k images):"
     );
     for p in processes {
+        if p.peak_rss_kib == 0 {
+            // Not a `deriva-bag` process (the `sync` after restructure).
+            println!("  {:<56} {:>10.1} ms", p.name, ms(p.wall));
+            continue;
+        }
         println!(
             "  {:<56} {:>10.1} ms  {:>8.1} MiB peak RSS",
             p.name,
@@ -320,15 +326,20 @@ pub fn run_processes(bag: &Path, runs: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// The names of the process runs, in order.
-const PROCESS_RUNS: [&str; 6] = [
+/// The names of the process runs, in order (a run prints one of the two restructure names).
+const PROCESS_RUNS: [&str; 8] = [
     "open, cold (tables --json)",
     "open, warm (tables --json)",
     "info --json (warm)",
     "members --recurse --json",
     "feature-values Image Glaucoma --selector newest --json",
-    "restructure --json",
+    RESTRUCTURE_COLD,
+    RESTRUCTURE_AS_FOUND,
+    "sync after restructure (its writeback)",
 ];
+
+const RESTRUCTURE_COLD: &str = "restructure --json (kernel caches dropped)";
+const RESTRUCTURE_AS_FOUND: &str = "restructure --json (kernel caches as found)";
 
 /// The `deriva-bag` binary next to this (release) xtask binary.
 fn deriva_bag_binary() -> Result<PathBuf, String> {
@@ -372,8 +383,24 @@ fn run_process(bin: &Path, cache: &Path, args: &[&str]) -> Result<(Duration, u64
     Ok((wall, u64::try_from(usage.ru_maxrss).unwrap_or(0)))
 }
 
+/// Writes back every dirty page, then drops the kernel's page, dentry and inode caches:
+/// `false` when this process may not (dropping them takes root).
+fn drop_kernel_caches() -> bool {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
+}
+
 /// The CLI operations as processes: cold open once, the others the median of `runs` runs
 /// (with the largest peak RSS of them).
+///
+/// `restructure` starts with the kernel's caches dropped where this process may drop them:
+/// a user restructures a bag downloaded earlier, whose files are no longer in memory, and
+/// the earlier runs here (`info` reads every asset's metadata) would otherwise have cached
+/// a small bag's metadata but not that of a bag larger than memory. Each run writes into a
+/// directory of its own, all removed at the end: on ext4 without a journal, inodes freed
+/// less than a minute (up to five) earlier are skipped when new ones are allocated, so a
+/// restructure right after deleting an earlier output measures that search.
 fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, String> {
     let bin = deriva_bag_binary()?;
     let work = bag.parent().unwrap_or(Path::new(".")).join("processes");
@@ -381,9 +408,7 @@ fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, St
         std::fs::remove_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
     }
     let cache = work.join("cache");
-    let out = work.join("restructured");
     let bag_arg = bag.to_str().ok_or("bench bag path is not UTF-8")?;
-    let out_arg = out.to_str().ok_or("bench output path is not UTF-8")?;
     let mut runs = Vec::new();
     let (wall, peak_rss_kib) = run_process(&bin, &cache, &["tables", bag_arg, "--json"])?;
     runs.push(ProcessRun {
@@ -393,7 +418,7 @@ fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, St
     });
     // `info` records the asset check once; the warm runs use the record.
     run_process(&bin, &cache, &["info", bag_arg, "--json"])?;
-    let ops: [Vec<&str>; 5] = [
+    let ops: [Vec<&str>; 4] = [
         vec!["tables", bag_arg, "--json"],
         vec!["info", bag_arg, "--json"],
         vec!["members", bag_arg, "--recurse", "--json"],
@@ -406,15 +431,11 @@ fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, St
             "newest",
             "--json",
         ],
-        vec!["restructure", bag_arg, out_arg, "--json"],
     ];
     for (name, args) in PROCESS_RUNS[1..].iter().copied().zip(ops) {
         let mut walls = Vec::new();
         let mut peak = 0;
         for _ in 0..runs_each {
-            if out.exists() {
-                std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-            }
             let (wall, rss) = run_process(&bin, &cache, &args)?;
             walls.push(wall);
             peak = peak.max(rss);
@@ -425,7 +446,73 @@ fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, St
             peak_rss_kib: peak,
         });
     }
+    let mut walls = Vec::new();
+    let mut syncs = Vec::new();
+    let mut peak = 0;
+    let mut cold = true;
+    for run in 1..=runs_each {
+        let out = work.join(format!("restructured-{run}"));
+        let out_arg = out.to_str().ok_or("bench output path is not UTF-8")?;
+        cold &= drop_kernel_caches();
+        let (wall, rss) = run_process(&bin, &cache, &["restructure", bag_arg, out_arg, "--json"])?;
+        let started = Instant::now();
+        // SAFETY: as above.
+        unsafe { libc::sync() };
+        syncs.push(started.elapsed());
+        walls.push(wall);
+        peak = peak.max(rss);
+    }
+    runs.push(ProcessRun {
+        name: if cold {
+            RESTRUCTURE_COLD
+        } else {
+            RESTRUCTURE_AS_FOUND
+        },
+        wall: median(walls),
+        peak_rss_kib: peak,
+    });
+    runs.push(ProcessRun {
+        name: PROCESS_RUNS[7],
+        wall: median(syncs),
+        peak_rss_kib: 0,
+    });
+    for run in 1..=runs_each {
+        remove_tree(&work.join(format!("restructured-{run}")))?;
+    }
     Ok(runs)
+}
+
+/// Removes the directory `dir`, each of its subdirectories on a thread of its own (millions
+/// of links in a handful of class directories: one thread removes about 10 000 a second).
+fn remove_tree(dir: &Path) -> Result<(), String> {
+    let failed = |path: &Path, e: std::io::Error| format!("{}: {e}", path.display());
+    let entries = std::fs::read_dir(dir)
+        .and_then(|entries| {
+            entries
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| failed(dir, e))?;
+    std::thread::scope(|scope| {
+        let removals: Vec<_> = entries
+            .iter()
+            .map(|path| {
+                scope.spawn(move || match std::fs::symlink_metadata(path) {
+                    Ok(md) if md.is_dir() => std::fs::remove_dir_all(path),
+                    Ok(_) => std::fs::remove_file(path),
+                    Err(e) => Err(e),
+                })
+            })
+            .collect();
+        for (path, removal) in entries.iter().zip(removals) {
+            match removal.join() {
+                Ok(done) => done.map_err(|e| failed(path, e))?,
+                Err(_) => return Err(format!("{}: removal panicked", path.display())),
+            }
+        }
+        Ok(())
+    })?;
+    std::fs::remove_dir_all(dir).map_err(|e| failed(dir, e))
 }
 
 /// `VmHWM` (peak resident set) from `/proc/self/status`, in KiB; Linux only.

@@ -99,8 +99,11 @@ impl<'a> FileInside<'a> {
 }
 
 /// Threads that look up asset files for [`DatasetBag::locate_assets`]. The work is mostly
-/// waiting for directory and inode reads, not CPU, so there are more threads than cores.
-pub(crate) const LOOKUP_THREADS: usize = 8;
+/// waiting for directory and inode reads, not CPU, so there are more threads than cores:
+/// each waiting thread keeps one more read queued at the disk. On a 200k-image bag with the
+/// kernel's caches dropped, 32 threads looked the files up in 7.3 s against 11 s for 8
+/// (64: 6.7 s); with warm caches the count made no difference.
+pub(crate) const LOOKUP_THREADS: usize = 32;
 
 /// Fewer rows than this are located on the calling thread.
 const PARALLEL_FROM: usize = 64;
@@ -194,6 +197,11 @@ impl FetchLookup {
     }
 }
 
+/// SQLite's page cache of one fetch lookup connection, in KiB. There is one connection per
+/// lookup thread at most ([`LOOKUP_THREADS`]), so SQLite's default (2 MiB each) would hold
+/// up to 64 MiB; the kernel's page cache keeps the file's pages for all of them anyway.
+const FETCH_CACHE_KIB: usize = 256;
+
 /// A read-only connection to the fetch lookup file at `path`. The file never changes once
 /// published, so the connection keeps its read lock (`locking_mode = EXCLUSIVE`) instead of
 /// taking it, and rereading the file header, for every one of millions of lookups.
@@ -207,8 +215,10 @@ fn open_fetch_lookup(path: &Path) -> Result<rusqlite::Connection> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(db)?;
-    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE;")
-        .map_err(db)?;
+    conn.execute_batch(&format!(
+        "PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -{FETCH_CACHE_KIB};"
+    ))
+    .map_err(db)?;
     Ok(conn)
 }
 
