@@ -162,8 +162,7 @@ fn bench_bag(images: usize) -> Result<(PathBuf, Option<Duration>), String> {
     if generated.is_some() {
         // A fresh bag leaves gigabytes to write back; the first fsync measured (the index
         // cache's) would otherwise wait for all of it.
-        // SAFETY: sync(2) takes no arguments and cannot fail.
-        unsafe { libc::sync() };
+        sync_all();
     }
     Ok((bag, generated))
 }
@@ -254,28 +253,28 @@ fn print_processes(processes: &[ProcessRun], load_average: &Option<String>) {
         "deriva-bag processes (stdout to /dev/null; warm runs: median of 3, 1 above 50k images):"
     );
     for p in processes {
-        if p.peak_rss_kib == 0 {
+        match p.peak_rss_kib {
+            Some(kib) => println!(
+                "  {:<56} {:>10.1} ms  {:>8.1} MiB peak RSS",
+                p.name,
+                ms(p.wall),
+                kib as f64 / 1024.0
+            ),
             // Not a `deriva-bag` process (the `sync` after restructure).
-            println!("  {:<56} {:>10.1} ms", p.name, ms(p.wall));
-            continue;
+            None => println!("  {:<56} {:>10.1} ms", p.name, ms(p.wall)),
         }
-        println!(
-            "  {:<56} {:>10.1} ms  {:>8.1} MiB peak RSS",
-            p.name,
-            ms(p.wall),
-            p.peak_rss_kib as f64 / 1024.0
-        );
     }
     if let Some(load) = load_average {
         println!("  load average: {load}");
     }
 }
 
-/// One `deriva-bag` process: what it ran, its wall time and its peak resident set.
+/// One measured run: what it ran, its wall time and, for a `deriva-bag` process, its peak
+/// resident set.
 struct ProcessRun {
     name: &'static str,
     wall: Duration,
-    peak_rss_kib: u64,
+    peak_rss_kib: Option<u64>,
 }
 
 /// Runs [`run_processes`] in a fresh `xtask bench-processes` and reads its JSON.
@@ -308,7 +307,7 @@ fn processes_from_helper(bag: &Path, images: usize) -> Result<Vec<ProcessRun>, S
             Ok(ProcessRun {
                 name,
                 wall: Duration::from_secs_f64(r["ms"].as_f64().unwrap_or(0.0) / 1000.0),
-                peak_rss_kib: r["peak_rss_kib"].as_u64().unwrap_or(0),
+                peak_rss_kib: r["peak_rss_kib"].as_u64(),
             })
         })
         .collect()
@@ -335,11 +334,12 @@ const PROCESS_RUNS: [&str; 8] = [
     "feature-values Image Glaucoma --selector newest --json",
     RESTRUCTURE_COLD,
     RESTRUCTURE_AS_FOUND,
-    "sync after restructure (its writeback)",
+    SYNC_AFTER_RESTRUCTURE,
 ];
 
 const RESTRUCTURE_COLD: &str = "restructure --json (kernel caches dropped)";
 const RESTRUCTURE_AS_FOUND: &str = "restructure --json (kernel caches as found)";
+const SYNC_AFTER_RESTRUCTURE: &str = "sync after restructure (its writeback)";
 
 /// The `deriva-bag` binary next to this (release) xtask binary.
 fn deriva_bag_binary() -> Result<PathBuf, String> {
@@ -386,9 +386,14 @@ fn run_process(bin: &Path, cache: &Path, args: &[&str]) -> Result<(Duration, u64
 /// Writes back every dirty page, then drops the kernel's page, dentry and inode caches:
 /// `false` when this process may not (dropping them takes root).
 fn drop_kernel_caches() -> bool {
+    sync_all();
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
+}
+
+/// Writes every dirty page back to disk (`sync(2)`).
+fn sync_all() {
     // SAFETY: sync(2) takes no arguments and cannot fail.
     unsafe { libc::sync() };
-    std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
 }
 
 /// The CLI operations as processes: cold open once, the others the median of `runs` runs
@@ -405,7 +410,8 @@ fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, St
     let bin = deriva_bag_binary()?;
     let work = bag.parent().unwrap_or(Path::new(".")).join("processes");
     if work.exists() {
-        std::fs::remove_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+        // An earlier bench's outputs, if it stopped before removing them.
+        remove_tree(&work)?;
     }
     let cache = work.join("cache");
     let bag_arg = bag.to_str().ok_or("bench bag path is not UTF-8")?;
@@ -414,7 +420,7 @@ fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, St
     runs.push(ProcessRun {
         name: PROCESS_RUNS[0],
         wall,
-        peak_rss_kib,
+        peak_rss_kib: Some(peak_rss_kib),
     });
     // `info` records the asset check once; the warm runs use the record.
     run_process(&bin, &cache, &["info", bag_arg, "--json"])?;
@@ -443,7 +449,7 @@ fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, St
         runs.push(ProcessRun {
             name,
             wall: median(walls),
-            peak_rss_kib: peak,
+            peak_rss_kib: Some(peak),
         });
     }
     let mut walls = Vec::new();
@@ -456,8 +462,7 @@ fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, St
         cold &= drop_kernel_caches();
         let (wall, rss) = run_process(&bin, &cache, &["restructure", bag_arg, out_arg, "--json"])?;
         let started = Instant::now();
-        // SAFETY: as above.
-        unsafe { libc::sync() };
+        sync_all();
         syncs.push(started.elapsed());
         walls.push(wall);
         peak = peak.max(rss);
@@ -469,12 +474,12 @@ fn measure_processes(bag: &Path, runs_each: usize) -> Result<Vec<ProcessRun>, St
             RESTRUCTURE_AS_FOUND
         },
         wall: median(walls),
-        peak_rss_kib: peak,
+        peak_rss_kib: Some(peak),
     });
     runs.push(ProcessRun {
-        name: PROCESS_RUNS[7],
+        name: SYNC_AFTER_RESTRUCTURE,
         wall: median(syncs),
-        peak_rss_kib: 0,
+        peak_rss_kib: None,
     });
     for run in 1..=runs_each {
         remove_tree(&work.join(format!("restructured-{run}")))?;
@@ -617,5 +622,37 @@ impl Report {
             None => println!("  {:<44} {:>10}", "peak RSS", "n/a"),
         }
         print_processes(&self.processes, &self.load_average);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tree like a restructure's output: directories of files and links, links at the top,
+    /// one to a directory outside. All of it goes; nothing a link points to does.
+    #[test]
+    fn remove_tree_removes_the_tree_and_never_what_its_links_point_to() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("kept.jpg"), "k").unwrap();
+        let out = tmp.path().join("restructured-1");
+        for split in ["training/Severe", "testing"] {
+            let dir = out.join(split);
+            std::fs::create_dir_all(&dir).unwrap();
+            symlink(outside.join("kept.jpg"), dir.join("a.jpg")).unwrap();
+            std::fs::write(dir.join("b.jpg"), "b").unwrap();
+        }
+        symlink(&outside, out.join("linked-dir")).unwrap();
+        std::fs::write(out.join("ledger.json"), "{}").unwrap();
+
+        remove_tree(&out).unwrap();
+        assert!(!out.exists() && std::fs::symlink_metadata(&out).is_err());
+        assert!(outside.join("kept.jpg").is_file());
+
+        let err = remove_tree(&out).unwrap_err();
+        assert!(err.contains("restructured-1"), "{err}");
     }
 }
